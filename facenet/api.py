@@ -1,0 +1,286 @@
+"""`FaceNet`: the one object users hold. Load a model file, then detect, align, embed, verify.
+
+Whole photos are the default input: each goes through MTCNN detection and the alignment the model
+was trained with (recorded in its file), and the most prominent face is embedded. Pass
+`detect=False` to embed images that are already aligned face crops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import ModelError, ModelNotFoundError, NoFaceError
+from .images import ImageInput, describe, load_image, resize
+from .metadata import ModelInfo, check_choice
+from .types import Face, Verification
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
+#: Bundled model file names, fastest runtime first.
+DEFAULT_MODEL_NAMES = ("default.onnx", "default.keras")
+ON_MISSING = ("raise", "nan")
+
+
+class Embedder(Protocol):
+    """An inference backend: aligned uint8 crops (n, S, S, 3) -> unit embeddings (n, D)."""
+
+    runtime: str
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+class FaceNet:
+    """A face-embedding model with its detector and alignment."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        info: ModelInfo,
+        *,
+        model_id: str,
+        source: str | None = None,
+        detector: Any = None,
+    ):
+        self.embedder = embedder
+        self.info = info
+        self.model_id = model_id
+        self.source = source
+        self._detector = detector
+
+    # --- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, *, detector: Any = None) -> FaceNet:
+        """Load a model file (.keras, weights-only .h5, or an exported .onnx/.tflite).
+
+        With no path, the bundled default model is loaded.
+        """
+        path = default_model_path() if path is None else Path(path)
+        if not path.exists():
+            raise ModelNotFoundError(f"{path}: no such model file")
+        if path.is_dir():
+            raise ModelError(f"{path}: is a directory; give a model file")
+        embedder, info = _load_embedder(path)
+        return cls(embedder, info, model_id=file_digest(path), source=str(path), detector=detector)
+
+    @classmethod
+    def from_keras(cls, model: Any, info: ModelInfo, *, detector: Any = None) -> FaceNet:
+        """Wrap an in-memory Keras model (e.g. during training) without saving it first."""
+        from .models.embedder import KerasEmbedder
+
+        digest = hashlib.sha256()
+        for weight in model.weights:
+            digest.update(np.asarray(weight).tobytes())
+        return cls(
+            KerasEmbedder(model, info),
+            info,
+            model_id=digest.hexdigest()[:16],
+            detector=detector,
+        )
+
+    # --- properties ----------------------------------------------------------------------
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @property
+    def embedding_size(self) -> int:
+        return self.info.embedding_size
+
+    @property
+    def threshold(self) -> float:
+        return self.info.verification_threshold
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from .detect import MTCNN
+
+            self._detector = MTCNN()
+        return self._detector
+
+    def __repr__(self) -> str:
+        return (
+            f"FaceNet({self.info.backbone}, {self.input_size}px, {self.embedding_size}-d, "
+            f"runtime={self.embedder.runtime}, source={self.source!r})"
+        )
+
+    # --- faces ---------------------------------------------------------------------------
+
+    def detect(self, image: ImageInput) -> list[Face]:
+        """Every face in one image, in its original pixel coordinates."""
+        return self.detector.detect(load_image(image))
+
+    def align(
+        self, images: Iterable[ImageInput] | ImageInput, *, on_missing: str = "raise"
+    ) -> list[np.ndarray | None]:
+        """The aligned crop `embed` would feed the network, one per image (most prominent face).
+
+        on_missing="none" puts None where no face is found instead of raising NoFaceError.
+        """
+        check_choice("on_missing", on_missing, ("raise", "none"))
+        items = _as_list(images)
+        return self._crops(items, 0, detect=True, raise_missing=on_missing == "raise")
+
+    def represent(self, image: ImageInput) -> list[Face]:
+        """All faces of one image, each with its embedding."""
+        rgb = load_image(image)
+        faces = self.detector.detect(rgb)
+        if not faces:
+            return []
+        crops = np.stack([self._align(rgb, face) for face in faces])
+        embeddings = self.embed_crops(crops)
+        return [dataclasses.replace(f, embedding=e) for f, e in zip(faces, embeddings, strict=True)]
+
+    # --- embeddings ----------------------------------------------------------------------
+
+    def embed(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        batch_size: int = 32,
+        detect: bool = True,
+        on_missing: str = "raise",
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Unit embeddings, float32 (n, D), one row per input image, in input order.
+
+        images: paths, PIL images or arrays (a single one is taken as a list of one); a 4-D
+        uint8 array is a batch of crops. detect=False takes inputs as face crops (resized to the
+        input size). on_missing="nan" gives a NaN row for an image without a face instead of
+        raising NoFaceError.
+        """
+        check_choice("on_missing", on_missing, ON_MISSING)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive; got {batch_size}")
+        items = _as_list(images)
+        out = np.full((len(items), self.embedding_size), np.nan, dtype=np.float32)
+        if show_progress is None:
+            show_progress = log.isEnabledFor(logging.INFO) and len(items) > batch_size
+        with tqdm(total=len(items), disable=not show_progress, unit="img", desc="embed") as bar:
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                crops = self._crops(chunk, start, detect, raise_missing=on_missing == "raise")
+                rows = [i for i, crop in enumerate(crops) if crop is not None]
+                if rows:
+                    batch = np.stack([crops[i] for i in rows])
+                    out[[start + i for i in rows]] = self.embedder(batch)
+                bar.update(len(chunk))
+        return out
+
+    def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched."""
+        crops = np.asarray(crops)
+        size = self.input_size
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
+            raise ValueError(
+                f"crops must be uint8 of shape (n, {size}, {size}, 3); "
+                f"got {crops.dtype} {crops.shape}"
+            )
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_size), np.float32)
+        parts = [self.embedder(crops[i : i + batch_size]) for i in range(0, len(crops), batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def verify(
+        self, a: ImageInput, b: ImageInput, *, threshold: float | None = None, detect: bool = True
+    ) -> Verification:
+        """Whether two images show the same person (squared L2 distance <= threshold)."""
+        first, second = self.embed([a, b], detect=detect)
+        distance = float(np.sum((first - second) ** 2))
+        threshold = self.threshold if threshold is None else float(threshold)
+        return Verification(distance=distance, threshold=threshold, same=distance <= threshold)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        from .detect import align_face
+
+        info = self.info
+        return align_face(rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin)
+
+    def _crops(
+        self, items: Sequence[ImageInput], offset: int, detect: bool, raise_missing: bool
+    ) -> list[np.ndarray | None]:
+        names = [describe(item, offset + i) for i, item in enumerate(items)]
+        rgbs = [load_image(item, name) for item, name in zip(items, names, strict=True)]
+        if not detect:
+            return [resize(rgb, self.input_size) for rgb in rgbs]
+        from .detect import most_prominent
+
+        crops: list[np.ndarray | None] = []
+        for rgb, faces, name in zip(rgbs, self.detector.detect_batch(rgbs), names, strict=True):
+            face = most_prominent(faces, rgb.shape)
+            if face is None:
+                if raise_missing:
+                    raise NoFaceError(f"{name}: no face found")
+                crops.append(None)
+            else:
+                crops.append(self._align(rgb, face))
+        return crops
+
+
+def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:
+    if isinstance(images, (str, os.PathLike)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        return list(images) if images.ndim == 4 else [images]
+    if hasattr(images, "mode") and hasattr(images, "size"):  # a PIL image
+        return [images]
+    return list(images)
+
+
+def default_model_path() -> Path:
+    for name in DEFAULT_MODEL_NAMES:
+        candidate = DEFAULT_MODEL_DIR / name
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFoundError(
+        "no bundled default model is installed in this version of facenet; "
+        "pass a model file (FaceNet.load(path) or --model PATH)"
+    )
+
+
+def file_digest(path: Path) -> str:
+    """A stable id of a model file's contents (sha256, 16 hex digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _load_embedder(path: Path) -> tuple[Embedder, ModelInfo]:
+    suffix = path.suffix.lower()
+    if suffix in (".keras", ".h5", ".hdf5"):
+        try:
+            from .models import load_keras_model, load_weights_h5
+            from .models.embedder import KerasEmbedder
+        except ImportError:
+            raise ModelError(
+                f"{path}: Keras model files need TensorFlow (pip install 'facenet-keras[tf]'); "
+                "or use an exported .onnx/.tflite model"
+            ) from None
+        loader = load_keras_model if suffix == ".keras" else load_weights_h5
+        model, info = loader(path)
+        return KerasEmbedder(model, info), info
+    if suffix in (".onnx", ".tflite"):
+        try:
+            from .runtime import load_exported
+        except ImportError:
+            raise ModelError(f"{path}: exported models are not supported in this build") from None
+        return load_exported(path)
+    raise ModelError(
+        f"{path}: unknown model file type '{suffix}' (expected .keras, .h5, .onnx or .tflite)"
+    )

@@ -1,0 +1,71 @@
+"""The `facenet` command: a thin layer over the Python API.
+
+Subcommands live one module per group in this folder and are imported only when used, so
+`facenet verify` never pays for TensorFlow or FastAPI unless it needs them. User errors
+(FaceNetError, bad options) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from ..errors import FaceNetError
+
+#: command name -> (module in facenet.cli, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "embed": ("embedding", "embed", "Embed face images into unit vectors (npz)."),
+    "verify": ("embedding", "verify", "Say whether two photos show the same person."),
+    "info": ("embedding", "info", "Describe a model file."),
+    "evaluate": ("evaluate", "evaluate", "Verification accuracy on LFW or a pair list."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FaceNetError as exc:
+            raise UserError(str(exc)) from None
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """FaceNet face recognition: embed, verify, identify and cluster faces."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+model_option = click.option(
+    "--model",
+    "-m",
+    "model_path",
+    default=None,
+    metavar="PATH",
+    help="Model file (.keras, .h5, .onnx, .tflite). Default: the bundled model.",
+)

@@ -1,0 +1,194 @@
+"""facenet evaluate lfw | pairs: verification accuracy of a model on a pair protocol."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from . import model_option
+
+LFW_ENV = "FACENET_LFW_DIR"
+
+
+def _common(f):
+    options = [
+        model_option,
+        click.option(
+            "--out",
+            "-o",
+            "out_dir",
+            required=True,
+            type=click.Path(file_okay=False),
+            help="Folder for report.json, roc.png and distances.png.",
+        ),
+        click.option(
+            "--embeddings",
+            "embeddings_file",
+            type=click.Path(dir_okay=False),
+            help="Evaluate precomputed embeddings (npz: arrays `paths` and `embeddings`, "
+            "or one array per relative image path) instead of a model.",
+        ),
+        click.option(
+            "--distance",
+            type=click.Choice(["euclidean", "cosine"]),
+            default="euclidean",
+            show_default=True,
+            help="Squared L2, or 1 - cosine similarity.",
+        ),
+        click.option(
+            "--flip",
+            is_flag=True,
+            help="Flip test-time augmentation: embed the crop and its mirror, add, normalise.",
+        ),
+        click.option(
+            "--alignment",
+            type=click.Choice(["crop", "similarity"]),
+            default=None,
+            help="Override the alignment recorded in the model.",
+        ),
+        click.option(
+            "--no-face-wrong",
+            is_flag=True,
+            help="Count pairs with an image where no "
+            "face is found as wrong answers (default: embed its centred crop).",
+        ),
+        click.option(
+            "--threshold",
+            type=float,
+            default=None,
+            help="Fixed threshold for 'accuracy at threshold' (default: the model's).",
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=2),
+            default=None,
+            help="Evaluate about N "
+            "pairs only, the first of each class in every fold (a quick check).",
+        ),
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Embedding cache folder (default $FACENET_CACHE_DIR or ~/.cache/facenet).",
+        ),
+        click.option(
+            "--no-cache", is_flag=True, help="Neither read nor write the embedding cache."
+        ),
+        click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+        click.option(
+            "--progress/--no-progress",
+            default=True,
+            show_default=True,
+            help="Progress bar on stderr while embedding.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group()
+def evaluate() -> None:
+    """Verification accuracy on LFW or any pair list: 10-fold accuracy, VAL@FAR, ROC, EER."""
+
+
+@evaluate.command()
+@click.option(
+    "--lfw-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help=f"LFW folder: the pairs files and lfw-deepfunneled/ (default ${LFW_ENV} or ./lfw).",
+)
+@click.option(
+    "--view",
+    type=click.Choice(["2", "dev-train", "dev-test"]),
+    default="2",
+    show_default=True,
+    help="View 2 (pairs.txt, 10 folds) or a View 1 list.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="View 1 only: cut into this many balanced folds (1 = one fold).",
+)
+@_common
+def lfw(lfw_dir, view, folds, **options):
+    """LFW verification (View 2 by default), 10-fold."""
+    from ..evaluate.protocols import lfw_pairs
+
+    lfw_dir = lfw_dir or os.environ.get(LFW_ENV) or "lfw"
+    pairs = lfw_pairs(lfw_dir, view, n_folds=None if view == "2" else folds)
+    _run(pairs, **options)
+
+
+@evaluate.command()
+@click.argument("pair_list", type=click.Path(dir_okay=False))
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder the image paths are relative to (default: the list's folder).",
+)
+@_common
+def pairs(pair_list, root, **options):
+    """Evaluate a TSV pair list: fold<TAB>label<TAB>path_a<TAB>path_b (label 1 = same)."""
+    from ..evaluate.protocols import read_pair_tsv
+
+    _run(read_pair_tsv(pair_list, root), **options)
+
+
+def _run(
+    pairs,
+    *,
+    model_path,
+    out_dir,
+    embeddings_file,
+    distance,
+    flip,
+    alignment,
+    no_face_wrong,
+    threshold,
+    limit,
+    batch_size,
+    cache_dir,
+    no_cache,
+    raw,
+    as_json,
+    progress,
+):
+    from ..evaluate.protocols import balanced_subset
+    from ..evaluate.run import evaluate_pairs
+
+    if embeddings_file and model_path:
+        raise click.UsageError("give --model or --embeddings, not both")
+    if limit is not None:
+        pairs = balanced_subset(pairs, limit)
+    missing = pairs.missing_files() if embeddings_file is None else []
+    if missing:
+        click.echo(
+            f"warning: {len(missing)} images not found under {pairs.root} "
+            f"(e.g. {missing[0]}); their pairs count as wrong",
+            err=True,
+        )
+    model = None
+    if embeddings_file is None:
+        from ..api import FaceNet
+
+        model = FaceNet.load(model_path)
+    report = evaluate_pairs(
+        pairs, model=model, embeddings_file=embeddings_file, distance=distance, flip=flip,
+        alignment=alignment, no_face_wrong=no_face_wrong, threshold=threshold,
+        normalize=not raw, batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
+        out_dir=out_dir, progress=progress,
+    )  # fmt: skip
+    if as_json:
+        click.echo(Path(out_dir, "report.json").read_text(encoding="utf-8").rstrip())
+    else:
+        click.echo(report["summary"])
+        click.echo(f"wrote {Path(out_dir) / 'report.json'}, roc.png, distances.png", err=True)

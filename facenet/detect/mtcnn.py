@@ -1,0 +1,392 @@
+"""MTCNN face detection (Zhang et al. 2016) on ONNX Runtime: no TensorFlow at run time.
+
+The three networks ship as ONNX graphs in `weights/` (built from the MIT-licensed pretrained
+weights by `tools/convert_mtcnn.py`, which folds the Caffe models' x/y swap into the weights).
+The cascade runs batched: every pyramid level of every image in a batch is packed into one
+mosaic canvas for a single fully convolutional P-Net call (windows that would straddle two tiles
+are discarded), then R-Net and O-Net each see all candidates of all images in one call.
+
+Coordinates are continuous pixel coordinates: pixel (i, j) covers [j, j+1) x [i, i+1), so a box
+(x1, y1, x2, y2) spans x2 - x1 pixels. Boxes are reported in the coordinates of the image given
+to `detect`, even when it was downscaled for detection (see `max_side`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ModelError, ModelNotFoundError
+from ..images import ImageInput, describe, load_image
+from ..types import Face
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+#: P-Net's window (pixels of a pyramid level) and stride.
+CELL = 12
+STRIDE = 2
+#: Pixels of mosaic canvas per P-Net call: bounds memory (about 0.5 GB of activations).
+CANVAS_PIXELS = 4_000_000
+#: Candidates per R-Net / O-Net call.
+STAGE_BATCH = 4096
+
+
+class MTCNN:
+    """The three-stage MTCNN cascade.
+
+    Args:
+        min_face_size: smallest face searched for, in pixels of the image as detected (after any
+            `max_side` downscaling); the pyramid starts at scale 12 / min_face_size.
+        thresholds: face-probability thresholds of P-Net, R-Net and O-Net.
+        factor: scale step between pyramid levels.
+        max_side: larger images are downscaled so that their longer side is this many pixels
+            before detection (None: never); coordinates are mapped back to the original.
+        threads: ONNX Runtime intra-op threads (default: min(2, CPU count)).
+        weights_dir: folder with pnet.onnx, rnet.onnx, onet.onnx (default: the bundled ones).
+
+    Example:
+        >>> det = MTCNN()
+        >>> faces = det.detect(load_image("photo.jpg"))   # list[Face], best first
+    """
+
+    def __init__(
+        self,
+        min_face_size: float = 20,
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        max_side: int | None = 1600,
+        threads: int | None = None,
+        weights_dir: str | os.PathLike | None = None,
+    ):
+        if not min_face_size > 0:
+            raise ValueError(f"min_face_size must be positive; got {min_face_size!r}")
+        thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities in [0, 1); got {thresholds!r}")
+        if not 0.1 <= factor < 1.0:
+            raise ValueError(f"factor must be in [0.1, 1); got {factor!r}")
+        if max_side is not None and max_side < CELL:
+            raise ValueError(f"max_side must be at least {CELL} or None; got {max_side!r}")
+        self.min_face_size = float(min_face_size)
+        self.thresholds = thresholds
+        self.factor = float(factor)
+        self.max_side = None if max_side is None else int(max_side)
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        self._sessions = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"MTCNN(min_face_size={self.min_face_size:g}, thresholds={self.thresholds}, "
+            f"factor={self.factor}, max_side={self.max_side})"
+        )
+
+    def __getstate__(self) -> dict:  # sessions are not picklable: a copy reloads lazily
+        state = self.__dict__.copy()
+        state["_sessions"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public API
+
+    def detect(self, image: ImageInput) -> list[Face]:
+        """Faces in one RGB image (H x W x 3 uint8, or anything `load_image` accepts), best first."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[ImageInput]) -> list[list[Face]]:
+        """`detect` for many images at once: one P-Net call per canvas, one R-/O-Net call per stage."""
+        rgbs = [_as_rgb(image, i) for i, image in enumerate(images)]
+        if not rgbs:
+            return []
+        pnet, rnet, onet = self._load()
+        small, to_original = zip(*(self._downscale(rgb) for rgb in rgbs))
+        boxes, owner = self._stage1(pnet, small)
+        boxes, owner, _ = self._refine(rnet, small, boxes, owner, 24, self.thresholds[1])
+        boxes, owner, points = self._refine(onet, small, boxes, owner, 48, self.thresholds[2])
+        results: list[list[Face]] = [[] for _ in rgbs]
+        for i in range(len(rgbs)):
+            mine = np.flatnonzero(owner == i)
+            sx, sy = to_original[i]
+            for k in mine[np.argsort(-boxes[mine, 4], kind="stable")]:
+                x1, y1, x2, y2, score = boxes[k]
+                pts = points[k] * np.array([sx, sy])
+                box = (float(x1 * sx), float(y1 * sy), float(x2 * sx), float(y2 * sy))
+                results[i].append(Face(box=box, score=float(score), landmarks=pts))
+        return results
+
+    # ------------------------------------------------------------------ internals
+
+    def _load(self):
+        with self._lock:
+            if self._sessions is None:
+                self._sessions = tuple(
+                    _session(self.weights_dir / f"{name}.onnx", self.threads)
+                    for name in ("pnet", "rnet", "onet")
+                )
+        return self._sessions
+
+    def _downscale(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        h, w = rgb.shape[:2]
+        if self.max_side is None or max(h, w) <= self.max_side:
+            return rgb, (1.0, 1.0)
+        s = self.max_side / max(h, w)
+        dw, dh = max(1, round(w * s)), max(1, round(h * s))
+        small = np.asarray(Image.fromarray(rgb).resize((dw, dh), Image.BILINEAR, reducing_gap=3.0))
+        return small, (w / dw, h / dh)
+
+    def _scales(self, h: int, w: int) -> list[tuple[int, int]]:
+        """Pyramid level sizes (height, width), largest first, as in the reference implementation."""
+        m = CELL / self.min_face_size
+        minl = min(h, w) * m
+        sizes, scale = [], m
+        while minl >= CELL:
+            sizes.append((int(np.ceil(h * scale)), int(np.ceil(w * scale))))
+            scale *= self.factor
+            minl *= self.factor
+        return [(lh, lw) for lh, lw in sizes if min(lh, lw) >= CELL]
+
+    def _pyramid(self, img: np.ndarray) -> list[np.ndarray]:
+        """The pyramid levels; level k is resampled from level k - 2 (about twice its size) rather
+        than from the image: as sharp, and 4x cheaper on large photos."""
+        sources = [Image.fromarray(img)] * 2
+        out = []
+        for lh, lw in self._scales(*img.shape[:2]):
+            level = sources[-2].resize((lw, lh), Image.BILINEAR)
+            sources.append(level)
+            out.append(np.asarray(level))
+        return out
+
+    def _stage1(self, pnet, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """P-Net over a mosaic of all pyramid levels of all images -> square candidate boxes."""
+        levels = []  # (image index, level array)
+        for i, img in enumerate(images):
+            levels.extend((i, level) for level in self._pyramid(img))
+        if not levels:
+            return np.empty((0, 5)), np.empty(0, int)
+        width = max(_pair_width(levels, i) for i in range(len(images)))
+        found_boxes, found_groups = [], []
+        t0 = self.thresholds[0]
+        for canvas_shape, placements in _pack([a.shape[:2] for _, a in levels], width):
+            canvas = np.zeros((1, *canvas_shape, 3), np.float32)
+            for k, y, x in placements:
+                a = levels[k][1]
+                canvas[0, y : y + a.shape[0], x : x + a.shape[1]] = a
+            prob, reg = pnet.run(None, {"image": canvas})
+            prob, reg = prob[0], reg[0]
+            for k, y, x in placements:
+                i, a = levels[k]
+                lh, lw = a.shape[:2]
+                ny, nx = (lh - CELL) // STRIDE + 1, (lw - CELL) // STRIDE + 1
+                cy, cx = y // STRIDE, x // STRIDE
+                p = prob[cy : cy + ny, cx : cx + nx]
+                qy, qx = np.nonzero(p >= t0)
+                if qy.size == 0:
+                    continue
+                h, w = images[i].shape[:2]
+                sx, sy = lw / w, lh / h
+                r = reg[:, cy + qy, cx + qx].T
+                b = np.stack(
+                    [
+                        STRIDE * qx / sx,
+                        STRIDE * qy / sy,
+                        (STRIDE * qx + CELL) / sx,
+                        (STRIDE * qy + CELL) / sy,
+                        p[qy, qx],
+                    ],
+                    axis=1,
+                )
+                found_boxes.append(np.hstack([b, r]))
+                found_groups.append(np.full(len(b), k))
+        if not found_boxes:
+            return np.empty((0, 5)), np.empty(0, int)
+        boxes = np.concatenate(found_boxes)
+        level = np.concatenate(found_groups)
+        keep = nms(boxes, 0.5, groups=level)  # within each pyramid level
+        boxes, level = boxes[keep], level[keep]
+        owner = np.array([levels[k][0] for k in level], int)
+        keep = nms(boxes, 0.7, groups=owner)  # across levels, per image
+        boxes, owner = boxes[keep], owner[keep]
+        boxes = _square(_regress(boxes[:, :5], boxes[:, 5:9]))
+        return boxes, owner
+
+    def _refine(self, net, images, boxes, owner, size, threshold):
+        """R-Net (size 24) or O-Net (size 48) over all candidates of all images."""
+        keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        boxes, owner = boxes[keep], owner[keep]
+        if len(boxes) == 0:
+            return np.empty((0, 5)), np.empty(0, int), np.empty((0, 5, 2))
+        crops = _crops(images, boxes, owner, size)
+        outs = [net.run(None, {"image": crops[s : s + STAGE_BATCH]}) for s in range(0, len(crops), STAGE_BATCH)]
+        prob = np.concatenate([o[0] for o in outs])
+        reg = np.concatenate([o[1] for o in outs])
+        ok = prob > threshold
+        boxes, owner, reg = boxes[ok].copy(), owner[ok], reg[ok]
+        boxes[:, 4] = prob[ok]
+        if size == 24:
+            keep = nms(boxes, 0.7, groups=owner)
+            boxes = _square(_regress(boxes[keep], reg[keep]))
+            return boxes, owner[keep], np.empty((len(keep), 5, 2))
+        marks = np.concatenate([o[2] for o in outs])[ok]
+        w = (boxes[:, 2] - boxes[:, 0])[:, None]
+        h = (boxes[:, 3] - boxes[:, 1])[:, None]
+        points = np.stack([boxes[:, :1] + w * marks[:, :5], boxes[:, 1:2] + h * marks[:, 5:]], axis=2)
+        boxes = _regress(boxes, reg)
+        keep = nms(boxes, 0.7, groups=owner, mode="min")
+        return boxes[keep], owner[keep], points[keep]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _as_rgb(image: ImageInput, index: int) -> np.ndarray:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    return load_image(image, describe(image, index))
+
+
+def _session(path: Path, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
+        raise ModelError(f"MTCNN needs onnxruntime: pip install onnxruntime ({exc})") from None
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{path}: MTCNN weights not found (rebuild them with tools/convert_mtcnn.py)"
+        )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.enable_mem_pattern = False  # P-Net sees a different canvas shape every call
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot load MTCNN network ({exc})") from None
+
+
+def _even(n: int) -> int:
+    return int(n) + (int(n) & 1)
+
+
+def _pair_width(levels, image: int) -> int:
+    """Width of the two largest levels of one image side by side (the mosaic's natural width)."""
+    widths = [a.shape[1] for i, a in levels if i == image][:2]
+    return sum(_even(w) for w in widths)
+
+
+def _pack(shapes: list[tuple[int, int]], width: int, budget: int = CANVAS_PIXELS):
+    """Shelf-pack rectangles (h, w) into canvases `width` wide, at even offsets.
+
+    Yields ((canvas_h, canvas_w), [(index, y, x), ...]); a canvas holds about `budget` pixels.
+    """
+    order = sorted(range(len(shapes)), key=lambda k: (-shapes[k][0], -shapes[k][1]))
+    max_h = max(budget // width, 1)
+    placements: list[tuple[int, int, int]] = []
+    y = x = shelf_h = 0
+    for k in order:
+        h, w = _even(shapes[k][0]), _even(shapes[k][1])
+        if x + w > width:  # next shelf
+            y, x, shelf_h = y + shelf_h, 0, 0
+        if placements and y + h > max_h and x == 0:  # canvas full
+            yield (y, width), placements
+            placements, y = [], 0
+        placements.append((k, y, x))
+        x += w
+        shelf_h = max(shelf_h, h)
+    if placements:
+        yield (y + shelf_h, width), placements
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    out[:, 0] += reg[:, 0] * w
+    out[:, 1] += reg[:, 1] * h
+    out[:, 2] += reg[:, 2] * w
+    out[:, 3] += reg[:, 3] * h
+    return out
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + (w - side) / 2
+    out[:, 1] = boxes[:, 1] + (h - side) / 2
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def nms(boxes: np.ndarray, threshold: float, groups: np.ndarray | None = None, mode: str = "union"):
+    """Greedy non-maximum suppression; indices kept, best score first.
+
+    boxes: (N, >=5) rows x1, y1, x2, y2, score. groups: boxes of different groups never
+    suppress each other. mode "union" divides the overlap by the union, "min" by the smaller box.
+    """
+    if len(boxes) == 0:
+        return np.empty(0, int)
+    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
+    if groups is not None:  # move each group far away from the others
+        span = max(x2.max() - x1.min(), y2.max() - y1.min()) + 1.0
+        offset = groups.astype(np.float64) * span * 2
+        x1, x2 = x1 + offset, x2 + offset
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = iw * ih
+        if mode == "min":
+            denom = np.minimum(area[i], area[rest])
+        else:
+            denom = area[i] + area[rest] - inter
+        overlap = inter / np.maximum(denom, 1e-12)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, int)
+
+
+def _crops(images, boxes: np.ndarray, owner: np.ndarray, size: int) -> np.ndarray:
+    """Resample each box of its image to size x size (zero outside the image), float32 NHWC."""
+    out = np.empty((len(boxes), size, size, 3), np.float32)
+    for i in np.unique(owner):
+        img = images[i]
+        h, w = img.shape[:2]
+        idx = np.flatnonzero(owner == i)
+        b = boxes[idx, :4]
+        over = max(0.0, -b[:, 0].min(), -b[:, 1].min(), b[:, 2].max() - w, b[:, 3].max() - h)
+        pad = int(np.ceil(min(over, 2 * max(h, w))))
+        if pad:
+            img = np.pad(img, ((pad, pad), (pad, pad), (0, 0)))
+        pil = Image.fromarray(img)
+        ph, pw = img.shape[:2]
+        b = b + pad
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, pw)
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, ph)
+        for k, box in zip(idx, b):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
+                out[k] = 0.0
+                continue
+            out[k] = np.asarray(pil.resize((size, size), Image.BILINEAR, box=(x1, y1, x2, y2)))
+    return out

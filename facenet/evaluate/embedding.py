@@ -1,0 +1,247 @@
+"""The embedding stage of an evaluation: images -> unit vectors, through the public API.
+
+Each image goes through the model's detector and alignment (`FaceNet.align`). An image where no
+face is found is not dropped: its centred crop (`facenet.detect.center_crop`) is embedded and
+the image is flagged `no_face`, so the caller can report it and, if asked, count its pairs as
+wrong answers. An image that cannot be read gets a NaN row and its message in `failed`.
+
+Results are cached per model file contents, alignment and flip option (see `cache.py`), so a
+second run with other metric options embeds nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import FaceNetError, ImageError
+from ..images import load_image
+from ..metadata import ALIGNMENT_MODES, check_choice
+from .cache import EmbeddingCache, cache_key, default_cache_dir, image_digest
+
+log = logging.getLogger(__name__)
+
+#: Write the cache at least every this many newly embedded images.
+CACHE_CHUNK = 256
+
+
+@dataclass
+class Embedded:
+    """Embeddings of a list of images (paths relative to an image root)."""
+
+    paths: list[str]
+    embeddings: np.ndarray  # (n, d) float32, NaN rows where unusable
+    no_face: np.ndarray  # bool (n,): embedded from the centred crop, no face found
+    failed: dict[str, str] = field(default_factory=dict)  # path -> why it has a NaN row
+    n_cached: int = 0
+    seconds: float = 0.0
+    source: str = "model"
+
+    def index(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.paths)}
+
+
+def with_alignment(model, alignment: str | None):
+    """`model`, or a shallow copy of it aligning faces with `alignment` instead of the mode
+    recorded in its file."""
+    if alignment is None or alignment == model.info.alignment:
+        return model
+    check_choice("alignment", alignment, ALIGNMENT_MODES)
+    other = copy.copy(model)
+    other.info = dataclasses.replace(model.info, alignment=alignment)
+    return other
+
+
+def embed_images(
+    model,
+    paths: list[str],
+    root: str | os.PathLike,
+    *,
+    flip: bool = False,
+    alignment: str | None = None,
+    batch_size: int = 32,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> Embedded:
+    """Embed the images at `root / p` for each p in `paths` with a loaded `facenet.FaceNet`.
+
+    flip: horizontal-flip test-time augmentation (embed the crop and its mirror, add, normalise).
+    alignment: override the model's alignment mode ("crop" or "similarity").
+    The cache (default `default_cache_dir()`) is read first and written in atomic chunks while
+    embedding, so Ctrl-C loses at most the images in flight.
+    """
+    start = time.perf_counter()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    model = with_alignment(model, alignment)
+    root = Path(root)
+    n, dim = len(paths), model.info.embedding_size
+    emb = np.full((n, dim), np.nan, dtype=np.float32)
+    no_face = np.zeros(n, dtype=bool)
+    failed: dict[str, str] = {}
+
+    digests: list[str | None] = []
+    for p in paths:
+        try:
+            digests.append(image_digest(root / p))
+        except OSError as exc:
+            digests.append(None)
+            failed[p] = f"cannot read file ({exc.strerror or exc})"
+
+    cache = None
+    if use_cache:
+        key = cache_key(model.model_id, model.info.alignment, flip)
+        cache = EmbeddingCache(default_cache_dir() if cache_dir is None else cache_dir, key)
+    known = cache.load() if cache is not None else {}
+    todo: list[int] = []
+    n_cached = 0
+    for i, d in enumerate(digests):
+        if d is None:
+            continue
+        if d in known:
+            emb[i], no_face[i] = known[d]
+            n_cached += 1
+        else:
+            todo.append(i)
+
+    pending: list[int] = []
+
+    def flush() -> None:
+        if cache is not None and pending:
+            cache.add([digests[i] for i in pending], emb[pending], no_face[pending])
+        pending.clear()
+
+    bar = tqdm(total=len(todo), disable=not progress, unit="img", desc="embedding", file=sys.stderr)
+    try:
+        for s in range(0, len(todo), batch_size):
+            batch = todo[s : s + batch_size]
+            done = _embed_batch(model, [root / paths[i] for i in batch], flip)
+            for i, (row, nf, err) in zip(batch, done, strict=True):
+                if err is not None:
+                    failed[paths[i]] = err
+                    continue
+                emb[i], no_face[i] = row, nf
+                pending.append(i)
+            if len(pending) >= CACHE_CHUNK:
+                flush()
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        flush()  # also on Ctrl-C: finished rows are kept
+    if cache is not None and todo:
+        cache.compact()
+    return Embedded(
+        list(paths), emb, no_face, failed, n_cached, time.perf_counter() - start, "model"
+    )
+
+
+def _embed_batch(model, files: list[Path], flip: bool):
+    """[(embedding, no_face, error)] for one batch of image files."""
+    from ..detect import center_crop
+
+    size = model.info.input_size
+    rgbs, errors = [], []
+    for f in files:
+        try:
+            rgbs.append(load_image(f))
+            errors.append(None)
+        except ImageError as exc:
+            rgbs.append(None)
+            errors.append(str(exc))
+    ok = [i for i, r in enumerate(rgbs) if r is not None]
+    out = [(None, False, e) for e in errors]
+    if not ok:
+        return out
+    crops = model.align([rgbs[i] for i in ok], on_missing="none")
+    missing = [c is None for c in crops]
+    crops = [center_crop(rgbs[i], size) if c is None else c for i, c in zip(ok, crops, strict=True)]
+    batch = np.stack(crops).astype(np.uint8, copy=False)
+    vectors = model.embed_crops(batch, batch_size=len(batch)).astype(np.float64)
+    if flip:
+        vectors = vectors + model.embed_crops(
+            np.ascontiguousarray(batch[:, :, ::-1]), batch_size=len(batch)
+        )
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for j, i in enumerate(ok):
+        out[i] = (vectors[j].astype(np.float32), missing[j], None)
+    return out
+
+
+def load_embeddings_file(
+    path: str | os.PathLike, paths: list[str], *, normalize: bool = True
+) -> Embedded:
+    """Embeddings made by any system, for the images `paths` (relative to the image root).
+
+    The npz holds either arrays `paths` (strings) and `embeddings` (n, d), or one array per
+    image keyed by its relative path. Images absent from the file, or with a NaN row, count as
+    having no face (their pairs are wrong answers). Rows are L2-normalised unless
+    `normalize=False`.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FaceNetError(f"{path}: no such embeddings file") from None
+    except (OSError, ValueError) as exc:
+        raise FaceNetError(f"{path}: not a readable npz file ({exc})") from None
+    with data:
+        if "paths" in data.files and "embeddings" in data.files:
+            names = [str(p) for p in data["paths"].tolist()]
+            matrix = np.asarray(data["embeddings"], dtype=np.float64)
+            if matrix.ndim != 2 or matrix.shape[0] != len(names):
+                raise FaceNetError(
+                    f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
+                )
+            table = dict(zip(names, matrix, strict=True))
+        else:
+            table = {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
+    table = {_norm_key(k): v for k, v in table.items()}
+    dims = {v.size for v in table.values()}
+    if len(dims) > 1:
+        raise FaceNetError(f"{path}: embeddings of different lengths {sorted(dims)}")
+    if not dims:
+        raise FaceNetError(f"{path}: no embeddings in the file")
+    dim = dims.pop()
+    emb = np.full((len(paths), dim), np.nan, dtype=np.float64)
+    failed: dict[str, str] = {}
+    for i, p in enumerate(paths):
+        vec = table.get(_norm_key(p))
+        if vec is None:
+            failed[p] = "not in the embeddings file"
+        elif not np.all(np.isfinite(vec)):
+            failed[p] = "NaN embedding in the file (no face)"
+        else:
+            emb[i] = vec
+    if normalize:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    if failed:
+        log.warning("%s: %d of %d images have no usable embedding", path, len(failed), len(paths))
+    return Embedded(
+        list(paths),
+        emb.astype(np.float32),
+        np.zeros(len(paths), dtype=bool),
+        failed,
+        0,
+        time.perf_counter() - start,
+        f"file:{path}",
+    )
+
+
+def _norm_key(p: str) -> str:
+    """Compare paths as POSIX strings without a leading './'."""
+    key = str(p).replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key

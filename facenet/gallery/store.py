@@ -1,0 +1,223 @@
+"""The gallery's SQLite database: people, faces and the model that made the embeddings.
+
+One file, WAL journal, foreign keys on. The schema is built by numbered migrations recorded in
+a `_migrations` table (and mirrored in `PRAGMA user_version`), so an older gallery file is
+upgraded in place when opened. Every write happens inside `Store.transaction()`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GalleryError
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE people (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL
+        );
+        CREATE TABLE faces (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            source TEXT,
+            content_hash TEXT NOT NULL,
+            box TEXT,
+            score REAL,
+            embedding BLOB NOT NULL,
+            model_id TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX faces_person ON faces(person_id);
+        CREATE INDEX faces_hash ON faces(content_hash);
+        """
+    )
+
+
+#: Append only: (name, function). Never edit or reorder a released migration.
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("m001_initial", _m001_initial),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """Thin, typed access to the gallery database. Not a public API: use `Gallery`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.db.execute("PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return their names."""
+        with self.transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+            )
+            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            unknown = done - {name for name, _ in MIGRATIONS}
+            if unknown:
+                raise GalleryError(
+                    f"{self.path}: gallery written by a newer facenet "
+                    f"(unknown migrations: {', '.join(sorted(unknown))}); upgrade facenet"
+                )
+            applied = []
+            for name, function in MIGRATIONS:
+                if name not in done:
+                    function(db)
+                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
+                    applied.append(name)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return applied
+
+    def is_gallery(self) -> bool:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return {"_migrations", "meta", "people", "faces"} <= tables
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self.db.execute("SELECT key, value FROM meta")}
+
+    def set_meta(self, db: sqlite3.Connection, values: dict[str, object]) -> None:
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, str(v)) for k, v in values.items()],
+        )
+
+    # -- people -------------------------------------------------------------------------------
+
+    def person(self, name: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM people WHERE name = ?", (name,)).fetchone()
+
+    def add_person(self, db: sqlite3.Connection, name: str, metadata: dict | None) -> int:
+        cursor = db.execute(
+            "INSERT INTO people (name, metadata, created) VALUES (?, ?, ?)",
+            (name, json.dumps(metadata or {}, sort_keys=True), now()),
+        )
+        return int(cursor.lastrowid)
+
+    def update_metadata(self, db: sqlite3.Connection, person_id: int, metadata: dict) -> None:
+        db.execute(
+            "UPDATE people SET metadata = ? WHERE id = ?",
+            (json.dumps(metadata, sort_keys=True), person_id),
+        )
+
+    def people(self) -> list[sqlite3.Row]:
+        return self.db.execute(
+            "SELECT p.*, COUNT(f.id) AS face_count FROM people p "
+            "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        ).fetchall()
+
+    def person_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+
+    # -- faces --------------------------------------------------------------------------------
+
+    def add_faces(self, db: sqlite3.Connection, rows: list[tuple]) -> list[int]:
+        """rows: (person_id, source, content_hash, box json, score, embedding bytes, model_id)."""
+        ids = []
+        created = now()
+        for row in rows:
+            cursor = db.execute(
+                "INSERT INTO faces (person_id, source, content_hash, box, score, embedding, "
+                "model_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, created),
+            )
+            ids.append(int(cursor.lastrowid))
+        return ids
+
+    def hash_owner(self, content_hash: str) -> str | None:
+        row = self.db.execute(
+            "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id "
+            "WHERE f.content_hash = ? LIMIT 1",
+            (content_hash,),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def faces(self, person_id: int | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT f.*, p.name AS person FROM faces f JOIN people p ON p.id = f.person_id"
+        if person_id is None:
+            return self.db.execute(sql + " ORDER BY f.id").fetchall()
+        return self.db.execute(sql + " WHERE f.person_id = ? ORDER BY f.id", (person_id,)).fetchall()
+
+    def face(self, face_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM faces WHERE id = ?", (face_id,)).fetchone()
+
+    def face_ids(self, person_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))]
+
+    def names_for(self, face_ids: list[int]) -> dict[int, tuple[int, str]]:
+        """face id -> (person id, person name)."""
+        out: dict[int, tuple[int, str]] = {}
+        for start in range(0, len(face_ids), 500):
+            chunk = face_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.execute(
+                "SELECT f.id, p.id, p.name FROM faces f JOIN people p ON p.id = f.person_id "
+                f"WHERE f.id IN ({marks})",
+                chunk,
+            ):
+                out[int(r[0])] = (int(r[1]), r[2])
+        return out
+
+    def aggregate(self, up_to: int | None = None) -> tuple[int, int, int]:
+        """(count, sum of ids, max id) of the faces, optionally only those with id <= up_to."""
+        sql = "SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(id), 0) FROM faces"
+        row = (
+            self.db.execute(sql).fetchone()
+            if up_to is None
+            else self.db.execute(sql + " WHERE id <= ?", (up_to,)).fetchone()
+        )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def embeddings(self, after: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, embeddings) in id order, for faces with id > after, `chunk` rows at a time."""
+        last = after
+        while True:
+            rows = self.db.execute(
+                "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vectors.reshape(len(rows), -1)
+            last = int(ids[-1])

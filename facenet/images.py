@@ -1,0 +1,151 @@
+"""Reading user images into one canonical form: an RGB uint8 array (H, W, 3), upright.
+
+Every decoder failure becomes an ImageError that names the input, so callers never see a
+traceback from deep inside Pillow. Accepted inputs: a path (str or Path), a PIL image, or a
+NumPy array (H x W greyscale, H x W x 1/3/4; uint8, uint16 (scaled to 8 bits), bool, or float
+in 0..1 when its maximum is at most 1, else 0..255). EXIF orientation is applied; alpha is
+composited over white; 16-bit images keep their most significant byte.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+#: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
+MAX_PIXELS = 150_000_000
+
+
+def describe(source: ImageInput, index: int | None = None) -> str:
+    """A short human name for an input, used in error messages and reports."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    kind = "PIL image" if isinstance(source, Image.Image) else "array"
+    return f"{kind} #{index}" if index is not None else kind
+
+
+def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
+    """Return `source` as an upright RGB uint8 array of shape (H, W, 3)."""
+    name = name or describe(source)
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source, name)
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source, name)
+    if isinstance(source, (str, os.PathLike)):
+        return _pil_to_rgb(_open(Path(source), name), name)
+    raise ImageError(
+        f"{name}: unsupported input type {type(source).__name__} "
+        "(expected a path, a PIL image or a NumPy array)"
+    )
+
+
+def load_images(sources: Iterable[ImageInput]) -> list[np.ndarray]:
+    return [load_image(s, describe(s, i)) for i, s in enumerate(sources)]
+
+
+def _open(path: Path, name: str) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"{name}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{name}: is a directory, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            previous = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, before decoding
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+            _check_size(image.size, name)
+            image.load()
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file (unrecognised format)") from None
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    return image
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{name}: empty image ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: image too large ({width}x{height} = {width * height:,} pixels; "
+            f"the limit is {MAX_PIXELS:,})"
+        )
+
+
+def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
+    _check_size(image.size, name)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a malformed EXIF block must not make a readable image unusable
+        pass
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _array_to_rgb(np.asarray(image), name)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ImageError(f"{name}: array of shape {a.shape} is not an image (H x W, H x W x 3 or 4)")
+    _check_size((a.shape[1], a.shape[0]), name)
+    a = _to_uint8(a, name)
+    if a.ndim == 2:
+        return np.repeat(a[..., None], 3, axis=-1)
+    if a.shape[-1] == 4:
+        alpha = a[..., 3:4].astype(np.float32) / 255.0
+        rgb = a[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if a.dtype == np.uint16:
+        return (a >> 8).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        top = 65535 if a.max(initial=0) > 255 else 255
+        return (np.clip(a, 0, top) * (255 / top) + 0.5).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.all(np.isfinite(a)):
+            raise ImageError(f"{name}: array contains NaN or infinite values")
+        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)
+    raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
+
+
+def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an RGB uint8 array to (size, size) or (width, height), antialiased when shrinking."""
+    width, height = (size, size) if isinstance(size, int) else size
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))

@@ -1,0 +1,65 @@
+"""What a model file must carry besides its weights, so a user never has to know it.
+
+Stored as `facenet.json` inside a `.keras` file, and as ONNX/TFLite metadata in exported files.
+No TensorFlow here: the light runtime reads it too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
+ALIGNMENT_MODES = ("crop", "similarity")
+BACKBONES = ("mobilenet", "inception_resnet_v1")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    backbone: str = "mobilenet"
+    input_size: int = 160
+    embedding_size: int = 128
+    preprocessing: str = "fixed"
+    alignment: str = "crop"
+    #: FaceNet's crop margin in pixels at `input_size` (32 at 160), scaled with the crop size.
+    margin: int = 32
+    #: Squared-L2 distance at or below which two faces are the same person; None until calibrated.
+    threshold: float | None = None
+    alpha: float = 1.0
+    name: str = "facenet"
+    #: Free-form provenance: training data, command, evaluation figures.
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        check_choice("preprocessing", self.preprocessing, PREPROCESSING_MODES)
+        check_choice("alignment", self.alignment, ALIGNMENT_MODES)
+        check_choice("backbone", self.backbone, BACKBONES)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelInfo:
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def verification_threshold(self) -> float:
+        """The calibrated threshold, or FaceNet's customary 1.1 when the model has none yet."""
+        return DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
+
+
+#: Used only by models that carry no calibrated threshold (squared L2 on unit vectors).
+DEFAULT_THRESHOLD = 1.1
+
+
+def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{option} must be one of {', '.join(valid)}; got {value!r}")

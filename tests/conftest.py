@@ -1,0 +1,51 @@
+"""Shared fixtures: data locations, small real model files, an isolated cache directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LFW_DIR = SHARED_DATA / "lfw" / "lfw-deepfunneled"
+CELEBA_DIR = SHARED_DATA / "celeba"
+
+
+def lfw_image(name: str, index: int = 1) -> Path:
+    path = LFW_DIR / name / f"{name}_{index:04d}.jpg"
+    if not path.is_file():
+        pytest.skip(f"LFW data not available at {LFW_DIR}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FACENET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    if not LFW_DIR.is_dir():
+        pytest.skip(f"LFW data not available at {LFW_DIR}")
+    return LFW_DIR
+
+
+@pytest.fixture(scope="session")
+def small_model_file(tmp_path_factory) -> Path:
+    """A real (untrained) MobileNet FaceNet at 64 px, alpha 0.25: fast to build and run."""
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, save_model
+
+    model = build_facenet("mobilenet", (64, 64, 3), 128, alpha=0.25)
+    info = ModelInfo(backbone="mobilenet", input_size=64, alpha=0.25, name="test-small")
+    return save_model(model, info, tmp_path_factory.mktemp("models") / "small.keras")
+
+
+@pytest.fixture(scope="session")
+def small_model(small_model_file):
+    from facenet import FaceNet
+
+    return FaceNet.load(small_model_file)

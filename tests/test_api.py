@@ -1,0 +1,220 @@
+"""The embedding API and model files: round trips, weights by name, and every bad input."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facenet import FaceNet, ImageError, ModelError, ModelNotFoundError
+from facenet.images import MAX_PIXELS, load_image
+
+from .conftest import lfw_image
+
+pytest.importorskip("keras")
+
+
+def crops(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_embed_shapes_and_unit_norm(small_model):
+    out = small_model.embed(crops(5), detect=False)
+    assert out.shape == (5, 128) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_embed_batching_does_not_change_results(small_model):
+    x = crops(7)
+    whole = small_model.embed(x, detect=False, batch_size=32)
+    pieces = small_model.embed(x, detect=False, batch_size=3)
+    np.testing.assert_allclose(whole, pieces, atol=1e-5)
+    single = small_model.embed(x[2], detect=False)
+    np.testing.assert_allclose(single[0], whole[2], atol=1e-5)
+
+
+def test_embed_empty_list(small_model):
+    out = small_model.embed([], detect=False)
+    assert out.shape == (0, 128) and out.dtype == np.float32
+
+
+def test_save_load_reembed_identical(small_model, small_model_file, tmp_path):
+    from facenet.models import load_keras_model, save_model
+
+    model, info = load_keras_model(small_model_file)
+    info.threshold = 0.9
+    copy = save_model(model, info, tmp_path / "copy.keras")
+    reloaded = FaceNet.load(copy)
+    x = crops(4, seed=2)
+    np.testing.assert_array_equal(small_model.embed(x, detect=False), reloaded.embed(x, detect=False))
+    assert reloaded.info.threshold == 0.9 and reloaded.threshold == 0.9
+    assert reloaded.info.input_size == 64 and reloaded.info.alpha == 0.25
+    assert reloaded.model_id != small_model.model_id  # different file contents
+
+
+def test_weights_only_h5_loads_by_name_into_fresh_model(tmp_path):
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, load_weights_h5, save_weights_h5
+
+    source = build_facenet("mobilenet", (160, 160, 3), 128, alpha=0.25)
+    path = save_weights_h5(source, tmp_path / "weights.h5")
+    loaded = FaceNet.load(path)  # backbone, width and size read from the file
+    assert (loaded.info.backbone, loaded.info.alpha, loaded.info.embedding_size) == ("mobilenet", 0.25, 128)
+    x = crops(2, 160)
+    expected = np.asarray(source(x.astype("float32"), training=False))
+    np.testing.assert_allclose(loaded.embed(x, detect=False), expected, atol=1e-5)
+
+    other = build_facenet("mobilenet", (160, 160, 3), 64, alpha=0.25)
+    with pytest.raises(ModelError, match="'Bottleneck'.*shape"):
+        load_weights_h5(path, ModelInfo(alpha=0.25, embedding_size=64), model=other)
+
+
+def test_h5_with_missing_layer_names_it(tmp_path):
+    import h5py
+
+    from facenet.models import build_facenet, save_weights_h5
+
+    path = save_weights_h5(build_facenet("mobilenet", alpha=0.25), tmp_path / "w.h5")
+    with h5py.File(path, "a") as f:
+        del f["conv_pw_7_bn"]
+    with pytest.raises(ModelError, match="conv_pw_7_bn"):
+        FaceNet.load(path)
+
+
+def test_wrong_model_files(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no such model file"):
+        FaceNet.load(tmp_path / "absent.keras")
+    text = tmp_path / "model.keras"
+    text.write_text("not a model")
+    with pytest.raises(ModelError, match="not a valid .keras"):
+        FaceNet.load(text)
+    plain = tmp_path / "plain.keras"
+    with zipfile.ZipFile(plain, "w") as z:
+        z.writestr("config.json", "{}")
+    with pytest.raises(ModelError, match="not a FaceNet model"):
+        FaceNet.load(plain)
+    other = tmp_path / "model.pt"
+    other.write_bytes(b"\x00")
+    with pytest.raises(ModelError, match="unknown model file type"):
+        FaceNet.load(other)
+    bad_h5 = tmp_path / "bad.h5"
+    bad_h5.write_text("nope")
+    with pytest.raises(ModelError, match="HDF5"):
+        FaceNet.load(bad_h5)
+
+
+def test_default_model_missing_is_clear(monkeypatch, tmp_path):
+    import facenet.api
+
+    monkeypatch.setattr(facenet.api, "DEFAULT_MODEL_DIR", tmp_path)
+    with pytest.raises(ModelNotFoundError, match="no bundled default model"):
+        FaceNet.load()
+
+
+# --- bad and unusual inputs -------------------------------------------------------------------
+
+
+def test_missing_file_is_named(small_model, tmp_path):
+    with pytest.raises(ImageError, match="absent.jpg: no such file"):
+        small_model.embed([tmp_path / "absent.jpg"], detect=False)
+
+
+def test_corrupt_jpeg_is_named(small_model, tmp_path):
+    good = lfw_image("Aaron_Eckhart").read_bytes()
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes(good[: len(good) // 3])
+    with pytest.raises(ImageError, match="truncated.jpg: corrupt or truncated"):
+        small_model.embed([bad], detect=False)
+
+
+def test_text_file_named_jpg(small_model, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("hello, I am not a picture")
+    with pytest.raises(ImageError, match="notes.jpg: not an image file"):
+        small_model.embed([fake], detect=False)
+
+
+def test_sixteen_bit_png_keeps_its_contrast(small_model, tmp_path):
+    rgb = load_image(lfw_image("Aaron_Eckhart"))
+    grey16 = (rgb.mean(axis=2).astype(np.uint16) * 257).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(grey16).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    loaded = load_image(path)
+    assert loaded.dtype == np.uint8 and loaded.shape == (250, 250, 3)
+    np.testing.assert_allclose(loaded[..., 0], grey16 >> 8, atol=1)
+    assert loaded.std() > 20  # not clipped to white, as a naive convert("RGB") would do
+    assert np.all(np.isfinite(small_model.embed([path], detect=False)))
+
+
+def test_rgba_and_greyscale(small_model, tmp_path):
+    rgb = load_image(lfw_image("Aaron_Eckhart"))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    Image.fromarray(rgb).convert("L").save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)  # opaque alpha
+    grey = load_image(tmp_path / "grey.png")
+    assert grey.shape == rgb.shape and np.all(grey[..., 0] == grey[..., 2])
+    out = small_model.embed([tmp_path / "rgba.png", tmp_path / "grey.png", rgba], detect=False)
+    np.testing.assert_allclose(out[0], out[2], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_exif_rotated_jpeg_is_rotated_before_embedding(small_model, tmp_path):
+    upright = load_image(lfw_image("Aaron_Eckhart"))[:, 25:225]  # 250 x 200: orientation shows
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as a camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, quality=95, exif=exif)
+    loaded = load_image(path)
+    assert loaded.shape == upright.shape
+    assert np.abs(loaded.astype(int) - upright.astype(int)).mean() < 4
+    emb = small_model.embed([path, upright, np.asarray(stored)], detect=False)
+    assert np.sum((emb[0] - emb[1]) ** 2) < np.sum((emb[0] - emb[2]) ** 2)
+
+
+def test_huge_image_is_embedded(small_model, tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (10_000, 10_000), (120, 90, 60)).save(path, quality=70)
+    out = small_model.embed([path], detect=False)
+    assert out.shape == (1, 128) and np.all(np.isfinite(out))
+
+
+def test_too_many_pixels_is_refused(tmp_path, monkeypatch):
+    import facenet.images
+
+    monkeypatch.setattr(facenet.images, "MAX_PIXELS", 10_000)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (200, 200)).save(path)
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path)
+    assert MAX_PIXELS >= 100_000_000
+
+
+def test_unsupported_arrays_and_types(small_model):
+    with pytest.raises(ImageError, match="not an image"):
+        small_model.embed([np.zeros((4, 4, 7), np.uint8)], detect=False)
+    with pytest.raises(ImageError, match="unsupported input type"):
+        small_model.embed([12345], detect=False)
+    with pytest.raises(ImageError, match="NaN"):
+        load_image(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="on_missing must be one of"):
+        small_model.embed([], on_missing="skip")
+
+
+def test_float_and_uint16_arrays():
+    ramp = np.linspace(0, 1, 64).reshape(8, 8)
+    np.testing.assert_array_equal(load_image(ramp), load_image((ramp * 255).round().astype(np.uint8)))
+    assert load_image((ramp * 65535).astype(np.uint16)).max() == 255
+
+
+def test_verify_uses_the_model_threshold(small_model):
+    x = crops(2)
+    same = small_model.verify(x[0], x[0], detect=False)
+    assert same.distance == pytest.approx(0.0, abs=1e-6) and same.same
+    assert same.threshold == small_model.threshold
+    strict = small_model.verify(x[0], x[1], detect=False, threshold=-1.0)
+    assert not strict.same and strict.threshold == -1.0
