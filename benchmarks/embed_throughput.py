@@ -51,11 +51,14 @@ def main() -> None:
         for batch in (1, 32):
             crops = rng.integers(0, 256, (batch, 160, 160, 3), dtype=np.uint8)
             as_float = crops.astype(np.float32)
-            raw = rate(lambda: raw_graph(as_float).numpy(), batch, args.rounds, args.seconds)
-            api = rate(
-                lambda: model.embed(crops, detect=False, batch_size=batch),
-                batch, args.rounds, args.seconds,
-            )  # fmt: skip
+            def run_raw(graph=raw_graph, x=as_float):
+                return graph(x).numpy()
+
+            def run_api(model=model, x=crops, batch=batch):
+                return model.embed(x, detect=False, batch_size=batch)
+
+            raw = rate(run_raw, batch, args.rounds, args.seconds)
+            api = rate(run_api, batch, args.rounds, args.seconds)
             print(f"{backbone:22}{batch:>6}{raw:>12.1f}{api:>13.1f}{api / raw:>8.2f}")
 
 

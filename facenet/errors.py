@@ -1,4 +1,4 @@
-"""Exceptions a user can act on. Everything the package raises on bad input derives from FaceNetError."""
+"""Exceptions a user can act on: everything raised on bad input derives from FaceNetError."""
 
 from __future__ import annotations
 

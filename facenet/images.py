@@ -13,14 +13,13 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 #: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
 MAX_PIXELS = 150_000_000
@@ -113,7 +112,9 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ImageError(f"{name}: array of shape {a.shape} is not an image (H x W, H x W x 3 or 4)")
+        raise ImageError(
+            f"{name}: array of shape {a.shape} is not an image (H x W, H x W x 3 or 4)"
+        )
     _check_size((a.shape[1], a.shape[0]), name)
     a = _to_uint8(a, name)
     if a.ndim == 2:

@@ -12,7 +12,8 @@ class Face:
     """One detected face, in the coordinates of the original image.
 
     box: (x1, y1, x2, y2) floats; landmarks: 5 x 2 array (left eye, right eye, nose,
-    left mouth corner, right mouth corner) as seen in the image; embedding: unit vector once computed.
+    left mouth corner, right mouth corner) as seen in the image; embedding: unit vector, once
+    computed.
     """
 
     box: tuple[float, float, float, float]

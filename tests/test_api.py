@@ -48,7 +48,9 @@ def test_save_load_reembed_identical(small_model, small_model_file, tmp_path):
     copy = save_model(model, info, tmp_path / "copy.keras")
     reloaded = FaceNet.load(copy)
     x = crops(4, seed=2)
-    np.testing.assert_array_equal(small_model.embed(x, detect=False), reloaded.embed(x, detect=False))
+    np.testing.assert_array_equal(
+        small_model.embed(x, detect=False), reloaded.embed(x, detect=False)
+    )
     assert reloaded.info.threshold == 0.9 and reloaded.threshold == 0.9
     assert reloaded.info.input_size == 64 and reloaded.info.alpha == 0.25
     assert reloaded.model_id != small_model.model_id  # different file contents
@@ -61,7 +63,11 @@ def test_weights_only_h5_loads_by_name_into_fresh_model(tmp_path):
     source = build_facenet("mobilenet", (160, 160, 3), 128, alpha=0.25)
     path = save_weights_h5(source, tmp_path / "weights.h5")
     loaded = FaceNet.load(path)  # backbone, width and size read from the file
-    assert (loaded.info.backbone, loaded.info.alpha, loaded.info.embedding_size) == ("mobilenet", 0.25, 128)
+    assert (loaded.info.backbone, loaded.info.alpha, loaded.info.embedding_size) == (
+        "mobilenet",
+        0.25,
+        128,
+    )
     x = crops(2, 160)
     expected = np.asarray(source(x.astype("float32"), training=False))
     np.testing.assert_allclose(loaded.embed(x, detect=False), expected, atol=1e-5)
@@ -207,7 +213,9 @@ def test_unsupported_arrays_and_types(small_model):
 
 def test_float_and_uint16_arrays():
     ramp = np.linspace(0, 1, 64).reshape(8, 8)
-    np.testing.assert_array_equal(load_image(ramp), load_image((ramp * 255).round().astype(np.uint8)))
+    np.testing.assert_array_equal(
+        load_image(ramp), load_image((ramp * 255).round().astype(np.uint8))
+    )
     assert load_image((ramp * 65535).astype(np.uint16)).max() == 255
 
 

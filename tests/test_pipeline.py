@@ -56,7 +56,9 @@ def test_several_faces_embed_uses_the_largest_and_represent_returns_all(small_mo
 
 def test_verify_raw_photos_from_the_cli(small_model_file):
     a1, a2 = lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2)
-    result = CliRunner().invoke(main, ["verify", str(a1), str(a2), "--model", str(small_model_file)])
+    result = CliRunner().invoke(
+        main, ["verify", str(a1), str(a2), "--model", str(small_model_file)]
+    )
     assert result.exit_code == 0, result.output
     assert "distance" in result.output and "threshold" in result.output
 
@@ -66,6 +68,8 @@ def test_cli_no_face_is_a_user_error(small_model_file, tmp_path):
 
     path = tmp_path / "wall.png"
     Image.fromarray(blank()).save(path)
-    result = CliRunner().invoke(main, ["verify", str(path), str(path), "--model", str(small_model_file)])
+    result = CliRunner().invoke(
+        main, ["verify", str(path), str(path), "--model", str(small_model_file)]
+    )
     assert result.exit_code == 2
     assert "wall.png: no face found" in result.output

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "embed": ("embedding", "embed", "Embed face images into unit vectors (npz)."),
     "verify": ("embedding", "verify", "Say whether two photos show the same person."),
     "info": ("embedding", "info", "Describe a model file."),
+    "align": ("align", "align", "Detect and crop the faces of a dataset folder (PNG crops)."),
     "evaluate": ("evaluate", "evaluate", "Verification accuracy on LFW or a pair list."),
 }
 
@@ -58,7 +59,9 @@ class UserError(click.ClickException):
 def main(verbose: int) -> None:
     """FaceNet face recognition: embed, verify, identify and cluster faces."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 model_option = click.option(

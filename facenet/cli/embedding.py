@@ -65,9 +65,7 @@ def verify(first, second, model_path, threshold, no_detect, as_json):
         click.echo(json.dumps({"first": first, "second": second, **result.to_dict()}))
         return
     decision = "same person" if result.same else "different people"
-    click.echo(
-        f"distance {result.distance:.4f}  threshold {result.threshold:.4f}  -> {decision}"
-    )
+    click.echo(f"distance {result.distance:.4f}  threshold {result.threshold:.4f}  -> {decision}")
 
 
 @click.command()
@@ -81,12 +79,18 @@ def info(model_path, path):
         ("file", model.source),
         ("model id", model.model_id),
         ("name", i.name),
-        ("backbone", f"{i.backbone}" + (f" (alpha {i.alpha:g})" if i.backbone == "mobilenet" else "")),
+        (
+            "backbone",
+            f"{i.backbone}" + (f" (alpha {i.alpha:g})" if i.backbone == "mobilenet" else ""),
+        ),
         ("parameters", _parameters(model)),
         ("input size", f"{i.input_size}x{i.input_size}x3"),
         ("embedding size", i.embedding_size),
         ("preprocessing", i.preprocessing),
-        ("alignment", f"{i.alignment} (margin {i.margin})" if i.alignment == "crop" else i.alignment),
+        (
+            "alignment",
+            f"{i.alignment} (margin {i.margin})" if i.alignment == "crop" else i.alignment,
+        ),
         ("threshold", "none (default 1.1)" if i.threshold is None else f"{i.threshold:.4f}"),
         ("runtime", model.embedder.runtime),
     ]

@@ -117,10 +117,14 @@ def val_far(distances, labels, threshold: float) -> tuple[float, float]:
 
 
 def best_threshold(distances, labels) -> tuple[float, float]:
-    """(threshold, accuracy): the candidate threshold of highest accuracy on these pairs.
+    """(threshold, accuracy): a threshold of highest accuracy on these pairs.
 
-    Among equally accurate thresholds the smallest is chosen (as `argmax` over an ascending
-    grid does in davidsandberg/facenet).
+    Accuracy is evaluated at every candidate threshold (the unique distances). The first run of
+    consecutive candidates reaching the maximum gives the same predictions for any threshold
+    from its first value up to (not including) the next distance value; the midpoint of that
+    interval is returned, so a held-out pair just outside the training range is not decided
+    by which edge was picked. A run ending at the largest distance returns that distance; the
+    accept-nothing candidate returns a value just below the smallest distance.
     """
     d, y, _ = _prepare(distances, labels)
     if d.size == 0:
@@ -128,9 +132,16 @@ def best_threshold(distances, labels) -> tuple[float, float]:
     t = _candidates(d)
     tp, fp = _accept_counts(d, y, t)
     n_neg = int((~y).sum())
-    acc = (tp + (n_neg - fp)) / d.size
-    k = int(np.argmax(acc))
-    return float(t[k]), float(acc[k])
+    correct = tp + (n_neg - fp)
+    best = correct.max()
+    k = int(np.argmax(correct))
+    if k == 0:
+        return float(t[0]), float(best / d.size)
+    m = k
+    while m + 1 < t.size and correct[m + 1] == best:
+        m += 1
+    thr = t[m] if m + 1 == t.size else (t[k] + t[m + 1]) / 2.0
+    return float(thr), float(best / d.size)
 
 
 def roc_curve(distances, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -198,30 +209,35 @@ def tar_at_far(distances, labels, far_target: float) -> dict[str, Any]:
 
 def threshold_at_far(distances, labels, far_target: float) -> float:
     """The threshold at which FAR reaches `far_target`, interpolating FAR as a function of the
-    threshold (davidsandberg/facenet `calculate_val`).
+    threshold (as davidsandberg/facenet `calculate_val` does with `interp1d` over a grid).
 
-    FAR is a step function of the threshold; its knots are the candidate thresholds. Let t_lo be
-    the largest knot with FAR <= target and t_hi the next one: the threshold is interpolated
-    linearly between them at the target FAR. Since no distance lies strictly between t_lo and
-    t_hi, the FAR on these pairs stays <= target. If even the smallest threshold exceeds the
-    target, the accept-nothing threshold is returned; if every knot is within it, the largest.
+    FAR(t) is taken as the piecewise-linear curve through the points (u_i, F_i), u_i being the
+    unique distances of the mismatched pairs and F_i the FAR with "same" iff distance <= u_i;
+    the threshold is where that curve meets the target. Between u_i and u_{i+1} only the
+    pairs at u_i are accepted, so the FAR on these pairs never exceeds the target. Below the
+    first false accept (target < F_1) FAR is 0 up to u_1 and the threshold is the largest one
+    that accepts no mismatched pair (just below u_1), which is the limit of the grid version.
     """
     d, y, _ = _prepare(distances, labels)
     n_neg = int((~y).sum())
     if n_neg == 0:
         raise ValueError("FAR needs mismatched pairs")
-    t = _candidates(d)
-    _, fp = _accept_counts(d, y, t)
-    far = fp / n_neg
-    ok = np.flatnonzero(far <= far_target)
-    if ok.size == 0:
-        return float(t[0])
-    k = int(ok[-1])
-    if k == t.size - 1 or not np.isfinite(t[k + 1]):
-        return float(t[k])
-    f0, f1 = far[k], far[k + 1]
-    thr = t[k] + (far_target - f0) / (f1 - f0) * (t[k + 1] - t[k])
-    return float(min(thr, np.nextafter(t[k + 1], -np.inf)))
+    neg = d[~y]
+    u = np.unique(neg[np.isfinite(neg)])
+    if u.size == 0:  # every mismatched pair is forced-accepted or forced-rejected
+        return float(_candidates(d)[0])
+    far = np.searchsorted(np.sort(neg), u, side="right") / n_neg
+    forced = np.count_nonzero(neg == -np.inf) / n_neg
+    if far_target < forced:
+        return float(_candidates(d)[0])
+    i = int(np.searchsorted(far, far_target, side="right")) - 1  # last with F_i <= target
+    if i < 0:
+        return float(np.nextafter(u[0], -np.inf))
+    if i == u.size - 1:
+        return float(u[i])
+    f0, f1 = far[i], far[i + 1]
+    thr = u[i] + (far_target - f0) / (f1 - f0) * (u[i + 1] - u[i])
+    return float(min(thr, np.nextafter(u[i + 1], -np.inf)))
 
 
 # --------------------------------------------------------------------------- k-fold

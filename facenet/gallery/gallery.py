@@ -215,7 +215,8 @@ class Gallery:
     ) -> Gallery:
         """Create an empty gallery at `path` (a SQLite file) for `model`'s embeddings.
 
-        `model_path` is recorded so that the CLI can reload the model later (optional).
+        The model's file (`model_path`, else `model.source`) is recorded so that the CLI can
+        reload it later.
         """
         path = Path(path)
         if path.exists():
@@ -223,6 +224,7 @@ class Gallery:
         if not path.parent.exists():
             raise GalleryError(f"{path.parent}: no such directory")
         _check_model(model)
+        source = model_path or getattr(model, "source", None) or ""
         store = Store(path)
         try:
             store.migrate()
@@ -234,7 +236,7 @@ class Gallery:
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
                         "threshold": float(model.info.verification_threshold),
-                        "model_path": str(Path(model_path).resolve()) if model_path else "",
+                        "model_path": str(Path(source).resolve()) if source else "",
                     },
                 )
         except BaseException:
@@ -461,7 +463,7 @@ class Gallery:
         try:
             if isinstance(item, (str, os.PathLike)):
                 digest = _file_hash(Path(item), source)
-                image = item
+                image = load_image(item, source)
             else:
                 image = load_image(item, source)
                 digest = _pixel_hash(image)
@@ -477,7 +479,7 @@ class Gallery:
         if not faces:
             return "no face found"
         seen.add(digest)
-        return digest, most_prominent(faces), len(faces)
+        return digest, most_prominent(faces, image.shape), len(faces)
 
     def _insert(self, pending, metadata, index: FaceIndex, report: EnrollReport) -> None:
         vectors = np.stack([_unit(face.embedding, self.embedding_size) for *_, face, _n in pending])
@@ -615,7 +617,7 @@ class Gallery:
                             index.add(vectors, ids)
                             added += len(ids)
                         status = "loaded" if added == 0 else f"repaired (+{added} faces)"
-            if index is not None and (len(index), 0) != (count, 0):
+            if index is not None and len(index) != count:
                 index, status = None, "rebuilt (face count differs)"
             if index is not None and index.needs_rebuild():
                 index, status = None, f"rebuilt ({len(index)} faces: index kind changes)"
@@ -684,9 +686,12 @@ class Gallery:
 # -- module helpers -------------------------------------------------------------------------
 
 
-def most_prominent(faces: Sequence[Face]) -> Face:
-    """The face to enrol from a photo with several: the largest box (then the highest score)."""
-    return max(faces, key=lambda f: (f.area, f.score))
+def most_prominent(faces: Sequence[Face], image_shape: Sequence[int]) -> Face:
+    """The face to enrol from a photo with several: the largest (the most central on a tie), as
+    `FaceNet.align` chooses."""
+    from ..detect.align import most_prominent as choose
+
+    return choose(faces, image_shape)
 
 
 def _collect(distances, ids, names, k: int, per_person: bool) -> list[Match]:

@@ -6,10 +6,9 @@ uint8 batches runs the same network about 10x faster at batch 1.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 from ..metadata import ModelInfo
 from .facenet import embedding_model

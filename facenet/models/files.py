@@ -165,4 +165,3 @@ def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> Path:
             for name, value in zip(names, layer.get_weights(), strict=True):
                 group.create_dataset(name, data=value)
     return path
-

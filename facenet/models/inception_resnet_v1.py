@@ -54,9 +54,9 @@ def _block(x, kind: str, index: int, scale: float, activation: str | None = "rel
         b1 = conv_bn(b1, 192, (3, 1), _branch(p, 1, "Conv2d_0c_3x1"))
         branches = [b0, b1]
     mixed = layers.Concatenate(name=f"{p}_Concatenate")(branches)
-    up = layers.Conv2D(x.shape[-1], 1, use_bias=True, kernel_initializer=INIT, name=f"{p}_Conv2d_1x1")(
-        mixed
-    )
+    up = layers.Conv2D(
+        x.shape[-1], 1, use_bias=True, kernel_initializer=INIT, name=f"{p}_Conv2d_1x1"
+    )(mixed)
     x = ScaledResidual(scale, name=f"{p}_ScaleSum")([x, up])
     if activation is not None:
         x = layers.Activation(activation, name=f"{p}_Activation")(x)

@@ -18,7 +18,9 @@ BLOCKS = (
 INIT = "he_normal"
 #: He for depthwise kernels: Keras counts a (3, 3, C, 1) kernel's fan-in as 9C, but each output
 #: sees 9 inputs, which its fan-out (9) states correctly.
-DEPTHWISE_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
+DEPTHWISE_INIT = keras.initializers.VarianceScaling(
+    2.0, mode="fan_out", distribution="truncated_normal"
+)
 
 
 def mobilenet_v1(x, alpha: float = 1.0, depth_multiplier: int = 1):
@@ -44,9 +46,8 @@ def _depthwise_separable(x, filters: int, stride: int, depth_multiplier: int, bl
     )(x)  # fmt: skip
     x = layers.BatchNormalization(name=f"conv_dw_{block}_bn")(x)
     x = layers.ReLU(6.0, name=f"conv_dw_{block}_relu")(x)
-    x = layers.Conv2D(
-        filters, 1, use_bias=False, kernel_initializer=INIT, name=f"conv_pw_{block}"
-    )(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=INIT, name=f"conv_pw_{block}")(
+        x
+    )
     x = layers.BatchNormalization(name=f"conv_pw_{block}_bn")(x)
     return layers.ReLU(6.0, name=f"conv_pw_{block}_relu")(x)
-
