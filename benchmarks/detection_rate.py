@@ -44,7 +44,7 @@ def _count(paths: list[str]) -> list[tuple[str, int]]:
             names.append(p)
         except ImageError:
             out.append((p, -1))
-    for name, faces in zip(names, _detector.detect_batch(images)):
+    for name, faces in zip(names, _detector.detect_batch(images), strict=True):
         out.append((name, len(faces)))
     return out
 
@@ -81,7 +81,9 @@ def rate(folder: Path, options: dict, workers: int, batch: int, misses: Path | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["lfw", "celeba"], help="lfw, celeba or a folder")
+    parser.add_argument(
+        "--data", nargs="+", default=["lfw", "celeba"], help="lfw, celeba or a folder"
+    )
     parser.add_argument("--min-face-size", type=float, default=20)
     parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -100,13 +102,17 @@ def main() -> None:
             misses = args.misses if len(args.data) == 1 else args.misses.with_suffix(f".{name}.txt")
         r = rate(folder, options, args.workers, args.batch, misses)
         print(
-            f"{name}: {r['with_face']}/{r['images']} images with >= 1 face = {100 * r['rate']:.2f}% "
+            f"{name}: {r['with_face']}/{r['images']} images with >= 1 face "
+            f"= {100 * r['rate']:.2f}% "
             f"(no face {r['no_face']}, several faces {r['several_faces']}, unreadable "
             f"{r['unreadable']}; {r['seconds']:.0f} s, {r['images'] / r['seconds']:.1f} img/s)",
             flush=True,
         )
         if r["missed_examples"]:
-            print("  no face, e.g.: " + ", ".join(Path(p).name for p in r["missed_examples"]), flush=True)
+            print(
+                "  no face, e.g.: " + ", ".join(Path(p).name for p in r["missed_examples"]),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -3,17 +3,44 @@
     from facenet import FaceNet
     model = FaceNet.load("model.keras")
     model.verify("a.jpg", "b.jpg")
+
+`Gallery` (identification against known people) and `cluster` are imported on first use, so
+`import facenet` stays light.
 """
 
+from typing import Any
+
 from .api import FaceNet
-from .errors import FaceNetError, GalleryError, ImageError, ModelError, ModelNotFoundError, NoFaceError
+from .errors import (
+    FaceNetError,
+    GalleryError,
+    ImageError,
+    ModelError,
+    ModelNotFoundError,
+    NoFaceError,
+)
 from .types import Face, Verification
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    if name == "Gallery":
+        from .gallery import Gallery
+
+        return Gallery
+    if name == "cluster":
+        from .cluster import cluster
+
+        return cluster
+    raise AttributeError(f"module 'facenet' has no attribute {name!r}")
+
+
 __all__ = [
     "Face",
     "FaceNet",
+    "Gallery",
+    "cluster",
     "FaceNetError",
     "GalleryError",
     "ImageError",

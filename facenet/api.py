@@ -110,6 +110,16 @@ class FaceNet:
             self._detector = MTCNN()
         return self._detector
 
+    def with_alignment(self, mode: str, margin: int | None = None) -> FaceNet:
+        """This model aligning faces another way (e.g. to measure an alignment mode); the
+        network and detector are shared, the model file is untouched."""
+        info = dataclasses.replace(
+            self.info, alignment=mode, margin=self.info.margin if margin is None else margin
+        )
+        return FaceNet(
+            self.embedder, info, model_id=self.model_id, source=self.source, detector=self._detector
+        )
+
     def __repr__(self) -> str:
         return (
             f"FaceNet({self.info.backbone}, {self.input_size}px, {self.embedding_size}-d, "

@@ -1,4 +1,4 @@
-"""MTCNN: the converted ONNX networks against a plain NumPy forward, and detection on real photos."""
+"""MTCNN: the ONNX networks against a plain NumPy forward, and detection on real photos."""
 
 from __future__ import annotations
 
@@ -85,7 +85,11 @@ def _softmax(x):
 
 def reference_forward(net: str, images: np.ndarray):
     """Upright RGB 0..255 NHWC -> the same outputs as the ONNX graphs, from the raw weights."""
-    p = np.load(NPY / f"det{ {'pnet': 1, 'rnet': 2, 'onet': 3}[net] }.npy", allow_pickle=True, encoding="latin1").item()
+    p = np.load(
+        NPY / f"det{ {'pnet': 1, 'rnet': 2, 'onet': 3}[net] }.npy",
+        allow_pickle=True,
+        encoding="latin1",
+    ).item()
     x = (images.astype(np.float64) - 127.5) * 0.0078125
     x = x.transpose(0, 2, 1, 3)  # the Caffe models see x and y swapped
     if net == "pnet":
@@ -122,12 +126,12 @@ def _inputs(shape, seed):
     "net, shape", [("pnet", (2, 37, 50, 3)), ("rnet", (4, 24, 24, 3)), ("onet", (4, 48, 48, 3))]
 )
 def test_onnx_matches_numpy_reference(detector, net, shape):
-    session = dict(zip(("pnet", "rnet", "onet"), detector._load()))[net]
+    session = dict(zip(("pnet", "rnet", "onet"), detector._load(), strict=True))[net]
     x = _inputs(shape, seed=len(net) + shape[0])
     got = session.run(None, {"image": x})
     want = reference_forward(net, x)
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
         np.testing.assert_allclose(g, w, atol=2e-4, rtol=1e-3)
     assert np.ptp(want[0]) > 0.1  # the comparison saw both faces and non-faces
@@ -137,7 +141,9 @@ def test_weights_ship_with_licence():
     for name in ("pnet.onnx", "rnet.onnx", "onet.onnx", "LICENSE.md"):
         assert (WEIGHTS_DIR / name).is_file()
     assert "MIT License" in (WEIGHTS_DIR / "LICENSE.md").read_text()
-    assert sum((WEIGHTS_DIR / n).stat().st_size for n in ("pnet.onnx", "rnet.onnx", "onet.onnx")) < 3e6
+    assert (
+        sum((WEIGHTS_DIR / n).stat().st_size for n in ("pnet.onnx", "rnet.onnx", "onet.onnx")) < 3e6
+    )
 
 
 def test_missing_weights_raise(tmp_path):
@@ -168,7 +174,16 @@ def test_nms_groups_and_modes():
 
 
 def test_pack_places_every_tile_once_without_overlap():
-    shapes = [(150, 150), (107, 107), (76, 76), (54, 54), (38, 38), (27, 27), (19, 19), (13, 14)] * 3
+    shapes = [
+        (150, 150),
+        (107, 107),
+        (76, 76),
+        (54, 54),
+        (38, 38),
+        (27, 27),
+        (19, 19),
+        (13, 14),
+    ] * 3
     canvases = list(_pack(shapes, 258, budget=120_000))
     assert len(canvases) > 1
     seen = []
@@ -220,7 +235,7 @@ def test_batch_equals_single(detector):
     images = [lfw(n) for n in LFW_SAMPLES[:4]] + [np.zeros((90, 300, 3), np.uint8)]
     batch = detector.detect_batch(images)
     assert len(batch) == len(images) and batch[-1] == []
-    for img, faces in zip(images[:4], batch):
+    for img, faces in zip(images[:4], batch, strict=True):
         single = detector.detect(img)
         assert len(single) == len(faces)
         np.testing.assert_allclose(single[0].box, faces[0].box, atol=1e-3)
@@ -232,10 +247,12 @@ def test_several_faces_in_a_mosaic(detector):
     names = LFW_SAMPLES[:4]
     canvas = np.full((520, 520, 3), 128, np.uint8)
     offsets = [(10, 10), (10, 260), (260, 10), (260, 260)]
-    for name, (y, x) in zip(names, offsets):
+    for name, (y, x) in zip(names, offsets, strict=True):
         canvas[y : y + 250, x : x + 250] = lfw(name)
     faces = [f for f in detector.detect(canvas) if f.score > 0.9 and f.width > 50]
-    tiles = sorted({(int(f.box[1] + f.height / 2) // 260, int(f.box[0] + f.width / 2) // 260) for f in faces})
+    tiles = sorted(
+        {(int(f.box[1] + f.height / 2) // 260, int(f.box[0] + f.width / 2) // 260) for f in faces}
+    )
     assert tiles == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert len(faces) == 4
     for f in faces:

@@ -14,7 +14,8 @@ symmetric, and the first fully connected layer's rows are permuted to the uprigh
 The graphs therefore take upright images and return upright results:
 
     pnet.onnx  image (N, H, W, 3) float 0..255 -> prob (N, H', W'), reg (N, 4, H', W')
-               H' = ceil((H - 2) / 2) - 4; output cell (i, j) looks at pixels [2i, 2i+12) x [2j, 2j+12)
+               H' = ceil((H - 2) / 2) - 4; output cell (i, j) sees pixels
+               [2i, 2i+12) x [2j, 2j+12)
     rnet.onnx  image (N, 24, 24, 3)             -> prob (N,), reg (N, 4)
     onet.onnx  image (N, 48, 48, 3)             -> prob (N,), reg (N, 4), landmarks (N, 10)
 
@@ -97,7 +98,9 @@ class GraphBuilder:
 
     def face_prob(self, logits: str) -> str:
         prob = self.op("Softmax", [logits], axis=1)
-        return self.op("Gather", [prob, self.const("one", np.array(1, np.int64))], name="prob", axis=1)
+        return self.op(
+            "Gather", [prob, self.const("one", np.array(1, np.int64))], name="prob", axis=1
+        )
 
     def model(self, inputs, outputs) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, self.name, inputs, outputs, self.inits)
@@ -108,7 +111,8 @@ class GraphBuilder:
         )
         model.ir_version = 8
         model.doc_string = (
-            f"MTCNN {self.name} (Zhang et al. 2016), weights from davidsandberg/facenet (MIT licence, "
+            f"MTCNN {self.name} (Zhang et al. 2016), weights from davidsandberg/facenet "
+            "(MIT licence, "
             "see LICENSE.md); x/y swap of the Caffe originals folded into the weights."
         )
         onnx.checker.check_model(model)
@@ -178,7 +182,11 @@ def build_onet(p: dict) -> onnx.ModelProto:
 def convert(src: Path, dst: Path) -> list[Path]:
     dst.mkdir(parents=True, exist_ok=True)
     written = []
-    for number, name, build in ((1, "pnet", build_pnet), (2, "rnet", build_rnet), (3, "onet", build_onet)):
+    for number, name, build in (
+        (1, "pnet", build_pnet),
+        (2, "rnet", build_rnet),
+        (3, "onet", build_onet),
+    ):
         model = build(load_npy(src / f"det{number}.npy"))
         path = dst / f"{name}.onnx"
         onnx.save(model, path)

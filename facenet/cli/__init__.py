@@ -20,8 +20,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "embed": ("embedding", "embed", "Embed face images into unit vectors (npz)."),
     "verify": ("embedding", "verify", "Say whether two photos show the same person."),
     "info": ("embedding", "info", "Describe a model file."),
+    "train": ("train", "train", "Train a model: triplet loss with online mining + softmax."),
     "align": ("align", "align", "Detect and crop the faces of a dataset folder (PNG crops)."),
     "evaluate": ("evaluate", "evaluate", "Verification accuracy on LFW or a pair list."),
+    "serve": ("serve", "serve", "Serve the face-recognition API and web page over HTTP."),
+    "gallery": ("gallery", "gallery", "A persistent gallery of people (create, enroll, list...)."),
+    "identify": ("gallery", "identify", "Identify every face in photos against a gallery."),
+    "cluster": ("cluster", "cluster", "Group the faces of photos by person (folders + HTML)."),
+    "classify": ("classify", "classify", "Train / apply a closed-set SVM or k-NN classifier."),
+    "export": ("export", "export", "Export a model to ONNX, LiteRT (.tflite) or SavedModel."),
+    "convert": (
+        "convert",
+        "convert",
+        "Convert public FaceNet weights (h5, TF checkpoint, PyTorch).",
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """Face crops for embedding: FaceNet's box-plus-margin crop, a 5-point similarity warp, fallbacks.
 
 All functions are pure: an RGB uint8 image in, an RGB uint8 (size, size, 3) array out.
-Coordinates follow `facenet.types.Face`: continuous pixels, pixel (i, j) covering [j, j+1) x [i, i+1).
+Coordinates follow `facenet.types.Face`: continuous pixels, pixel (i, j) covering
+[j, j+1) x [i, i+1).
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def _margin_crop(image: np.ndarray, box, size: int, margin: float) -> np.ndarray
     x2 = min(box[2] + margin / 2, float(w))
     y2 = min(box[3] + margin / 2, float(h))
     if x2 - x1 < 1 or y2 - y1 < 1:
-        raise ValueError(f"face box {tuple(round(v, 1) for v in box)} lies outside the {w}x{h} image")
+        raise ValueError(
+            f"face box {tuple(round(v, 1) for v in box)} lies outside the {w}x{h} image"
+        )
     pil = Image.fromarray(image)
     return np.asarray(pil.resize((size, size), Image.BILINEAR, box=(x1, y1, x2, y2)))
 
@@ -79,7 +82,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need matching N x 2 point sets (N >= 2); got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"need matching N x 2 point sets (N >= 2); got {src.shape} and {dst.shape}"
+        )
     mu_s, mu_d = src.mean(0), dst.mean(0)
     sc, dc = src - mu_s, dst - mu_d
     var_s = (sc**2).sum() / len(src)
@@ -95,7 +100,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Apply a 2 x 3 image->crop affine map, bilinear (antialiased by pre-shrinking when reducing)."""
+    """Apply a 2 x 3 image->crop affine map, bilinear; pre-shrunk (box filter) when reducing."""
     a, t = matrix[:, :2], matrix[:, 2]
     inv = np.linalg.inv(a)
     inv_t = -inv @ t
@@ -117,7 +122,9 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         pil = pil.reduce(factor)  # reduced pixel j covers original [j * factor, (j + 1) * factor)
         inv, inv_t = inv / factor, inv_t / factor
     data = (inv[0, 0], inv[0, 1], inv_t[0], inv[1, 0], inv[1, 1], inv_t[1])
-    out = pil.transform((size, size), Image.AFFINE, data, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+    out = pil.transform(
+        (size, size), Image.AFFINE, data, resample=Image.BILINEAR, fillcolor=(0, 0, 0)
+    )
     return np.asarray(out, dtype=np.uint8)
 
 

@@ -70,7 +70,9 @@ class MTCNN:
             raise ValueError(f"min_face_size must be positive; got {min_face_size!r}")
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three probabilities in [0, 1); got {thresholds!r}")
+            raise ValueError(
+                f"thresholds must be three probabilities in [0, 1); got {thresholds!r}"
+            )
         if not 0.1 <= factor < 1.0:
             raise ValueError(f"factor must be in [0.1, 1); got {factor!r}")
         if max_side is not None and max_side < CELL:
@@ -103,16 +105,16 @@ class MTCNN:
     # ------------------------------------------------------------------ public API
 
     def detect(self, image: ImageInput) -> list[Face]:
-        """Faces in one RGB image (H x W x 3 uint8, or anything `load_image` accepts), best first."""
+        """Faces in one RGB image (H x W x 3 uint8, or anything `load_image` takes), best first."""
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[ImageInput]) -> list[list[Face]]:
-        """`detect` for many images at once: one P-Net call per canvas, one R-/O-Net call per stage."""
+        """`detect` for many images: one P-Net call per canvas, one R-/O-Net call per stage."""
         rgbs = [_as_rgb(image, i) for i, image in enumerate(images)]
         if not rgbs:
             return []
         pnet, rnet, onet = self._load()
-        small, to_original = zip(*(self._downscale(rgb) for rgb in rgbs))
+        small, to_original = zip(*(self._downscale(rgb) for rgb in rgbs), strict=True)
         boxes, owner = self._stage1(pnet, small)
         boxes, owner, _ = self._refine(rnet, small, boxes, owner, 24, self.thresholds[1])
         boxes, owner, points = self._refine(onet, small, boxes, owner, 48, self.thresholds[2])
@@ -148,7 +150,7 @@ class MTCNN:
         return small, (w / dw, h / dh)
 
     def _scales(self, h: int, w: int) -> list[tuple[int, int]]:
-        """Pyramid level sizes (height, width), largest first, as in the reference implementation."""
+        """Pyramid level sizes (height, width), largest first, as in the reference code."""
         m = CELL / self.min_face_size
         minl = min(h, w) * m
         sizes, scale = [], m
@@ -229,7 +231,10 @@ class MTCNN:
         if len(boxes) == 0:
             return np.empty((0, 5)), np.empty(0, int), np.empty((0, 5, 2))
         crops = _crops(images, boxes, owner, size)
-        outs = [net.run(None, {"image": crops[s : s + STAGE_BATCH]}) for s in range(0, len(crops), STAGE_BATCH)]
+        outs = [
+            net.run(None, {"image": crops[s : s + STAGE_BATCH]})
+            for s in range(0, len(crops), STAGE_BATCH)
+        ]
         prob = np.concatenate([o[0] for o in outs])
         reg = np.concatenate([o[1] for o in outs])
         ok = prob > threshold
@@ -242,7 +247,9 @@ class MTCNN:
         marks = np.concatenate([o[2] for o in outs])[ok]
         w = (boxes[:, 2] - boxes[:, 0])[:, None]
         h = (boxes[:, 3] - boxes[:, 1])[:, None]
-        points = np.stack([boxes[:, :1] + w * marks[:, :5], boxes[:, 1:2] + h * marks[:, 5:]], axis=2)
+        points = np.stack(
+            [boxes[:, :1] + w * marks[:, :5], boxes[:, 1:2] + h * marks[:, 5:]], axis=2
+        )
         boxes = _regress(boxes, reg)
         keep = nms(boxes, 0.7, groups=owner, mode="min")
         return boxes[keep], owner[keep], points[keep]
@@ -252,7 +259,12 @@ class MTCNN:
 
 
 def _as_rgb(image: ImageInput, index: int) -> np.ndarray:
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+    if (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+    ):
         return np.ascontiguousarray(image)
     return load_image(image, describe(image, index))
 
@@ -383,7 +395,7 @@ def _crops(images, boxes: np.ndarray, owner: np.ndarray, size: int) -> np.ndarra
         b = b + pad
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, pw)
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, ph)
-        for k, box in zip(idx, b):
+        for k, box in zip(idx, b, strict=True):
             x1, y1, x2, y2 = (float(v) for v in box)
             if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
                 out[k] = 0.0

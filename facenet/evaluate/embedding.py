@@ -11,8 +11,6 @@ second run with other metric options embeds nothing.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import os
 import sys
@@ -25,7 +23,6 @@ from tqdm.auto import tqdm
 
 from ..errors import FaceNetError, ImageError
 from ..images import load_image
-from ..metadata import ALIGNMENT_MODES, check_choice
 from .cache import EmbeddingCache, cache_key, default_cache_dir, image_digest
 
 log = logging.getLogger(__name__)
@@ -51,14 +48,11 @@ class Embedded:
 
 
 def with_alignment(model, alignment: str | None):
-    """`model`, or a shallow copy of it aligning faces with `alignment` instead of the mode
-    recorded in its file."""
+    """`model`, or the same model aligning faces with `alignment` instead of the mode recorded
+    in its file."""
     if alignment is None or alignment == model.info.alignment:
         return model
-    check_choice("alignment", alignment, ALIGNMENT_MODES)
-    other = copy.copy(model)
-    other.info = dataclasses.replace(model.info, alignment=alignment)
-    return other
+    return model.with_alignment(alignment)
 
 
 def embed_images(

@@ -66,11 +66,16 @@ def _save_figure(fig, path: str | os.PathLike) -> Path:
 
 def plot_roc(distances, labels, path: str | os.PathLike, *, title: str = "", metrics=None) -> Path:
     """ROC curve, TAR against FAR on a log scale (FAR 0 points drawn at half the resolution)."""
-    far, tar, _ = roc_curve(distances, labels)
-    n_diff = int(np.count_nonzero(~np.asarray(labels, bool)))
+    y = np.asarray(labels, bool)
+    n_diff = int(np.count_nonzero(~y))
     floor = 0.5 / max(n_diff, 1)
     fig = _figure()
     ax = fig.add_subplot()
+    if n_diff == 0 or n_diff == y.size:
+        ax.text(0.5, 0.5, "no ROC: the pairs are all of one class", ha="center", va="center")
+        ax.set_title(title)
+        return _save_figure(fig, path)
+    far, tar, _ = roc_curve(distances, labels)
     ax.step(np.maximum(far, floor), tar, where="post", color="C0", lw=1.5, label="ROC")
     if metrics:
         for key, entry in (metrics.get("tar_at_far") or {}).items():

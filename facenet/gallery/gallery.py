@@ -291,7 +291,9 @@ class Gallery:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, people={self._store.person_count()}, faces={len(self)})"
+        return (
+            f"Gallery({str(self.path)!r}, people={self._store.person_count()}, faces={len(self)})"
+        )
 
     @property
     def threshold(self) -> float:
@@ -347,7 +349,9 @@ class Gallery:
         with self._lock, self._store.transaction() as db:
             src_row, dst_row = self._person_row(src), self._person_row(dst)
             metadata = {**json.loads(src_row["metadata"]), **json.loads(dst_row["metadata"])}
-            db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (dst_row["id"], src_row["id"]))
+            db.execute(
+                "UPDATE faces SET person_id = ? WHERE person_id = ?", (dst_row["id"], src_row["id"])
+            )
             self._store.update_metadata(db, dst_row["id"], metadata)
             db.execute("DELETE FROM people WHERE id = ?", (src_row["id"],))
         return self.person(dst)
@@ -373,7 +377,9 @@ class Gallery:
                 row = self._store.face(int(face_id))
                 if row is None:
                     raise GalleryError(f"no face with id {face_id} in the gallery")
-                record = next(r for r in self._store.faces(row["person_id"]) if r["id"] == row["id"])
+                record = next(
+                    r for r in self._store.faces(row["person_id"]) if r["id"] == row["id"]
+                )
                 db.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
             index.remove([int(face_id)])
             self._save_index()
@@ -410,13 +416,68 @@ class Gallery:
         if not root.is_dir():
             raise GalleryError(f"{root}: not a directory")
         items = []
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
             for file in sorted(folder.iterdir()):
                 if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
                     items.append((folder.name, file))
         if not items:
             raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
         return self._enroll(items, {}, batch_size, progress)
+
+    def add_embeddings(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        sources: Sequence[str] | None = None,
+        metadata: dict | None = None,
+    ) -> list[int]:
+        """Add ready embeddings (n x d, of the gallery's model) as faces of `name`, in one
+        transaction; returns their face ids. For callers that embed photos themselves
+        (batched `FaceNet.embed`, an embedding cache); no duplicate check is made."""
+        name = _check_name(name)
+        metadata = _check_metadata(metadata)
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
+        if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:
+            raise GalleryError(
+                f"embeddings of shape {np.shape(embeddings)} do not fit this gallery "
+                f"({self.embedding_size}-d)"
+            )
+        vectors = (
+            np.stack([_unit(v, self.embedding_size) for v in vectors]) if len(vectors) else vectors
+        )
+        sources = list(sources) if sources is not None else [None] * len(vectors)
+        if len(sources) != len(vectors):
+            raise GalleryError(f"{len(vectors)} embeddings but {len(sources)} sources")
+        with self._lock:
+            index = self.index
+            with self._store.transaction() as db:
+                row = self._store.person(name)
+                if row is None:
+                    person_id = self._store.add_person(db, name, metadata)
+                else:
+                    person_id = row["id"]
+                    if metadata:
+                        merged = {**json.loads(row["metadata"]), **metadata}
+                        self._store.update_metadata(db, person_id, merged)
+                rows = [
+                    (
+                        person_id,
+                        source,
+                        hashlib.sha256(b"embedding:" + v.tobytes()).hexdigest(),
+                        None,
+                        None,
+                        v.tobytes(),
+                        self.model_id,
+                    )
+                    for v, source in zip(vectors, sources, strict=True)
+                ]
+                ids = self._store.add_faces(db, rows)
+            index.add(vectors, ids)
+            self._save_index()
+        return ids
 
     def _enroll(
         self,
@@ -569,7 +630,8 @@ class Gallery:
                 distances, ids = index.search(queries, fetch)
                 names = self._store.names_for(sorted({int(i) for i in ids.ravel() if i >= 0}))
                 results = [
-                    _collect(d, i, names, k, per_person) for d, i in zip(distances, ids, strict=True)
+                    _collect(d, i, names, k, per_person)
+                    for d, i in zip(distances, ids, strict=True)
                 ]
                 short = any(len(r) < k for r in results)
                 if not per_person or not short or fetch >= total:
@@ -609,7 +671,9 @@ class Gallery:
                     except Exception as exc:  # a corrupt or truncated file is only a lost cache
                         log.warning("%s: unreadable index (%s); rebuilding", self.index_path, exc)
                         index, status = None, "rebuilt (unreadable index)"
-                    if index is not None and (len(index) != state.count or index.dim != self.embedding_size):
+                    if index is not None and (
+                        len(index) != state.count or index.dim != self.embedding_size
+                    ):
                         index, status = None, "rebuilt (index does not match its record)"
                     elif index is not None:
                         added = 0
@@ -742,7 +806,9 @@ def _check_metadata(metadata: dict | None) -> dict:
 def _unit(embedding, size: int) -> np.ndarray:
     v = np.asarray(embedding, dtype=np.float32).reshape(-1)
     if v.shape[0] != size or not np.all(np.isfinite(v)):
-        raise GalleryError(f"the model returned an embedding of shape {v.shape}; expected ({size},)")
+        raise GalleryError(
+            f"the model returned an embedding of shape {v.shape}; expected ({size},)"
+        )
     norm = float(np.linalg.norm(v))
     if not math.isfinite(norm) or norm == 0:
         raise GalleryError("the model returned a zero embedding")
@@ -771,7 +837,9 @@ def _pixel_hash(image: np.ndarray) -> str:
 
 
 def _person(row) -> Person:
-    return Person(row["id"], row["name"], json.loads(row["metadata"]), row["face_count"], row["created"])
+    return Person(
+        row["id"], row["name"], json.loads(row["metadata"]), row["face_count"], row["created"]
+    )
 
 
 def _face_record(row) -> FaceRecord:

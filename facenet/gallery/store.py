@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..errors import GalleryError
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _run(db: sqlite3.Connection, script: str) -> None:
@@ -54,7 +54,7 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         );
         CREATE INDEX faces_person ON faces(person_id);
         CREATE INDEX faces_hash ON faces(content_hash);
-        """
+        """,
     )
 
 
@@ -97,7 +97,8 @@ class Store:
         """Apply pending migrations; return their names."""
         with self.transaction() as db:
             db.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS _migrations "
+                "(name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
             )
             done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
             unknown = done - {name for name, _ in MIGRATIONS}
@@ -116,7 +117,9 @@ class Store:
         return applied
 
     def is_gallery(self) -> bool:
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         return {"_migrations", "meta", "people", "faces"} <= tables
 
     # -- meta ---------------------------------------------------------------------------------
@@ -184,13 +187,17 @@ class Store:
         sql = "SELECT f.*, p.name AS person FROM faces f JOIN people p ON p.id = f.person_id"
         if person_id is None:
             return self.db.execute(sql + " ORDER BY f.id").fetchall()
-        return self.db.execute(sql + " WHERE f.person_id = ? ORDER BY f.id", (person_id,)).fetchall()
+        return self.db.execute(
+            sql + " WHERE f.person_id = ? ORDER BY f.id", (person_id,)
+        ).fetchall()
 
     def face(self, face_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM faces WHERE id = ?", (face_id,)).fetchone()
 
     def face_ids(self, person_id: int) -> list[int]:
-        return [r[0] for r in self.db.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))]
+        return [
+            r[0] for r in self.db.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))
+        ]
 
     def names_for(self, face_ids: list[int]) -> dict[int, tuple[int, str]]:
         """face id -> (person id, person name)."""
@@ -216,7 +223,9 @@ class Store:
         )
         return int(row[0]), int(row[1]), int(row[2])
 
-    def embeddings(self, after: int = 0, chunk: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def embeddings(
+        self, after: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, embeddings) in id order, for faces with id > after, `chunk` rows at a time."""
         last = after
         while True:

@@ -1,0 +1,109 @@
+"""Clustering LFW: people with at least 4 photos, every method; pairwise P/R/F1, clusters vs people.
+
+Each photo's most prominent face is embedded (photos without a detected face are left out and
+counted), clustered at the model's threshold, and scored against the true identities.
+
+    python benchmarks/cluster_lfw.py --model model.keras [--max-people 100] [--cache e.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout
+DEFAULT_LFW = REPO.parent / "shared" / "data" / "lfw" / "lfw-deepfunneled"
+
+
+def people(root: Path, min_images: int = 1) -> dict[str, list[Path]]:
+    if not root.is_dir():
+        sys.exit(f"LFW not found at {root} (pass --lfw)")
+    out = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.jpg"))
+        if len(files) >= min_images:
+            out[folder.name] = files
+    return out
+
+
+def embed(model, paths: list[Path], cache: Path | None, batch_size: int) -> np.ndarray:
+    """Embeddings of the most prominent face of each photo; NaN rows where none is found."""
+    keys = np.array([str(p) for p in paths])
+    if cache is not None and cache.is_file():
+        data = np.load(cache)
+        if str(data["model_id"]) == model.model_id:
+            known = dict(zip(data["paths"].tolist(), data["embeddings"], strict=True))
+            if all(k in known for k in keys):
+                return np.stack([known[k] for k in keys])
+    x = model.embed(
+        [str(p) for p in paths], batch_size=batch_size, on_missing="nan", show_progress=True
+    )
+    if cache is not None:
+        np.savez(cache, paths=keys, embeddings=x, model_id=model.model_id)
+    return x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="Model file (default: the bundled model).")
+    parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
+    parser.add_argument("--min-images", type=int, default=4)
+    parser.add_argument("--max-people", type=int, default=None, help="Sample this many people.")
+    parser.add_argument("--threshold", type=float, default=None, help="Default: the model's.")
+    parser.add_argument(
+        "--methods", nargs="+", default=["agglomerative", "dbscan", "chinese_whispers"]
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cache", type=Path, default=None, help="npz embedding cache.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from facenet import FaceNet
+    from facenet.cluster import cluster, pairwise_scores
+
+    chosen = people(args.lfw, args.min_images)
+    names = sorted(chosen)
+    if args.max_people and len(names) > args.max_people:
+        rng = np.random.default_rng(args.seed)
+        names = sorted(rng.choice(names, args.max_people, replace=False).tolist())
+    paths = [f for n in names for f in chosen[n]]
+    labels = np.array([n for n in names for _ in chosen[n]])
+    model = FaceNet.load(args.model)
+    x = embed(model, paths, args.cache, args.batch_size)
+    found = ~np.isnan(x[:, 0])
+    x, labels = x[found], labels[found]
+    threshold = model.info.verification_threshold if args.threshold is None else args.threshold
+    print(
+        f"model {model.info.name} ({model.model_id}); {len(names)} people, {len(x)} faces "
+        f"({int((~found).sum())} photos without a face); threshold {threshold:.3f}"
+    )
+    header = (
+        f"{'method':>17} {'precision':>9} {'recall':>7} {'F1':>6} {'clusters':>8} "
+        f"{'people':>6} {'noise':>5} {'s':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    results = []
+    for method in args.methods:
+        started = time.perf_counter()
+        predicted = cluster(x, threshold=threshold, method=method)
+        seconds = time.perf_counter() - started
+        s = pairwise_scores(labels, predicted)
+        results.append({"method": method, "seconds": round(seconds, 2), **s.to_dict()})
+        print(
+            f"{method:>17} {s.precision:>9.4f} {s.recall:>7.4f} {s.f1:>6.4f} "
+            f"{s.clusters:>8} {s.people:>6} {s.noise:>5} {seconds:>6.1f}"
+        )
+    if args.json:
+        print(json.dumps({"model_id": model.model_id, "threshold": threshold, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

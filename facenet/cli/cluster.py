@@ -1,0 +1,40 @@
+"""facenet cluster."""
+
+from __future__ import annotations
+
+import click
+
+from . import model_option
+from .gallery import load_model
+
+
+@click.command()
+@click.argument("inputs", metavar="PHOTOS_OR_DIR", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--method",
+    type=click.Choice(["agglomerative", "dbscan", "chinese_whispers"]),
+    default="agglomerative",
+    show_default=True,
+)
+@click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
+@click.option(
+    "--min-size", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Clusters with fewer faces go to noise/.",
+)  # fmt: skip
+@model_option
+def cluster(inputs, out, method, threshold, min_size, model_path):
+    """Group every face in PHOTOS_OR_DIR by person; write one folder of face crops per
+    cluster, clusters.json and an index.html contact sheet to --out."""
+    from ..cluster import cluster_photos, find_photos
+    from ..errors import FaceNetError
+
+    photos = find_photos(inputs)
+    if not photos:
+        raise FaceNetError("no photos found in the given inputs")
+    model = load_model(model_path)
+    report = cluster_photos(
+        model, photos, out, method=method, threshold=threshold, min_size=min_size,
+        progress=len(photos) > 20,
+    )  # fmt: skip
+    click.echo(report.summary())

@@ -1,0 +1,38 @@
+"""facenet convert: public FaceNet weights (Keras h5, TF checkpoint, PyTorch) -> a .keras model."""
+
+from __future__ import annotations
+
+import click
+
+from ..metadata import BACKBONES, PREPROCESSING_MODES
+
+
+@click.command()
+@click.argument("src", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .keras file.")
+@click.option(
+    "--source", type=click.Choice(["h5", "checkpoint", "pytorch"]), default=None,
+    help="Kind of SRC. Default: from its name (.h5; .pt/.pth/.npz; a checkpoint prefix/folder).",
+)  # fmt: skip
+@click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Default: from the weights.")
+@click.option(
+    "--preprocessing", type=click.Choice(PREPROCESSING_MODES), default=None,
+    help="Pixel scaling the weights were trained with (the files do not record it): prewhiten "
+    "for the Keras FaceNet h5 and 2017 checkpoints, fixed for 2018 checkpoints and "
+    "facenet-pytorch (the default for PyTorch only).",
+)  # fmt: skip
+@click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
+@click.option("--embedding-size", default=None, type=click.IntRange(min=1), help="Check: must match.")
+@click.option("--name", default=None, help="Model name stored in the file. Default: SRC's name.")
+def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name):
+    """Convert the weights SRC into a FaceNet .keras model file (checked tensor by tensor)."""
+    from ..weights.convert import convert as run
+
+    _, info = run(
+        src, out, source=source, backbone=backbone, preprocessing=preprocessing,
+        input_size=input_size, embedding_size=embedding_size, name=name,
+    )  # fmt: skip
+    click.echo(
+        f"wrote {out}: {info.backbone}, {info.input_size} px, {info.embedding_size}-d, "
+        f"preprocessing {info.preprocessing}"
+    )

@@ -1,0 +1,204 @@
+"""facenet gallery create|enroll|list|remove|rename|merge, and facenet identify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import GalleryError
+from . import model_option
+
+gallery_argument = click.argument(
+    "gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False)
+)
+
+
+def load_model(model_path: str | None):
+    from ..api import FaceNet
+
+    return FaceNet.load(model_path)
+
+
+def open_gallery(path: str, model_path: str | None = None, *, with_model: bool = False):
+    """Open a gallery; with_model loads --model, else the model file the gallery recorded."""
+    from ..gallery import Gallery
+
+    gallery = Gallery.open(path)
+    if not with_model:
+        return gallery
+    source = model_path or gallery.model_path or None
+    if source is not None and not Path(source).is_file():
+        gallery.close()
+        raise GalleryError(
+            f"{path}: its model file {source} is gone; pass the same model with --model"
+        )
+    try:
+        gallery.attach(load_model(source))
+    except BaseException:
+        gallery.close()
+        raise
+    return gallery
+
+
+@click.group()
+def gallery() -> None:
+    """A persistent gallery of people: enrol photos, then `facenet identify`."""
+
+
+@gallery.command()
+@gallery_argument
+@model_option
+def create(gallery_path, model_path):
+    """Create an empty gallery (a SQLite file) for a model's embeddings."""
+    from ..gallery import Gallery
+
+    model = load_model(model_path)
+    with Gallery.create(gallery_path, model, model_path=model_path or model.source or "") as g:
+        click.echo(f"created {g.path} for model {g.model_name!r} ({g.embedding_size}-d)")
+
+
+@gallery.command()
+@gallery_argument
+@click.argument("photos", nargs=-1, type=click.Path())
+@click.option("--name", "-n", default=None, help="The person shown in PHOTOS.")
+@click.option(
+    "--folder", type=click.Path(file_okay=False), default=None,
+    help="A folder with one sub-folder of photos per person (folder name = person's name).",
+)  # fmt: skip
+@click.option("--metadata", default=None, help="JSON object stored with the person (with --name).")
+@model_option
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size, as_json):
+    """Enrol photos of one person (--name NAME PHOTOS...) or a whole tree (--folder ROOT).
+
+    The most prominent face of each photo is enrolled; photos already in the gallery, without
+    a face, or unreadable are skipped and listed.
+    """
+    if (name is None) == (folder is None):
+        raise click.UsageError("give either --name NAME PHOTOS... or --folder ROOT")
+    if name is not None and not photos:
+        raise click.UsageError("--name needs at least one photo")
+    if folder is not None and photos:
+        raise click.UsageError("--folder takes no PHOTOS arguments")
+    extra = None
+    if metadata is not None:
+        try:
+            extra = json.loads(metadata)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON ({exc})", param_hint="--metadata") from None
+    with open_gallery(gallery_path, model_path, with_model=True) as g:
+        if folder is not None:
+            report = g.enroll_folder(folder, batch_size=batch_size, progress=True)
+        else:
+            report = g.enroll(
+                name, list(photos), extra, batch_size=batch_size, progress=len(photos) > 8
+            )
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+    click.echo(report.summary())
+
+
+@gallery.command(name="list")
+@gallery_argument
+@click.option("--faces", "show_faces", is_flag=True, help="List every face too.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per person.")
+def list_(gallery_path, show_faces, as_json):
+    """List the people in a gallery, with their number of faces."""
+    with open_gallery(gallery_path) as g:
+        people = g.people()
+        for person in people:
+            faces = g.faces(person.name) if show_faces else []
+            if as_json:
+                row = person.to_dict()
+                if show_faces:
+                    row["face_list"] = [f.to_dict() for f in faces]
+                click.echo(json.dumps(row))
+                continue
+            extra = f"  {json.dumps(person.metadata)}" if person.metadata else ""
+            click.echo(f"{person.name}\t{person.faces} face{'s' * (person.faces != 1)}{extra}")
+            for face in faces:
+                click.echo(f"  #{face.id}\t{face.source}")
+        if not as_json:
+            click.echo(f"{len(people)} people, {len(g)} faces (model {g.model_name!r})", err=True)
+
+
+@gallery.command()
+@gallery_argument
+@click.argument("name", required=False)
+@click.option("--face", "face_ids", multiple=True, type=int, help="Remove one face by id instead.")
+def remove(gallery_path, name, face_ids):
+    """Remove a person (and their faces), or single faces with --face ID."""
+    if (name is None) == (not face_ids):
+        raise click.UsageError("give either NAME or --face ID")
+    with open_gallery(gallery_path) as g:
+        if name is not None:
+            count = g.remove_person(name)
+            click.echo(f"removed {name} and {count} face{'s' * (count != 1)}")
+        for face_id in face_ids:
+            record = g.remove_face(face_id)
+            click.echo(f"removed face #{record.id} of {record.person} ({record.source})")
+
+
+@gallery.command()
+@gallery_argument
+@click.argument("old")
+@click.argument("new")
+def rename(gallery_path, old, new):
+    """Rename a person."""
+    with open_gallery(gallery_path) as g:
+        person = g.rename(old, new)
+    click.echo(f"renamed {old} to {person.name}")
+
+
+@gallery.command()
+@gallery_argument
+@click.argument("src")
+@click.argument("dst")
+def merge(gallery_path, src, dst):
+    """Move every face of SRC to DST, then delete SRC."""
+    with open_gallery(gallery_path) as g:
+        person = g.merge(src, dst)
+    click.echo(f"merged {src} into {dst}: {person.faces} faces")
+
+
+@click.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--gallery", "-g", "gallery_path", required=True, type=click.Path(dir_okay=False))
+@model_option
+@click.option(
+    "--k", "-k", default=5, show_default=True, type=click.IntRange(min=1), help="Matches per face."
+)
+@click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per photo.")
+def identify(photos, gallery_path, model_path, k, threshold, as_json):
+    """Identify every face in PHOTOS against a gallery ("unknown" above the threshold)."""
+    from ..errors import ImageError
+
+    with open_gallery(gallery_path, model_path, with_model=True) as g:
+        for photo in photos:
+            try:
+                faces = g.identify(photo, k=k, threshold=threshold)
+            except ImageError as exc:
+                if as_json:
+                    click.echo(json.dumps({"photo": photo, "error": str(exc)}))
+                else:
+                    click.echo(f"{photo}\terror: {exc}")
+                continue
+            if as_json:
+                click.echo(json.dumps({"photo": photo, "faces": [f.to_dict() for f in faces]}))
+                continue
+            if not faces:
+                click.echo(f"{photo}\t(no face)")
+            for face in faces:
+                box = ",".join(f"{v:.0f}" for v in face.face.box)
+                distance = "-" if face.distance is None else f"{face.distance:.3f}"
+                others = ", ".join(f"{m.name} {m.distance:.3f}" for m in face.matches[1:])
+                click.echo(f"{photo}\t[{box}]\t{face.name}\t{distance}\t{others}")

@@ -1,0 +1,123 @@
+"""facenet serve: the JSON API and web page (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ..errors import FaceNetError
+from . import model_option
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option(
+    "--gallery",
+    "-g",
+    "gallery_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Gallery file (SQLite); created empty if missing. Without it: no gallery endpoints.",
+)
+@model_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--api-key",
+    envvar="FACENET_API_KEY",
+    default=None,
+    help="Require header X-API-Key for gallery changes (env FACENET_API_KEY).",
+)
+@click.option("--api-key-all", is_flag=True, help="Require the key for every API call but health.")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Allow browser calls from this origin (repeatable; default: CORS off).",
+)
+@click.option(
+    "--max-upload-mb", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+)
+@click.option(
+    "--max-pixels",
+    default=40_000_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest image decoded (width x height).",
+)
+@click.option("--max-files", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Inference threads (one process: the model is loaded once).",
+)
+def serve(
+    gallery_path,
+    model_path,
+    host,
+    port,
+    api_key,
+    api_key_all,
+    cors_origins,
+    max_upload_mb,
+    max_pixels,
+    max_files,
+    workers,
+):
+    """Serve the face-recognition API (/api/v1) and web page (/) over HTTP."""
+    try:
+        import uvicorn
+
+        from ..server import Settings, create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs its extra: pip install 'facenet-keras[server]' ({exc})"
+        ) from None
+    from ..api import FaceNet
+    from ..gallery import Gallery
+
+    try:
+        settings = Settings(
+            api_key=api_key,
+            api_key_all=api_key_all,
+            cors_origins=tuple(cors_origins),
+            max_upload_mb=max_upload_mb,
+            max_pixels=max_pixels,
+            max_files=max_files,
+            workers=workers,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        click.echo(
+            f"warning: listening on {host} without --api-key: anyone who can reach it can change "
+            "the gallery",
+            err=True,
+        )
+    gallery = None
+    if gallery_path and Path(gallery_path).exists():
+        gallery = Gallery.open(gallery_path)
+        if model_path is None and gallery.model_path and Path(gallery.model_path).is_file():
+            model_path = gallery.model_path
+    model = FaceNet.load(model_path)
+    try:
+        if gallery is None and gallery_path:
+            gallery = Gallery.create(gallery_path, model, model_path or "")
+            click.echo(f"created an empty gallery at {gallery_path}", err=True)
+        app = create_app(model, gallery, settings)
+    except (FaceNetError, ValueError):
+        if gallery is not None:
+            gallery.close()
+        raise
+    click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        if gallery is not None:
+            gallery.close()

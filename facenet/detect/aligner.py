@@ -1,0 +1,295 @@
+"""Align a whole dataset: detect the most prominent face of every image and save its crop.
+
+`align_dataset(src, dst)` keeps the layout of `src` (folder per identity, or flat), writes one
+lossless PNG per image (`<name>.png`), and `dst/align_report.json`. It is resumable: images
+whose output exists, or that an earlier run with the same settings found faceless or
+unreadable, are not processed again. Writes are atomic (temporary file + os.replace), so an
+interrupted run never leaves half-written crops. Work is spread over processes, each with its
+own detector and one ONNX Runtime thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import FaceNetError, ImageError
+from ..images import load_image
+from ..metadata import ALIGNMENT_MODES, check_choice
+from .align import align_face, center_crop, most_prominent
+from .mtcnn import MTCNN
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "align_report.json"
+OUTPUT_FORMAT = "png"
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
+)
+#: Images per task sent to a worker (one detect_batch call).
+CHUNK = 8
+#: The report is rewritten after this many images, so an interrupted run keeps its bookkeeping.
+CHECKPOINT = 2000
+
+
+def align_dataset(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    size: int = 160,
+    margin: float = 32,
+    mode: str = "crop",
+    keep_fallback: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    detector: MTCNN | None = None,
+) -> dict:
+    """Align every image under `src` into `dst`; returns the report (also saved as JSON).
+
+    Args:
+        src: a folder of images, or of identity folders of images.
+        dst: output folder (created); same relative layout, `.png` files.
+        size, margin, mode: as `align_face`.
+        keep_fallback: when no face is found, save the centred square crop instead of nothing
+            (listed under "fallback" in the report).
+        workers: processes (default: CPU count); 1 runs in this process.
+        progress: a tqdm bar on stderr.
+        detector: the detector settings to use (default MTCNN()); workers build their own copy.
+    """
+    check_choice("mode", mode, ALIGNMENT_MODES)
+    if int(size) < 1:
+        raise ValueError(f"size must be positive; got {size!r}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0; got {margin!r}")
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise FaceNetError(f"{src}: no such folder")
+    detector = detector or MTCNN()
+    settings = {
+        "size": int(size),
+        "margin": float(margin),
+        "mode": mode,
+        "keep_fallback": bool(keep_fallback),
+        "format": OUTPUT_FORMAT,
+        "detector": {
+            "min_face_size": detector.min_face_size,
+            "thresholds": list(detector.thresholds),
+            "factor": detector.factor,
+            "max_side": detector.max_side,
+        },
+    }
+    dst.mkdir(parents=True, exist_ok=True)
+    previous = _previous_report(dst, settings)
+    images, ignored = _scan(src, dst)
+    outputs = _output_names(images)
+
+    status: dict[str, dict] = {}  # relative path -> {"status": ..., "faces": n, "error": ...}
+    todo = []
+    for rel in images:
+        out = dst / outputs[rel]
+        known = previous.get(rel)
+        if out.exists():
+            status[rel] = (
+                known
+                if known and known["status"] in ("aligned", "fallback")
+                else {"status": "aligned"}
+            )
+        elif (
+            known
+            and known["status"] in ("no_face", "unreadable")
+            and not (keep_fallback and known["status"] == "no_face")
+        ):
+            status[rel] = known
+        else:
+            todo.append((str(src / rel), str(out), rel))
+    skipped = len(images) - len(todo)
+
+    job = {"size": int(size), "margin": float(margin), "mode": mode, "keep_fallback": keep_fallback}
+    workers = max(1, workers or os.cpu_count() or 1)
+    report_path = dst / REPORT_NAME
+    done = 0
+    try:
+        for results in _run(todo, job, detector, workers, progress):
+            for rel, result in results:
+                status[rel] = result
+            done += len(results)
+            if done % CHECKPOINT < len(results):
+                _write_report(
+                    report_path, _report(src, dst, settings, images, ignored, status, done, skipped)
+                )
+    finally:
+        report = _report(src, dst, settings, images, ignored, status, done, skipped)
+        _write_report(report_path, report)
+    return report
+
+
+# ---------------------------------------------------------------------- work
+
+
+def _run(todo, job, detector, workers, progress) -> Iterator[list[tuple[str, dict]]]:
+    from tqdm import tqdm
+
+    chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    bar = tqdm(total=len(todo), unit="img", desc="align", file=sys.stderr, disable=not progress)
+    with bar:
+        if workers == 1 or len(chunks) <= 1:
+            _init(detector, job)
+            for chunk in chunks:
+                results = _align_chunk(chunk)
+                bar.update(len(results))
+                yield results
+            return
+        ctx = mp.get_context("spawn")  # fork after ONNX Runtime threads start can deadlock
+        with ctx.Pool(
+            min(workers, len(chunks)), initializer=_init, initargs=(detector, job, 1)
+        ) as pool:
+            for results in pool.imap_unordered(_align_chunk, chunks):
+                bar.update(len(results))
+                yield results
+
+
+_worker: dict = {}
+
+
+def _init(detector: MTCNN, job: dict, threads: int | None = None) -> None:
+    if threads is not None:  # a pool worker: one thread each, the pool provides the parallelism
+        detector.threads = threads
+    _worker["detector"] = detector
+    _worker["job"] = job
+
+
+def _align_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict]]:
+    detector: MTCNN = _worker["detector"]
+    job = _worker["job"]
+    loaded, results = [], []
+    for src, out, rel in chunk:
+        try:
+            loaded.append((load_image(src, rel), out, rel))
+        except ImageError as exc:
+            results.append((rel, {"status": "unreadable", "error": str(exc)}))
+    detections = detector.detect_batch([image for image, _, _ in loaded]) if loaded else []
+    for (image, out, rel), faces in zip(loaded, detections, strict=True):
+        face = most_prominent(faces, image.shape)
+        if face is not None:
+            crop = align_face(image, face, job["size"], job["mode"], job["margin"])
+            result = {"status": "aligned", "faces": len(faces)}
+        elif job["keep_fallback"]:
+            crop = center_crop(image, job["size"])
+            result = {"status": "fallback", "faces": 0}
+        else:
+            results.append((rel, {"status": "no_face", "faces": 0}))
+            continue
+        _save(crop, Path(out))
+        results.append((rel, result))
+    return results
+
+
+def _save(crop: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        Image.fromarray(crop).save(tmp, format="PNG", compress_level=3)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- bookkeeping
+
+
+def _scan(src: Path, dst: Path) -> tuple[list[str], list[str]]:
+    """Relative paths of images and of other (ignored) files under src, sorted; dst is skipped."""
+    images, ignored = [], []
+    dst = dst.resolve()
+    for root, dirs, files in os.walk(src):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != dst)
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            rel = (here / name).relative_to(src).as_posix()
+            (images if Path(name).suffix.lower() in IMAGE_EXTENSIONS else ignored).append(rel)
+    return images, ignored
+
+
+def _output_names(images: list[str]) -> dict[str, str]:
+    """`a/b.jpg` -> `a/b.png`; when two sources would collide (b.jpg, b.png), `a/b.jpg.png`."""
+    plain = {rel: Path(rel).with_suffix(f".{OUTPUT_FORMAT}").as_posix() for rel in images}
+    seen: dict[str, int] = {}
+    for out in plain.values():
+        seen[out] = seen.get(out, 0) + 1
+    return {rel: out if seen[out] == 1 else f"{rel}.{OUTPUT_FORMAT}" for rel, out in plain.items()}
+
+
+def _previous_report(dst: Path, settings: dict) -> dict[str, dict]:
+    path = dst / REPORT_NAME
+    if not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; starting its bookkeeping afresh", path)
+        return {}
+    if old.get("settings") != settings:
+        raise FaceNetError(
+            f"{dst} was aligned with other settings ({old.get('settings')}); "
+            "use a new output folder or delete it"
+        )
+    status = {}
+    for rel in old.get("no_face", []):
+        status[rel] = {"status": "no_face", "faces": 0}
+    for entry in old.get("unreadable", []):
+        status[entry["path"]] = {"status": "unreadable", "error": entry.get("error", "")}
+    for rel in old.get("fallback", []):
+        status[rel] = {"status": "fallback", "faces": 0}
+    for entry in old.get("several_faces", []):
+        status[entry["path"]] = {"status": "aligned", "faces": entry["faces"]}
+    return status
+
+
+def _report(src, dst, settings, images, ignored, status, processed, skipped) -> dict:
+    def having(kind):
+        return sorted(rel for rel, s in status.items() if s["status"] == kind)
+
+    several = sorted(
+        ({"path": rel, "faces": s["faces"]} for rel, s in status.items() if s.get("faces", 0) > 1),
+        key=lambda e: e["path"],
+    )
+    unreadable = [
+        {"path": rel, "error": status[rel].get("error", "")} for rel in having("unreadable")
+    ]
+    counts = {
+        "images": len(images),
+        "aligned": len(having("aligned")),
+        "fallback": len(having("fallback")),
+        "no_face": len(having("no_face")),
+        "several_faces": len(several),
+        "unreadable": len(unreadable),
+        "ignored_files": len(ignored),
+        "processed_this_run": processed,
+        "skipped_already_done": skipped,
+    }
+    return {
+        "src": str(src),
+        "dst": str(dst),
+        "settings": settings,
+        "counts": counts,
+        "no_face": having("no_face"),
+        "several_faces": several,
+        "unreadable": unreadable,
+        "fallback": having("fallback"),
+        "ignored_files": ignored,
+    }
+
+
+def _write_report(path: Path, report: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)

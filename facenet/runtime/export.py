@@ -1,0 +1,413 @@
+"""Writing exported models: ONNX (tf2onnx), LiteRT/TFLite and SavedModel, with int8 options.
+
+Every export is the inference network with its preprocessing folded in: the graph takes raw
+pixels NHWC (uint8 by default, or float32 0..255) and returns unit embeddings, and the model's
+ModelInfo travels inside the file (see `facenet.runtime`). TensorFlow, tf2onnx and onnx are
+imported inside the functions that need them, so importing this module stays cheap; install
+them with `pip install 'facenet-keras[tf,export]'`.
+
+ONNX conversion uses tf2onnx's `convert.from_function` on a traced uint8 serving function:
+Keras 3's `model.export(format="onnx")` goes through the same converter but only for float
+inputs and only once the model has been called. TFLite conversion freezes the variables first
+(the TF 2.21 converter otherwise keeps Keras 3 variables as uninitialised resources and the
+model computes NaN).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..images import load_image, resize
+from ..metadata import ModelInfo
+from . import METADATA_KEY
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "tflite", "savedmodel")
+INPUT_DTYPES = ("uint8", "float32")
+QUANTIZE_MODES = ("int8",)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: ONNX opset: 17 is read by every ONNX Runtime from 1.13 on.
+OPSET = 17
+#: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
+#: compute; preprocessing and the L2 normalisation stay float for exact unit vectors.
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+
+
+def _need(module: str, extra: str = "export"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ModelError(
+            f"exporting needs {module.split('.')[0]}: pip install 'facenet-keras[{extra}]'"
+        ) from None
+
+
+def load_keras(path: str | os.PathLike):
+    """A Keras FaceNet model and its ModelInfo from a `.keras` or weights-only `.h5` file."""
+    try:
+        from ..models import load_keras_model, load_weights_h5
+    except ImportError:
+        raise ModelError("exporting needs TensorFlow: pip install 'facenet-keras[tf,export]'") from None
+    path = Path(path)
+    if path.suffix.lower() == ".keras":
+        return load_keras_model(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return load_weights_h5(path)
+    raise ModelError(f"{path}: export takes a Keras model file (.keras or .h5)")
+
+
+def default_output(model_path: str | os.PathLike, fmt: str, quantize: str | None = None) -> Path:
+    """model.keras -> model.onnx, model.int8.tflite, model_savedmodel/ ..."""
+    path = Path(model_path)
+    tag = f".{quantize}" if quantize else ""
+    if fmt == "savedmodel":
+        return path.with_name(f"{path.stem}{tag}_savedmodel")
+    return path.with_name(f"{path.stem}{tag}.{fmt}")
+
+
+# --- the serving function --------------------------------------------------------------------
+
+
+def serving_function(model, info: ModelInfo, batch: int | None = None, input_dtype: str = "uint8"):
+    """A traced tf.function: raw pixels (batch, S, S, 3) -> {"embeddings": unit rows}."""
+    import tensorflow as tf
+
+    from ..models import embedding_model
+
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"input_dtype must be one of {', '.join(INPUT_DTYPES)}; got {input_dtype!r}")
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be positive or None (dynamic); got {batch}")
+    network = embedding_model(model)
+    size = info.input_size
+    spec = tf.TensorSpec([batch, size, size, 3], getattr(tf, input_dtype), name="images")
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        return {"embeddings": network(tf.cast(images, tf.float32), training=False)}
+
+    return serve
+
+
+def _frozen(model, info: ModelInfo, batch: int | None, input_dtype: str):
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    serve = serving_function(model, info, batch, input_dtype)
+    return convert_variables_to_constants_v2(serve.get_concrete_function())
+
+
+# --- ONNX -------------------------------------------------------------------------------------
+
+
+def export_onnx(
+    model,
+    info: ModelInfo,
+    out: str | os.PathLike,
+    *,
+    batch: int | None = None,
+    input_dtype: str = "uint8",
+    opset: int = OPSET,
+) -> Path:
+    """Write `model` as ONNX: input "images" (batch, S, S, 3), output "embeddings" (batch, D)."""
+    tf2onnx = _need("tf2onnx")
+    out = Path(out)
+    serve = serving_function(model, info, batch, input_dtype)
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    proto, _ = tf2onnx.convert.from_function(
+        serve, input_signature=serve.input_signature, opset=opset
+    )
+    _name_batch_dim(proto)
+    proto.producer_name = "facenet"
+    _set_onnx_metadata(proto, info)
+    _write_bytes(out, proto.SerializeToString())
+    return out
+
+
+def _name_batch_dim(proto) -> None:
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = "batch"
+
+
+def _set_onnx_metadata(proto, info: ModelInfo) -> None:
+    for entry in list(proto.metadata_props):
+        if entry.key == METADATA_KEY:
+            proto.metadata_props.remove(entry)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+
+
+def quantize_onnx(
+    float_model: str | os.PathLike,
+    out: str | os.PathLike,
+    crops: np.ndarray,
+    *,
+    per_channel: bool = True,
+) -> Path:
+    """Static int8 (QDQ) quantisation of an exported ONNX model, calibrated on aligned crops.
+
+    Weights are int8 per channel, activations uint8 with ranges from the crops (MinMax).
+    Dynamic quantisation is deliberately not offered: it runs convolutions ~10x slower.
+    """
+    onnx = _need("onnx")
+    quantization = _need("onnxruntime.quantization")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    float_model, out = Path(float_model), Path(out)
+    crops = np.asarray(crops)
+    if len(crops) == 0:
+        raise ModelError("int8 quantisation needs calibration crops; none were given")
+    source = onnx.load(str(float_model))
+    meta = {p.key: p.value for p in source.metadata_props}
+    spec = source.graph.input[0]
+    name = spec.name
+    fixed = spec.type.tensor_type.shape.dim[0].dim_value or None
+    dtype = np.uint8 if spec.type.tensor_type.elem_type == onnx.TensorProto.UINT8 else np.float32
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            step = fixed or 1
+            self.batches = iter(
+                [{name: crops[i : i + step].astype(dtype)} for i in range(0, len(crops) - step + 1, step)]
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(tmp) / "quantized.onnx"
+        quantization.quantize_static(
+            str(prepared),
+            str(quantized),
+            Reader(),
+            quant_format=quantization.QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            per_channel=per_channel,
+            activation_type=quantization.QuantType.QUInt8,
+            weight_type=quantization.QuantType.QInt8,
+            calibrate_method=quantization.CalibrationMethod.MinMax,
+        )
+        result = onnx.load(str(quantized))
+    for key, value in meta.items():
+        entry = result.metadata_props.add()
+        entry.key, entry.value = key, value
+    _write_bytes(out, result.SerializeToString())
+    return out
+
+
+# --- TFLite -----------------------------------------------------------------------------------
+
+
+def export_tflite(
+    model,
+    info: ModelInfo,
+    out: str | os.PathLike,
+    *,
+    batch: int | None = None,
+    input_dtype: str = "uint8",
+    calibration: np.ndarray | None = None,
+) -> Path:
+    """Write `model` as a TFLite flatbuffer with ModelInfo in its metadata ("facenet").
+
+    With `calibration` crops, weights and activations are quantised to int8 (full-integer
+    kernels wherever TFLite has them; input and output stay uint8/float32).
+    """
+    import tensorflow as tf
+
+    out = Path(out)
+    frozen = _frozen(model, info, batch, input_dtype)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if calibration is not None:
+        crops = np.asarray(calibration)
+        if len(crops) == 0:
+            raise ModelError("int8 quantisation needs calibration crops; none were given")
+        step = batch or 1
+        dtype = np.dtype(input_dtype)
+
+        def representative():
+            for i in range(0, len(crops) - step + 1, step):
+                yield [crops[i : i + step].astype(dtype)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+    content = converter.convert()
+    _write_bytes(out, add_tflite_metadata(content, METADATA_KEY, info.to_json().encode()))
+    return out
+
+
+def add_tflite_metadata(content: bytes, key: str, value: bytes) -> bytes:
+    """Return the flatbuffer `content` with model metadata `key` set to `value`."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (key, key.encode())]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(value, np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = key
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+# --- SavedModel -------------------------------------------------------------------------------
+
+
+def export_savedmodel(
+    model, info: ModelInfo, out: str | os.PathLike, *, batch: int | None = None,
+    input_dtype: str = "uint8",
+) -> Path:  # fmt: skip
+    """Write a SavedModel directory (signature "serving_default") with `facenet.json` inside."""
+    import tensorflow as tf
+
+    out = Path(out)
+    serve = serving_function(model, info, batch, input_dtype)
+    module = tf.Module()
+    module.network = model
+    module.serve = serve
+    if out.exists():
+        shutil.rmtree(out)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
+    (out / "facenet.json").write_text(info.to_json())
+    return out
+
+
+# --- one call for the CLI ---------------------------------------------------------------------
+
+
+def export(
+    model_path: str | os.PathLike,
+    fmt: str,
+    out: str | os.PathLike | None = None,
+    *,
+    batch: int | None = None,
+    input_dtype: str = "uint8",
+    quantize: str | None = None,
+    calibration: np.ndarray | None = None,
+) -> Path:
+    """Export a Keras FaceNet model file to `fmt`; returns the written path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}; got {quantize!r}")
+    if quantize and fmt == "savedmodel":
+        raise ValueError("int8 quantisation is for onnx and tflite exports, not savedmodel")
+    if quantize and calibration is None:
+        raise ValueError("int8 quantisation needs calibration crops (--calibration DIR)")
+    model, info = load_keras(model_path)
+    out = Path(out) if out else default_output(model_path, fmt, quantize)
+    if quantize:
+        info = ModelInfo.from_dict({**info.__dict__, "extra": {**info.extra, "quantization": quantize}})
+    if fmt == "savedmodel":
+        return export_savedmodel(model, info, out, batch=batch, input_dtype=input_dtype)
+    if fmt == "tflite":
+        return export_tflite(
+            model, info, out, batch=batch, input_dtype=input_dtype,
+            calibration=calibration if quantize else None,
+        )  # fmt: skip
+    if not quantize:
+        return export_onnx(model, info, out, batch=batch, input_dtype=input_dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = export_onnx(model, info, Path(tmp) / "float.onnx", batch=batch, input_dtype=input_dtype)
+        return quantize_onnx(float_path, out, calibration)
+
+
+# --- calibration crops ------------------------------------------------------------------------
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files under `folder`, recursively, in a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: calibration images must be a folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def calibration_crops(
+    folder: str | os.PathLike,
+    size: int,
+    *,
+    limit: int = 200,
+    aligner=None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Up to `limit` aligned uint8 crops (n, size, size, 3) from the images under `folder`.
+
+    With `aligner` (a FaceNet), each photo is detected and aligned as `FaceNet.embed` would
+    (photos without a face are skipped); without one the images are taken as aligned crops.
+    A random (seeded) sample of the folder is used when it holds more than `limit` images.
+    """
+    files = image_files(folder)
+    if not files:
+        raise ModelError(f"{folder}: no images for calibration")
+    if len(files) > limit:
+        picks = np.random.default_rng(seed).choice(len(files), limit, replace=False)
+        files = [files[i] for i in sorted(picks)]
+    if aligner is None:
+        crops: Sequence[np.ndarray | None] = [resize(load_image(p), size) for p in files]
+    else:
+        crops = aligner.align(files, on_missing="none")
+    kept = [c for c in crops if c is not None]
+    if not kept:
+        raise ModelError(f"{folder}: no face found in any calibration image")
+    log.info("calibration: %d crops from %d images", len(kept), len(files))
+    return np.stack(kept).astype(np.uint8)
+
+
+# --- parity -----------------------------------------------------------------------------------
+
+
+def parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
+    """How close exported embeddings are to the Keras ones: max |diff| and min cosine."""
+    reference, exported = np.asarray(reference), np.asarray(exported)
+    cosine = np.sum(reference * exported, axis=1)
+    return {
+        "max_abs_diff": float(np.max(np.abs(reference - exported))) if reference.size else 0.0,
+        "min_cosine": float(np.min(cosine)) if len(cosine) else 1.0,
+    }
+
+
+def _write_bytes(out: Path, content: bytes) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=out.suffix, dir=out.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+__all__ = [
+    "FORMATS",
+    "calibration_crops",
+    "default_output",
+    "export",
+    "export_onnx",
+    "export_savedmodel",
+    "export_tflite",
+    "image_files",
+    "load_keras",
+    "parity",
+    "quantize_onnx",
+    "serving_function",
+]

@@ -1,0 +1,47 @@
+"""What an operator can set on the server (the `facenet serve` flags map one to one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Image formats accepted from clients, recognised by content (Pillow's decoders), never by name.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server limits and access control.
+
+    api_key: when set, requests that change the gallery need header `X-API-Key: <key>`.
+    api_key_all: also require the key for every other `/api/v1` endpoint except `health`.
+    cors_origins: browser origins allowed to call the API from other sites (none: CORS off).
+    max_upload_mb: the largest request body, all photos of the request together.
+    max_pixels: the largest image (width x height) decoded; larger ones are refused unread.
+    max_files: the most photos in one request (enrol, cluster).
+    workers: threads running inference; the model itself runs one call at a time.
+    thumbnail_size: side in pixels of the face thumbnails stored at enrolment.
+    """
+
+    api_key: str | None = None
+    api_key_all: bool = False
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    max_upload_mb: float = 10.0
+    max_pixels: int = 40_000_000
+    max_files: int = 50
+    workers: int = 2
+    thumbnail_size: int = 112
+
+    def __post_init__(self) -> None:
+        if self.api_key_all and not self.api_key:
+            raise ValueError("api_key_all needs an api_key")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key must not be empty")
+        if self.max_upload_mb <= 0 or self.max_pixels <= 0 or self.max_files < 1:
+            raise ValueError("max_upload_mb, max_pixels and max_files must be positive")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1; got {self.workers}")
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

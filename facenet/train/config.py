@@ -1,0 +1,103 @@
+"""Training configuration: one dataclass, shared by `facenet train` and `facenet.train.train`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..metadata import BACKBONES, PREPROCESSING_MODES, check_choice
+from .losses import MINING
+
+LOSSES = ("triplet", "ce", "triplet+ce")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
+STRATEGIES = ("none", "mirrored", "multi_worker")
+ALIGN = ("none", "mtcnn")
+#: LFW View 1 test pairs, the default per-epoch check (never used for training).
+DEFAULT_VAL_PAIRS = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw" / "pairsDevTest.txt")
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str = "runs/facenet"
+    backbone: str = "mobilenet"
+    input_size: int = 160
+    embedding_size: int = 128
+    alpha: float = 1.0
+    dropout: float = 0.2
+    preprocessing: str = "fixed"
+    loss: str = "triplet+ce"
+    mining: str = "semi_hard"
+    margin: float = 0.2
+    triplet_weight: float = 1.0
+    ce_weight: float = 1.0
+    label_smoothing: float = 0.0
+    weight_decay: float = 5e-4
+    batch_p: int = 30
+    batch_k: int = 4
+    #: single images of identities with < K images per batch (softmax only); None: P*K/4 when
+    #: the softmax head is trained and such identities exist, else 0.
+    batch_extra: int | None = None
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    warmup_epochs: float = 0.0
+    schedule: str = "cosine"
+    #: "lfw View 1 pairs file" (default), a pairs .txt/.tsv file, "split" (pairs from the
+    #: identity-disjoint validation identities) or "none".
+    val_pairs: str = DEFAULT_VAL_PAIRS
+    val_fraction: float = 0.0
+    #: evaluate the untrained network too (history row "epoch 0"), as a baseline
+    val_initial: bool = True
+    val_pair_count: int = 500
+    #: "none": DATA is already aligned (`facenet align`); "mtcnn": detect and align once, cached.
+    align: str = "none"
+    align_cache: str | None = None
+    margin_px: int = 32  # the alignment margin (at 160 px) recorded in the model file
+    greyscale: float = 0.1
+    min_images: int = 1
+    max_identities: int | None = None
+    resume: bool = False
+    strategy: str = "none"
+    mixed_precision: bool = False
+    seed: int = 0
+    show_progress: bool = True
+    command: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("preprocessing", self.preprocessing, PREPROCESSING_MODES)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("mining", self.mining, MINING)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("align", self.align, ALIGN)
+        if self.batch_k < 2:
+            raise ValueError(f"batch_k must be at least 2; got {self.batch_k}")
+        if self.batch_p < 1 or self.epochs < 1 or self.input_size < 32:
+            raise ValueError("batch_p and epochs must be positive and input_size at least 32")
+
+    @property
+    def uses_triplet(self) -> bool:
+        return self.loss in ("triplet", "triplet+ce")
+
+    @property
+    def uses_ce(self) -> bool:
+        return self.loss in ("ce", "triplet+ce")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

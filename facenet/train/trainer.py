@@ -1,0 +1,456 @@
+"""The trainer: `train(TrainConfig) -> TrainResult`, behind `facenet train` too.
+
+One run folder holds everything:
+
+- `checkpoint.npz`: model and optimiser variables, epoch, sampler state, history, best accuracy;
+  written atomically after every epoch. `resume=True` continues from it (Ctrl-C or SIGTERM lose
+  at most the epoch in progress).
+- `log.csv` and `tensorboard/`: one row / one set of scalars per epoch.
+- `val_pairs.npz`: the validation crops, aligned once.
+- `model.keras`: the best model so far by validation accuracy (every epoch when there is no
+  validation), in inference form with its ModelInfo, readable by `facenet.FaceNet.load`.
+- `config.json`: the configuration of the last start.
+
+The train step is a tf.function over one P x K batch per replica; under `tf.distribute` each
+replica gets whole identities (see `facenet.data.sampler`), so mining always sees positives.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+from ..errors import FaceNetError
+from ..metadata import ModelInfo
+from ..models import build_facenet, save_model
+from ..models.embedder import KerasEmbedder
+from .config import TrainConfig
+from .losses import softmax_loss, triplet_loss_with_stats
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.npz"
+LOG_COLUMNS = (
+    "epoch", "loss", "triplet_loss", "ce_loss", "active_fraction", "pos_dist", "neg_dist",
+    "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
+)  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path | None
+    epochs_done: int
+    best_accuracy: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then cosine decay to 0 or steps of 0.1 at 50% and 75% of training."""
+
+    def __init__(self, base: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"):
+        self.base, self.total, self.warmup, self.kind = float(base), int(total_steps), int(warmup_steps), kind
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = float(max(self.warmup, 1))
+        span = float(max(self.total - self.warmup, 1))
+        progress = tf.clip_by_value((step - self.warmup) / span, 0.0, 1.0)
+        if self.kind == "cosine":
+            lr = 0.5 * self.base * (1.0 + tf.cos(math.pi * progress))
+        elif self.kind == "step":
+            lr = self.base * tf.where(progress >= 0.5, 0.1, 1.0) * tf.where(progress >= 0.75, 0.1, 1.0)
+        else:
+            lr = tf.constant(self.base, tf.float32)
+        if self.warmup > 0:
+            lr = tf.where(step < self.warmup, self.base * (step + 1.0) / warm, lr)
+        return lr
+
+    def get_config(self):
+        return {"base": self.base, "total_steps": self.total, "warmup_steps": self.warmup, "kind": self.kind}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+    return tf.distribute.get_strategy()
+
+
+def train(
+    config: TrainConfig | dict,
+    *,
+    on_step: Callable[[int, int, dict], None] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TrainResult:
+    """Train a FaceNet model as `config` says; see the module docstring for the run folder.
+
+    `on_step(epoch, step, stats)` is called after every step (a hook for tests and tools).
+    Ctrl-C / SIGTERM stop training: the result has interrupted=True and the last complete
+    epoch's checkpoint is kept, for `resume=True`.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists() and not config.resume:
+        raise FaceNetError(f"{out}: holds a checkpoint already; pass --resume or another --out")
+    strategy = strategy or make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    keras.utils.set_random_seed(config.seed)
+    _write_atomic(out / "config.json", config.to_json().encode())
+
+    from ..data.dataset import scan_folder, split_identities
+    from ..data.sampler import PKSampler
+
+    dataset = scan_folder(config.data, min_images=config.min_images,
+                          max_identities=config.max_identities)  # fmt: skip
+    source = "aligned"
+    if config.align == "mtcnn":
+        from ..data.align import align_cached
+
+        cache = config.align_cache or str(out / "aligned")
+        dataset = align_cached(dataset, cache, config.input_size, config.margin_px,
+                               show_progress=config.show_progress)  # fmt: skip
+        source = "context"
+    val_fraction = config.val_fraction or (0.05 if config.val_pairs == "split" else 0.0)
+    train_set, val_set = split_identities(dataset, val_fraction, config.seed)
+    log.info("training on %s; validation identities: %d", train_set.describe(), val_set.num_classes)
+
+    extra = config.batch_extra
+    counts = train_set.counts()
+    if extra is None:
+        small = int((counts < config.batch_k).sum())
+        extra = (config.batch_p * config.batch_k) // 4 if config.uses_ce and small else 0
+        extra = min(extra, small) // replicas * replicas
+    sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
+                        extra=extra, replicas=replicas)  # fmt: skip
+    steps = config.steps_per_epoch or sampler.steps_per_epoch()
+    total_steps = steps * config.epochs
+
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = build_facenet(
+                config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
+                num_classes=train_set.num_classes if config.uses_ce else None,
+                alpha=config.alpha, dropout=config.dropout, preprocessing=config.preprocessing,
+            )  # fmt: skip
+            schedule = WarmupSchedule(config.lr, total_steps, int(config.warmup_epochs * steps),
+                                      config.schedule)  # fmt: skip
+            optimizer = _optimizer(config, schedule)
+            optimizer.build(model.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
+    if ckpt_path.exists():
+        state = _restore(ckpt_path, model, optimizer, sampler)
+        log.info("resuming %s at epoch %d", out, state["epoch"] + 1)
+
+    info = ModelInfo(
+        backbone=config.backbone, input_size=config.input_size,
+        embedding_size=config.embedding_size, preprocessing=config.preprocessing,
+        alignment="crop", margin=config.margin_px, alpha=config.alpha,
+    )  # fmt: skip
+    validator = _validator(config, val_set, out, source)
+    embedder = KerasEmbedder(model, info) if validator is not None else None
+
+    if validator is not None and config.val_initial and not state["history"]:
+        metrics = validator.evaluate(embedder)  # the untrained network: a baseline, epoch 0
+        state["history"].append({"epoch": 0, "val_accuracy": float(metrics["accuracy"]),
+                                 "val_seconds": float(metrics["seconds"])})  # fmt: skip
+        log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
+    step_fn = _train_step(model, optimizer, config, strategy)
+    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    interrupted = False
+    restore_signal = _sigterm_as_interrupt()
+    try:
+        for epoch in range(state["epoch"], config.epochs):
+            sampler.epoch = epoch
+            batches = sampler.epoch_batches(epoch, steps)
+            dist = strategy.distribute_datasets_from_function(
+                _dataset_fn(train_set, batches, config, epoch, source, replicas)
+            )
+            row = _run_epoch(step_fn, dist, epoch, steps, sampler.batch_size, config, on_step)
+            row["lr"] = float(schedule(optimizer.iterations))
+            if validator is not None:
+                metrics = validator.evaluate(embedder)
+                row["val_accuracy"] = float(metrics["accuracy"])
+                row["val_seconds"] = float(metrics["seconds"])
+            state["history"].append(row)
+            state["epoch"] = epoch + 1
+            sampler.epoch = epoch + 1
+            acc = row.get("val_accuracy")
+            best = state["best_accuracy"]
+            if validator is None or best is None or acc > best:
+                state["best_accuracy"], state["best_epoch"] = acc, epoch + 1
+                _save_final(model, info, config, state, out)
+            _save_checkpoint(ckpt_path, model, optimizer, sampler, state)
+            _write_log(out / "log.csv", state["history"])
+            _write_scalars(writer, row, epoch + 1)
+            log.info("epoch %d: %s", epoch + 1, _format(row))
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted; the checkpoint of epoch %d is kept: rerun with --resume",
+                    state["epoch"])  # fmt: skip
+    finally:
+        restore_signal()
+        writer.close()
+    model_path = out / "model.keras"
+    return TrainResult(
+        out, model_path if model_path.exists() else None, state["epoch"], state["best_accuracy"],
+        state["best_epoch"], state["history"], interrupted,
+    )  # fmt: skip
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+
+def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
+    wd = config.weight_decay or None
+    if config.optimizer == "adam":
+        opt = keras.optimizers.Adam(schedule, weight_decay=wd)
+    else:
+        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
+    if wd:
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if config.mixed_precision:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def _train_step(model, optimizer, config: TrainConfig, strategy):
+    replicas = strategy.num_replicas_in_sync
+    variables = model.trainable_variables
+    zero = tf.constant(0.0)
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            if isinstance(outputs, dict):
+                embeddings, logits = outputs["embedding"], outputs["logits"]
+            else:
+                embeddings, logits = outputs, None
+            embeddings = tf.cast(embeddings, tf.float32)
+            if config.uses_triplet:
+                tl, stats = triplet_loss_with_stats(labels, embeddings, config.margin, config.mining)
+            else:
+                tl, stats = zero, {}
+            ce = softmax_loss(labels, logits, config.label_smoothing) if config.uses_ce else zero
+            loss = config.triplet_weight * tl + config.ce_weight * ce
+            scaled = optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        if not stats:  # cross-entropy only: report the triplet statistics all the same
+            emb = tf.stop_gradient(embeddings)
+            _, stats = triplet_loss_with_stats(labels, emb, config.margin, config.mining)
+        return {"loss": loss, "triplet_loss": tl, "ce_loss": ce, **stats}
+
+    @tf.function(jit_compile=False)
+    def step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+    return step
+
+
+def _dataset_fn(train_set, batches, config: TrainConfig, epoch: int, source: str, replicas: int):
+    from ..data.pipeline import Augment, train_dataset
+
+    augment = Augment(greyscale=config.greyscale)
+
+    def fn(context: tf.distribute.InputContext):
+        keep = None
+        if context.num_input_pipelines > 1:
+            local = replicas // context.num_input_pipelines
+            start = context.input_pipeline_id * local
+            keep = (start, start + local)
+        return train_dataset(
+            train_set.paths, train_set.labels, batches, image_size=config.input_size,
+            augment=augment, seed=config.seed, epoch=epoch, source=source, chunks=replicas,
+            keep_chunks=keep,
+        )  # fmt: skip
+
+    return fn
+
+
+def _run_epoch(step_fn, dist, epoch, steps, batch_size, config, on_step) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    sums: dict[str, float] = {}
+    start = time.perf_counter()
+    timed_start, timed_images = None, 0
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
+               disable=not config.show_progress, leave=True)  # fmt: skip
+    done = 0
+    with bar:
+        for images, labels in dist:
+            stats = {k: float(v) for k, v in step_fn(images, labels).items()}
+            done += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+            now = time.perf_counter()
+            if timed_start is None:  # the first step traces the graph: leave it out of the rate
+                timed_start = now
+            else:
+                timed_images += batch_size
+            rate = timed_images / max(now - timed_start, 1e-9) if timed_images else 0.0
+            bar.set_postfix(loss=f"{stats['loss']:.3f}",
+                            active=f"{stats.get('active_fraction', 0.0):.2f}",
+                            img_s=f"{rate:.1f}")  # fmt: skip
+            bar.update(1)
+            if on_step is not None:
+                on_step(epoch, done, stats)
+    row: dict[str, Any] = {"epoch": epoch + 1}
+    row.update({k: v / max(done, 1) for k, v in sums.items() if k != "num_triplets"})
+    row["images_per_s"] = timed_images / max(time.perf_counter() - timed_start, 1e-9) if timed_images else None
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def _validator(config: TrainConfig, val_set, out: Path, source: str):
+    from .validation import PairValidator
+
+    spec = config.val_pairs
+    if spec in (None, "", "none"):
+        return None
+    cache = out / "val_pairs.npz"
+    if spec == "split":
+        if val_set.num_classes < 2:
+            raise FaceNetError("val_pairs='split' needs validation identities (val_fraction > 0)")
+        return PairValidator.from_dataset(val_set, config.val_pair_count, config.input_size, cache,
+                                          config.seed, source)  # fmt: skip
+    path = Path(spec)
+    if not path.is_file():
+        raise FaceNetError(f"{path}: no such pairs file (pass --val-pairs none to skip validation)")
+    return PairValidator.from_pairs_file(path, config.input_size, config.margin_px, cache)
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None:
+    arrays = {f"model_{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
+    arrays.update({f"opt_{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+    meta = {**state, "sampler": sampler.state_dict(), "format": 1}
+    buffer = io.BytesIO()
+    np.savez(buffer, state=np.array(json.dumps(meta)), **arrays)
+    _write_atomic(path, buffer.getvalue())
+
+
+def _restore(path: Path, model, optimizer, sampler) -> dict:
+    with np.load(path) as z:
+        meta = json.loads(str(z["state"]))
+        model_vars, opt_vars = model.variables, optimizer.variables
+        n_model = sum(1 for k in z.files if k.startswith("model_"))
+        n_opt = sum(1 for k in z.files if k.startswith("opt_"))
+        if n_model != len(model_vars) or n_opt != len(opt_vars):
+            raise FaceNetError(
+                f"{path}: the checkpoint does not match this configuration "
+                f"({n_model}/{n_opt} model/optimiser variables, expected "
+                f"{len(model_vars)}/{len(opt_vars)})"
+            )
+        for i, v in enumerate(model_vars):
+            v.assign(z[f"model_{i:04d}"])
+        for i, v in enumerate(opt_vars):
+            v.assign(z[f"opt_{i:04d}"])
+    sampler.load_state_dict(meta.pop("sampler"))
+    meta.pop("format", None)
+    return meta
+
+
+def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: Path) -> None:
+    info.extra = {
+        "training": {
+            "command": config.command,
+            "epochs": state["epoch"],
+            "epochs_planned": config.epochs,
+            "data": str(config.data),
+            "loss": config.loss,
+            "mining": config.mining,
+            "triplet_margin": config.margin,
+            "batch": f"{config.batch_p}x{config.batch_k}",
+            "seed": config.seed,
+            "val_pairs": config.val_pairs,
+            "val_accuracy": state["best_accuracy"],
+        },
+        **config.extra,
+    }
+    save_model(model, info, out / "model.keras")
+
+
+def _write_scalars(writer, row: dict, step: int) -> None:
+    """TensorBoard scalars as plain `simple_value` summaries (no tensorboard package needed)."""
+    values = [
+        tf.compat.v1.Summary.Value(tag=key, simple_value=float(value))
+        for key, value in row.items()
+        if key != "epoch" and value is not None
+    ]
+    with writer.as_default(step=step):
+        tf.summary.experimental.write_raw_pb(tf.compat.v1.Summary(value=values).SerializeToString())
+    writer.flush()
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+    _write_atomic(path, buffer.getvalue().encode())
+
+
+def _format(row: dict) -> str:
+    return "  ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in row.items() if k != "epoch" and v is not None
+    )  # fmt: skip

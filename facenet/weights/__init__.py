@@ -1,0 +1,1 @@
+"""The bundled default model, and converters for the public FaceNet weights (`convert*.py`)."""

@@ -1,0 +1,127 @@
+"""`facenet align` / align_dataset on a tiny folder-per-identity dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facenet.cli import main
+from facenet.detect.aligner import align_dataset
+
+LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw" / "lfw-deepfunneled"
+pytestmark = pytest.mark.skipif(not LFW.is_dir(), reason=f"LFW images not found at {LFW}")
+PEOPLE = ["Colin_Powell", "Serena_Williams", "Hugo_Chavez"]
+
+
+@pytest.fixture()
+def dataset(tmp_path) -> Path:
+    """3 identities x 2 LFW images, a note (not an image), a corrupt .jpg and a blank image."""
+    src = tmp_path / "src"
+    for person in PEOPLE:
+        (src / person).mkdir(parents=True)
+        for i in (1, 2):
+            name = f"{person}_{i:04d}.jpg"
+            shutil.copyfile(LFW / person / name, src / person / name)
+    (src / "notes.txt").write_text("not an image\n")
+    (src / PEOPLE[0] / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    Image.new("RGB", (200, 160), (40, 40, 40)).save(src / PEOPLE[1] / "blank.png")
+    return src
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, ["align", *args, "--no-progress"], catch_exceptions=False)
+
+
+def test_align_cli_report_and_resume(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("facenet.detect.aligner.CHUNK", 2)  # several tasks: the pool path runs
+    dst = tmp_path / "out"
+    result = run(str(dataset), str(dst), "--workers", "2")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["images"] == 8 and counts["aligned"] == 6 and counts["processed_this_run"] == 8
+
+    outputs = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png"))
+    assert outputs == [f"{p}/{p}_{i:04d}.png" for p in sorted(PEOPLE) for i in (1, 2)]
+    for path in dst.rglob("*.png"):
+        with Image.open(path) as im:
+            assert im.size == (160, 160) and im.mode == "RGB"
+    assert not [p for p in dst.rglob("*") if p.name.endswith(".tmp")]
+
+    report = json.loads((dst / "align_report.json").read_text())
+    assert report["counts"] == {
+        "images": 8,
+        "aligned": 6,
+        "fallback": 0,
+        "no_face": 1,
+        "several_faces": report["counts"]["several_faces"],
+        "unreadable": 1,
+        "ignored_files": 1,
+        "processed_this_run": 8,
+        "skipped_already_done": 0,
+    }
+    assert report["no_face"] == ["Serena_Williams/blank.png"]
+    assert [e["path"] for e in report["unreadable"]] == ["Colin_Powell/broken.jpg"]
+    assert "broken.jpg" in report["unreadable"][0]["error"]
+    assert report["ignored_files"] == ["notes.txt"]
+    assert report["fallback"] == []
+    assert report["settings"]["size"] == 160 and report["settings"]["mode"] == "crop"
+    assert report["settings"]["format"] == "png"
+
+    # resumable: a second run does no work and keeps the bookkeeping
+    stamps = {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
+    again = run(str(dataset), str(dst), "--workers", "1")
+    assert again.exit_code == 0, again.output
+    report2 = json.loads((dst / "align_report.json").read_text())
+    assert report2["counts"]["processed_this_run"] == 0
+    assert report2["counts"]["skipped_already_done"] == 8
+    for key in ("no_face", "unreadable", "several_faces", "ignored_files"):
+        assert report2[key] == report[key]
+    assert {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")} == stamps
+
+    # a deleted crop is redone, and only it
+    victim = dst / "Hugo_Chavez" / "Hugo_Chavez_0002.png"
+    victim.unlink()
+    third = align_dataset(dataset, dst, workers=1, progress=False)
+    assert third["counts"]["processed_this_run"] == 1 and victim.exists()
+
+    # other settings into the same folder are refused (exit 2, one line)
+    clash = run(str(dataset), str(dst), "--size", "112")
+    assert clash.exit_code == 2
+    assert "other settings" in clash.output
+
+
+def test_similarity_with_fallback(dataset, tmp_path):
+    dst = tmp_path / "sim"
+    report = align_dataset(
+        dataset, dst, size=112, mode="similarity", keep_fallback=True, workers=1, progress=False
+    )
+    assert report["counts"]["aligned"] == 6 and report["counts"]["fallback"] == 1
+    assert report["fallback"] == ["Serena_Williams/blank.png"]
+    assert report["no_face"] == []
+    blank = np.asarray(Image.open(dst / "Serena_Williams" / "blank.png"))
+    assert blank.shape == (112, 112, 3) and (blank == 40).all()
+    face = np.asarray(Image.open(dst / "Colin_Powell" / "Colin_Powell_0001.png"))
+    assert face.shape == (112, 112, 3) and face.std() > 20
+
+
+def test_flat_folder_and_missing_source(tmp_path):
+    src = tmp_path / "flat"
+    src.mkdir()
+    shutil.copyfile(LFW / PEOPLE[0] / f"{PEOPLE[0]}_0001.jpg", src / "a.jpg")
+    Image.open(src / "a.jpg").save(src / "a.png")  # same stem: outputs must not collide
+    report = align_dataset(src, tmp_path / "flat_out", workers=1, progress=False)
+    assert report["counts"]["aligned"] == 2
+    assert sorted(p.name for p in (tmp_path / "flat_out").glob("*.png")) == [
+        "a.jpg.png",
+        "a.png.png",
+    ]
+
+    missing = run(str(tmp_path / "nope"), str(tmp_path / "x"))
+    assert missing.exit_code == 2
+    assert "no such folder" in missing.output

@@ -1,0 +1,79 @@
+"""The closed-set classifier: train, save, load, predict; model checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facenet.classify import ClassifierError, FaceClassifier, predict_photo, train
+from facenet.cli import main
+
+from .test_cluster import blobs
+from .test_gallery import FakeModel, fake_embedding, make_tree, photo, save
+
+
+@pytest.mark.parametrize("kind", ["svm", "knn"])
+def test_fit_save_load_predict_round_trip(tmp_path, kind):
+    x, y = blobs(people=4, per_person=6, seed=1)
+    names = np.array(["ada", "bob", "cy", "di"])[y]
+    classifier = FaceClassifier.fit(x[:20], names[:20], kind=kind, model_id="m1", model_name="t")
+    path = classifier.save(tmp_path / "c.joblib")
+    loaded = FaceClassifier.load(path)
+    assert loaded.classes == ["ada", "bob", "cy", "di"] and loaded.kind == kind
+    predictions = loaded.predict(x[20:])
+    assert [p.label for p in predictions] == list(names[20:])
+    assert all(0.5 < p.probability <= 1.0 for p in predictions)
+    assert [p.label for p in loaded.predict(x[20:], min_probability=1.01)] == ["unknown"] * 4
+    with pytest.raises(ClassifierError, match="expects 64-d"):
+        loaded.predict(np.ones((1, 8)))
+
+
+def test_training_errors(tmp_path):
+    x, y = blobs(people=2, per_person=3)
+    with pytest.raises(ClassifierError, match="two people"):
+        FaceClassifier.fit(x[:3], ["a"] * 3)
+    with pytest.raises(ClassifierError, match="at least 2 photos per person"):
+        FaceClassifier.fit(x[:3], ["a", "a", "b"])
+    assert FaceClassifier.fit(x[:3], ["a", "a", "b"], kind="knn").classes == ["a", "b"]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        FaceClassifier.fit(x, y, kind="forest")
+    (tmp_path / "junk").write_bytes(b"junk")
+    with pytest.raises(ClassifierError, match="not a facenet classifier"):
+        FaceClassifier.load(tmp_path / "junk")
+
+
+def test_train_on_folder_and_predict_photos(tmp_path):
+    model = FakeModel()
+    root = make_tree(tmp_path / "people", people=3, photos=3)
+    save(root / "person_01" / "blank.png", np.zeros((20, 20, 3), np.uint8))
+    classifier, data = train(model, root, kind="svm")
+    assert len(data.labels) == 9 and [r for _, r in data.skipped] == ["no face found"]
+    results = predict_photo(classifier, model, photo((3, 8, 30), (1, 8, 20)))
+    assert [p.label for _, p in results] == ["person_03", "person_01"]
+    np.testing.assert_allclose(results[0][0].embedding, fake_embedding(3, 8))
+    with pytest.raises(ClassifierError, match="retrain"):
+        predict_photo(classifier, FakeModel(name="other"), photo((1, 0, 30)))
+
+
+def test_cli_train_and_predict(tmp_path, monkeypatch):
+    import facenet.cli.classify as cli_module
+
+    monkeypatch.setattr(cli_module, "load_model", lambda path: FakeModel())
+    root = make_tree(tmp_path / "people", people=3, photos=3)
+    out = tmp_path / "c.joblib"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["classify", "train", str(root), "--out", str(out), "--kind", "knn"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "on 9 faces of 3 people" in result.output
+    query = save(tmp_path / "q.png", photo((2, 7, 30)))
+    result = runner.invoke(main, ["classify", "predict", str(query), "-c", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    (face,) = json.loads(result.output)["faces"]
+    assert face["label"] == "person_02" and face["probability"] > 0.5
+    result = runner.invoke(main, ["classify", "predict", str(query), "-c", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such classifier file" in result.output

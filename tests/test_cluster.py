@@ -1,0 +1,129 @@
+"""Clustering of embeddings, pairwise scores, and the `facenet cluster` output folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facenet.cluster import chinese_whispers, cluster, cluster_photos, pairwise_scores
+
+from .test_gallery import FakeModel, photo, save
+
+
+def blobs(people=6, per_person=10, dim=64, spread=0.25, outliers=0, seed=0):
+    """Unit vectors around `people` random centres (same-person distance ~0.1-0.2), plus
+    `outliers` lone vectors; labels of outliers are unique ids >= 1000."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((people, dim))
+    x, y = [], []
+    for p, c in enumerate(centres):
+        c = c / np.linalg.norm(c)
+        for _ in range(per_person):
+            v = c + spread * rng.standard_normal(dim) / np.sqrt(dim)
+            x.append(v / np.linalg.norm(v))
+            y.append(p)
+    for i in range(outliers):
+        v = rng.standard_normal(dim)
+        x.append(v / np.linalg.norm(v))
+        y.append(1000 + i)
+    order = rng.permutation(len(x))
+    return np.asarray(x, np.float32)[order], np.asarray(y)[order]
+
+
+@pytest.mark.parametrize("method", ["agglomerative", "dbscan", "chinese_whispers"])
+def test_methods_recover_well_separated_people(method):
+    x, y = blobs(outliers=3)
+    labels = cluster(x, threshold=0.8, method=method)
+    scores = pairwise_scores(y, labels)
+    assert scores.precision == 1.0 and scores.recall == 1.0 and scores.f1 == 1.0
+    assert scores.clusters == 9 and scores.people == 9  # 6 people + 3 singletons
+    sizes = np.bincount(labels[labels >= 0])
+    assert list(sizes) == sorted(sizes, reverse=True)  # numbered largest first
+
+
+@pytest.mark.parametrize("method", ["agglomerative", "dbscan", "chinese_whispers"])
+def test_min_size_turns_small_clusters_into_noise(method):
+    x, y = blobs(people=3, per_person=5, outliers=4)
+    labels = cluster(x, threshold=0.8, method=method, min_size=3)
+    assert (labels[y >= 1000] == -1).all()
+    assert set(labels[y < 1000]) == {0, 1, 2}
+    scores = pairwise_scores(y, labels)
+    assert scores.noise == 4 and scores.clusters == 3 and scores.f1 == 1.0
+
+
+def test_chinese_whispers_is_seeded_and_merges_chains():
+    x, y = blobs(people=5, per_person=8, seed=3)
+    a = chinese_whispers(x, 0.8, seed=1)
+    b = chinese_whispers(x, 0.8, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert pairwise_scores(y, a).f1 == 1.0
+    # edges are weighted by similarity: even a complete graph keeps the people apart
+    assert pairwise_scores(y, cluster(x, threshold=3.9, method="chinese_whispers")).f1 == 1.0
+    # a threshold below every distance leaves singletons
+    assert len(set(cluster(x, threshold=1e-4, method="chinese_whispers"))) == len(x)
+
+
+def test_threshold_controls_merging_of_close_people():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(32)
+    twin = base + 0.5 * rng.standard_normal(32)
+    x = np.stack([v / np.linalg.norm(v) for v in (base, base + 0.01, twin, twin + 0.01)])
+    gap = float(((x[0] - x[2]) ** 2).sum())
+    assert len(set(cluster(x, threshold=gap / 2))) == 2
+    assert len(set(cluster(x, threshold=gap * 1.5))) == 1
+
+
+def test_pairwise_scores_by_hand():
+    true = ["a", "a", "a", "b", "b", "c"]
+    pred = [0, 0, 1, 1, 1, -1]
+    s = pairwise_scores(true, pred)
+    # predicted pairs: (0,1) right; (2,3) wrong, (2,4) wrong, (3,4) right -> P = 2/4
+    # true pairs: a: 3, b: 1 -> recall 2/4
+    assert (s.precision, s.recall) == (0.5, 0.5) and s.f1 == 0.5
+    assert (s.clusters, s.people, s.noise) == (2, 3, 1)
+    perfect = pairwise_scores([1, 1, 2], [5, 5, 7])
+    assert (perfect.precision, perfect.recall, perfect.f1) == (1.0, 1.0, 1.0)
+    singletons = pairwise_scores([1, 2, 3], [-1, -1, -1])
+    assert singletons.precision == 1.0 and singletons.recall == 1.0 and singletons.clusters == 0
+    with pytest.raises(ValueError, match="shape"):
+        pairwise_scores([1, 2], [1])
+
+
+def test_edge_cases_and_bad_options():
+    assert cluster(np.zeros((0, 8))).shape == (0,)
+    assert list(cluster(np.ones((1, 8)))) == [0]
+    with pytest.raises(ValueError, match="method must be one of"):
+        cluster(np.ones((2, 8)), method="kmeans")
+    with pytest.raises(ValueError, match="threshold"):
+        cluster(np.ones((2, 8)), threshold=5)
+    with pytest.raises(ValueError, match="NaN"):
+        cluster(np.full((2, 8), np.nan))
+
+
+def test_cluster_photos_writes_folders_json_and_contact_sheet(tmp_path):
+    photos = []
+    for person in (1, 2):
+        for variant in range(3):
+            photos.append(
+                save(tmp_path / "in" / f"p{person}_{variant}.png", photo((person, variant, 30)))
+            )
+    photos.append(save(tmp_path / "in" / "group.png", photo((1, 9, 20), (3, 0, 20))))
+    photos.append(save(tmp_path / "in" / "blank.png", np.zeros((20, 20, 3), np.uint8)))
+    out = tmp_path / "out"
+    report = cluster_photos(FakeModel(), photos, out, method="chinese_whispers")
+    assert (report.faces, report.clusters, report.noise) == (8, 3, 0)
+    assert report.no_face == [str(photos[-1])]
+    summary = json.loads((out / "clusters.json").read_text())
+    assert [c["size"] for c in summary["clusters"]] == [4, 3, 1]
+    biggest = {f["photo"].split("/")[-1] for f in summary["clusters"][0]["faces"]}
+    assert biggest == {"p1_0.png", "p1_1.png", "p1_2.png", "group.png"}
+    for c in summary["clusters"]:
+        for face in c["faces"]:
+            assert (out / face["crop"]).is_file()
+            assert face["crop"].startswith(f"cluster_{c['label']:03d}/")
+    sheet = (out / "index.html").read_text()
+    assert 'src="cluster_000/' in sheet and str(tmp_path / "out") not in sheet
+    with pytest.raises(Exception, match="not empty"):
+        cluster_photos(FakeModel(), photos, out)

@@ -1,0 +1,294 @@
+"""The evaluation pipeline and CLI: embeddings files, the cache, no-face handling, reports, plots.
+
+Most tests use a fake model (no TensorFlow); the end-to-end tests at the bottom use the real
+small untrained model from conftest on 20 LFW pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facenet.cli import main
+from facenet.evaluate import embedding as E
+from facenet.evaluate.cache import EmbeddingCache
+from facenet.evaluate.protocols import PairList, lfw_pairs, read_pair_tsv, write_pair_tsv
+from facenet.evaluate.run import evaluate_pairs
+from facenet.metadata import ModelInfo
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SHARED_LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
+REPORT_KEYS = {
+    "protocol", "model", "options", "metrics", "failures", "timing", "created", "summary",
+}  # fmt: skip
+METRIC_KEYS = {
+    "n_pairs", "n_same", "n_different", "n_folds", "n_wrong", "accuracy", "accuracy_std",
+    "threshold_mean", "threshold_std", "fold_accuracy", "fold_threshold", "val", "val_std",
+    "val_far", "fold_val", "fold_far", "fold_val_threshold", "roc_auc", "eer", "eer_threshold",
+    "tar_at_far", "best_accuracy", "best_threshold", "accuracy_at_threshold", "distance",
+}  # fmt: skip
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 100
+
+
+def assert_outputs(out: Path) -> dict:
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert METRIC_KEYS <= set(report["metrics"])
+    assert_png(out / "roc.png")
+    assert_png(out / "distances.png")
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporaries
+    return report
+
+
+# --------------------------------------------------------------------------- fake model
+
+
+class FakeModel:
+    """Embeds a crop as a fixed random projection of its mean colour; no face in grey images."""
+
+    def __init__(self, size=16, dim=8):
+        self.info = ModelInfo(input_size=size, embedding_size=dim)
+        self.model_id = "fake0001"
+        self.source = "fake"
+        self.calls = 0
+        self.fail_on_call: int | None = None
+        self._proj = np.random.default_rng(0).normal(size=(3 * 4, dim))
+
+    def with_alignment(self, mode, margin=None):
+        other = FakeModel(self.info.input_size, self.info.embedding_size)
+        other.info = dataclasses.replace(self.info, alignment=mode)
+        return other
+
+    def align(self, images, on_missing="raise"):
+        out = []
+        for rgb in images:
+            if rgb.std() < 1.0:
+                out.append(None)
+            else:
+                out.append(np.asarray(Image.fromarray(rgb).resize((self.info.input_size,) * 2)))
+        return out
+
+    def embed_crops(self, crops, batch_size=32):
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
+            raise KeyboardInterrupt
+        c = crops.astype(np.float64) / 255.0
+        h = c.shape[1] // 2
+        quads = [c[:, :h, :h], c[:, :h, h:], c[:, h:, :h], c[:, h:, h:]]
+        feats = np.concatenate([q.mean(axis=(1, 2)) for q in quads], axis=1)
+        v = (feats - 0.5) @ self._proj
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def image_dir(tmp_path) -> Path:
+    """Six photos of three 'people' (colour patterns), one grey image, one broken file."""
+    root = tmp_path / "img"
+    rng = np.random.default_rng(1)
+    for person in range(3):
+        base = rng.integers(0, 255, size=(2, 2, 3))
+        for k in range(2):
+            noisy = np.clip(base + rng.normal(0, 8, size=base.shape), 0, 255).astype(np.uint8)
+            big = np.kron(noisy, np.ones((20, 20, 1))).astype(np.uint8)
+            (root / f"p{person}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(big).save(root / f"p{person}" / f"{k}.png")
+    Image.new("RGB", (40, 40), (128, 128, 128)).save(root / "grey.png")
+    (root / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
+def _pairs(root: Path) -> PairList:
+    a = "p0/0 p1/0 p2/0 p0/0 p1/0 p2/0 grey p0/1".split()
+    b = "p0/1 p1/1 p2/1 p1/0 p2/1 p0/1 p1/1 broken".split()
+    a = [f"{p}.png" for p in a]
+    b = [f"{p}.png" if p != "broken" else "broken.jpg" for p in b]
+    labels = [1, 1, 1, 0, 0, 0, 0, 1]
+    folds = [0, 1, 2, 0, 1, 2, 0, 1]
+    return PairList(a, b, labels, folds, root, name="toy")
+
+
+def test_pipeline_no_face_failures_and_report(image_dir, tmp_path):
+    model = FakeModel()
+    pairs = _pairs(image_dir)
+    out = tmp_path / "out"
+    r = evaluate_pairs(pairs, model=model, out_dir=out, cache_dir=tmp_path / "c", progress=False)
+    report = assert_outputs(out)
+    assert report["metrics"]["accuracy"] == r["metrics"]["accuracy"]
+    f = report["failures"]
+    assert f["no_face_images"] == ["grey.png"] and f["n_no_face_pairs"] == 1
+    assert list(f["failed_images"]) == ["broken.jpg"] and f["n_failed_pairs"] == 1
+    m = report["metrics"]
+    assert m["n_pairs"] == 8 and m["n_wrong"] == 1  # the broken image's pair only
+    assert report["options"]["threshold_source"] == "default"
+    assert report["model"]["model_id"] == "fake0001"
+    # --no-face-wrong: the grey image's pair is forced wrong as well
+    w = evaluate_pairs(pairs, model=model, no_face_wrong=True, cache_dir=tmp_path / "c",
+                       progress=False)  # fmt: skip
+    assert w["metrics"]["n_wrong"] == 2
+    assert w["timing"]["n_cached"] == 7  # all readable images came from the cache
+    assert "no face" in w["summary"]
+
+
+def test_cache_survives_interruption(image_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "CACHE_CHUNK", 1)
+    model = FakeModel()
+    model.fail_on_call = 3  # Ctrl-C during the third batch
+    paths = ["p0/0.png", "p0/1.png", "p1/0.png", "p1/1.png", "p2/0.png", "p2/1.png"]
+    with pytest.raises(KeyboardInterrupt):
+        E.embed_images(model, paths, image_dir, batch_size=2, cache_dir=tmp_path, progress=False)
+    model.fail_on_call = None
+    again = E.embed_images(
+        model, paths, image_dir, batch_size=2, cache_dir=tmp_path, progress=False
+    )
+    assert again.n_cached == 4  # the two finished batches
+    fresh = E.embed_images(model, paths, image_dir, batch_size=2, use_cache=False, progress=False)
+    np.testing.assert_allclose(again.embeddings, fresh.embeddings, rtol=1e-6)
+    chunks = list((tmp_path / "embeddings").glob("*/chunk-*.npz"))
+    assert len(chunks) == 1  # compacted after the complete run
+
+
+def test_cache_chunks(tmp_path):
+    cache = EmbeddingCache(tmp_path, "k")
+    cache.add(["a", "b"], np.eye(2, dtype=np.float32), np.array([False, True]))
+    cache.add(["c"], np.ones((1, 2), np.float32), np.array([False]))
+    (cache.folder / "chunk-zzz.npz").write_bytes(b"damaged")  # ignored with a warning
+    entries = cache.load()
+    assert set(entries) == {"a", "b", "c"} and entries["b"][1] is True
+    cache.compact()
+    assert len(list(cache.folder.glob("chunk-*.npz"))) == 1
+    assert set(cache.load()) == {"a", "b", "c"}
+
+
+def test_flip_and_alignment_options(image_dir, tmp_path):
+    model = FakeModel()
+    paths = ["p0/0.png", "p1/0.png"]
+    plain = E.embed_images(model, paths, image_dir, cache_dir=tmp_path, progress=False)
+    flipped = E.embed_images(model, paths, image_dir, flip=True, cache_dir=tmp_path, progress=False)
+    assert flipped.n_cached == 0  # another cache key
+    assert np.allclose(np.linalg.norm(flipped.embeddings, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(plain.embeddings, flipped.embeddings)
+    other = E.with_alignment(model, "similarity")
+    assert other.info.alignment == "similarity" and model.info.alignment == "crop"
+    with pytest.raises(ValueError, match="crop, similarity"):
+        E.with_alignment(model, "warp")
+
+
+def test_embeddings_file_cli(tmp_path):
+    """--embeddings: any system's vectors through the same code, both npz layouts."""
+    rng = np.random.default_rng(2)
+    people = {f"p{i}": rng.normal(size=16) for i in range(20)}
+    lines, vectors = ["fold\tlabel\tpath_a\tpath_b"], {}
+    for i in range(20):
+        a, b = f"p{i}/0.jpg", f"p{i}/1.jpg"
+        vectors[a] = people[f"p{i}"] + rng.normal(scale=0.3, size=16)
+        vectors[b] = people[f"p{i}"] + rng.normal(scale=0.3, size=16)
+        other = f"p{(i + 1) % 20}/0.jpg"
+        lines += [f"{i % 5}\t1\t{a}\t{b}", f"{i % 5}\t0\t{a}\t{other}"]
+    lines.append("0\t1\tp0/0.jpg\tmissing/0.jpg")
+    (tmp_path / "list.tsv").write_text("\n".join(lines) + "\n")
+    np.savez(tmp_path / "arrays.npz", paths=np.array(list(vectors)),
+             embeddings=np.stack(list(vectors.values())))  # fmt: skip
+    np.savez(tmp_path / "keyed.npz", **vectors)
+    reports = []
+    for name in ("arrays", "keyed"):
+        out = tmp_path / f"out-{name}"
+        result = CliRunner().invoke(main, [
+            "evaluate", "pairs", str(tmp_path / "list.tsv"), "--embeddings",
+            str(tmp_path / f"{name}.npz"), "--out", str(out), "--threshold", "1.0",
+        ])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "accuracy" in result.output and "unusable" in result.output
+        reports.append(assert_outputs(out))
+    a, b = reports
+    assert a["metrics"] == b["metrics"]
+    assert a["metrics"]["n_folds"] == 5 and a["metrics"]["n_wrong"] == 1
+    assert a["failures"]["failed_images"] == {"missing/0.jpg": "not in the embeddings file"}
+    assert a["metrics"]["accuracy"] > 0.9
+    assert a["options"]["threshold_source"] == "option"
+
+
+def test_single_fold_and_single_class_lists(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = {f"{i}.jpg": rng.normal(size=8) for i in range(8)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    one_fold = ["0\t1\t0.jpg\t1.jpg", "0\t0\t2.jpg\t3.jpg", "0\t1\t4.jpg\t5.jpg",
+                "0\t0\t6.jpg\t7.jpg"]  # fmt: skip
+    only_same = ["0\t1\t0.jpg\t1.jpg", "1\t1\t2.jpg\t3.jpg"]
+    for name, lines in (("one", one_fold), ("same", only_same)):
+        (tmp_path / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+        out = tmp_path / f"out-{name}"
+        args = ["evaluate", "pairs", str(tmp_path / f"{name}.tsv"), "--embeddings",
+                str(tmp_path / "e.npz"), "--out", str(out)]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        report = assert_outputs(out)
+        if name == "one":
+            assert report["metrics"]["accuracy"] is None and report["metrics"]["n_folds"] == 1
+            assert "best accuracy" in result.output and report["metrics"]["roc_auc"] is not None
+        else:
+            assert report["metrics"]["roc_auc"] is None
+
+
+def test_cli_errors(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "no.tsv"), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "no such pair list" in r.output
+    r = runner.invoke(main, ["evaluate", "lfw", "--lfw-dir", str(tmp_path / "x"), "--out", "o"])
+    assert r.exit_code == 2 and "LFW folder not found" in r.output
+    r = runner.invoke(main, ["evaluate", "lfw", "--distance", "manhattan", "--out", "o"])
+    assert r.exit_code == 2
+    assert "evaluate" in runner.invoke(main, ["--help"]).output
+
+
+# --------------------------------------------------------------------------- real model
+
+
+@pytest.fixture(scope="module")
+def lfw_root() -> Path:
+    if not (SHARED_LFW / "pairs.txt").is_file():
+        pytest.skip(f"LFW data not available at {SHARED_LFW}")
+    return SHARED_LFW
+
+
+def test_end_to_end_lfw_and_tsv_agree(lfw_root, small_model_file, tmp_path):
+    runner = CliRunner()
+    out_lfw, out_tsv = tmp_path / "lfw", tmp_path / "tsv"
+    cache = tmp_path / "cache"
+    common = ["--model", str(small_model_file), "--cache-dir", str(cache), "--no-progress"]
+    r1 = runner.invoke(main, ["evaluate", "lfw", "--lfw-dir", str(lfw_root), "--limit", "20",
+                              "--out", str(out_lfw), *common])  # fmt: skip
+    assert r1.exit_code == 0, r1.output
+    assert "accuracy" in r1.output and "ROC AUC" in r1.output
+    rep1 = assert_outputs(out_lfw)
+    m1 = rep1["metrics"]
+    assert m1["n_pairs"] == 20 and m1["n_folds"] == 10 and m1["n_same"] == 10
+    assert len(m1["fold_accuracy"]) == 10 and len(m1["fold_threshold"]) == 10
+    assert rep1["timing"]["n_images"] == 40 and rep1["timing"]["n_cached"] == 0
+    assert rep1["model"]["info"]["input_size"] == 64
+    assert rep1["protocol"]["name"] == "lfw-view2"
+
+    from facenet.evaluate.protocols import balanced_subset
+
+    subset = balanced_subset(lfw_pairs(lfw_root, "2"), 20)
+    write_pair_tsv(subset, tmp_path / "pairs.tsv")
+    assert len(read_pair_tsv(tmp_path / "pairs.tsv")) == 20
+    r2 = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "pairs.tsv"), "--root",
+                              str(subset.root), "--out", str(out_tsv), *common])  # fmt: skip
+    assert r2.exit_code == 0, r2.output
+    rep2 = assert_outputs(out_tsv)
+    assert rep2["timing"]["n_cached"] == 40  # same model and options: all from the cache
+    for key in ("accuracy", "fold_accuracy", "fold_threshold", "roc_auc", "eer", "val"):
+        assert rep2["metrics"][key] == m1[key], key

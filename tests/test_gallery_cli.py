@@ -1,0 +1,99 @@
+"""`facenet gallery ...`, `facenet identify` and `facenet cluster`, over a fake model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facenet.cli import main
+
+from .test_gallery import FakeModel, make_tree, photo, save
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    import facenet.cli.cluster
+    import facenet.cli.gallery
+
+    model = FakeModel()
+    for module in (facenet.cli.gallery, facenet.cli.cluster):
+        monkeypatch.setattr(module, "load_model", lambda path: model)
+    return model
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def test_gallery_commands_end_to_end(tmp_path, fake):
+    g = tmp_path / "g.db"
+    assert "created" in run("gallery", "create", g).output
+    assert run("gallery", "create", g).exit_code == 2
+
+    root = make_tree(tmp_path / "people", people=2, photos=3)
+    result = run("gallery", "enroll", g, "--folder", root)
+    assert result.exit_code == 0, result.output
+    assert "enrolled 6 faces of 2 people; skipped 0 photos" in result.output
+
+    ada = [save(tmp_path / f"ada{v}.png", photo((5, v, 30))) for v in range(2)]
+    group = save(tmp_path / "group.png", photo((5, 4, 40), (1, 4, 10)))
+    result = run("gallery", "enroll", g, "--name", "Ada", *ada, group, "--metadata", '{"x": 1}')
+    assert result.exit_code == 0, result.output
+    assert "note: " in result.output and "2 faces found" in result.output
+    result = run("gallery", "enroll", g, "--name", "Ada", ada[0])
+    assert "duplicate" in result.output and "enrolled 0 faces" in result.output
+    assert run("gallery", "enroll", g, ada[0]).exit_code == 2  # neither --name nor --folder
+
+    listing = [json.loads(line) for line in run("gallery", "list", g, "--json").output.splitlines()]
+    assert [(p["name"], p["faces"]) for p in listing] == [
+        ("Ada", 3),
+        ("person_01", 3),
+        ("person_02", 3),
+    ]
+    assert listing[0]["metadata"] == {"x": 1}
+
+    query = save(tmp_path / "q.png", photo((2, 9, 30), (7, 0, 30)))
+    result = run("identify", query, "--gallery", g, "--json", "--k", "2")
+    assert result.exit_code == 0, result.output
+    faces = json.loads(result.output)["faces"]
+    assert [f["name"] for f in faces] == ["person_02", "unknown"]
+    assert len(faces[0]["matches"]) == 2
+    table = run("identify", query, "--gallery", g).output
+    assert "person_02" in table and "unknown" in table
+
+    assert run("gallery", "rename", g, "person_02", "Bob").exit_code == 0
+    assert "merged" in run("gallery", "merge", g, "person_01", "Bob").output
+    assert "removed Ada and 3 faces" in run("gallery", "remove", g, "Ada").output
+    listing = run("gallery", "list", g).output
+    assert "Bob\t6 faces" in listing and "Ada" not in listing
+    result = run("gallery", "rename", g, "Nobody", "X")
+    assert result.exit_code == 2 and result.output.startswith("Error: no person named 'Nobody'")
+    assert "no such gallery" in run("gallery", "list", tmp_path / "nope.db").output
+
+
+def test_model_mismatch_is_one_line_error(tmp_path, monkeypatch, fake):
+    import facenet.cli.gallery
+
+    g = tmp_path / "g.db"
+    run("gallery", "create", g)
+    monkeypatch.setattr(facenet.cli.gallery, "load_model", lambda path: FakeModel(name="other"))
+    result = run("identify", save(tmp_path / "q.png", photo((1, 0, 30))), "--gallery", g)
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "holds embeddings of model 'fake'" in result.output
+
+
+def test_cluster_command(tmp_path, fake):
+    folder = tmp_path / "photos"
+    for person in (1, 2):
+        for v in range(3):
+            save(folder / f"{person}_{v}.png", photo((person, v, 30)))
+    save(folder / "blank.png", np.zeros((10, 10, 3), np.uint8))
+    out = tmp_path / "out"
+    result = run("cluster", folder, "--out", out, "--method", "dbscan", "--min-size", "2")
+    assert result.exit_code == 0, result.output
+    assert "6 faces from 7 photos -> 2 clusters" in result.output
+    assert (out / "index.html").is_file() and (out / "cluster_001").is_dir()

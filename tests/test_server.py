@@ -1,0 +1,470 @@
+"""The HTTP API: every endpoint and every error path, through FastAPI's TestClient.
+
+A real (untrained) small model and real LFW photos: the decisions mean nothing, the plumbing is
+real. Identity checks therefore use enrolled photos themselves (distance 0) or threshold 4.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+from .test_server_support import (  # noqa: F401  (fixtures)
+    blank_png,
+    client,
+    files,
+    gallery,
+    make_app,
+    photo_path,
+    photos,
+    png_bytes,
+)
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+API = "/api/v1"
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["message"]
+    return body["error"]["code"]
+
+
+def enroll(client, name, *images, headers=None):
+    return client.post(
+        f"{API}/people", data={"name": name}, files=files(images=list(images)), headers=headers
+    )
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels (a decompression bomb's header), with no data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+# -- service ----------------------------------------------------------------------------------
+
+
+def test_health_and_model(client, small_model):
+    health = client.get(f"{API}/health").json()
+    assert health == {
+        "status": "ok",
+        "model_id": small_model.model_id,
+        "gallery": {"people": 0, "faces": 0},
+    }
+    info = client.get(f"{API}/model").json()
+    assert info["model_id"] == small_model.model_id
+    assert (info["input_size"], info["embedding_size"]) == (64, 128)
+    assert info["threshold"] == pytest.approx(small_model.threshold)
+    assert info["calibrated"] is False
+
+
+def test_openapi_lists_every_endpoint(client):
+    schema = client.get(f"{API}/openapi.json").json()
+    assert schema["info"]["title"] == "facenet"
+    paths = set(schema["paths"])
+    for path in (
+        "/health", "/model", "/embed", "/verify", "/identify", "/cluster", "/people",
+        "/people/{person_id}", "/people/{person_id}/faces", "/people/{person_id}/merge",
+        "/faces/{face_id}", "/faces/{face_id}/thumbnail",
+    ):  # fmt: skip
+        assert API + path in paths
+    error = schema["paths"][f"{API}/verify"]["post"]["responses"]["422"]
+    assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+
+
+def test_web_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert 'id="verify-form"' in page.text
+    for name in ("app.js", "app.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert client.get(f"{API}/docs").status_code == 200
+
+
+# -- faces ------------------------------------------------------------------------------------
+
+
+def test_embed_returns_every_face(client, photos):
+    r = client.post(f"{API}/embed", files=files(image=photos["bush1"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (250, 250)
+    assert len(body["faces"]) >= 1
+    for face in body["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 <= 250 and 0 <= y1 < y2 <= 250
+        assert np.asarray(face["landmarks"]).shape == (5, 2)
+        assert 0 < face["score"] <= 1
+        assert np.linalg.norm(face["embedding"]) == pytest.approx(1.0, abs=1e-4)
+        assert len(face["embedding"]) == 128
+
+
+def test_embed_blank_image_has_no_faces(client, blank_png):
+    r = client.post(f"{API}/embed", files=files(image=blank_png))
+    assert r.status_code == 200 and r.json()["faces"] == []
+
+
+def test_verify_matches_the_python_api(client, photos, small_model):
+    r = client.post(f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["powell1"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = small_model.verify(photo_path("bush1"), photo_path("powell1"))
+    assert body["distance"] == pytest.approx(expected.distance, abs=1e-4)
+    assert body["threshold"] == pytest.approx(expected.threshold)
+    assert body["same"] is expected.same
+    assert len(body["images"]) == 2
+    for image in body["images"]:
+        assert 0 <= image["chosen"] < len(image["faces"])
+        assert "embedding" not in image["faces"][0]
+
+
+def test_verify_threshold_is_the_clients(client, photos, small_model):
+    r = client.post(
+        f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush2"]), data={"threshold": "0.5"}
+    )
+    body = r.json()
+    expected = small_model.verify(photo_path("bush1"), photo_path("bush2"), threshold=0.5)
+    assert body["distance"] == pytest.approx(expected.distance, abs=1e-4)
+    assert body["threshold"] == 0.5 and body["same"] is (body["distance"] <= 0.5)
+
+
+def test_verify_without_a_face_is_422(client, photos, blank_png):
+    r = client.post(f"{API}/verify", files=files(image1=photos["bush1"], image2=blank_png))
+    assert error_of(r, 422) == "no_face"
+    assert "image20.jpg" in r.json()["error"]["message"]  # names the client's file
+
+
+def test_formats_are_checked_by_content_not_name(client, photos):
+    r = client.post(f"{API}/embed", files=[("image", ("photo.jpg", b"%PDF-1.4 not an image", "image/jpeg"))])
+    assert error_of(r, 415) == "not_an_image"
+    r = client.post(f"{API}/embed", files=[("image", ("notes.txt", photos["bush1"], "text/plain"))])
+    assert r.status_code == 200
+    r = client.post(f"{API}/embed", files=[("image", ("empty.png", b"", "image/png"))])
+    assert error_of(r, 415) == "not_an_image"
+    truncated = photos["bush1"][: len(photos["bush1"]) // 3]
+    r = client.post(f"{API}/embed", files=[("image", ("cut.jpg", truncated, "image/jpeg"))])
+    assert error_of(r, 415) == "not_an_image"
+
+
+def test_paths_from_clients_are_never_opened(client, photos):
+    # a form field holding a server path is not a file upload: a validation error, nothing read
+    r = client.post(f"{API}/embed", data={"image": str(photo_path("bush1"))})
+    assert error_of(r, 422) == "validation_error"
+    r = client.post(f"{API}/embed", files=[("image", ("/etc/passwd", photos["bush1"], "image/jpeg"))])
+    assert r.status_code == 200  # the name is only a label
+
+
+def test_oversized_upload_is_413(make_app, photos):
+    with TestClient(make_app(max_upload_mb=0.005)) as client:  # 5 kB
+        r = client.post(f"{API}/embed", files=files(image=photos["bush1"]))
+        assert error_of(r, 413) == "payload_too_large"
+        # without a Content-Length (chunked), the body is cut off while being read
+        body = b"--x\r\nContent-Disposition: form-data; name=image; filename=a.jpg\r\n\r\n"
+        stream = iter([body, photos["bush1"], b"\r\n--x--\r\n"])
+        r = client.post(
+            f"{API}/embed", content=stream, headers={"Content-Type": "multipart/form-data; boundary=x"}
+        )
+        assert error_of(r, 413) == "payload_too_large"
+
+
+def test_too_many_pixels_is_413(make_app):
+    with TestClient(make_app(max_pixels=100_000)) as client:
+        big = png_bytes(np.zeros((400, 400, 3), np.uint8))
+        r = client.post(f"{API}/embed", files=files(image=big))
+        assert error_of(r, 413) == "image_too_large"
+    with TestClient(make_app()) as client:  # a bomb's header is refused before any decoding
+        r = client.post(f"{API}/embed", files=files(image=png_header_only(100_000, 100_000)))
+        assert error_of(r, 413) == "image_too_large"
+
+
+def test_validation_errors_have_the_error_shape(client, photos):
+    assert error_of(client.post(f"{API}/verify"), 422) == "validation_error"
+    r = client.post(f"{API}/identify", files=files(image=photos["bush1"]), data={"k": "0"})
+    assert error_of(r, 422) == "validation_error"
+    r = client.post(
+        f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush1"]), data={"threshold": "nan"}
+    )
+    assert error_of(r, 422) == "validation_error"
+    r = client.patch(f"{API}/people/1", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert error_of(r, 422) == "validation_error"
+    assert error_of(client.get(f"{API}/people/0"), 422) == "validation_error"
+
+
+def test_unknown_url_and_method(client):
+    assert error_of(client.get(f"{API}/nothing"), 404) == "not_found"
+    assert error_of(client.get(f"{API}/verify"), 405) == "method_not_allowed"
+
+
+def test_cluster_groups_every_face(client, photos, blank_png):
+    uploads = [photos["bush1"], photos["bush2"], photos["powell1"], blank_png]
+    r = client.post(f"{API}/cluster", files=files(images=uploads), data={"method": "agglomerative"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [image["faces"] > 0 for image in body["images"]] == [True, True, True, False]
+    faces = body["faces"]
+    assert sorted(i for group in body["clusters"] for i in group["faces"]) == list(range(len(faces)))
+    assert {face["image"] for face in faces} == {0, 1, 2}
+    assert {face["label"] for face in faces} == {group["label"] for group in body["clusters"]}
+    # the same photo twice: one cluster at any threshold
+    r = client.post(f"{API}/cluster", files=files(images=[photos["bush1"], photos["bush1"]]))
+    labels = [face["label"] for face in r.json()["faces"] if face["score"] > 0.9]
+    assert len(set(labels)) <= len(labels) // 2 + 1
+    r = client.post(f"{API}/cluster", files=files(images=[photos["bush1"]]), data={"threshold": "0"})
+    assert error_of(r, 422) == "validation_error"
+
+
+def test_too_many_files_is_413(make_app, photos):
+    with TestClient(make_app(max_files=2)) as client:
+        r = client.post(f"{API}/cluster", files=files(images=[photos["bush1"]] * 3))
+        assert error_of(r, 413) == "too_many_files"
+
+
+# -- gallery ----------------------------------------------------------------------------------
+
+
+def test_enroll_identify_and_thumbnails(client, photos, blank_png):
+    r = enroll(client, "George W Bush", photos["bush1"], photos["bush2"], blank_png)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["person"]["name"] == "George W Bush" and body["person"]["faces"] == 2
+    assert [e["filename"] for e in body["enrolled"]] == ["images0.jpg", "images1.jpg"]
+    assert body["skipped"] == [{"filename": "images2.jpg", "reason": "no face found"}]
+    assert enroll(client, "Colin Powell", photos["powell1"]).status_code == 201
+
+    for face_id in body["person"]["face_ids"]:
+        thumb = client.get(f"{API}/faces/{face_id}/thumbnail")
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        assert thumb.content[:2] == b"\xff\xd8"
+
+    # an enrolled photo is found at distance 0; the decision uses the gallery's threshold
+    r = client.post(f"{API}/identify", files=files(image=photos["bush1"]), data={"k": "2"})
+    assert r.status_code == 200, r.text
+    faces = r.json()["faces"]
+    best = min(faces, key=lambda f: f["distance"])
+    assert best["name"] == "George W Bush" and best["distance"] == pytest.approx(0, abs=1e-5)
+    assert best["person_id"] == body["person"]["id"]
+    assert [m["name"] for m in best["matches"]] == ["George W Bush", "Colin Powell"]
+    # threshold 0: nobody is close enough
+    r = client.post(f"{API}/identify", files=files(image=photos["bush3"]), data={"threshold": "0"})
+    assert {f["name"] for f in r.json()["faces"]} == {"unknown"}
+
+    people = client.get(f"{API}/people").json()
+    assert [(p["name"], p["faces"]) for p in people] == [("Colin Powell", 1), ("George W Bush", 2)]
+    assert client.get(f"{API}/health").json()["gallery"] == {"people": 2, "faces": 3}
+
+
+def test_enroll_errors(client, photos, blank_png):
+    r = enroll(client, "Nobody", blank_png)
+    assert error_of(r, 422) == "nothing_enrolled"
+    assert "no face found" in r.json()["error"]["message"]
+    assert client.get(f"{API}/people").json() == []
+    assert error_of(enroll(client, "unknown", photos["bush1"]), 400) == "invalid_name"
+    assert enroll(client, "Bush", photos["bush1"]).status_code == 201
+    r = enroll(client, "Someone Else", photos["bush1"])  # the same photo again
+    assert error_of(r, 422) == "nothing_enrolled" and "duplicate" in r.json()["error"]["message"]
+    r = client.post(f"{API}/people", data={"name": "x"}, files=files(images=b"not an image"))
+    assert error_of(r, 415) == "not_an_image"
+
+
+def test_identify_on_an_empty_gallery(client, photos, blank_png):
+    faces = client.post(f"{API}/identify", files=files(image=photos["bush1"])).json()["faces"]
+    assert faces and all(f["name"] == "unknown" and f["distance"] is None for f in faces)
+    r = client.post(f"{API}/identify", files=files(image=blank_png))
+    assert r.status_code == 200 and r.json()["faces"] == []
+
+
+def test_rename_merge_remove(client, photos):
+    bush = enroll(client, "Bush", photos["bush1"]).json()["person"]
+    powell = enroll(client, "Powell", photos["powell1"], photos["powell2"]).json()["person"]
+
+    r = client.patch(f"{API}/people/{bush['id']}", json={"name": "George W Bush"})
+    assert r.status_code == 200 and r.json()["name"] == "George W Bush"
+    assert error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "Powell"}), 409) == "name_taken"
+    assert error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "unknown"}), 400) == "invalid_name"
+    assert error_of(client.patch(f"{API}/people/999", json={"name": "x"}), 404) == "person_not_found"
+    assert error_of(client.get(f"{API}/people/999"), 404) == "person_not_found"
+
+    r = client.post(f"{API}/people/{bush['id']}/faces", files=files(images=photos["bush2"]))
+    assert r.status_code == 201 and r.json()["person"]["faces"] == 2
+
+    # remove one face, then the person with the rest; thumbnails go with them
+    face_id = powell["face_ids"][0]
+    assert client.delete(f"{API}/faces/{face_id}").json() == {"id": face_id, "person": "Powell"}
+    assert error_of(client.get(f"{API}/faces/{face_id}/thumbnail"), 404) == "thumbnail_not_found"
+    assert error_of(client.delete(f"{API}/faces/{face_id}"), 404) == "face_not_found"
+    r = client.delete(f"{API}/people/{powell['id']}")
+    assert r.json() == {"id": powell["id"], "name": "Powell", "faces_removed": 1}
+    assert error_of(client.delete(f"{API}/people/{powell['id']}"), 404) == "person_not_found"
+    for face_id in powell["face_ids"]:
+        assert client.get(f"{API}/faces/{face_id}/thumbnail").status_code == 404
+
+    blair = enroll(client, "Blair", photos["blair1"]).json()["person"]
+    r = client.post(f"{API}/people/{blair['id']}/merge", json={"into": bush["id"]})
+    assert r.status_code == 200 and r.json()["faces"] == 3
+    assert [p["name"] for p in client.get(f"{API}/people").json()] == ["George W Bush"]
+    r = client.post(f"{API}/people/{bush['id']}/merge", json={"into": bush["id"]})
+    assert error_of(r, 400) == "invalid_merge"
+
+
+def test_server_without_a_gallery(small_model, photos):
+    from facenet.server import create_app
+
+    with TestClient(create_app(small_model)) as client:
+        assert client.get(f"{API}/health").json()["gallery"] is None
+        assert error_of(client.get(f"{API}/people"), 404) == "no_gallery"
+        r = client.post(f"{API}/identify", files=files(image=photos["bush1"]))
+        assert error_of(r, 404) == "no_gallery"
+        r = client.post(f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush2"]))
+        assert r.status_code == 200
+
+
+# -- access -----------------------------------------------------------------------------------
+
+
+def test_api_key_protects_writes(make_app, photos):
+    with TestClient(make_app(api_key="s3cret")) as client:
+        assert error_of(enroll(client, "Bush", photos["bush1"]), 401) == "missing_api_key"
+        r = enroll(client, "Bush", photos["bush1"], headers={"X-API-Key": "wrong"})
+        assert error_of(r, 401) == "invalid_api_key"
+        r = enroll(client, "Bush", photos["bush1"], headers={"X-API-Key": "s3cret"})
+        assert r.status_code == 201
+        person = r.json()["person"]["id"]
+        assert error_of(client.delete(f"{API}/people/{person}"), 401) == "missing_api_key"
+        assert error_of(client.patch(f"{API}/people/{person}", json={"name": "B"}), 401) == "missing_api_key"
+        # reads stay open
+        assert client.get(f"{API}/people").status_code == 200
+        r = client.post(f"{API}/identify", files=files(image=photos["bush1"]))
+        assert r.status_code == 200
+
+
+def test_api_key_all_protects_everything_but_health(make_app, photos):
+    with TestClient(make_app(api_key="s3cret", api_key_all=True)) as client:
+        assert client.get(f"{API}/health").status_code == 200
+        assert client.get("/").status_code == 200  # the page asks for the key itself
+        assert error_of(client.get(f"{API}/people"), 401) == "missing_api_key"
+        assert error_of(client.get(f"{API}/model"), 401) == "missing_api_key"
+        r = client.post(f"{API}/embed", files=files(image=photos["bush1"]))
+        assert error_of(r, 401) == "missing_api_key"
+        assert client.get(f"{API}/people", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_cors_is_off_by_default(make_app):
+    origin = {"Origin": "http://elsewhere.example"}
+    with TestClient(make_app()) as client:
+        r = client.get(f"{API}/health", headers=origin)
+        assert "access-control-allow-origin" not in r.headers
+    with TestClient(make_app(cors_origins=("http://elsewhere.example",))) as client:
+        r = client.get(f"{API}/health", headers=origin)
+        assert r.headers["access-control-allow-origin"] == "http://elsewhere.example"
+        r = client.get(f"{API}/health", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_settings_are_checked():
+    from facenet.server import Settings
+
+    with pytest.raises(ValueError, match="api_key"):
+        Settings(api_key_all=True)
+    with pytest.raises(ValueError, match="workers"):
+        Settings(workers=0)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+class SlowModel:
+    """The small model, taking `delay` seconds more per photo (a stand-in for a big model)."""
+
+    def __init__(self, model, delay: float):
+        self._model, self.delay = model, delay
+        self.model_id, self.info, self.embedder = model.model_id, model.info, model.embedder
+
+    @property
+    def threshold(self):
+        return self._model.threshold
+
+    def represent(self, image):
+        time.sleep(self.delay)
+        return self._model.represent(image)
+
+
+def test_inference_does_not_block_the_event_loop(small_model, photos):
+    httpx = pytest.importorskip("httpx")
+    from facenet.server import create_app
+    from facenet.server.background import BackgroundServer
+
+    app = create_app(SlowModel(small_model, delay=1.5))
+    with BackgroundServer(app) as url:
+        done = threading.Event()
+
+        def slow_call():
+            httpx.post(f"{url}{API}/embed", files=files(image=photos["bush1"]), timeout=30)
+            done.set()
+
+        worker = threading.Thread(target=slow_call)
+        worker.start()
+        time.sleep(0.3)
+        start = time.monotonic()
+        assert httpx.get(f"{url}{API}/health", timeout=10).status_code == 200
+        assert time.monotonic() - start < 1.0 and not done.is_set()
+        worker.join(30)
+        assert done.is_set()
+
+
+def test_concurrent_gallery_requests(client, photos):
+    """Enrol, identify, list and rename from several threads at once: no error, nothing lost."""
+    names = ["Bush", "Powell", "Blair"]
+    keys = ["bush1", "powell1", "blair1"]
+    errors = []
+
+    def work(i):
+        try:
+            for response in (
+                enroll(client, names[i], photos[keys[i]]),
+                client.post(f"{API}/identify", files=files(image=photos["bush2"])),
+                client.get(f"{API}/people"),
+            ):
+                assert response.status_code < 300, response.text
+        except Exception as exc:  # collected: assertion errors in threads are otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    people = client.get(f"{API}/people").json()
+    assert sorted((p["name"], p["faces"]) for p in people) == [("Blair", 1), ("Bush", 1), ("Powell", 1)]
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_serve_command_help_and_bad_options(tmp_path):
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--gallery", "--api-key", "--api-key-all", "--cors-origin", "--max-upload-mb", "--workers"):
+        assert option in result.output
+    result = runner.invoke(main, ["serve", "--api-key-all", "--model", str(tmp_path / "none.keras")])
+    assert result.exit_code == 2 and "api_key" in result.output

@@ -1,0 +1,91 @@
+"""Fixtures and helpers shared by the server tests (API, browser, schema fuzzing, load).
+
+No tests here: the other server test modules import these fixtures by name.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import LFW_DIR
+
+pytest.importorskip("fastapi")
+pytest.importorskip("keras")
+
+#: (name, index) of the LFW photos the server tests use.
+PHOTOS = {
+    "bush1": ("George_W_Bush", 1),
+    "bush2": ("George_W_Bush", 2),
+    "bush3": ("George_W_Bush", 3),
+    "powell1": ("Colin_Powell", 1),
+    "powell2": ("Colin_Powell", 2),
+    "blair1": ("Tony_Blair", 1),
+}
+
+
+def photo_path(key: str):
+    name, index = PHOTOS[key]
+    return LFW_DIR / name / f"{name}_{index:04d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    """The LFW test photos as uploaded bytes (skips when LFW is absent)."""
+    paths = {key: photo_path(key) for key in PHOTOS}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        pytest.skip(f"LFW data not available at {LFW_DIR}")
+    return {key: path.read_bytes() for key, path in paths.items()}
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def blank_png() -> bytes:
+    """A plain grey image: a valid photo with no face in it."""
+    return png_bytes(np.full((160, 160, 3), 128, np.uint8))
+
+
+@pytest.fixture
+def gallery(small_model, tmp_path):
+    from facenet.gallery import Gallery
+
+    gallery = Gallery.create(tmp_path / "people.db", small_model)
+    yield gallery
+    gallery.close()
+
+
+@pytest.fixture
+def make_app(small_model, gallery):
+    """make_app(**settings) -> a fresh app over the small model and an empty gallery."""
+    from facenet.server import Settings, create_app
+
+    def make(**settings):
+        return create_app(small_model, gallery, Settings(**settings))
+
+    return make
+
+
+@pytest.fixture
+def client(make_app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(make_app()) as client:
+        yield client
+
+
+def files(**uploads: bytes | tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """Multipart `files=` for httpx: field=bytes, or field=[bytes, ...] for repeated fields."""
+    out = []
+    for field, value in uploads.items():
+        for i, data in enumerate(value if isinstance(value, list) else [value]):
+            out.append((field, (f"{field}{i}.jpg", data, "application/octet-stream")))
+    return out
