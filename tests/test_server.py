@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from .test_server_support import (  # noqa: F401  (fixtures)
-    blank_png,
-    client,
+    blank_png_fixture,
+    client_fixture,
     files,
-    gallery,
-    make_app,
+    gallery_fixture,
+    make_app_fixture,
     photo_path,
-    photos,
+    photos_fixture,
     png_bytes,
 )
 
@@ -49,7 +49,9 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims width x height pixels (a decompression bomb's header), with no data."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
@@ -90,6 +92,7 @@ def test_web_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
     assert 'id="verify-form"' in page.text
     for name in ("app.js", "app.css"):
         assert client.get(f"/static/{name}").status_code == 200
@@ -135,7 +138,9 @@ def test_verify_matches_the_python_api(client, photos, small_model):
 
 def test_verify_threshold_is_the_clients(client, photos, small_model):
     r = client.post(
-        f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush2"]), data={"threshold": "0.5"}
+        f"{API}/verify",
+        files=files(image1=photos["bush1"], image2=photos["bush2"]),
+        data={"threshold": "0.5"},
     )
     body = r.json()
     expected = small_model.verify(photo_path("bush1"), photo_path("bush2"), threshold=0.5)
@@ -150,7 +155,9 @@ def test_verify_without_a_face_is_422(client, photos, blank_png):
 
 
 def test_formats_are_checked_by_content_not_name(client, photos):
-    r = client.post(f"{API}/embed", files=[("image", ("photo.jpg", b"%PDF-1.4 not an image", "image/jpeg"))])
+    r = client.post(
+        f"{API}/embed", files=[("image", ("photo.jpg", b"%PDF-1.4 not an image", "image/jpeg"))]
+    )
     assert error_of(r, 415) == "not_an_image"
     r = client.post(f"{API}/embed", files=[("image", ("notes.txt", photos["bush1"], "text/plain"))])
     assert r.status_code == 200
@@ -165,7 +172,9 @@ def test_paths_from_clients_are_never_opened(client, photos):
     # a form field holding a server path is not a file upload: a validation error, nothing read
     r = client.post(f"{API}/embed", data={"image": str(photo_path("bush1"))})
     assert error_of(r, 422) == "validation_error"
-    r = client.post(f"{API}/embed", files=[("image", ("/etc/passwd", photos["bush1"], "image/jpeg"))])
+    r = client.post(
+        f"{API}/embed", files=[("image", ("/etc/passwd", photos["bush1"], "image/jpeg"))]
+    )
     assert r.status_code == 200  # the name is only a label
 
 
@@ -177,7 +186,9 @@ def test_oversized_upload_is_413(make_app, photos):
         body = b"--x\r\nContent-Disposition: form-data; name=image; filename=a.jpg\r\n\r\n"
         stream = iter([body, photos["bush1"], b"\r\n--x--\r\n"])
         r = client.post(
-            f"{API}/embed", content=stream, headers={"Content-Type": "multipart/form-data; boundary=x"}
+            f"{API}/embed",
+            content=stream,
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
         )
         assert error_of(r, 413) == "payload_too_large"
 
@@ -197,10 +208,14 @@ def test_validation_errors_have_the_error_shape(client, photos):
     r = client.post(f"{API}/identify", files=files(image=photos["bush1"]), data={"k": "0"})
     assert error_of(r, 422) == "validation_error"
     r = client.post(
-        f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush1"]), data={"threshold": "nan"}
+        f"{API}/verify",
+        files=files(image1=photos["bush1"], image2=photos["bush1"]),
+        data={"threshold": "nan"},
     )
     assert error_of(r, 422) == "validation_error"
-    r = client.patch(f"{API}/people/1", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = client.patch(
+        f"{API}/people/1", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert error_of(r, 422) == "validation_error"
     assert error_of(client.get(f"{API}/people/0"), 422) == "validation_error"
 
@@ -217,14 +232,18 @@ def test_cluster_groups_every_face(client, photos, blank_png):
     body = r.json()
     assert [image["faces"] > 0 for image in body["images"]] == [True, True, True, False]
     faces = body["faces"]
-    assert sorted(i for group in body["clusters"] for i in group["faces"]) == list(range(len(faces)))
+    assert sorted(i for group in body["clusters"] for i in group["faces"]) == list(
+        range(len(faces))
+    )
     assert {face["image"] for face in faces} == {0, 1, 2}
     assert {face["label"] for face in faces} == {group["label"] for group in body["clusters"]}
     # the same photo twice: one cluster at any threshold
     r = client.post(f"{API}/cluster", files=files(images=[photos["bush1"], photos["bush1"]]))
     labels = [face["label"] for face in r.json()["faces"] if face["score"] > 0.9]
     assert len(set(labels)) <= len(labels) // 2 + 1
-    r = client.post(f"{API}/cluster", files=files(images=[photos["bush1"]]), data={"threshold": "0"})
+    r = client.post(
+        f"{API}/cluster", files=files(images=[photos["bush1"]]), data={"threshold": "0"}
+    )
     assert error_of(r, 422) == "validation_error"
 
 
@@ -294,9 +313,17 @@ def test_rename_merge_remove(client, photos):
 
     r = client.patch(f"{API}/people/{bush['id']}", json={"name": "George W Bush"})
     assert r.status_code == 200 and r.json()["name"] == "George W Bush"
-    assert error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "Powell"}), 409) == "name_taken"
-    assert error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "unknown"}), 400) == "invalid_name"
-    assert error_of(client.patch(f"{API}/people/999", json={"name": "x"}), 404) == "person_not_found"
+    assert (
+        error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "Powell"}), 409)
+        == "name_taken"
+    )
+    assert (
+        error_of(client.patch(f"{API}/people/{bush['id']}", json={"name": "unknown"}), 400)
+        == "invalid_name"
+    )
+    assert (
+        error_of(client.patch(f"{API}/people/999", json={"name": "x"}), 404) == "person_not_found"
+    )
     assert error_of(client.get(f"{API}/people/999"), 404) == "person_not_found"
 
     r = client.post(f"{API}/people/{bush['id']}/faces", files=files(images=photos["bush2"]))
@@ -329,7 +356,9 @@ def test_server_without_a_gallery(small_model, photos):
         assert error_of(client.get(f"{API}/people"), 404) == "no_gallery"
         r = client.post(f"{API}/identify", files=files(image=photos["bush1"]))
         assert error_of(r, 404) == "no_gallery"
-        r = client.post(f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush2"]))
+        r = client.post(
+            f"{API}/verify", files=files(image1=photos["bush1"], image2=photos["bush2"])
+        )
         assert r.status_code == 200
 
 
@@ -345,7 +374,10 @@ def test_api_key_protects_writes(make_app, photos):
         assert r.status_code == 201
         person = r.json()["person"]["id"]
         assert error_of(client.delete(f"{API}/people/{person}"), 401) == "missing_api_key"
-        assert error_of(client.patch(f"{API}/people/{person}", json={"name": "B"}), 401) == "missing_api_key"
+        assert (
+            error_of(client.patch(f"{API}/people/{person}", json={"name": "B"}), 401)
+            == "missing_api_key"
+        )
         # reads stay open
         assert client.get(f"{API}/people").status_code == 200
         r = client.post(f"{API}/identify", files=files(image=photos["bush1"]))
@@ -450,7 +482,11 @@ def test_concurrent_gallery_requests(client, photos):
         t.join(60)
     assert not errors
     people = client.get(f"{API}/people").json()
-    assert sorted((p["name"], p["faces"]) for p in people) == [("Blair", 1), ("Bush", 1), ("Powell", 1)]
+    assert sorted((p["name"], p["faces"]) for p in people) == [
+        ("Blair", 1),
+        ("Bush", 1),
+        ("Powell", 1),
+    ]
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -464,7 +500,16 @@ def test_serve_command_help_and_bad_options(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
-    for option in ("--gallery", "--api-key", "--api-key-all", "--cors-origin", "--max-upload-mb", "--workers"):
+    for option in (
+        "--gallery",
+        "--api-key",
+        "--api-key-all",
+        "--cors-origin",
+        "--max-upload-mb",
+        "--workers",
+    ):
         assert option in result.output
-    result = runner.invoke(main, ["serve", "--api-key-all", "--model", str(tmp_path / "none.keras")])
+    result = runner.invoke(
+        main, ["serve", "--api-key-all", "--model", str(tmp_path / "none.keras")]
+    )
     assert result.exit_code == 2 and "api_key" in result.output

@@ -1,6 +1,7 @@
 """Fixtures and helpers shared by the server tests (API, browser, schema fuzzing, load).
 
-No tests here: the other server test modules import these fixtures by name.
+No tests here: the other server test modules import the fixtures (`*_fixture`, registered under
+the name without the suffix).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def photo_path(key: str):
     return LFW_DIR / name / f"{name}_{index:04d}.jpg"
 
 
-@pytest.fixture(scope="session")
-def photos() -> dict[str, bytes]:
+@pytest.fixture(scope="session", name="photos")
+def photos_fixture() -> dict[str, bytes]:
     """The LFW test photos as uploaded bytes (skips when LFW is absent)."""
     paths = {key: photo_path(key) for key in PHOTOS}
     missing = [str(p) for p in paths.values() if not p.is_file()]
@@ -48,14 +49,14 @@ def png_bytes(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="session")
-def blank_png() -> bytes:
+@pytest.fixture(scope="session", name="blank_png")
+def blank_png_fixture() -> bytes:
     """A plain grey image: a valid photo with no face in it."""
     return png_bytes(np.full((160, 160, 3), 128, np.uint8))
 
 
-@pytest.fixture
-def gallery(small_model, tmp_path):
+@pytest.fixture(name="gallery")
+def gallery_fixture(small_model, tmp_path):
     from facenet.gallery import Gallery
 
     gallery = Gallery.create(tmp_path / "people.db", small_model)
@@ -63,8 +64,8 @@ def gallery(small_model, tmp_path):
     gallery.close()
 
 
-@pytest.fixture
-def make_app(small_model, gallery):
+@pytest.fixture(name="make_app")
+def make_app_fixture(small_model, gallery):
     """make_app(**settings) -> a fresh app over the small model and an empty gallery."""
     from facenet.server import Settings, create_app
 
@@ -74,15 +75,15 @@ def make_app(small_model, gallery):
     return make
 
 
-@pytest.fixture
-def client(make_app):
+@pytest.fixture(name="client")
+def client_fixture(make_app):
     from fastapi.testclient import TestClient
 
     with TestClient(make_app()) as client:
         yield client
 
 
-def files(**uploads: bytes | tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+def files(**uploads: bytes | list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
     """Multipart `files=` for httpx: field=bytes, or field=[bytes, ...] for repeated fields."""
     out = []
     for field, value in uploads.items():

@@ -10,7 +10,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,7 +40,7 @@ PAGE_CSP = (
 )
 
 
-class BodyTooLarge(StarletteHTTPException):
+class BodyTooLarge(HTTPException):
     """Raised while reading a request body that passes the upload limit."""
 
     def __init__(self, limit: int):
@@ -136,7 +136,9 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
+        return FileResponse(
+            STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP}
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -161,7 +163,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = getattr(exc, "code", None) or HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        code = getattr(exc, "code", None) or HTTP_CODES.get(
+            exc.status_code, f"http_{exc.status_code}"
+        )
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 

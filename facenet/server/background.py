@@ -1,7 +1,6 @@
 """Run the app under uvicorn in a background thread on a free loopback port (tests, benchmarks).
 
-    with BackgroundServer(app) as url:
-        httpx.get(url + "/api/v1/health")
+Example: `with BackgroundServer(app) as url: httpx.get(url + "/api/v1/health")`.
 """
 
 from __future__ import annotations

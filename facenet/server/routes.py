@@ -85,12 +85,16 @@ async def _decode(request: Request, files: list[UploadFile]) -> list[Upload]:
     settings = request.app.state.settings
     if len(files) > settings.max_files:
         raise ApiError(
-            413, "too_many_files", f"{len(files)} photos; the limit is {settings.max_files} a request"
+            413,
+            "too_many_files",
+            f"{len(files)} photos; the limit is {settings.max_files} a request",
         )
     uploads = []
     for file in files:
         data = await file.read()
-        uploads.append(await _infer(request, decode_image, data, file.filename, settings.max_pixels))
+        uploads.append(
+            await _infer(request, decode_image, data, file.filename, settings.max_pixels)
+        )
     return uploads
 
 
@@ -241,7 +245,9 @@ async def remove_face(request: Request, face_id: FaceId):
 async def thumbnail(request: Request, face_id: FaceId):
     """A small JPEG of an enrolled face, cut at enrolment."""
     data = await _io(_service(request).thumbnail, face_id)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 router.include_router(reader)

@@ -79,9 +79,13 @@ def decode_image(data: bytes, filename: str | None, max_pixels: int) -> Upload:
             f"{label}: not a supported image (accepted: {', '.join(IMAGE_FORMATS)})",
         ) from None
     except Image.DecompressionBombError:
-        raise ApiError(413, "image_too_large", f"{label}: image too large (decompression bomb)") from None
+        raise ApiError(
+            413, "image_too_large", f"{label}: image too large (decompression bomb)"
+        ) from None
     except Exception as exc:  # any decoder failure on hostile bytes is the client's problem
-        raise ApiError(415, "not_an_image", f"{label}: corrupt or unreadable image ({exc})") from None
+        raise ApiError(
+            415, "not_an_image", f"{label}: corrupt or unreadable image ({exc})"
+        ) from None
     return Upload(label, rgb)
 
 
@@ -121,12 +125,16 @@ class LockedModel:
         info = self.info
         with self._lock:
             faces = self._model.detector.detect_batch([first, second])
-            chosen = [most_prominent(f, rgb.shape) for f, rgb in zip(faces, (first, second))]
+            chosen = [
+                most_prominent(f, rgb.shape) for f, rgb in zip(faces, (first, second), strict=True)
+            ]
             if any(face is None for face in chosen):
                 return faces, chosen, None
             crops = np.stack(
                 [
-                    align_face(rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin)
+                    align_face(
+                        rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin
+                    )
                     for rgb, face in zip((first, second), chosen, strict=True)
                 ]
             )
@@ -194,6 +202,7 @@ class Service:
         self, uploads: list[Upload], threshold: float | None, method: str, min_size: int
     ) -> dict:
         from ..cluster import cluster
+
         images, faces, owners = [], [], []
         for i, upload in enumerate(uploads):
             found = self.model.represent(upload.rgb)
@@ -220,7 +229,9 @@ class Service:
 
     def _require_gallery(self):
         if self.gallery is None:
-            raise ApiError(404, "no_gallery", "this server has no gallery (start it with --gallery)")
+            raise ApiError(
+                404, "no_gallery", "this server has no gallery (start it with --gallery)"
+            )
         return self.gallery
 
     def gallery_counts(self) -> dict | None:
@@ -323,7 +334,9 @@ class Service:
         with self._gallery_lock:
             person = self._person(person_id)
             if new_name.strip() != person.name and self._person_id_by_name(new_name.strip()):
-                raise ApiError(409, "name_taken", f"a person named {new_name.strip()!r} already exists")
+                raise ApiError(
+                    409, "name_taken", f"a person named {new_name.strip()!r} already exists"
+                )
             try:
                 gallery.rename(person.name, new_name)
             except GalleryError as exc:
