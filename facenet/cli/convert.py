@@ -9,12 +9,16 @@ from ..metadata import BACKBONES, PREPROCESSING_MODES
 
 @click.command()
 @click.argument("src", type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .keras file.")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .keras file."
+)
 @click.option(
     "--source", type=click.Choice(["h5", "checkpoint", "pytorch"]), default=None,
     help="Kind of SRC. Default: from its name (.h5; .pt/.pth/.npz; a checkpoint prefix/folder).",
 )  # fmt: skip
-@click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="Default: from the weights.")
+@click.option(
+    "--backbone", type=click.Choice(BACKBONES), default=None, help="Default: from the weights."
+)
 @click.option(
     "--preprocessing", type=click.Choice(PREPROCESSING_MODES), default=None,
     help="Pixel scaling the weights were trained with (the files do not record it): prewhiten "
@@ -22,7 +26,9 @@ from ..metadata import BACKBONES, PREPROCESSING_MODES
     "facenet-pytorch (the default for PyTorch only).",
 )  # fmt: skip
 @click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
-@click.option("--embedding-size", default=None, type=click.IntRange(min=1), help="Check: must match.")
+@click.option(
+    "--embedding-size", default=None, type=click.IntRange(min=1), help="Check: must match."
+)
 @click.option("--name", default=None, help="Model name stored in the file. Default: SRC's name.")
 def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name):
     """Convert the weights SRC into a FaceNet .keras model file (checked tensor by tensor)."""

@@ -16,7 +16,9 @@ def _batch(value: str) -> int | None:
     try:
         batch = int(value)
     except ValueError:
-        raise click.BadParameter(f"must be 'dynamic' or a positive integer; got {value!r}") from None
+        raise click.BadParameter(
+            f"must be 'dynamic' or a positive integer; got {value!r}"
+        ) from None
     if batch < 1:
         raise click.BadParameter(f"must be 'dynamic' or a positive integer; got {value!r}")
     return batch
@@ -37,7 +39,9 @@ def _batch(value: str) -> int | None:
     "--input-dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
     help="Pixel type of the graph input (values 0..255 either way).",
 )  # fmt: skip
-@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Static int8 quantisation.")
+@click.option(
+    "--quantize", type=click.Choice(["int8"]), default=None, help="Static int8 quantisation."
+)
 @click.option(
     "--calibration", type=click.Path(exists=True, file_okay=False), default=None,
     help="Folder of photos (e.g. LFW) or aligned crops to calibrate int8 ranges on.",
@@ -51,7 +55,9 @@ def _batch(value: str) -> int | None:
     "--check/--no-check", default=True, show_default=True,
     help="Compare the export's embeddings with the Keras model's on a few crops.",
 )  # fmt: skip
-def export(model, fmt, out, batch, input_dtype, quantize, calibration, aligned, calibration_size, check):
+def export(
+    model, fmt, out, batch, input_dtype, quantize, calibration, aligned, calibration_size, check
+):
     """Export MODEL (.keras or .h5) with its preprocessing folded in; metadata travels inside."""
     from ..runtime import export as exporting
 

@@ -58,7 +58,9 @@ def load_keras(path: str | os.PathLike):
     try:
         from ..models import load_keras_model, load_weights_h5
     except ImportError:
-        raise ModelError("exporting needs TensorFlow: pip install 'facenet-keras[tf,export]'") from None
+        raise ModelError(
+            "exporting needs TensorFlow: pip install 'facenet-keras[tf,export]'"
+        ) from None
     path = Path(path)
     if path.suffix.lower() == ".keras":
         return load_keras_model(path)
@@ -86,7 +88,9 @@ def serving_function(model, info: ModelInfo, batch: int | None = None, input_dty
     from ..models import embedding_model
 
     if input_dtype not in INPUT_DTYPES:
-        raise ValueError(f"input_dtype must be one of {', '.join(INPUT_DTYPES)}; got {input_dtype!r}")
+        raise ValueError(
+            f"input_dtype must be one of {', '.join(INPUT_DTYPES)}; got {input_dtype!r}"
+        )
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be positive or None (dynamic); got {batch}")
     network = embedding_model(model)
@@ -182,7 +186,10 @@ def quantize_onnx(
         def __init__(self):
             step = fixed or 1
             self.batches = iter(
-                [{name: crops[i : i + step].astype(dtype)} for i in range(0, len(crops) - step + 1, step)]
+                [
+                    {name: crops[i : i + step].astype(dtype)}
+                    for i in range(0, len(crops) - step + 1, step)
+                ]
             )
 
         def get_next(self):
@@ -315,7 +322,9 @@ def export(
     model, info = load_keras(model_path)
     out = Path(out) if out else default_output(model_path, fmt, quantize)
     if quantize:
-        info = ModelInfo.from_dict({**info.__dict__, "extra": {**info.extra, "quantization": quantize}})
+        info = ModelInfo.from_dict(
+            {**info.__dict__, "extra": {**info.extra, "quantization": quantize}}
+        )
     if fmt == "savedmodel":
         return export_savedmodel(model, info, out, batch=batch, input_dtype=input_dtype)
     if fmt == "tflite":
@@ -326,7 +335,9 @@ def export(
     if not quantize:
         return export_onnx(model, info, out, batch=batch, input_dtype=input_dtype)
     with tempfile.TemporaryDirectory() as tmp:
-        float_path = export_onnx(model, info, Path(tmp) / "float.onnx", batch=batch, input_dtype=input_dtype)
+        float_path = export_onnx(
+            model, info, Path(tmp) / "float.onnx", batch=batch, input_dtype=input_dtype
+        )
         return quantize_onnx(float_path, out, calibration)
 
 
@@ -338,7 +349,9 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: calibration images must be a folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
 
 
 def calibration_crops(

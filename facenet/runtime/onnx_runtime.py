@@ -22,14 +22,12 @@ def _ort():
     try:
         import onnxruntime
     except ImportError:
-        raise ModelError(
-            "ONNX models need ONNX Runtime: pip install onnxruntime"
-        ) from None
+        raise ModelError("ONNX models need ONNX Runtime: pip install onnxruntime") from None
     return onnxruntime
 
 
 def session_options(threads: int | None = None):
-    """Session options: intra-op threads = usable cores, every graph optimisation."""
+    """Session options: intra-op threads = usable cores, every graph optimisation, no spinning."""
     ort = _ort()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or num_threads()
@@ -37,6 +35,9 @@ def session_options(threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # Idle pool threads would otherwise spin for a while after each run, taking the cores from
+    # the next session (MTCNN's three stages, other processes): slower on a small shared CPU.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -98,9 +99,10 @@ class OnnxEmbedder:
         self.dtype = _DTYPES[spec.type]
         #: The fixed batch size the graph was exported with, or None when dynamic.
         self.batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
-        self.runtime = "onnxruntime-" + self.session.get_providers()[0].removesuffix(
-            "ExecutionProvider"
-        ).lower()
+        self.runtime = (
+            "onnxruntime-"
+            + self.session.get_providers()[0].removesuffix("ExecutionProvider").lower()
+        )
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: crops})[0]

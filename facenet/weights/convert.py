@@ -32,7 +32,12 @@ def detect_source(path: str | os.PathLike) -> str:
         return "h5"
     if path.suffix.lower() in PYTORCH_SUFFIXES:
         return "pytorch"
-    if path.is_dir() or ".ckpt" in name or ".data-" in name or path.suffix.lower() in CHECKPOINT_MARKERS:
+    if (
+        path.is_dir()
+        or ".ckpt" in name
+        or ".data-" in name
+        or path.suffix.lower() in CHECKPOINT_MARKERS
+    ):
         return "checkpoint"
     if Path(f"{path}.index").is_file():
         return "checkpoint"
@@ -83,7 +88,9 @@ def convert(
         model, info = convert_h5(src, info, embedding_size)
     else:
         if info.backbone != "inception_resnet_v1":
-            raise ModelError(f"{src}: {source} weights are Inception-ResNet-v1, not {info.backbone}")
+            raise ModelError(
+                f"{src}: {source} weights are Inception-ResNet-v1, not {info.backbone}"
+            )
         if source == "checkpoint":
             from .convert_checkpoint import convert_checkpoint
 
@@ -126,9 +133,7 @@ def _check_embedding_size(path, found: int, wanted: int | None) -> None:
 class TensorSource:
     """Named source tensors, handed out once each; what is left over is an error."""
 
-    def __init__(
-        self, tensors: dict[str, np.ndarray], path: Path, ignored: Callable[[str], bool]
-    ):
+    def __init__(self, tensors: dict[str, np.ndarray], path: Path, ignored: Callable[[str], bool]):
         self.tensors = tensors
         self.path = path
         self.ignored = ignored

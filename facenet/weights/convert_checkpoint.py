@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ModelError
 from ..metadata import ModelInfo
 from .convert import (
@@ -40,7 +42,9 @@ def checkpoint_prefix(path: str | os.PathLike) -> str:
         if prefix is None:
             indexes = sorted(path.glob("*.index"))
             if len(indexes) != 1:
-                raise ModelError(f"{path}: expected one checkpoint in the folder; found {len(indexes)}")
+                raise ModelError(
+                    f"{path}: expected one checkpoint in the folder; found {len(indexes)}"
+                )
             prefix = str(indexes[0].with_suffix(""))
         return prefix
     text = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", str(path))
@@ -68,7 +72,7 @@ class _Lazy:
         self.reader, self.name, self.shape = reader, name, tuple(shape)
 
     def __array__(self, dtype=None, copy=None):
-        value = self.reader.get_tensor(self.name)
+        value = np.asarray(self.reader.get_tensor(self.name))
         return value if dtype is None else value.astype(dtype)
 
 
