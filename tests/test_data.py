@@ -37,7 +37,9 @@ def test_sampler_deterministic_and_stateful():
     b = PKSampler(labels, p=3, k=2, seed=7, extra=2)
     assert np.array_equal(a.epoch_batches(3, 10), b.epoch_batches(3, 10))
     assert not np.array_equal(a.epoch_batches(3, 10), a.epoch_batches(4, 10))
-    assert not np.array_equal(a.epoch_batches(3, 10), PKSampler(labels, 3, 2, seed=8, extra=2).epoch_batches(3, 10))
+    assert not np.array_equal(
+        a.epoch_batches(3, 10), PKSampler(labels, 3, 2, seed=8, extra=2).epoch_batches(3, 10)
+    )
     a.epoch = 5
     c = PKSampler(labels, p=3, k=2, seed=0, extra=2)
     c.load_state_dict(a.state_dict())

@@ -12,43 +12,91 @@ from ..metadata import BACKBONES
 
 @click.command()
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
-              help="Run folder: checkpoint, logs, model.keras.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder: checkpoint, logs, model.keras.",
+)
 @click.option("--backbone", type=click.Choice(BACKBONES), default="mobilenet", show_default=True)
 @click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
 @click.option("--embedding-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--alpha", default=1.0, show_default=True, help="MobileNet width multiplier.")
-@click.option("--loss", type=click.Choice(["triplet", "ce", "triplet+ce"]), default="triplet+ce",
-              show_default=True)
-@click.option("--mining", type=click.Choice(["semi_hard", "batch_hard", "batch_all"]),
-              default="semi_hard", show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["triplet", "ce", "triplet+ce"]),
+    default="triplet+ce",
+    show_default=True,
+)
+@click.option(
+    "--mining",
+    type=click.Choice(["semi_hard", "batch_hard", "batch_all"]),
+    default="semi_hard",
+    show_default=True,
+)
 @click.option("--margin", default=0.2, show_default=True, help="Triplet margin.")
 @click.option("--ce-weight", default=1.0, show_default=True, help="Weight of the softmax loss.")
 @click.option("--label-smoothing", default=0.0, show_default=True)
 @click.option("--weight-decay", default=5e-4, show_default=True)
-@click.option("--batch-p", default=30, show_default=True, type=click.IntRange(min=1),
-              help="Identities per batch.")
-@click.option("--batch-k", default=4, show_default=True, type=click.IntRange(min=2),
-              help="Images per identity.")
-@click.option("--batch-extra", default=None, type=click.IntRange(min=0),
-              help="Extra single images of small identities per batch (softmax). Default: P*K/4.")
+@click.option(
+    "--batch-p",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Identities per batch.",
+)
+@click.option(
+    "--batch-k",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Images per identity.",
+)
+@click.option(
+    "--batch-extra",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Extra single images of small identities per batch (softmax). Default: P*K/4.",
+)
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--steps-per-epoch", default=None, type=click.IntRange(min=1))
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--lr", default=1e-3, show_default=True)
 @click.option("--warmup-epochs", default=0.0, show_default=True)
-@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine",
-              show_default=True)
-@click.option("--val-pairs", default=None, metavar="FILE|split|none",
-              help="Pairs checked each epoch. Default: LFW View 1 pairsDevTest.txt.")
-@click.option("--val-fraction", default=0.0, show_default=True,
-              help="Identities held out of training (used by --val-pairs split).")
-@click.option("--align", type=click.Choice(["none", "mtcnn"]), default="none", show_default=True,
-              help="none: DATA is aligned already (facenet align); mtcnn: align once, cached.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "step", "constant"]),
+    default="cosine",
+    show_default=True,
+)
+@click.option(
+    "--val-pairs",
+    default=None,
+    metavar="FILE|split|none",
+    help="Pairs checked each epoch. Default: LFW View 1 pairsDevTest.txt.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.0,
+    show_default=True,
+    help="Identities held out of training (used by --val-pairs split).",
+)
+@click.option(
+    "--align",
+    type=click.Choice(["none", "mtcnn"]),
+    default="none",
+    show_default=True,
+    help="none: DATA is aligned already (facenet align); mtcnn: align once, cached.",
+)
 @click.option("--align-cache", default=None, type=click.Path(file_okay=False))
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
-@click.option("--strategy", type=click.Choice(["none", "mirrored", "multi_worker"]),
-              default="none", show_default=True)
+@click.option(
+    "--strategy",
+    type=click.Choice(["none", "mirrored", "multi_worker"]),
+    default="none",
+    show_default=True,
+)
 @click.option("--mixed-precision", is_flag=True, help="float16 compute (GPUs); loss in float32.")
 @click.option("--seed", default=0, show_default=True)
 def train(data, out, **options):
@@ -62,7 +110,9 @@ def train(data, out, **options):
                          **options)  # fmt: skip
     result = run(config)
     if result.interrupted:
-        click.echo(f"interrupted after epoch {result.epochs_done}; continue with --resume", err=True)
+        click.echo(
+            f"interrupted after epoch {result.epochs_done}; continue with --resume", err=True
+        )
         sys.exit(130)
     acc = "n/a" if result.best_accuracy is None else f"{result.best_accuracy:.4f}"
     click.echo(

@@ -133,6 +133,7 @@ def train_dataset(
 
 def eval_images(paths, image_size: int, source: str = "aligned", batch: int = 64) -> np.ndarray:
     """Centre crops (n, S, S, 3) uint8 of image files, as evaluation sees them."""
+
     def load(path):
         img = center_crop(load_image(path, image_size, source), image_size)
         return tf.cast(tf.round(tf.clip_by_value(img, 0.0, 255.0)), tf.uint8)

@@ -33,7 +33,9 @@ class PKSampler:
         if k < 2:
             raise ValueError(f"k must be at least 2 (triplets need a positive); got {k}")
         if p < 1 or extra < 0 or replicas < 1:
-            raise ValueError(f"need p >= 1, extra >= 0, replicas >= 1; got {p}, {extra}, {replicas}")
+            raise ValueError(
+                f"need p >= 1, extra >= 0, replicas >= 1; got {p}, {extra}, {replicas}"
+            )
         if p % replicas or extra % replicas:
             raise ValueError(
                 f"p ({p}) and extra ({extra}) must be divisible by the number of replicas "

@@ -16,11 +16,13 @@ BLOCKS = (
 )  # fmt: skip
 
 INIT = "he_normal"
-#: He for depthwise kernels: Keras counts a (3, 3, C, 1) kernel's fan-in as 9C, but each output
-#: sees 9 inputs, which its fan-out (9) states correctly.
-DEPTHWISE_INIT = keras.initializers.VarianceScaling(
-    2.0, mode="fan_out", distribution="truncated_normal"
-)
+
+
+def depthwise_init() -> keras.initializers.Initializer:
+    """He for depthwise kernels: Keras counts a (3, 3, C, 1) kernel's fan-in as 9C, but each
+    output sees 9 inputs, which its fan-out (9) states correctly. A new instance per layer, so
+    every layer draws its own weights under the global seed."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
 
 
 def mobilenet_v1(x, alpha: float = 1.0, depth_multiplier: int = 1):
@@ -42,7 +44,7 @@ def _depthwise_separable(x, filters: int, stride: int, depth_multiplier: int, bl
     x = layers.DepthwiseConv2D(
         3, strides=stride, padding="same" if stride == 1 else "valid",
         depth_multiplier=depth_multiplier, use_bias=False,
-        depthwise_initializer=DEPTHWISE_INIT, name=f"conv_dw_{block}",
+        depthwise_initializer=depthwise_init(), name=f"conv_dw_{block}",
     )(x)  # fmt: skip
     x = layers.BatchNormalization(name=f"conv_dw_{block}_bn")(x)
     x = layers.ReLU(6.0, name=f"conv_dw_{block}_relu")(x)

@@ -3,6 +3,7 @@
 Importing this package imports TensorFlow.
 """
 
+from .config import TrainConfig  # noqa: E402
 from .losses import (
     MINING,
     pairwise_squared_distances,
@@ -11,8 +12,6 @@ from .losses import (
     triplet_loss,
     triplet_loss_with_stats,
 )
-
-from .config import TrainConfig  # noqa: E402
 from .trainer import TrainResult, train  # noqa: E402
 
 __all__ = [

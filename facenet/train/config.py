@@ -16,7 +16,9 @@ SCHEDULES = ("cosine", "step", "constant")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 ALIGN = ("none", "mtcnn")
 #: LFW View 1 test pairs, the default per-epoch check (never used for training).
-DEFAULT_VAL_PAIRS = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw" / "pairsDevTest.txt")
+DEFAULT_VAL_PAIRS = str(
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw" / "pairsDevTest.txt"
+)
 
 
 @dataclass

@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet, save_model
 from ..models.embedder import KerasEmbedder
-from .config import TrainConfig
+from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,12 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up, then cosine decay to 0 or steps of 0.1 at 50% and 75% of training."""
 
     def __init__(self, base: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"):
-        self.base, self.total, self.warmup, self.kind = float(base), int(total_steps), int(warmup_steps), kind
+        self.base, self.total, self.warmup, self.kind = (
+            float(base),
+            int(total_steps),
+            int(warmup_steps),
+            kind,
+        )
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
@@ -78,7 +82,11 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if self.kind == "cosine":
             lr = 0.5 * self.base * (1.0 + tf.cos(math.pi * progress))
         elif self.kind == "step":
-            lr = self.base * tf.where(progress >= 0.5, 0.1, 1.0) * tf.where(progress >= 0.75, 0.1, 1.0)
+            lr = (
+                self.base
+                * tf.where(progress >= 0.5, 0.1, 1.0)
+                * tf.where(progress >= 0.75, 0.1, 1.0)
+            )
         else:
             lr = tf.constant(self.base, tf.float32)
         if self.warmup > 0:
@@ -86,7 +94,12 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return lr
 
     def get_config(self):
-        return {"base": self.base, "total_steps": self.total, "warmup_steps": self.warmup, "kind": self.kind}
+        return {
+            "base": self.base,
+            "total_steps": self.total,
+            "warmup_steps": self.warmup,
+            "kind": self.kind,
+        }
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -119,7 +132,9 @@ def train(
     strategy = strategy or make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     keras.utils.set_random_seed(config.seed)
-    _write_atomic(out / "config.json", config.to_json().encode())
+    chief = _is_chief(strategy)  # in multi-worker training only the chief writes files
+    if chief:
+        _write_atomic(out / "config.json", config.to_json().encode())
 
     from ..data.dataset import scan_folder, split_identities
     from ..data.sampler import PKSampler
@@ -176,7 +191,7 @@ def train(
         embedding_size=config.embedding_size, preprocessing=config.preprocessing,
         alignment="crop", margin=config.margin_px, alpha=config.alpha,
     )  # fmt: skip
-    validator = _validator(config, val_set, out, source)
+    validator = _validator(config, val_set, out, source) if chief else None
     embedder = KerasEmbedder(model, info) if validator is not None else None
 
     if validator is not None and config.val_initial and not state["history"]:
@@ -185,7 +200,7 @@ def train(
                                  "val_seconds": float(metrics["seconds"])})  # fmt: skip
         log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
     step_fn = _train_step(model, optimizer, config, strategy)
-    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(out / "tensorboard")) if chief else None
     interrupted = False
     restore_signal = _sigterm_as_interrupt()
     try:
@@ -208,10 +223,12 @@ def train(
             best = state["best_accuracy"]
             if validator is None or best is None or acc > best:
                 state["best_accuracy"], state["best_epoch"] = acc, epoch + 1
-                _save_final(model, info, config, state, out)
-            _save_checkpoint(ckpt_path, model, optimizer, sampler, state)
-            _write_log(out / "log.csv", state["history"])
-            _write_scalars(writer, row, epoch + 1)
+                if chief:
+                    _save_final(model, info, config, state, out)
+            if chief:
+                _save_checkpoint(ckpt_path, model, optimizer, sampler, state)
+                _write_log(out / "log.csv", state["history"])
+                _write_scalars(writer, row, epoch + 1)
             log.info("epoch %d: %s", epoch + 1, _format(row))
     except KeyboardInterrupt:
         interrupted = True
@@ -219,7 +236,8 @@ def train(
                     state["epoch"])  # fmt: skip
     finally:
         restore_signal()
-        writer.close()
+        if writer is not None:
+            writer.close()
     model_path = out / "model.keras"
     return TrainResult(
         out, model_path if model_path.exists() else None, state["epoch"], state["best_accuracy"],
@@ -257,7 +275,9 @@ def _train_step(model, optimizer, config: TrainConfig, strategy):
                 embeddings, logits = outputs, None
             embeddings = tf.cast(embeddings, tf.float32)
             if config.uses_triplet:
-                tl, stats = triplet_loss_with_stats(labels, embeddings, config.margin, config.mining)
+                tl, stats = triplet_loss_with_stats(
+                    labels, embeddings, config.margin, config.mining
+                )
             else:
                 tl, stats = zero, {}
             ce = softmax_loss(labels, logits, config.label_smoothing) if config.uses_ce else zero
@@ -327,7 +347,9 @@ def _run_epoch(step_fn, dist, epoch, steps, batch_size, config, on_step) -> dict
                 on_step(epoch, done, stats)
     row: dict[str, Any] = {"epoch": epoch + 1}
     row.update({k: v / max(done, 1) for k, v in sums.items() if k != "num_triplets"})
-    row["images_per_s"] = timed_images / max(time.perf_counter() - timed_start, 1e-9) if timed_images else None
+    row["images_per_s"] = (
+        timed_images / max(time.perf_counter() - timed_start, 1e-9) if timed_images else None
+    )
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -345,9 +367,22 @@ def _validator(config: TrainConfig, val_set, out: Path, source: str):
         return PairValidator.from_dataset(val_set, config.val_pair_count, config.input_size, cache,
                                           config.seed, source)  # fmt: skip
     path = Path(spec)
+    if not path.is_file() and spec == DEFAULT_VAL_PAIRS:
+        log.warning("%s not found: no per-epoch validation (pass --val-pairs)", path)
+        return None
     if not path.is_file():
         raise FaceNetError(f"{path}: no such pairs file (pass --val-pairs none to skip validation)")
     return PairValidator.from_pairs_file(path, config.input_size, config.margin_px, cache)
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
@@ -425,7 +460,21 @@ def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: P
         },
         **config.extra,
     }
+    if config.mixed_precision:  # the model file computes in float32, wherever it runs
+        model = _float32_copy(model, config)
     save_model(model, info, out / "model.keras")
+
+
+def _float32_copy(model, config: TrainConfig):
+    size = config.input_size
+    copy = build_facenet(
+        config.backbone, (size, size, 3), config.embedding_size, alpha=config.alpha,
+        dropout=config.dropout, preprocessing=config.preprocessing,
+    )  # fmt: skip
+    for layer in copy.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return copy
 
 
 def _write_scalars(writer, row: dict, step: int) -> None:

@@ -42,7 +42,10 @@ class PairValidator:
         """Embed every crop with `embedder` (crops -> unit rows) and score the pairs."""
         start = time.perf_counter()
         emb = np.concatenate(
-            [embedder(self.crops[i : i + batch_size]) for i in range(0, len(self.crops), batch_size)]
+            [
+                embedder(self.crops[i : i + batch_size])
+                for i in range(0, len(self.crops), batch_size)
+            ]
         )
         out = evaluate_embeddings(emb[self.index_a], emb[self.index_b], self.labels, self.folds)
         out["seconds"] = time.perf_counter() - start
@@ -133,5 +136,7 @@ def _align_files(files: list[Path], image_size: int, margin: float, detector=Non
             else:
                 crops[start + k] = align_face(rgb, face, image_size, "crop", margin)
     if missing:
-        log.warning("no face found in %d of %d validation images: centre-cropped", missing, len(files))
+        log.warning(
+            "no face found in %d of %d validation images: centre-cropped", missing, len(files)
+        )
     return crops
