@@ -78,8 +78,11 @@ def test_training_form_has_logits_and_shares_weights():
     model = build_facenet("mobilenet", (64, 64, 3), 32, num_classes=7, alpha=0.25)
     x = np.zeros((2, 64, 64, 3), "float32")
     out = model(x, training=False)
-    assert set(out) == {"embedding", "logits"}
+    assert set(out) == {"embedding", "logits", "bottleneck"}
     assert out["embedding"].shape == (2, 32) and out["logits"].shape == (2, 7)
+    bottleneck = np.asarray(out["bottleneck"])
+    unit = bottleneck / np.linalg.norm(bottleneck, axis=1, keepdims=True)
+    np.testing.assert_allclose(unit, np.asarray(out["embedding"]), atol=1e-5)
     inference = embedding_model(model)
     np.testing.assert_allclose(np.asarray(inference(x)), np.asarray(out["embedding"]), atol=1e-6)
 

@@ -31,8 +31,6 @@ SMALL = dict(
 @needs_data
 def test_short_training_learns(tmp_path):
     """Loss goes down and held-out (identity-disjoint) pair accuracy beats the untrained net."""
-    # NB: not bit-reproducible across processes: models/mobilenet_v1.DEPTHWISE_INIT draws its
-    # seed at import time, before keras.utils.set_random_seed runs.
     config = TrainConfig(**SMALL, out=str(tmp_path / "run"), epochs=10, steps_per_epoch=50,
                          lr=3e-3, val_pairs="split", val_pair_count=300)  # fmt: skip
     result = train(config)

@@ -90,6 +90,20 @@ from ..metadata import BACKBONES
     help="none: DATA is aligned already (facenet align); mtcnn: align once, cached.",
 )
 @click.option("--align-cache", default=None, type=click.Path(file_okay=False))
+@click.option(
+    "--align-margin",
+    "margin_px",
+    default=32,
+    show_default=True,
+    help="Alignment margin (pixels at 160) of DATA's crops, recorded in the model file.",
+)
+@click.option(
+    "--distill",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Teacher descriptors (tools/teacher_dlib.py) to distil from, beside the other losses.",
+)
+@click.option("--distill-weight", default=1.0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 @click.option(
     "--strategy",

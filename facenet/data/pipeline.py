@@ -55,15 +55,21 @@ def load_image(path, image_size: int, source: str = "aligned") -> tf.Tensor:
     return tf.pad(img, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
 
 
-def augment_image(img, seed, image_size: int, augment: Augment) -> tf.Tensor:
-    """Augment one (L, L, 3) float image with a stateless seed (2,) -> (S, S, 3) float32."""
+def augment_image(img, seed, image_size: int, augment: Augment) -> tuple[tf.Tensor, tf.Tensor]:
+    """Augment one (L, L, 3) float image with a stateless seed (2,).
+
+    Returns the (S, S, 3) float32 image and whether it was mirrored (a distillation target
+    must be the teacher's view of the same, mirrored or not, face).
+    """
     seeds = tf.random.experimental.stateless_split(seed, 5)
     if augment.crop:
         img = tf.image.stateless_random_crop(img, [image_size, image_size, 3], seeds[0])
     else:
         img = center_crop(img, image_size)
+    flipped = tf.constant(False)
     if augment.flip:
-        img = tf.image.stateless_random_flip_left_right(img, seeds[1])
+        flipped = tf.random.stateless_uniform([], seeds[1]) < 0.5
+        img = tf.where(flipped, tf.image.flip_left_right(img), img)
     if augment.brightness:
         img = tf.image.stateless_random_brightness(img, augment.brightness * 255.0, seeds[2])
     if augment.contrast:
@@ -73,7 +79,7 @@ def augment_image(img, seed, image_size: int, augment: Augment) -> tf.Tensor:
         grey = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(img))
         coin = tf.random.stateless_uniform([], seeds[4]) < augment.greyscale
         img = tf.where(coin, grey, img)
-    return tf.clip_by_value(img, 0.0, 255.0)
+    return tf.clip_by_value(img, 0.0, 255.0), flipped
 
 
 def center_crop(img, image_size: int) -> tf.Tensor:
@@ -95,8 +101,12 @@ def train_dataset(
     chunks: int = 1,
     keep_chunks: tuple[int, int] | None = None,
     parallel: int | None = None,
+    with_views: bool = False,
 ) -> tf.data.Dataset:
     """One epoch of batches from sampler rows `batches` (steps, B) of indices into `paths`.
+
+    Yields (images, labels), or with `with_views` (images, labels, indices into `paths`,
+    mirrored flags), which distillation uses to look up the teacher's view of each image.
 
     Each row is cut into `chunks` consecutive equal chunks (the per-replica batches, in replica
     order) and the dataset yields chunk after chunk. `keep_chunks=(start, stop)` keeps only
@@ -118,13 +128,13 @@ def train_dataset(
         flat, position = flat[keep], position[keep]
     all_paths = np.asarray(paths, dtype=object).astype(str)
     all_labels = np.asarray(labels, dtype=np.int32)
-    ds = tf.data.Dataset.from_tensor_slices((all_paths[flat], all_labels[flat], position))
+    ds = tf.data.Dataset.from_tensor_slices((all_paths[flat], all_labels[flat], position, flat))
     base = tf.constant(int(seed) * 1_000_003 + int(epoch), tf.int64)
 
-    def load(path, label, pos):
+    def load(path, label, pos, index):
         img = load_image(path, image_size, source)
-        img = augment_image(img, tf.stack([base, pos]), image_size, augment)
-        return img, label
+        img, flipped = augment_image(img, tf.stack([base, pos]), image_size, augment)
+        return (img, label, index, flipped) if with_views else (img, label)
 
     ds = ds.map(load, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(per_chunk, drop_remainder=True)

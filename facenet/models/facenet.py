@@ -26,8 +26,9 @@ def build_facenet(
 ) -> keras.Model:
     """Build a FaceNet model taking raw RGB pixels (0..255) and returning unit embeddings.
 
-    With `num_classes`, the model is in training form: outputs {"embedding", "logits"}, the logits
-    being a Dense classifier on the batch-normalised bottleneck (before normalisation).
+    With `num_classes`, the model is in training form: outputs {"embedding", "logits",
+    "bottleneck"}, the logits being a Dense classifier on the batch-normalised bottleneck (before
+    normalisation), which is output too (distillation regresses it onto a teacher).
     """
     check_choice("backbone", backbone, BACKBONES)
     if embedding_size < 1:
@@ -49,7 +50,8 @@ def build_facenet(
     if num_classes is None:
         return keras.Model(inputs, embedding, name=name)
     logits = layers.Dense(num_classes, name="logits")(bottleneck)
-    return keras.Model(inputs, {"embedding": embedding, "logits": logits}, name=name)
+    outputs = {"embedding": embedding, "logits": logits, "bottleneck": bottleneck}
+    return keras.Model(inputs, outputs, name=name)
 
 
 def embedding_model(model: keras.Model) -> keras.Model:

@@ -61,6 +61,9 @@ class TrainConfig:
     align_cache: str | None = None
     margin_px: int = 32  # the alignment margin (at 160 px) recorded in the model file
     greyscale: float = 0.1
+    #: a teacher descriptor file (tools/teacher_dlib.py) to distil from, or None
+    distill: str | None = None
+    distill_weight: float = 1.0
     min_images: int = 1
     max_identities: int | None = None
     resume: bool = False

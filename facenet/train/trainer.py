@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.npz"
 LOG_COLUMNS = (
-    "epoch", "loss", "triplet_loss", "ce_loss", "active_fraction", "pos_dist", "neg_dist",
+    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
+    "neg_dist",
     "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
 )  # fmt: skip
 
@@ -181,6 +182,16 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
+    teacher = None
+    if config.distill:
+        from .distill import load_teacher_targets
+
+        teacher = load_teacher_targets(config.distill, train_set.paths, config.data,
+                                       config.embedding_size, config.seed)  # fmt: skip
+        log.info("distilling %s: the teacher saw %.1f%% of the training images",
+                 config.distill, 100 * teacher.coverage)  # fmt: skip
+        _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)
+
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
     if ckpt_path.exists():
         state = _restore(ckpt_path, model, optimizer, sampler)
@@ -199,7 +210,7 @@ def train(
         state["history"].append({"epoch": 0, "val_accuracy": float(metrics["accuracy"]),
                                  "val_seconds": float(metrics["seconds"])})  # fmt: skip
         log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
-    step_fn = _train_step(model, optimizer, config, strategy)
+    step_fn = _train_step(model, optimizer, config, strategy, teacher)
     writer = tf.summary.create_file_writer(str(out / "tensorboard")) if chief else None
     interrupted = False
     restore_signal = _sigterm_as_interrupt()
@@ -261,16 +272,29 @@ def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
     return opt
 
 
-def _train_step(model, optimizer, config: TrainConfig, strategy):
+def _bottleneck_norm(model, backbone: str):
+    from ..models.facenet import BOTTLENECK_BN
+
+    return model.get_layer(BOTTLENECK_BN[backbone])
+
+
+def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
     replicas = strategy.num_replicas_in_sync
     variables = model.trainable_variables
     zero = tf.constant(0.0)
+    network = model
+    if teacher is not None:
+        table, mask = tf.constant(teacher.table), tf.constant(teacher.mask)
+        if not isinstance(model.output, dict):  # the triplet-only form: expose the bottleneck
+            bottleneck = _bottleneck_norm(model, config.backbone).output
+            network = keras.Model(model.input, {"embedding": model.output,
+                                                "bottleneck": bottleneck})  # fmt: skip
 
-    def replica_step(images, labels):
+    def replica_step(images, labels, index=None, flipped=None):
         with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
+            outputs = network(images, training=True)
             if isinstance(outputs, dict):
-                embeddings, logits = outputs["embedding"], outputs["logits"]
+                embeddings, logits = outputs["embedding"], outputs.get("logits")
             else:
                 embeddings, logits = outputs, None
             embeddings = tf.cast(embeddings, tf.float32)
@@ -281,18 +305,24 @@ def _train_step(model, optimizer, config: TrainConfig, strategy):
             else:
                 tl, stats = zero, {}
             ce = softmax_loss(labels, logits, config.label_smoothing) if config.uses_ce else zero
-            loss = config.triplet_weight * tl + config.ce_weight * ce
+            if teacher is not None:
+                from .distill import distillation_loss
+
+                dl = distillation_loss(outputs["bottleneck"], table, mask, index, flipped)
+            else:
+                dl = zero
+            loss = config.triplet_weight * tl + config.ce_weight * ce + config.distill_weight * dl
             scaled = optimizer.scale_loss(loss / replicas)
         grads = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         if not stats:  # cross-entropy only: report the triplet statistics all the same
             emb = tf.stop_gradient(embeddings)
             _, stats = triplet_loss_with_stats(labels, emb, config.margin, config.mining)
-        return {"loss": loss, "triplet_loss": tl, "ce_loss": ce, **stats}
+        return {"loss": loss, "triplet_loss": tl, "ce_loss": ce, "distill_loss": dl, **stats}
 
     @tf.function(jit_compile=False)
-    def step(images, labels):
-        per_replica = strategy.run(replica_step, args=(images, labels))
+    def step(*batch):
+        per_replica = strategy.run(replica_step, args=batch)
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     return step
@@ -312,7 +342,7 @@ def _dataset_fn(train_set, batches, config: TrainConfig, epoch: int, source: str
         return train_dataset(
             train_set.paths, train_set.labels, batches, image_size=config.input_size,
             augment=augment, seed=config.seed, epoch=epoch, source=source, chunks=replicas,
-            keep_chunks=keep,
+            keep_chunks=keep, with_views=bool(config.distill),
         )  # fmt: skip
 
     return fn
@@ -328,8 +358,8 @@ def _run_epoch(step_fn, dist, epoch, steps, batch_size, config, on_step) -> dict
                disable=not config.show_progress, leave=True)  # fmt: skip
     done = 0
     with bar:
-        for images, labels in dist:
-            stats = {k: float(v) for k, v in step_fn(images, labels).items()}
+        for batch in dist:
+            stats = {k: float(v) for k, v in step_fn(*batch).items()}
             done += 1
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -457,6 +487,7 @@ def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: P
             "seed": config.seed,
             "val_pairs": config.val_pairs,
             "val_accuracy": state["best_accuracy"],
+            "distill": config.distill,
         },
         **config.extra,
     }

@@ -1,0 +1,101 @@
+"""Knowledge distillation from a stronger teacher's precomputed face descriptors.
+
+The teacher file (`tools/teacher_dlib.py` writes one) holds, for every training image, the
+teacher's descriptor of the aligned crop (`desc`) and of its mirror image (`desc_flip`), keyed by
+the image path relative to the dataset root. The student's batch-normalised bottleneck (before L2
+normalisation) regresses the teacher's descriptor of the very view it was shown.
+
+Why this form: the bottleneck BatchNorm has no scale, so each of its outputs has unit variance
+over a batch, while a teacher such as dlib's spreads its descriptors over ~80 of 128 directions
+around a large common mean. Targets are therefore turned by a fixed random rotation (which spreads
+the teacher's variance evenly over the dimensions) and scaled so their spread matches the
+student's (E||t - mean||^2 = D). The BatchNorm's beta starts at the targets' mean, so the
+regression never fights that offset, and the student's normalised embedding lives where the
+teacher's normalised descriptor does: validation and the saved model measure the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import FaceNetError
+
+
+@dataclass
+class TeacherTargets:
+    #: (n_images, 2, D) float32: the target for the image as stored and for its mirror image
+    table: np.ndarray
+    #: (n_images,) float32: 1 where the teacher saw the image, 0 where it did not
+    mask: np.ndarray
+    #: (D,) the targets' mean over the teacher's images: the bottleneck BatchNorm's initial beta
+    offset: np.ndarray
+
+    @property
+    def coverage(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+def load_teacher_targets(
+    path: str | os.PathLike,
+    image_paths: list[str],
+    root: str | os.PathLike,
+    embedding_size: int,
+    seed: int = 0,
+) -> TeacherTargets:
+    """Targets for `image_paths` (files under `root`) from a teacher descriptor file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceNetError(f"{path}: no such teacher file")
+    with np.load(path) as z:
+        missing = {"paths", "desc", "desc_flip"} - set(z.files)
+        if missing:
+            raise FaceNetError(f"{path}: not a teacher file (missing {', '.join(sorted(missing))})")
+        rows = {str(p): i for i, p in enumerate(z["paths"])}
+        desc = z["desc"].astype(np.float64)
+        desc_flip = z["desc_flip"].astype(np.float64)
+    dims = desc.shape[1]
+    if dims != embedding_size:
+        raise FaceNetError(
+            f"{path}: the teacher's descriptors have {dims} dimensions; distillation needs "
+            f"--embedding-size {dims}"
+        )
+    mean = desc.mean(axis=0)
+    spread = np.sqrt(np.mean(np.sum((desc - mean) ** 2, axis=1)))
+    rotation = random_rotation(dims, seed)
+    gain = np.sqrt(dims) / max(spread, 1e-12)
+
+    def to_targets(x: np.ndarray) -> np.ndarray:
+        return (gain * x @ rotation.T).astype(np.float32)
+
+    table = np.zeros((len(image_paths), 2, dims), np.float32)
+    mask = np.zeros(len(image_paths), np.float32)
+    found = [(i, rows.get(os.path.relpath(p, root))) for i, p in enumerate(image_paths)]
+    found = [(i, r) for i, r in found if r is not None]
+    if not found:
+        raise FaceNetError(f"{path}: holds none of the training images under {root}")
+    mine, theirs = (np.array(v) for v in zip(*found, strict=True))
+    table[mine, 0] = to_targets(desc[theirs])
+    table[mine, 1] = to_targets(desc_flip[theirs])
+    mask[mine] = 1.0
+    return TeacherTargets(table, mask, to_targets(mean[None])[0])
+
+
+def random_rotation(dims: int, seed: int) -> np.ndarray:
+    """A fixed random orthogonal matrix (QR of a Gaussian matrix, signs made unique)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(dims, dims)))
+    return q * np.sign(np.diag(r))
+
+
+def distillation_loss(bottleneck, table, mask, index, flipped):
+    """Mean squared error per dimension between the student's bottleneck and the teacher's
+    target for each image's view; images the teacher did not see are left out."""
+    views = tf.gather(table, index)  # (B, 2, D)
+    target = tf.where(flipped[:, None], views[:, 1], views[:, 0])
+    weight = tf.gather(mask, index)
+    error = tf.reduce_mean(tf.square(tf.cast(bottleneck, tf.float32) - target), axis=-1)
+    return tf.reduce_sum(weight * error) / tf.maximum(tf.reduce_sum(weight), 1.0)
