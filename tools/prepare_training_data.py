@@ -63,8 +63,20 @@ def link_view1(dst: Path = CACHE / "lfw-view1-src") -> Path:
 
 
 def align(src: Path, dst: Path, workers: int) -> dict:
-    cmd = [FACENET, "align", str(src), str(dst), "--size", str(SIZE), "--margin", str(MARGIN),
-           "--mode", MODE, "-j", str(workers)]
+    cmd = [
+        FACENET,
+        "align",
+        str(src),
+        str(dst),
+        "--size",
+        str(SIZE),
+        "--margin",
+        str(MARGIN),
+        "--mode",
+        MODE,
+        "-j",
+        str(workers),
+    ]
     print("$", " ".join(cmd), flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True)
