@@ -131,7 +131,8 @@ def pypi_mtcnn(threads: int):
 
 
 DETECTORS = {
-    "facenet (ours, ONNX)": ours,
+    # full resolution (max_side=None), so every detector does the same work; see --max-side-sweep
+    "facenet (ours, ONNX)": lambda threads: ours(threads, None),
     "facenet-pytorch": facenet_pytorch,
     "PyPI mtcnn": pypi_mtcnn,
 }
@@ -164,25 +165,35 @@ def main() -> None:
         f"settings {SETTINGS}",
         flush=True,
     )
-    table: dict[str, dict[str, tuple[float, int]]] = {}
+    detectors = {}
     for name, make in DETECTORS.items():
         try:
-            detector = make(args.threads)
+            detectors[name] = make(args.threads)
         except ImportError as exc:
             print(f"{name}: skipped, not importable here ({exc.name or exc})", flush=True)
-            continue
         except Exception as exc:  # e.g. an incompatible TensorFlow
             print(f"{name}: skipped, failed to start ({type(exc).__name__}: {exc})", flush=True)
-            continue
-        table[name] = {}
-        for task, items, fn in tasks:
+    # Repeats are interleaved across detectors, so a busy shared machine slows all alike.
+    table: dict[str, dict[str, tuple[float, int]]] = {name: {} for name in detectors}
+    for task, items, fn in tasks:
+        runs = {name: fn(d) for name, d in detectors.items()}
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        found: dict[str, int] = {}
+        for name, run in list(runs.items()):
             try:
-                table[name][task] = timeit(fn(detector), items, args.repeats)
+                found[name] = run()  # warm-up
             except Exception as exc:
                 print(f"{name} / {task}: failed ({type(exc).__name__}: {exc})", flush=True)
-            else:
-                ips, found = table[name][task]
-                print(f"  {name:22s} {task:30s} {ips:8.2f} img/s  ({found} faces)", flush=True)
+                del runs[name]
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                found[name] = run()
+                times[name].append(time.perf_counter() - start)
+        for name in runs:
+            ips = items / statistics.median(times[name])
+            table[name][task] = (ips, found[name])
+            print(f"  {name:22s} {task:30s} {ips:8.2f} img/s  ({found[name]} faces)", flush=True)
 
     base = "facenet (ours, ONNX)"
     print("\nimages/s (median); ratio = ours / other")

@@ -23,14 +23,16 @@ SETS = {"lfw": DATA / "lfw" / "lfw-deepfunneled", "celeba": DATA / "celeba"}
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 _detector = None
+_pad_retry = False
 
 
-def _init(options: dict) -> None:
-    global _detector
+def _init(options: dict, pad_retry: bool) -> None:
+    global _detector, _pad_retry
     sys.path.insert(0, str(ROOT))
     from facenet.detect import MTCNN
 
     _detector = MTCNN(threads=1, **options)
+    _pad_retry = pad_retry
 
 
 def _count(paths: list[str]) -> list[tuple[str, int]]:
@@ -44,18 +46,25 @@ def _count(paths: list[str]) -> list[tuple[str, int]]:
             names.append(p)
         except ImageError:
             out.append((p, -1))
-    for name, faces in zip(names, _detector.detect_batch(images), strict=True):
-        out.append((name, len(faces)))
+    found = [len(faces) for faces in _detector.detect_batch(images)]
+    if _pad_retry:  # as `facenet align` does: look again in an edge-padded copy
+        from facenet.detect.aligner import edge_pad
+
+        missed = [k for k, n in enumerate(found) if n == 0]
+        again = _detector.detect_batch([edge_pad(images[k]) for k in missed])
+        for k, faces in zip(missed, again, strict=True):
+            found[k] = len(faces)
+    out.extend(zip(names, found, strict=True))
     return out
 
 
-def rate(folder: Path, options: dict, workers: int, batch: int, misses: Path | None) -> dict:
+def rate(folder: Path, options: dict, workers: int, batch: int, misses, pad_retry) -> dict:
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS)
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
     counts: dict[str, int] = {}
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(options,)) as pool:
+    with ctx.Pool(workers, initializer=_init, initargs=(options, pad_retry)) as pool:
         with tqdm(total=len(paths), desc=folder.name, unit="img", file=sys.stderr) as bar:
             for result in pool.imap_unordered(_count, chunks):
                 counts.update(result)
@@ -88,10 +97,11 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--pad-retry", action="store_true", help="retry misses edge-padded")
     parser.add_argument("--misses", type=Path, default=None, help="write images with no face here")
     args = parser.parse_args()
     options = {"min_face_size": args.min_face_size, "thresholds": tuple(args.thresholds)}
-    print(f"MTCNN options: {options}, workers={args.workers}", flush=True)
+    print(f"MTCNN {options}, pad_retry={args.pad_retry}, workers={args.workers}", flush=True)
     for name in args.data:
         folder = SETS.get(name, Path(name))
         if not folder.is_dir():
@@ -100,7 +110,7 @@ def main() -> None:
         misses = None
         if args.misses is not None:
             misses = args.misses if len(args.data) == 1 else args.misses.with_suffix(f".{name}.txt")
-        r = rate(folder, options, args.workers, args.batch, misses)
+        r = rate(folder, options, args.workers, args.batch, misses, args.pad_retry)
         print(
             f"{name}: {r['with_face']}/{r['images']} images with >= 1 face "
             f"= {100 * r['rate']:.2f}% "

@@ -58,6 +58,7 @@ def test_align_cli_report_and_resume(dataset, tmp_path, monkeypatch):
         "images": 8,
         "aligned": 6,
         "fallback": 0,
+        "padded": 0,
         "no_face": 1,
         "several_faces": report["counts"]["several_faces"],
         "unreadable": 1,
@@ -69,7 +70,7 @@ def test_align_cli_report_and_resume(dataset, tmp_path, monkeypatch):
     assert [e["path"] for e in report["unreadable"]] == ["Colin_Powell/broken.jpg"]
     assert "broken.jpg" in report["unreadable"][0]["error"]
     assert report["ignored_files"] == ["notes.txt"]
-    assert report["fallback"] == []
+    assert report["fallback"] == [] and report["padded"] == []
     assert report["settings"]["size"] == 160 and report["settings"]["mode"] == "crop"
     assert report["settings"]["format"] == "png"
 
@@ -125,3 +126,22 @@ def test_flat_folder_and_missing_source(tmp_path):
     missing = run(str(tmp_path / "nope"), str(tmp_path / "x"))
     assert missing.exit_code == 2
     assert "no such folder" in missing.output
+
+
+def test_tight_crops_are_found_by_the_padded_retry(tmp_path):
+    from facenet.detect import MTCNN
+    from facenet.images import load_image
+
+    image = load_image(LFW / "Calista_Flockhart" / "Calista_Flockhart_0001.jpg")
+    x1, y1, x2, y2 = (int(round(v)) for v in MTCNN().detect(image)[0].box)
+    dx, dy = (x2 - x1) // 10, (y2 - y1) // 10
+    src = tmp_path / "tight"
+    src.mkdir()
+    Image.fromarray(image[y1 + dy : y2 - dy, x1 + dx : x2 - dx]).save(src / "face.png")
+
+    plain = align_dataset(src, tmp_path / "plain", workers=1, progress=False, pad_retry=False)
+    assert plain["no_face"] == ["face.png"]
+    retried = align_dataset(src, tmp_path / "retried", workers=1, progress=False)
+    assert retried["counts"]["aligned"] == 1 and retried["padded"] == ["face.png"]
+    assert retried["settings"]["pad_retry"] is True
+    assert (tmp_path / "retried" / "face.png").exists()

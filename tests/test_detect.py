@@ -173,6 +173,19 @@ def test_nms_groups_and_modes():
     assert nms(np.empty((0, 5)), 0.5).size == 0
 
 
+def test_nms_matrix_and_loop_paths_agree(monkeypatch):
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(0, 200, (400, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(5, 60, (400, 2)), rng.uniform(0, 1, (400, 1))])
+    groups = rng.integers(0, 4, 400)
+    fast = [nms(boxes, 0.5, groups, mode) for mode in ("union", "min")]
+    monkeypatch.setattr("facenet.detect.mtcnn._MATRIX_NMS", 0)
+    slow = [nms(boxes, 0.5, groups, mode) for mode in ("union", "min")]
+    for a, b in zip(fast, slow, strict=True):
+        assert a.tolist() == b.tolist()
+    assert 0 < len(fast[1]) < len(fast[0]) < 400
+
+
 def test_pack_places_every_tile_once_without_overlap():
     shapes = [
         (150, 150),
@@ -235,11 +248,22 @@ def test_batch_equals_single(detector):
     images = [lfw(n) for n in LFW_SAMPLES[:4]] + [np.zeros((90, 300, 3), np.uint8)]
     batch = detector.detect_batch(images)
     assert len(batch) == len(images) and batch[-1] == []
-    for img, faces in zip(images[:4], batch, strict=True):
+    for img, faces in zip(images[:4], batch[:4], strict=True):
         single = detector.detect(img)
         assert len(single) == len(faces)
         np.testing.assert_allclose(single[0].box, faces[0].box, atol=1e-3)
     assert detector.detect_batch([]) == []
+
+
+@needs_lfw
+def test_batch_groups_give_the_same_faces(detector, monkeypatch):
+    images = [lfw(n) for n in LFW_SAMPLES[:3]]
+    together = detector.detect_batch(images)
+    monkeypatch.setattr("facenet.detect.mtcnn.GROUP_PIXELS", 1)  # one image per group
+    apart = detector.detect_batch(images)
+    assert [len(f) for f in apart] == [len(f) for f in together]
+    for a, b in zip(apart, together, strict=True):
+        np.testing.assert_allclose(a[0].box, b[0].box, atol=1e-3)
 
 
 @needs_lfw

@@ -33,8 +33,15 @@ from ..metadata import ALIGNMENT_MODES
     "--workers", "-j", type=click.IntRange(min=1), default=None, help="Processes [CPU count]."
 )
 @click.option("--min-face-size", default=20.0, show_default=True, type=click.FloatRange(min=1))
+@click.option(
+    "--no-pad-retry",
+    is_flag=True,
+    help="Do not look again in an edge-padded copy when no face is found.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def align(src, dst, size, margin, mode, keep_fallback, workers, min_face_size, no_progress):
+def align(
+    src, dst, size, margin, mode, keep_fallback, workers, min_face_size, no_pad_retry, no_progress
+):
     """Align the images under SRC (folder per identity, or flat) into DST as PNG face crops.
 
     Resumable: images already aligned are skipped. Writes DST/align_report.json and prints
@@ -51,6 +58,7 @@ def align(src, dst, size, margin, mode, keep_fallback, workers, min_face_size, n
         mode=mode,
         keep_fallback=keep_fallback,
         workers=workers,
+        pad_retry=not no_pad_retry,
         progress=not no_progress,
         detector=MTCNN(min_face_size=min_face_size),
     )

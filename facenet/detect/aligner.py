@@ -48,6 +48,7 @@ def align_dataset(
     mode: str = "crop",
     keep_fallback: bool = False,
     workers: int | None = None,
+    pad_retry: bool = True,
     progress: bool = True,
     detector: MTCNN | None = None,
 ) -> dict:
@@ -60,6 +61,10 @@ def align_dataset(
         keep_fallback: when no face is found, save the centred square crop instead of nothing
             (listed under "fallback" in the report).
         workers: processes (default: CPU count); 1 runs in this process.
+        pad_retry: when no face is found, look again in a copy with its borders extended by a
+            quarter of its size (edge pixels repeated): MTCNN misses faces that fill the whole
+            frame, as in datasets of tight face crops. Such crops come from the padded copy and
+            are listed under "padded" in the report.
         progress: a tqdm bar on stderr.
         detector: the detector settings to use (default MTCNN()); workers build their own copy.
     """
@@ -77,6 +82,7 @@ def align_dataset(
         "margin": float(margin),
         "mode": mode,
         "keep_fallback": bool(keep_fallback),
+        "pad_retry": bool(pad_retry),
         "format": OUTPUT_FORMAT,
         "detector": {
             "min_face_size": detector.min_face_size,
@@ -111,7 +117,13 @@ def align_dataset(
             todo.append((str(src / rel), str(out), rel))
     skipped = len(images) - len(todo)
 
-    job = {"size": int(size), "margin": float(margin), "mode": mode, "keep_fallback": keep_fallback}
+    job = {
+        "size": int(size),
+        "margin": float(margin),
+        "mode": mode,
+        "keep_fallback": keep_fallback,
+        "pad_retry": pad_retry,
+    }
     workers = max(1, workers or os.cpu_count() or 1)
     report_path = dst / REPORT_NAME
     done = 0
@@ -174,12 +186,23 @@ def _align_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict]]:
             loaded.append((load_image(src, rel), out, rel))
         except ImageError as exc:
             results.append((rel, {"status": "unreadable", "error": str(exc)}))
-    detections = detector.detect_batch([image for image, _, _ in loaded]) if loaded else []
-    for (image, out, rel), faces in zip(loaded, detections, strict=True):
+    images = [image for image, _, _ in loaded]
+    detections = detector.detect_batch(images) if images else []
+    padded = [False] * len(images)
+    missed = [k for k, faces in enumerate(detections) if not faces]
+    if job["pad_retry"] and missed:
+        extended = [edge_pad(images[k]) for k in missed]
+        for k, image, faces in zip(missed, extended, detector.detect_batch(extended), strict=True):
+            if faces:
+                images[k], detections[k], padded[k] = image, faces, True
+    for k, (_, out, rel) in enumerate(loaded):
+        image, faces = images[k], detections[k]
         face = most_prominent(faces, image.shape)
         if face is not None:
             crop = align_face(image, face, job["size"], job["mode"], job["margin"])
             result = {"status": "aligned", "faces": len(faces)}
+            if padded[k]:
+                result["padded"] = True
         elif job["keep_fallback"]:
             crop = center_crop(image, job["size"])
             result = {"status": "fallback", "faces": 0}
@@ -189,6 +212,12 @@ def _align_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict]]:
         _save(crop, Path(out))
         results.append((rel, result))
     return results
+
+
+def edge_pad(image: np.ndarray, fraction: float = 0.25) -> np.ndarray:
+    """`image` with each border extended by `fraction` of its longer side, edge pixels repeated."""
+    pad = int(round(fraction * max(image.shape[:2])))
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
 
 
 def _save(crop: np.ndarray, path: Path) -> None:
@@ -251,6 +280,8 @@ def _previous_report(dst: Path, settings: dict) -> dict[str, dict]:
         status[rel] = {"status": "fallback", "faces": 0}
     for entry in old.get("several_faces", []):
         status[entry["path"]] = {"status": "aligned", "faces": entry["faces"]}
+    for rel in old.get("padded", []):
+        status.setdefault(rel, {"status": "aligned", "faces": 1})["padded"] = True
     return status
 
 
@@ -262,6 +293,7 @@ def _report(src, dst, settings, images, ignored, status, processed, skipped) -> 
         ({"path": rel, "faces": s["faces"]} for rel, s in status.items() if s.get("faces", 0) > 1),
         key=lambda e: e["path"],
     )
+    padded = sorted(rel for rel, s in status.items() if s.get("padded"))
     unreadable = [
         {"path": rel, "error": status[rel].get("error", "")} for rel in having("unreadable")
     ]
@@ -269,6 +301,7 @@ def _report(src, dst, settings, images, ignored, status, processed, skipped) -> 
         "images": len(images),
         "aligned": len(having("aligned")),
         "fallback": len(having("fallback")),
+        "padded": len(padded),
         "no_face": len(having("no_face")),
         "several_faces": len(several),
         "unreadable": len(unreadable),
@@ -285,6 +318,7 @@ def _report(src, dst, settings, images, ignored, status, processed, skipped) -> 
         "several_faces": several,
         "unreadable": unreadable,
         "fallback": having("fallback"),
+        "padded": padded,
         "ignored_files": ignored,
     }
 
