@@ -110,7 +110,7 @@ def convert_h5(path: Path, info: ModelInfo, embedding_size: int | None = None):
     found = inspect_h5(path)
     if info.backbone not in (found.backbone, "inception_resnet_v1"):
         raise ModelError(f"{path}: holds {found.backbone} weights, not {info.backbone}")
-    _check_embedding_size(path, found.embedding_size, embedding_size)
+    check_embedding_size(path, found.embedding_size, embedding_size)
     info = ModelInfo.from_dict(
         {
             **info.__dict__,
@@ -122,7 +122,7 @@ def convert_h5(path: Path, info: ModelInfo, embedding_size: int | None = None):
     return load_weights_h5(path, info)
 
 
-def _check_embedding_size(path, found: int, wanted: int | None) -> None:
+def check_embedding_size(path, found: int, wanted: int | None) -> None:
     if wanted is not None and wanted != found:
         raise ModelError(f"{path}: the weights give {found}-d embeddings, not {wanted}")
 

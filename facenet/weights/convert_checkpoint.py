@@ -21,8 +21,8 @@ from ..metadata import ModelInfo
 from .convert import (
     Names,
     TensorSource,
-    _check_embedding_size,
     build_inception,
+    check_embedding_size,
     load_inception,
     with_embedding_size,
 )
@@ -122,7 +122,7 @@ def convert_checkpoint(path: Path, info: ModelInfo, embedding_size: int | None =
     if BOTTLENECK not in tensors:
         raise ModelError(f"{path}: tensor '{BOTTLENECK}' is missing: not a FaceNet checkpoint")
     found = tensors[BOTTLENECK].shape[-1]
-    _check_embedding_size(path, found, embedding_size)
+    check_embedding_size(path, found, embedding_size)
     info = with_embedding_size(info, found)
     model = build_inception(info, found)
     load_inception(model, TensorSource(tensors, path, ignored), names, lambda a: a, lambda s: s)

@@ -21,8 +21,8 @@ from ..metadata import ModelInfo
 from .convert import (
     Names,
     TensorSource,
-    _check_embedding_size,
     build_inception,
+    check_embedding_size,
     load_inception,
     with_embedding_size,
 )
@@ -177,7 +177,7 @@ def convert_state_dict(
     if BOTTLENECK not in tensors:
         raise ModelError(f"{path}: tensor '{BOTTLENECK}' is missing: not a facenet-pytorch model")
     found = int(np.shape(tensors[BOTTLENECK])[0])
-    _check_embedding_size(path, found, embedding_size)
+    check_embedding_size(path, found, embedding_size)
     info = with_embedding_size(info, found)
     model = build_inception(info, found)
     source = TensorSource(tensors, path, ignored)
