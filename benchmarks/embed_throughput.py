@@ -51,6 +51,7 @@ def main() -> None:
         for batch in (1, 32):
             crops = rng.integers(0, 256, (batch, 160, 160, 3), dtype=np.uint8)
             as_float = crops.astype(np.float32)
+
             def run_raw(graph=raw_graph, x=as_float):
                 return graph(x).numpy()
 
