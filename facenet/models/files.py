@@ -36,6 +36,7 @@ def save_model(model: keras.Model, info: ModelInfo, path: str | os.PathLike) -> 
         embedding_model(model).save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(INFO_MEMBER, info.to_json())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -404,6 +404,7 @@ def _write_bytes(out: Path, content: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an exported model is for everyone
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
