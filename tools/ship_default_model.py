@@ -36,10 +36,9 @@ def main() -> None:
 
     pairs = lfw_pairs(args.lfw_dir, "dev-train", n_folds=1)
     report = evaluate_pairs(pairs, model=FaceNet.load(args.model), progress=True)
-    threshold = float(report["best_threshold"])
-    print(
-        f"View 1 DevTrain: best accuracy {report['best_accuracy']:.4f} at threshold {threshold:.4f}"
-    )
+    threshold = float(report["metrics"]["best_threshold"])
+    accuracy = float(report["metrics"]["best_accuracy"])
+    print(f"View 1 DevTrain: best accuracy {accuracy:.4f} at threshold {threshold:.4f}")
 
     network, info = load_keras_model(args.model)
     info = dataclasses.replace(info, name=args.name, threshold=round(threshold, 4))
@@ -48,7 +47,7 @@ def main() -> None:
         "calibration": {
             "pairs": "LFW View 1 pairsDevTrain.txt (2,200 pairs), whole pipeline",
             "rule": "squared-L2 threshold maximising accuracy",
-            "accuracy": report["best_accuracy"],
+            "accuracy": accuracy,
             "threshold": threshold,
         },
     }
