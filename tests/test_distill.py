@@ -108,3 +108,26 @@ def test_short_distillation_run_follows_the_teacher(tmp_path):
 
     model = FaceNet.load(result.model_path)
     assert model.info.extra["training"]["distill"] == str(tmp_path / "teacher.npz")
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason=f"{CELEBA} is absent (shared data)")
+def test_training_can_start_from_a_model_file(tmp_path, small_model_file):
+    """--init: a run continues from trained weights (here the 64-px test model's)."""
+    import keras
+
+    from facenet.models import load_keras_model
+
+    config = TrainConfig(
+        data=str(CELEBA), out=str(tmp_path / "run"), input_size=64, alpha=0.25,
+        embedding_size=128, loss="triplet+ce", batch_p=4, batch_k=2, epochs=1,
+        steps_per_epoch=1, lr=1e-9, val_pairs="none", max_identities=10,
+        init=str(small_model_file), show_progress=False,
+    )  # fmt: skip
+    result = train(config)
+    start, _ = load_keras_model(small_model_file)
+    end, _ = load_keras_model(result.model_path)
+    for name in ("conv1", "conv_pw_13", "Bottleneck"):
+        np.testing.assert_allclose(
+            end.get_layer(name).get_weights()[0], start.get_layer(name).get_weights()[0], atol=1e-5
+        )
+    assert isinstance(end, keras.Model)

@@ -104,6 +104,12 @@ from ..metadata import BACKBONES
     help="Teacher descriptors (tools/teacher_dlib.py) to distil from, beside the other losses.",
 )
 @click.option("--distill-weight", default=1.0, show_default=True)
+@click.option(
+    "--init",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Start from this model file's weights (e.g. facenet/weights/default.keras).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 @click.option(
     "--strategy",

@@ -64,6 +64,8 @@ class TrainConfig:
     #: a teacher descriptor file (tools/teacher_dlib.py) to distil from, or None
     distill: str | None = None
     distill_weight: float = 1.0
+    #: a FaceNet model file whose weights start the run (matching layers, by name)
+    init: str | None = None
     min_images: int = 1
     max_identities: int | None = None
     resume: bool = False
