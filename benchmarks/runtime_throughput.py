@@ -51,14 +51,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     runners = {"keras compiled graph": KerasEmbedder(network, info)}
 
-    raw_ort = ort.InferenceSession(
-        str(onnx_path), session_options(threads), providers=["CPUExecutionProvider"]
-    )
-    runners["raw onnxruntime"] = lambda x: raw_ort.run(None, {"images": x})[0]
-    api_ort = FaceNet.load(onnx_path)
-    runners["FaceNet.embed onnxruntime"] = lambda x: api_ort.embed(
-        x, detect=False, batch_size=len(x)
-    )
+    def add_onnx(label: str, path) -> None:
+        """The raw ONNX Runtime session and FaceNet.embed over the same file."""
+        session = ort.InferenceSession(
+            str(path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        runners[f"raw {label}"] = lambda x: session.run(None, {"images": x})[0]
+        api = FaceNet.load(path)
+        runners[f"FaceNet.embed {label}"] = lambda x: api.embed(x, detect=False, batch_size=len(x))
+
+    add_onnx("onnxruntime", onnx_path)
 
     interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
     index = interpreter.get_input_details()[0]["index"]
@@ -80,14 +82,8 @@ def main() -> None:
 
     if not args.no_int8:
         calibration = rng.integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-        int8_path = export.quantize_onnx(onnx_path, tmp / "m.int8.onnx", calibration)
-        raw_int8 = ort.InferenceSession(
-            str(int8_path), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        runners["raw onnxruntime int8"] = lambda x: raw_int8.run(None, {"images": x})[0]
-        api_int8 = FaceNet.load(int8_path)
-        runners["FaceNet.embed onnxruntime int8"] = lambda x: api_int8.embed(
-            x, detect=False, batch_size=len(x)
+        add_onnx(
+            "onnxruntime int8", export.quantize_onnx(onnx_path, tmp / "m.int8.onnx", calibration)
         )
 
     print(f"MobileNet alpha {args.alpha:g}, {size} px, {threads} threads, {args.repeats} rounds, "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every figure of docs/MODEL_CARD.md for the bundled model, written under docs/default-model/.
-# Run from the repository root after tools/ship_default_model.py: LFW=../shared/data bash $0
+# Run from the repository root after tools/ship_default_model.py: DATA=../shared/data bash $0
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-docs/default-model}
