@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
-ALIGNMENT_MODES = ("crop", "similarity")
+ALIGNMENT_MODES = ("crop", "similarity", "chip")
 BACKBONES = ("mobilenet", "inception_resnet_v1")
 FORMAT_VERSION = 1
 

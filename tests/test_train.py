@@ -15,6 +15,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from facenet.models.files import read_info  # noqa: E402
 from facenet.train import TrainConfig, train  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -105,13 +106,14 @@ def test_cli_train(tmp_path):
     options = (
         "--input-size 64 --alpha 0.25 --embedding-size 32 --batch-p 4 --batch-k 2 --epochs 1 "
         "--steps-per-epoch 2 --val-pairs none --loss ce --mining batch_all --optimizer sgd "
-        "--schedule step --warmup-epochs 0.5"
+        "--schedule step --warmup-epochs 0.5 --align-mode chip"
     )
     args = ["train", str(CELEBA), "--out", str(out), *options.split()]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "trained 1 epochs" in result.output
     assert (out / "model.keras").is_file()
+    assert read_info(out / "model.keras").alignment == "chip"  # users align as DATA was
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "--resume" in result.output
 
@@ -133,6 +135,11 @@ MIRRORED = textwrap.dedent(
                                "model": str(result.model_path)}))
     """
 )
+
+
+def test_mtcnn_alignment_cache_is_crop_mode_only(tmp_path):
+    with pytest.raises(ValueError, match="facenet align --mode chip"):
+        TrainConfig(**dict(SMALL, out=str(tmp_path / "x"), align="mtcnn", alignment="chip"))
 
 
 @needs_data
@@ -182,6 +189,9 @@ def test_lfw_view1_validator_aligns_once(tmp_path):
 
     again = PairValidator.from_pairs_file(tmp_path / "pairsDevTest.txt", 64, 32, cache, Detector())
     assert np.array_equal(again.crops, v.crops)
+    with pytest.raises(AssertionError, match="aligned twice"):  # another mode: other crops
+        PairValidator.from_pairs_file(tmp_path / "pairsDevTest.txt", 64, 32, cache, Detector(),
+                                      alignment="chip")  # fmt: skip
 
     def embedder(crops):  # mean colour as a (unit) embedding: any callable crops -> rows works
         x = crops.reshape(len(crops), -1, 3).mean(axis=1)

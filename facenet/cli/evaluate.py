@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..metadata import ALIGNMENT_MODES
 from . import model_option
 
 LFW_ENV = "FACENET_LFW_DIR"
@@ -44,7 +45,7 @@ def _common(f):
         ),
         click.option(
             "--alignment",
-            type=click.Choice(["crop", "similarity"]),
+            type=click.Choice(ALIGNMENT_MODES),
             default=None,
             help="Override the alignment recorded in the model.",
         ),

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..metadata import BACKBONES
+from ..metadata import ALIGNMENT_MODES, BACKBONES
 
 
 @click.command()
@@ -96,6 +96,14 @@ from ..metadata import BACKBONES
     default=32,
     show_default=True,
     help="Alignment margin (pixels at 160) of DATA's crops, recorded in the model file.",
+)
+@click.option(
+    "--align-mode",
+    "alignment",
+    type=click.Choice(ALIGNMENT_MODES),
+    default="crop",
+    show_default=True,
+    help="How DATA's crops were cut (facenet align --mode), recorded in the model file.",
 )
 @click.option(
     "--distill",

@@ -70,7 +70,7 @@ def embed_images(
     """Embed the images at `root / p` for each p in `paths` with a loaded `facenet.FaceNet`.
 
     flip: horizontal-flip test-time augmentation (embed the crop and its mirror, add, normalise).
-    alignment: override the model's alignment mode ("crop" or "similarity").
+    alignment: override the model's alignment mode (one of `ALIGNMENT_MODES`).
     The cache (default `default_cache_dir()`) is read first and written in atomic chunks while
     embedding, so Ctrl-C loses at most the images in flight.
     """

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..metadata import BACKBONES, PREPROCESSING_MODES, check_choice
+from ..metadata import ALIGNMENT_MODES, BACKBONES, PREPROCESSING_MODES, check_choice
 from .losses import MINING
 
 LOSSES = ("triplet", "ce", "triplet+ce")
@@ -60,6 +60,9 @@ class TrainConfig:
     align: str = "none"
     align_cache: str | None = None
     margin_px: int = 32  # the alignment margin (at 160 px) recorded in the model file
+    #: how DATA's crops were cut (`facenet align --mode`), recorded in the model file so users
+    #: align their photos the same way
+    alignment: str = "crop"
     greyscale: float = 0.1
     #: a teacher descriptor file (tools/teacher_dlib.py) to distil from, or None
     distill: str | None = None
@@ -85,6 +88,12 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("align", self.align, ALIGN)
+        check_choice("alignment", self.alignment, ALIGNMENT_MODES)
+        if self.align == "mtcnn" and self.alignment != "crop":
+            raise ValueError(
+                f"align='mtcnn' caches crop-mode crops only; align DATA with `facenet align "
+                f"--mode {self.alignment}` and train with align='none'"
+            )
         if self.batch_k < 2:
             raise ValueError(f"batch_k must be at least 2; got {self.batch_k}")
         if self.batch_p < 1 or self.epochs < 1 or self.input_size < 32:

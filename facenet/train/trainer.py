@@ -202,7 +202,7 @@ def train(
     info = ModelInfo(
         backbone=config.backbone, input_size=config.input_size,
         embedding_size=config.embedding_size, preprocessing=config.preprocessing,
-        alignment="crop", margin=config.margin_px, alpha=config.alpha,
+        alignment=config.alignment, margin=config.margin_px, alpha=config.alpha,
     )  # fmt: skip
     validator = _validator(config, val_set, out, source) if chief else None
     embedder = KerasEmbedder(model, info) if validator is not None else None
@@ -423,7 +423,8 @@ def _validator(config: TrainConfig, val_set, out: Path, source: str):
         return None
     if not path.is_file():
         raise FaceNetError(f"{path}: no such pairs file (pass --val-pairs none to skip validation)")
-    return PairValidator.from_pairs_file(path, config.input_size, config.margin_px, cache)
+    return PairValidator.from_pairs_file(path, config.input_size, config.margin_px, cache,
+                                         alignment=config.alignment)  # fmt: skip
 
 
 def _is_chief(strategy) -> bool:

@@ -73,11 +73,11 @@ class PairValidator:
     @classmethod
     def from_pairs_file(
         cls, pairs_file: str | os.PathLike, image_size: int, margin: float, cache: Path,
-        detector=None,
+        detector=None, alignment: str = "crop",
     ) -> PairValidator:  # fmt: skip
         """LFW pairs (`pairs*.txt`) or a TSV pair list; images aligned with MTCNN once."""
         pairs_file = Path(pairs_file)
-        key = f"{pairs_file.resolve()}|{image_size}|{margin}|crop"
+        key = f"{pairs_file.resolve()}|{image_size}|{margin}|{alignment}"
         cached = cls.load(cache, key)
         if cached is not None:
             return cached
@@ -89,7 +89,8 @@ class PairValidator:
             pairs = read_lfw_pairs(pairs_file, root)
         images = pairs.images()
         where = {p: i for i, p in enumerate(images)}
-        crops = _align_files([pairs.resolve(p) for p in images], image_size, margin, detector)
+        crops = _align_files([pairs.resolve(p) for p in images], image_size, margin, detector,
+                             alignment)  # fmt: skip
         out = cls(crops, [where[p] for p in pairs.paths_a], [where[p] for p in pairs.paths_b],
                   pairs.labels, pairs.folds, pairs.name)  # fmt: skip
         out.save(cache, key)
@@ -115,7 +116,9 @@ class PairValidator:
         return out
 
 
-def _align_files(files: list[Path], image_size: int, margin: float, detector=None) -> np.ndarray:
+def _align_files(
+    files: list[Path], image_size: int, margin: float, detector=None, alignment: str = "crop"
+) -> np.ndarray:
     from tqdm.auto import tqdm
 
     from ..detect import MTCNN, align_face, center_crop, most_prominent
@@ -134,7 +137,7 @@ def _align_files(files: list[Path], image_size: int, margin: float, detector=Non
                 missing += 1
                 crops[start + k] = center_crop(rgb, image_size)
             else:
-                crops[start + k] = align_face(rgb, face, image_size, "crop", margin)
+                crops[start + k] = align_face(rgb, face, image_size, alignment, margin)
     if missing:
         log.warning(
             "no face found in %d of %d validation images: centre-cropped", missing, len(files)
