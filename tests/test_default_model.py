@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from facenet import FaceNet
 from facenet.api import DEFAULT_MODEL_DIR
 from facenet.cli import main
+from facenet.metadata import ALIGNMENT_MODES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -25,7 +26,7 @@ def test_bundled_model_carries_what_it_needs(model):
     assert model.embedder.runtime.startswith("onnxruntime")  # the fast, TensorFlow-free path
     info = model.info
     assert info.threshold is not None  # calibrated on LFW View 1
-    assert info.alignment in ("crop", "similarity") and info.preprocessing == "fixed"
+    assert info.alignment in ALIGNMENT_MODES and info.preprocessing == "fixed"
     assert "calibration" in info.extra and "training" in info.extra
     for path in DEFAULT_MODEL_DIR.glob("default.*"):
         assert path.stat().st_size <= 20_000_000
