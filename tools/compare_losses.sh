@@ -32,3 +32,17 @@ run "tripletce-batchhard-$SIZE" "$SIZE" --loss triplet+ce --mining batch_hard
 run "tripletce-semihard-$SMALL" "$SMALL" --loss triplet+ce --mining semi_hard
 run "distill-ce-$SIZE"          "$SIZE" --loss ce --ce-weight 0.1 --label-smoothing 0.1 \
                                 --distill "$TEACHER"
+# the table of docs/training-report.md
+python3 - "$OUT" <<'PY'
+import csv, pathlib, statistics, sys
+print("| run | View 1 accuracy (epoch 0 -> last) | best | training s | images/s (median epoch) |")
+print("|---|---|---|---|---|")
+for log in sorted(pathlib.Path(sys.argv[1]).glob("*/log.csv")):
+    rows = list(csv.DictReader(log.open()))
+    acc = [float(r["val_accuracy"]) for r in rows]
+    trained = [r for r in rows if r["images_per_s"]]
+    seconds = sum(float(r["seconds"]) for r in trained)
+    rate = statistics.median(float(r["images_per_s"]) for r in trained)
+    print(f"| {log.parent.name} | {acc[0]:.1%} -> {acc[-1]:.1%} | {max(acc[1:]):.1%} "
+          f"| {seconds:.0f} | {rate:.0f} |")
+PY
