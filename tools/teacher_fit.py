@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facenet import FaceNet  # noqa: E402
-from facenet.train.distill import random_rotation  # noqa: E402
+from facenet.train.distill import target_projection  # noqa: E402
 
 CACHE = Path("/work/data-cache")
 SETS = {  # name: (crops in the model's alignment, teacher file of the same images)
@@ -44,8 +44,7 @@ def main() -> None:
     model = FaceNet.load(args.model)
     with np.load(SETS["celeba (training)"][1]) as z:
         desc = z["desc"].astype(np.float64)  # the training targets' space is fitted on CelebA
-    spread = np.sqrt(np.mean(np.sum((desc - desc.mean(0)) ** 2, axis=1)))
-    to_targets = np.sqrt(desc.shape[1]) / spread * random_rotation(desc.shape[1], 0).T
+    to_targets = target_projection(desc)
     for name, (root, teacher) in SETS.items():
         with np.load(teacher) as z:
             paths, their = list(z["paths"]), z["desc"]

@@ -65,9 +65,9 @@ def align_face(
             `margin * size / 160` pixels, half on each side, clipped to the image, resized to
             size x size (aspect not kept); "similarity": the similarity transform (rotation,
             uniform scale, shift; least squares) that maps the five landmarks onto ArcFace's
-            template scaled to `size`; "chip": the same warp onto dlib's face-chip framing (a
-            wider view: forehead to chin); `margin` is not used by either (the template has
-            its own).
+            template scaled to `size`; "chip": the same warp onto dlib's face-chip framing (eyes
+            near the top third, the forehead in view); `margin` is not used by either (the
+            template has its own).
         margin: FaceNet's margin in pixels at size 160.
     """
     check_choice("mode", mode, ALIGNMENT_MODES)

@@ -65,12 +65,10 @@ def load_teacher_targets(
             f"--embedding-size {dims}"
         )
     mean = desc.mean(axis=0)
-    spread = np.sqrt(np.mean(np.sum((desc - mean) ** 2, axis=1)))
-    rotation = random_rotation(dims, seed)
-    gain = np.sqrt(dims) / max(spread, 1e-12)
+    projection = target_projection(desc, seed)
 
     def to_targets(x: np.ndarray) -> np.ndarray:
-        return (gain * x @ rotation.T).astype(np.float32)
+        return (x @ projection).astype(np.float32)
 
     table = np.zeros((len(image_paths), 2, dims), np.float32)
     mask = np.zeros(len(image_paths), np.float32)
@@ -83,6 +81,14 @@ def load_teacher_targets(
     table[mine, 1] = to_targets(desc_flip[theirs])
     mask[mine] = 1.0
     return TeacherTargets(table, mask, to_targets(mean[None])[0])
+
+
+def target_projection(desc: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The (D, D) map from teacher descriptors (rows) to the student's target space: a fixed
+    random rotation, scaled so the descriptors' spread about their mean is E||t - mean||^2 = D."""
+    dims = desc.shape[1]
+    spread = np.sqrt(np.mean(np.sum((desc - desc.mean(axis=0)) ** 2, axis=1)))
+    return np.sqrt(dims) / max(spread, 1e-12) * random_rotation(dims, seed).T
 
 
 def random_rotation(dims: int, seed: int) -> np.ndarray:
