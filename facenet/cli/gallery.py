@@ -56,8 +56,7 @@ def create(gallery_path, model_path):
     from ..gallery import Gallery
 
     model = load_model(model_path)
-    reference = model_path or model.name or model.source or ""
-    with Gallery.create(gallery_path, model, model_path=reference) as g:
+    with Gallery.create(gallery_path, model, model_path=model_path or "") as g:
         click.echo(f"created {g.path} for model {g.model_name!r} ({g.embedding_size}-d)")
 
 

@@ -228,7 +228,7 @@ class Gallery:
             raise GalleryError(f"{path.parent}: no such directory")
         _check_model(model)
         source = os.fspath(
-            model_path or getattr(model, "name", None) or getattr(model, "source", None) or ""
+            model_path or _catalog_name(model) or getattr(model, "source", None) or ""
         )
         store = Store(path)
         try:
@@ -812,6 +812,14 @@ def _open_set_threshold(model) -> float:
     if hasattr(info, "open_set_threshold"):
         return float(info.open_set_threshold)
     return float(info.verification_threshold)
+
+
+def _catalog_name(model) -> str | None:
+    """The bundled model's name when `model` was loaded by one (`FaceNet.load("dlib-resnet")`)."""
+    from ..catalog import MODELS
+
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) and name in MODELS else None
 
 
 def _model_reference(source: str) -> str:
