@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,14 @@ def env(cache: Path) -> dict[str, str]:
 
 
 def facenet(*args: str, cwd: Path | None = None, timeout: float = 300) -> Run:
-    """`facenet ARGS` as a user runs it (this checkout's package), stdin closed."""
+    """`facenet ARGS` as a user runs it (this checkout's package), stdin closed; from the
+    repository root unless `cwd` (the embedding cache never lands in the checkout)."""
+    cache = Path(tempfile.gettempdir()) / "facenet-user-paths-cache" if cwd is None else None
     cwd = Path(cwd or REPO)
     done = subprocess.run(
         [sys.executable, "-m", "facenet", *map(str, args)],
         cwd=cwd,
-        env=env(cwd / ".facenet-cache"),
+        env=env(cache or cwd / ".facenet-cache"),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
