@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from .helpers import EXAMPLES, README, REPO, env, facenet, fenced_blocks, group_photo
+from .helpers import EXAMPLES, README, REPO, env, facenet, fenced_blocks
 
 SKIPPED = {
     "python3 -m venv": "installing needs the network (the light install runs in .ci/light-install)",
@@ -66,9 +66,8 @@ def test_readme_command_prints_what_it_says(command, said):
 
 
 def test_readme_python_block_runs(tmp_path):
-    """The 'From Python' block, as written, in a folder holding examples/ and a group photo."""
+    """The 'From Python' block, as written, in a fresh folder holding examples/ only."""
     shutil.copytree(EXAMPLES, tmp_path / "examples")
-    group_photo(tmp_path / "group.jpg", EXAMPLES / "b_1.jpg", EXAMPLES / "a_2.jpg")
     (code,) = readme_blocks("python")
     done = subprocess.run(
         [sys.executable, "-c", code],
