@@ -1,9 +1,8 @@
-"""facenet gallery create|enroll|list|remove|rename|merge, and facenet identify."""
+"""facenet gallery create|enroll|list|remove|rename|merge|calibrate, and facenet identify."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -31,8 +30,10 @@ def open_gallery(path: str, model_path: str | None = None, *, with_model: bool =
     gallery = Gallery.open(path)
     if not with_model:
         return gallery
+    from ..catalog import resolve
+
     source = model_path or gallery.model_path or None
-    if source is not None and not Path(source).is_file():
+    if source is not None and not resolve(source)[0].is_file():
         gallery.close()
         raise GalleryError(
             f"{path}: its model file {source} is gone; pass the same model with --model"
@@ -58,7 +59,8 @@ def create(gallery_path, model_path):
     from ..gallery import Gallery
 
     model = load_model(model_path)
-    with Gallery.create(gallery_path, model, model_path=model_path or model.source or "") as g:
+    reference = model_path or model.name or model.source or ""
+    with Gallery.create(gallery_path, model, model_path=reference) as g:
         click.echo(f"created {g.path} for model {g.model_name!r} ({g.embedding_size}-d)")
 
 
@@ -179,6 +181,35 @@ def merge(gallery_path, src, dst):
     with open_gallery(gallery_path) as g:
         person = g.merge(src, dst)
     click.echo(f"merged {src} into {dst}: {plural(person.faces, 'face')}")
+
+
+@gallery.command()
+@gallery_argument
+@click.option(
+    "--far", default=0.01, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+    help="Share of strangers that may be named (per probe).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Report the threshold without storing it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def calibrate(gallery_path, far, dry_run, as_json):
+    """Choose the identification threshold on this gallery's own people.
+
+    Each face plays a stranger against everyone else: the threshold lets at most FAR of them
+    match someone. Needs two or more people; people with two or more faces also measure how
+    many genuine probes are still identified at that threshold.
+    """
+    with open_gallery(gallery_path) as g:
+        result = g.calibrate(far, save=not dry_run)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    verb = "would set" if dry_run else "set"
+    click.echo(
+        f"{verb} the identification threshold to {result['threshold']:.4f} "
+        f"(was {result['previous_threshold']:.4f}): {result['false_accept_rate']:.1%} of "
+        f"{result['strangers']} faces as strangers matched someone; "
+        f"{result['identified_rate']:.1%} of {result['genuine_probes']} genuine probes identified"
+    )
 
 
 @click.command()

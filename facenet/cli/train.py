@@ -116,7 +116,7 @@ from ..metadata import ALIGNMENT_MODES, BACKBONES
     "--init",
     default=None,
     type=click.Path(dir_okay=False, exists=True),
-    help="Start from this model file's weights (e.g. facenet/weights/default.keras).",
+    help="Start from this model file's weights (e.g. facenet/weights/facenet-mobilenet.keras).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 @click.option(

@@ -200,6 +200,9 @@ class Gallery:
         self.model_path: str = meta.get("model_path", "")
         self.embedding_size: int = int(meta["embedding_size"])
         self._stored_threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+        calibrated = meta.get("calibrated_threshold")
+        #: Set by `facenet gallery calibrate` on this gallery's own faces; overrides the model's.
+        self.calibrated_threshold: float | None = None if calibrated is None else float(calibrated)
         self.model = None
         self._index: FaceIndex | None = None
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
@@ -215,8 +218,8 @@ class Gallery:
     ) -> Gallery:
         """Create an empty gallery at `path` (a SQLite file) for `model`'s embeddings.
 
-        The model's file (`model_path`, else `model.source`) is recorded so that the CLI can
-        reload it later.
+        The model (`model_path`, else the bundled model's name, else its file) is recorded so
+        that the CLI can reload it later.
         """
         path = Path(path)
         if path.exists():
@@ -224,7 +227,9 @@ class Gallery:
         if not path.parent.exists():
             raise GalleryError(f"{path.parent}: no such directory")
         _check_model(model)
-        source = model_path or getattr(model, "source", None) or ""
+        source = os.fspath(
+            model_path or getattr(model, "name", None) or getattr(model, "source", None) or ""
+        )
         store = Store(path)
         try:
             store.migrate()
@@ -235,8 +240,8 @@ class Gallery:
                         "model_id": model.model_id,
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
-                        "threshold": float(model.info.verification_threshold),
-                        "model_path": str(Path(source).resolve()) if source else "",
+                        "threshold": _open_set_threshold(model),
+                        "model_path": _model_reference(source),
                     },
                 )
         except BaseException:
@@ -297,10 +302,38 @@ class Gallery:
 
     @property
     def threshold(self) -> float:
-        """Squared-L2 distance at or below which a match is a known person."""
+        """Squared-L2 distance at or below which a match is a known person: the gallery's own
+        calibration if it has one, else the model's identification threshold."""
+        if self.calibrated_threshold is not None:
+            return self.calibrated_threshold
         if self.model is not None:
-            return float(self.model.info.verification_threshold)
+            return _open_set_threshold(self.model)
         return self._stored_threshold
+
+    def calibrate(self, far: float = 0.01, *, save: bool = True) -> dict:
+        """Choose the identification threshold on this gallery's own faces for a per-probe
+        false-accept rate `far` (see `facenet.evaluate.openset.calibrate_gallery`); with
+        `save`, identification uses it from now on."""
+        from ..evaluate.openset import calibrate_gallery
+
+        ids, vectors = [], []
+        for chunk_ids, chunk in self._store.embeddings():
+            ids.append(chunk_ids)
+            vectors.append(chunk)
+        if not ids:
+            raise GalleryError(f"{self.path}: no faces to calibrate on")
+        ids = np.concatenate(ids)
+        owners = self._store.names_for(ids.tolist())
+        labels = np.array([owners[int(i)][0] for i in ids])
+        if len(set(labels.tolist())) < 2:
+            raise GalleryError(f"{self.path}: calibration needs at least two people")
+        result = calibrate_gallery(np.concatenate(vectors), labels, far)
+        result["previous_threshold"] = self.threshold
+        if save:
+            with self._lock, self._store.transaction() as db:
+                self._store.set_meta(db, {"calibrated_threshold": result["threshold"]})
+            self.calibrated_threshold = result["threshold"]
+        return result
 
     # -- people -------------------------------------------------------------------------------
 
@@ -772,6 +805,22 @@ def _collect(distances, ids, names, k: int, per_person: bool) -> list[Match]:
         if len(out) == k:
             break
     return out
+
+
+def _open_set_threshold(model) -> float:
+    info = model.info
+    if hasattr(info, "open_set_threshold"):
+        return float(info.open_set_threshold)
+    return float(info.verification_threshold)
+
+
+def _model_reference(source: str) -> str:
+    """A bundled model's name as is (it survives upgrades), else the file's absolute path."""
+    from ..catalog import MODELS
+
+    if not source or source in MODELS:
+        return source
+    return str(Path(source).resolve())
 
 
 def _check_model(model) -> None:
