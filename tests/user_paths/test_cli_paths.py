@@ -226,3 +226,28 @@ def test_evaluate_embeddings_with_absolute_paths(tmp_path):
     bad = facenet("evaluate", "pairs", tmp_path / "pairs.tsv", "--root", other,
                   "--embeddings", npz, "--out", tmp_path / "out2")  # fmt: skip
     assert bad.code == 2 and "none of the" in bad.stderr
+
+
+# -- the named-model commands (issue 14) follow the conventions ---------------------------------
+
+
+def test_models_json_lines():
+    rows = facenet("models", "--json").json_lines()
+    assert sum(r["default"] for r in rows) == 1
+    assert all(r["name"] and r["file"] for r in rows)
+
+
+def test_gallery_calibrate_json(tmp_path):
+    path = tmp_path / "g.db"
+    facenet("gallery", "create", path)
+    facenet("gallery", "enroll", path, "--name", "Colin Powell", A1, A2)
+    facenet("gallery", "enroll", path, "--name", "Serena Williams", B1, B2)
+    result = facenet("gallery", "calibrate", path, "--dry-run", "--json")
+    assert result.code == 0, result.stderr
+    (row,) = result.json_lines()
+    assert 0 < row["threshold"] <= 4
+    lonely = tmp_path / "one.db"
+    facenet("gallery", "create", lonely)
+    facenet("gallery", "enroll", lonely, "--name", "Colin Powell", A1)
+    result = facenet("gallery", "calibrate", lonely)
+    assert result.code == 2 and "Traceback" not in result.stderr
