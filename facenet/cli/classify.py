@@ -35,7 +35,8 @@ def classify() -> None:
 @model_option
 @progress_option
 def train(root, out, kind, neighbors, model_path, progress):
-    """Train on ROOT, a folder with one sub-folder of photos per person."""
+    """Train on ROOT, a folder with one sub-folder of photos per person. Photos without a
+    face or unreadable are skipped and listed (exit status 1)."""
     from ..classify import train as train_classifier
 
     model = load_model(model_path)
@@ -50,6 +51,7 @@ def train(root, out, kind, neighbors, model_path, progress):
         f"{plural(len(classifier.classes), 'person', 'people')}; "
         f"wrote {out}"
     )
+    finish(len(data.labels), [str(source) for source, _ in data.skipped], "photo")
 
 
 @classify.command()
