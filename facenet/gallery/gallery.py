@@ -35,7 +35,8 @@ from PIL import Image
 
 from ..errors import GalleryError, ImageError
 from ..images import ImageInput, describe, load_image
-from ..metadata import DEFAULT_THRESHOLD
+from ..metadata import DEFAULT_K, DEFAULT_THRESHOLD
+from ..text import plural
 from ..types import Face
 from .index import FaceIndex, IndexState
 from .store import Store
@@ -164,9 +165,8 @@ class EnrollReport:
     def summary(self) -> str:
         people = len({e.person for e in self.enrolled})
         return (
-            f"enrolled {len(self.enrolled)} face{'s' * (len(self.enrolled) != 1)} of {people} "
-            f"{'person' if people == 1 else 'people'}; skipped {len(self.skipped)} "
-            f"photo{'s' * (len(self.skipped) != 1)}"
+            f"enrolled {plural(len(self.enrolled), 'face')} of "
+            f"{plural(people, 'person', 'people')}; skipped {plural(len(self.skipped), 'photo')}"
         )
 
     def to_dict(self) -> dict:
@@ -609,7 +609,7 @@ class Gallery:
     # -- identification -----------------------------------------------------------------------
 
     def identify(
-        self, image: ImageInput, k: int = 5, threshold: float | None = None
+        self, image: ImageInput, k: int = DEFAULT_K, threshold: float | None = None
     ) -> list[IdentifiedFace]:
         """Every face in the photo with its `k` nearest people (distinct, nearest face each) and
         a decision: the best match's name if its distance <= threshold, else "unknown"."""
@@ -635,7 +635,7 @@ class Gallery:
         return out
 
     def search(
-        self, embeddings: np.ndarray, k: int = 5, *, per_person: bool = True
+        self, embeddings: np.ndarray, k: int = DEFAULT_K, *, per_person: bool = True
     ) -> list[list[Match]]:
         """Nearest gallery matches of each embedding (one vector, or n x d), nearest first.
 
