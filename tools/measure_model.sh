@@ -12,9 +12,12 @@ lfw="--lfw-dir $DATA/lfw"
 model="--model $NAME"
 
 # 1. LFW View 2, whole pipeline (raw photos, MTCNN, alignment, the model), 10-fold.
-facenet evaluate lfw $lfw $model --out "$OUT/lfw-view2" --no-progress
-# 2. flip test-time augmentation on top
-facenet evaluate lfw $lfw $model --flip --out "$OUT/lfw-view2-flip" --no-progress
+[ -f "$OUT/lfw-view2/report.json" ] && [ "${AGAIN:-0}" = 0 ] \
+    || facenet evaluate lfw $lfw $model --out "$OUT/lfw-view2" --no-progress
+# 2. flip test-time augmentation on top (FLIP=0 skips it: for models that flip inside)
+if [ "${FLIP:-1}" = 1 ]; then
+    facenet evaluate lfw $lfw $model --flip --out "$OUT/lfw-view2-flip" --no-progress
+fi
 # 3. static int8 (calibrated on 200 CelebA photos, never LFW), for models shipped as .keras
 if [ -f "facenet/weights/$NAME.keras" ]; then
     facenet export "facenet/weights/$NAME.keras" -f onnx --quantize int8 \
