@@ -316,8 +316,10 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model):
 
 def test_schema_is_versioned_with_migrations(gallery):
     db = gallery._store.db
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == ["m001_initial"]
+    from facenet.gallery.store import MIGRATIONS
+
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == [n for n, _ in MIGRATIONS]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -233,3 +233,12 @@ def identify(photos, gallery_path, model_path, k, threshold, as_json):
                 distance = "-" if face.distance is None else f"{face.distance:.3f}"
                 others = ", ".join(f"{m.name} {m.distance:.3f}" for m in face.matches[1:])
                 click.echo(f"{photo}\t[{box}]\t{face.name}\t{distance}\t{others}")
+
+
+def _register_migrate() -> None:
+    from .gallery_migrate import migrate
+
+    gallery.add_command(migrate)
+
+
+_register_migrate()

@@ -37,6 +37,7 @@ from ..errors import GalleryError, ImageError
 from ..images import ImageInput, describe, load_image
 from ..metadata import DEFAULT_THRESHOLD
 from ..types import Face
+from .crops import cut_crop
 from .index import FaceIndex, IndexState
 from .store import Store
 
@@ -504,6 +505,9 @@ class Gallery:
                         None,
                         v.tobytes(),
                         self.model_id,
+                        None,
+                        None,
+                        None,
                     )
                     for v, source in zip(vectors, sources, strict=True)
                 ]
@@ -532,7 +536,7 @@ class Gallery:
             try:
                 for start in range(0, len(items), max(1, batch_size)):
                     batch = items[start : start + max(1, batch_size)]
-                    pending = []  # (name, source, digest, face, n_faces)
+                    pending = []  # (name, source, digest, face, n_faces, crop, photo)
                     for offset, (name, item) in enumerate(batch):
                         source = describe(item, start + offset)
                         result = self._embed_one(model, item, source, seen)
@@ -553,11 +557,14 @@ class Gallery:
         return report
 
     def _embed_one(self, model, item, source: str, seen: set[str]):
-        """(digest, face, number of faces) for one photo, or the reason to skip it."""
+        """(digest, face, number of faces, crop, photo path) for one photo, or the reason to
+        skip it. The crop and the photo's absolute path let another model re-embed the face."""
+        photo = None
         try:
             if isinstance(item, (str, os.PathLike)):
                 digest = _file_hash(Path(item), source)
                 image = load_image(item, source)
+                photo = str(Path(item).resolve())
             else:
                 image = load_image(item, source)
                 digest = _pixel_hash(image)
@@ -573,10 +580,11 @@ class Gallery:
         if not faces:
             return "no face found"
         seen.add(digest)
-        return digest, most_prominent(faces, image.shape), len(faces)
+        face = most_prominent(faces, image.shape)
+        return digest, face, len(faces), cut_crop(image, face.box), photo
 
     def _insert(self, pending, metadata, index: FaceIndex, report: EnrollReport) -> None:
-        vectors = np.stack([_unit(face.embedding, self.embedding_size) for *_, face, _n in pending])
+        vectors = np.stack([_unit(p[3].embedding, self.embedding_size) for p in pending])
         with self._store.transaction() as db:
             person_ids: dict[str, int] = {}
             for name in dict.fromkeys(p[0] for p in pending):
@@ -598,12 +606,17 @@ class Gallery:
                     float(face.score),
                     vector.tobytes(),
                     self.model_id,
+                    _landmarks_json(face.landmarks),
+                    photo,
+                    crop,
                 )
-                for (name, source, digest, face, _n), vector in zip(pending, vectors, strict=True)
+                for (name, source, digest, face, _n, crop, photo), vector in zip(
+                    pending, vectors, strict=True
+                )
             ]
             ids = self._store.add_faces(db, rows)
         index.add(vectors, ids)
-        for (name, source, _digest, _face, n), face_id in zip(pending, ids, strict=True):
+        for (name, source, _digest, _face, n, *_), face_id in zip(pending, ids, strict=True):
             report.enrolled.append(Enrolled(name, source, face_id, n))
 
     # -- identification -----------------------------------------------------------------------
@@ -691,14 +704,16 @@ class Gallery:
         """Load the index, repairing or rebuilding it where it disagrees with the database.
         Returns (and stores in `index_status`) what was done."""
         with self._lock:
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
             state = IndexState.load(self._state_path)
             index, status = None, "rebuilt (no index file)"
             if state is not None and self.index_path.is_file():
                 status = "rebuilt (stale index)"
                 if state.model_id != self.model_id:
                     status = "rebuilt (index of another model)"
-                elif (state.count, state.id_sum) == self._store.aggregate(up_to=state.max_id)[:2]:
+                elif (state.count, state.id_sum) == self._store.aggregate(
+                    up_to=state.max_id, model_id=self.model_id
+                )[:2]:
                     try:
                         index = FaceIndex.load(self.index_path, trained_on=state.trained_on)
                     except Exception as exc:  # a corrupt or truncated file is only a lost cache
@@ -710,7 +725,9 @@ class Gallery:
                         index, status = None, "rebuilt (index does not match its record)"
                     elif index is not None:
                         added = 0
-                        for ids, vectors in self._store.embeddings(after=state.max_id):
+                        for ids, vectors in self._store.embeddings(
+                            after=state.max_id, model_id=self.model_id
+                        ):
                             index.add(vectors, ids)
                             added += len(ids)
                         status = "loaded" if added == 0 else f"repaired (+{added} faces)"
@@ -735,11 +752,11 @@ class Gallery:
             self._save_index()
 
     def _build_index(self) -> FaceIndex:
-        count = self._store.aggregate()[0]
+        count = self._store.aggregate(model_id=self.model_id)[0]
         vectors = np.empty((count, self.embedding_size), np.float32)
         ids = np.empty(count, np.int64)
         filled = 0
-        for chunk_ids, chunk in self._store.embeddings():
+        for chunk_ids, chunk in self._store.embeddings(model_id=self.model_id):
             n = min(len(chunk_ids), count - filled)  # a concurrent writer may have added rows
             ids[filled : filled + n], vectors[filled : filled + n] = chunk_ids[:n], chunk[:n]
             filled += n
@@ -751,10 +768,10 @@ class Gallery:
             return
         if index.needs_rebuild():
             index = self._index = self._build_index()
-        count, id_sum, max_id = self._store.aggregate()
+        count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         if len(index) != count:  # another process changed the gallery meanwhile
             index = self._index = self._build_index()
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         index.save(self.index_path)
         IndexState(self.model_id, count, id_sum, max_id, index.kind, index.trained_on).save(
             self._state_path
@@ -862,6 +879,12 @@ def _unit(embedding, size: int) -> np.ndarray:
     if not math.isfinite(norm) or norm == 0:
         raise GalleryError("the model returned a zero embedding")
     return v / norm
+
+
+def _landmarks_json(landmarks) -> str | None:
+    if landmarks is None:
+        return None
+    return json.dumps(np.round(np.asarray(landmarks, np.float64), 3).tolist())
 
 
 def _file_hash(path: Path, source: str) -> str:
