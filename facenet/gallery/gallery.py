@@ -37,7 +37,7 @@ from ..errors import GalleryError, ImageError
 from ..images import ImageInput, describe, load_image
 from ..metadata import DEFAULT_THRESHOLD
 from ..types import Face
-from .crops import cut_crop
+from .crops import StoredCrop, cut_crop
 from .index import FaceIndex, IndexState
 from .store import Store
 
@@ -355,6 +355,18 @@ class Gallery:
         """The faces of `name` (every face when None), oldest first."""
         person_id = None if name is None else self._person_id(name)
         return [_face_record(r) for r in self._store.faces(person_id)]
+
+    def has_face(self, face_id: int) -> bool:
+        return self._store.face(int(face_id)) is not None
+
+    def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
+        """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
+        no such face, or it was enrolled before crops were kept (and not migrated since)."""
+        row = self._store.crop(face_id)
+        if row is None:
+            return None
+        crop = StoredCrop.from_row(row["image"], row["geometry"])
+        return crop.thumbnail(json.loads(row["box"]), size)
 
     def add_person(self, name: str, metadata: dict | None = None) -> Person:
         name = _check_name(name)
