@@ -7,8 +7,6 @@ import sys
 
 import click
 
-from ..errors import FaceNetError, GalleryError
-
 
 @click.command()
 @click.argument("gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False))
@@ -84,26 +82,11 @@ def _run(gallery_path, model_path, rollback, dry_run, batch_size):
 
 
 def _previous_model(gallery_path, model_path):
-    """The model a rollback needs: --model, else the previous model's file when faces were
-    enrolled since the switch; None when every face has its previous embedding."""
+    """The model a rollback needs: --model, else the recorded previous model when faces were
+    enrolled since the switch, else None."""
     from ..api import FaceNet
     from ..gallery import migrate as m
 
-    store = m.open_store(gallery_path)
-    try:
-        target = m.previous_target(store)
-        pending = 0 if target is None else m.pending_count(store, target.model_id)
-    finally:
-        store.close()
     if model_path:
         return FaceNet.load(model_path)
-    if target is None or not pending:
-        return None
-    try:
-        return FaceNet.load(target.path or "")
-    except FaceNetError:
-        raise GalleryError(
-            f"{gallery_path}: {pending} faces were enrolled since the switch and need the "
-            f"previous model {target.name!r} (recorded as {target.path or 'no file'}); pass it "
-            "with --model"
-        ) from None
+    return m.model_for_rollback(gallery_path, FaceNet.load)

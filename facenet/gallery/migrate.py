@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GalleryError, ImageError
+from ..errors import FaceNetError, GalleryError, ImageError
 from ..images import load_image
 from ..types import Face
 from .crops import StoredCrop, cut_crop
@@ -304,6 +304,26 @@ def rollback(path: str | Path, model=None, **kwargs) -> MigrationReport:
             )
         target = Target(*target.as_tuple(), model=model)
     return migrate(path, target, **kwargs)
+
+
+def model_for_rollback(path: str | Path, load: Callable[[str], object]) -> object | None:
+    """The model a rollback needs: None when every face still has its previous embedding, else
+    the previous model loaded (`load`) from its recorded file or name."""
+    store = open_store(path)
+    try:
+        target = previous_target(store)
+        pending = 0 if target is None else pending_count(store, target.model_id)
+    finally:
+        store.close()
+    if target is None or not pending:
+        return None
+    try:
+        return load(target.path or "")
+    except FaceNetError:
+        raise GalleryError(
+            f"{path}: {pending} faces were enrolled since the switch and need the previous "
+            f"model {target.name!r} (recorded as {target.path or 'no file'}); pass it with --model"
+        ) from None
 
 
 def prune(path: str | Path) -> int:
