@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from .routes import ERRORS, read_access, write_access
+from .schemas import ErrorOut
 from .service import ApiError, LockedModel, Service
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def resolve_model(spec: str, service: Service) -> str:
 
     if "/" not in spec and "\\" not in spec and not spec.lower().endswith(MODEL_SUFFIXES):
         return spec  # a name: FaceNet.load says whether it exists
-    path = Path(spec).resolve()
+    try:
+        path = Path(spec).resolve()
+    except (OSError, ValueError):
+        raise ApiError(400, "model_not_allowed", "not a usable model path") from None
     own = getattr(service.model._model, "source", None)
     allowed = {DEFAULT_MODEL_DIR.resolve()} | ({Path(own).resolve().parent} if own else set())
     if path.parent not in allowed or not path.is_file():
@@ -154,7 +158,13 @@ async def status(request: Request):
     return _job(request).out()
 
 
-@router.post("", response_model=MigrationOut, status_code=202, dependencies=[Depends(write_access)])
+@router.post(
+    "",
+    response_model=MigrationOut,
+    status_code=202,
+    dependencies=[Depends(write_access)],
+    responses={409: {"model": ErrorOut, "description": "A migration is already running"}},
+)
 async def start(request: Request, body: MigrateIn):
     """Start re-embedding the gallery with another model (see `facenet gallery migrate`)."""
     service: Service = request.app.state.service
