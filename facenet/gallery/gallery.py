@@ -208,6 +208,7 @@ class Gallery:
         self._index: FaceIndex | None = None
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
         self.index_status = "not loaded"
+        self._closed = False
         if model is not None:
             self.attach(model)
 
@@ -285,10 +286,14 @@ class Gallery:
         self.sync_index()
 
     def close(self) -> None:
+        """Save the index and close the database; closing again does nothing."""
         with self._lock:
+            if self._closed:
+                return
             if self._index is not None:
                 self._save_index()
             self._store.close()
+            self._closed = True
 
     def __enter__(self) -> Gallery:
         return self
