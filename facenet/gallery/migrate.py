@@ -53,11 +53,13 @@ class Target:
 
     @classmethod
     def of(cls, model, path: str = "") -> Target:
-        source = path or getattr(model, "source", None) or ""
+        """The record of `model`; `path` (what the user named it by) is recorded when it is a
+        file, else the model's own file (a named model's bundled file)."""
+        source = path if path and Path(path).is_file() else getattr(model, "source", None) or path
         return cls(
             model.model_id,
             getattr(model.info, "name", ""),
-            str(Path(source).resolve()) if source and Path(source).exists() else str(source),
+            str(Path(source).resolve()) if source and Path(source).is_file() else str(source),
             int(model.info.embedding_size),
             float(model.info.verification_threshold),
             model,
