@@ -7,7 +7,7 @@ For LFW faces (the first photo of the first N people), prints:
    the squared-L2 distance between the embedding aligned from the photo and the one aligned from
    a stored crop, per crop factor and side, with the mean JPEG size.
 
-    PYTHONPATH=$PWD python tools/measure_face_crop.py --people 80
+    PYTHONPATH=$PWD python tools/measure_face_crop.py --people 60 [--upscale 3]
 """
 
 from __future__ import annotations
@@ -44,14 +44,23 @@ def footprint(face, mode: str, size: int = 160, margin: float = 32) -> float:
     return float(2 * np.abs(corners - [cx, cy]).max() / side)
 
 
-def faces(people: int):
+def faces(people: int, upscale: int = 1):
     detector = MTCNN()
     names = sorted(p.name for p in LFW.iterdir() if p.is_dir())[:people]
     for name in names:
         rgb = load_image(LFW / name / f"{name}_0001.jpg")
+        if upscale > 1:  # a high-resolution photo: the stored crop is then downscaled
+            rgb = resize_by(rgb, upscale)
         face = most_prominent(detector.detect(rgb), rgb.shape)
         if face is not None and face.landmarks is not None:
             yield rgb, face
+
+
+def resize_by(rgb: np.ndarray, factor: int) -> np.ndarray:
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    return np.asarray(Image.fromarray(rgb).resize((w * factor, h * factor), Image.BICUBIC))
 
 
 def dlib_embedder():
@@ -77,8 +86,9 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=80)
     ap.add_argument("--factors", default="1.6,1.9,2.2")
     ap.add_argument("--sides", default="160,224,288")
+    ap.add_argument("--upscale", type=int, default=1, help="Enlarge the photos this many times.")
     args = ap.parse_args()
-    found = list(faces(args.people))
+    found = list(faces(args.people, args.upscale))
     print(f"{len(found)} LFW faces")
     for mode in ("chip", "similarity", "crop"):
         f = np.array([footprint(face, mode) for _, face in found])

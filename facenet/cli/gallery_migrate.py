@@ -33,8 +33,8 @@ def migrate(gallery_path, model_path, dry_run, rollback, prune, batch_size, as_j
         raise click.UsageError("--rollback and --prune exclude each other")
     if not (model_path or rollback or prune):
         raise click.UsageError("give --model NAME|PATH, --rollback or --prune")
-    if rollback and dry_run:
-        raise click.UsageError("--dry-run is not available with --rollback")
+    if dry_run and (rollback or prune):
+        raise click.UsageError("--dry-run goes with --model only")
     report = None
     if model_path or rollback:
         report = _run(gallery_path, model_path, rollback, dry_run, batch_size)
@@ -46,7 +46,7 @@ def migrate(gallery_path, model_path, dry_run, rollback, prune, batch_size, as_j
                 click.echo(line)
             state = "dry run: nothing switched" if dry_run else f"switched to {report.new_model}"
             click.echo(state, err=True)
-    if prune and not dry_run:
+    if prune:
         count = m.prune(gallery_path)
         click.echo(f"pruned {count} kept embeddings of previous models", err=True)
 
