@@ -42,6 +42,7 @@ class FakeModel:
         self.info = ModelInfo(embedding_size=dim, name=name, threshold=0.8)
         self.model_id = hashlib.sha256(f"{name}-{dim}".encode()).hexdigest()[:16]
         self.source = None
+        self.name = None  # FaceNet.name: the catalog name it was loaded by
         self.delay = delay
         self.calls = 0
 

@@ -34,7 +34,7 @@ PEOPLE = 30
 def model_pair(second_model_file) -> tuple[str, str, bool]:
     """(old, new, trained): model specs, and whether both are trained models."""
     from facenet import FaceNet
-    from facenet.api import default_model_path
+    from facenet.catalog import MODELS
     from facenet.errors import FaceNetError
 
     if os.environ.get("FACENET_MIGRATION_MODELS"):
@@ -45,7 +45,7 @@ def model_pair(second_model_file) -> tuple[str, str, bool]:
             FaceNet.load(name)
         return *NAMED, True
     except FaceNetError:
-        return str(default_model_path()), str(second_model_file), False
+        return str(MODELS["facenet-mobilenet"].path()), str(second_model_file), False
 
 
 def rows(path: Path, table: str) -> int:

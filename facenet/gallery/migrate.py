@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,15 +54,19 @@ class Target:
 
     @classmethod
     def of(cls, model, path: str = "") -> Target:
-        """The record of `model`; `path` (what the user named it by) is recorded when it is a
-        file, else the model's own file (a named model's bundled file)."""
-        source = path if path and Path(path).is_file() else getattr(model, "source", None) or path
+        """The record of `model`, as `Gallery.create` makes it: `path` (what the user named it
+        by), else its catalog name, else its file; its open-set threshold."""
+        from .gallery import _model_reference, _open_set_threshold
+
+        source = os.fspath(
+            path or getattr(model, "name", None) or getattr(model, "source", "") or ""
+        )
         return cls(
             model.model_id,
             getattr(model.info, "name", ""),
-            str(Path(source).resolve()) if source and Path(source).is_file() else str(source),
+            _model_reference(source),
             int(model.info.embedding_size),
-            float(model.info.verification_threshold),
+            _open_set_threshold(model),
             model,
         )
 
@@ -353,6 +358,21 @@ def open_store(path) -> Store:
     return Store(Path(path))
 
 
+def _carry_calibration(db, meta: dict, target: Target, report, values: dict) -> None:
+    """The gallery's calibrated threshold belongs to its model: a rollback restores the previous
+    one exactly, a switch uses the report's transferred one (none if not calibrated)."""
+    calibrated = report.new_identification_threshold
+    if meta.get("previous_model_id") == target.model_id:
+        calibrated = meta.get("previous_calibrated_threshold")
+    if meta["model_id"] != target.model_id:
+        db.execute("DELETE FROM meta WHERE key = 'previous_calibrated_threshold'")
+        if "calibrated_threshold" in meta:
+            values["previous_calibrated_threshold"] = meta["calibrated_threshold"]
+    db.execute("DELETE FROM meta WHERE key = 'calibrated_threshold'")
+    if calibrated is not None:
+        values["calibrated_threshold"] = float(calibrated)
+
+
 def _switch(store: Store, target: Target, report: MigrationReport) -> bool:
     """The atomic switch; False when faces were enrolled since the report (embed them first)."""
     with store.transaction() as db:
@@ -375,7 +395,6 @@ def _switch(store: Store, target: Target, report: MigrationReport) -> bool:
         )
         db.execute("DELETE FROM face_embeddings WHERE model_id = ?", (target.model_id,))
         values = {**previous, **target.meta(), "last_migration": json.dumps(report.summary())}
-        if report.new_identification_threshold is not None:
-            values["identification_threshold"] = report.new_identification_threshold
+        _carry_calibration(db, meta, target, report, values)
         store.set_meta(db, values)
     return True

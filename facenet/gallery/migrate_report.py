@@ -6,10 +6,10 @@ On the faces that have both an active and a new embedding:
   faces joined within the new threshold has more than one component);
 - candidate duplicates: pairs of people with faces closer than the new threshold (among each
   face's `NEIGHBOURS` nearest faces);
-- the new identification threshold, when the gallery was calibrated (meta
-  `identification_threshold`): the new model's distance with the same rate of "strangers" let
-  in on the gallery's own people (each face against everyone else's faces) as the calibrated
-  threshold had with the old model.
+- the new identification threshold, when the gallery was calibrated (`facenet gallery
+  calibrate`, meta `calibrated_threshold`): the new model's distance letting in the same share
+  of the gallery's own "strangers" (each face against other people's faces, as the calibration
+  counts them) as the calibrated threshold did with the old model.
 It also lists the faces re-embedded from their stored crop (photo moved, gone or changed) and
 the faces that could not be re-embedded (kept on the old model, flagged).
 """
@@ -137,7 +137,7 @@ def build_report(store, target) -> MigrationReport:
         )  # fmt: skip
     report.wrong_merges = _split_people(new, old, people, names, report)
     report.duplicates = _duplicates(new_knn, people, names, report.new_threshold)
-    calibrated = meta.get("identification_threshold")
+    calibrated = meta.get("calibrated_threshold")
     if calibrated is not None:
         report.new_identification_threshold = transfer_threshold(
             old_impostor, new_impostor, float(calibrated)
@@ -146,16 +146,15 @@ def build_report(store, target) -> MigrationReport:
 
 
 def transfer_threshold(old_impostor: np.ndarray, new_impostor: np.ndarray, old: float) -> float:
-    """The new model's threshold letting in the same share of strangers as `old` did: each face's
-    nearest face of another person plays a stranger probe."""
-    old_impostor = old_impostor[np.isfinite(old_impostor)]
-    new_impostor = np.sort(new_impostor[np.isfinite(new_impostor)])
-    if not len(old_impostor) or not len(new_impostor):
+    """The new model's threshold letting in the same share of strangers as `old` did (each
+    face's nearest face of another person plays a stranger probe; `threshold_at_far`, as
+    `facenet gallery calibrate` chooses)."""
+    from ..evaluate.openset import threshold_at_far
+
+    if not np.isfinite(new_impostor).any():
         return float(old)
     rate = float(np.mean(old_impostor <= old))
-    if rate == 0:  # no stranger let in: just under the new model's closest stranger
-        return float(new_impostor[0]) * 0.999
-    return float(np.quantile(new_impostor, rate))
+    return threshold_at_far(new_impostor, min(rate, 0.999))
 
 
 def _matrix(blobs: list[bytes]) -> np.ndarray:

@@ -75,7 +75,7 @@ class Job:
 
 def resolve_model(spec: str, service: Service) -> str:
     """`spec` if it is a model name or an allowed model file (see module doc), else ApiError."""
-    from ..api import DEFAULT_MODEL_DIR
+    from ..catalog import WEIGHTS_DIR
 
     if "/" not in spec and "\\" not in spec and not spec.lower().endswith(MODEL_SUFFIXES):
         return spec  # a name: FaceNet.load says whether it exists
@@ -84,7 +84,7 @@ def resolve_model(spec: str, service: Service) -> str:
     except (OSError, ValueError):
         raise ApiError(400, "model_not_allowed", "not a usable model path") from None
     own = getattr(service.model._model, "source", None)
-    allowed = {DEFAULT_MODEL_DIR.resolve()} | ({Path(own).resolve().parent} if own else set())
+    allowed = {WEIGHTS_DIR.resolve()} | ({Path(own).resolve().parent} if own else set())
     if path.parent not in allowed or not path.is_file():
         raise ApiError(
             400, "model_not_allowed",
