@@ -122,7 +122,6 @@ def embed_pending(
             f"{store.path}: {total} faces need the model {target.name!r} to be embedded; "
             "pass it with --model"
         )
-    _check_size(target)
     while True:
         if stop is not None and stop.is_set():
             raise Interrupted(f"stopped after {done} of {total} faces; run again to resume")
@@ -152,12 +151,6 @@ def embed_pending(
         done += len(rows)
         if progress is not None:
             progress(done, max(total, done))
-
-
-def _check_size(target: Target) -> None:
-    model = target.model
-    if model is not None and int(model.info.embedding_size) != target.embedding_size:
-        raise GalleryError("the target model's embedding size does not match its record")
 
 
 def _reembed(
