@@ -53,7 +53,7 @@ def test_enrolment_keeps_photo_hash_box_and_crop(tmp_path):
     with Gallery.create(tmp_path / "g.db", FakeModel()) as g:
         g.enroll("Ada", [file, photo((1, 1, 30))])
         rows = g._store.db.execute("SELECT * FROM faces ORDER BY id").fetchall()
-        assert rows[0]["photo"] == str(file.resolve()) and rows[1]["photo"] is None
+        assert [f.photo for f in g.faces()] == [str(file.resolve()), None]
         for row in rows:
             stored = g._store.crop(row["id"])
             crop = StoredCrop.from_row(stored["image"], stored["geometry"])
@@ -193,6 +193,7 @@ def test_a_face_that_cannot_be_reembedded_is_kept_and_flagged(tmp_path):
         assert len(g) == total and len(g.index) == total - 1  # kept, not searchable
         assert [p.name for p in g.people()].count("Ready") == 1
         assert g.faces("Ready")[0].model_id == FakeModel().model_id
+        assert g.unsearched_faces() == 1
 
 
 def test_moved_photo_of_a_legacy_face_is_flagged_with_its_reason(tmp_path):

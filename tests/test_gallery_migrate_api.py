@@ -103,6 +103,10 @@ def test_cli_migrate_dry_run_json_then_switch_and_rollback(
         run(main, ["gallery", "enroll", str(path), "--name", "Powell", str(copies[2])]).exit_code
         == 0
     )
+    listed = run(main, ["gallery", "list", str(path), "--faces", "--json"]).stdout.splitlines()
+    faces = [f for line in listed for f in json.loads(line)["face_list"]]
+    assert [f["photo"] for f in faces] == [str(c.resolve()) for c in copies]
+    assert all(len(f["landmarks"]) == 5 and len(f["content_hash"]) == 64 for f in faces)
     copies[0].unlink()  # a photo gone: re-embedded from its stored crop
 
     args = ["gallery", "migrate", str(path), "--model", str(second_model_file)]

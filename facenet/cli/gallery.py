@@ -130,6 +130,9 @@ def list_(gallery_path, show_faces, as_json):
                 click.echo(f"  #{face.id}\t{face.source}")
         if not as_json:
             click.echo(f"{len(people)} people, {len(g)} faces (model {g.model_name!r})", err=True)
+            stale = g.unsearched_faces()
+            if stale:  # faces a model migration could not re-embed (see its report)
+                click.echo(f"{stale} faces kept on a previous model (not searched)", err=True)
 
 
 @gallery.command()

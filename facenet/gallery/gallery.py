@@ -85,6 +85,9 @@ class FaceRecord:
     model_id: str
     created: str
     embedding: np.ndarray = field(compare=False, repr=False)
+    #: The five landmarks (photo coordinates) and the photo's absolute path, when known.
+    landmarks: list | None = None
+    photo: str | None = None
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "embedding"}
@@ -360,6 +363,11 @@ class Gallery:
         """The faces of `name` (every face when None), oldest first."""
         person_id = None if name is None else self._person_id(name)
         return [_face_record(r) for r in self._store.faces(person_id)]
+
+    def unsearched_faces(self) -> int:
+        """Faces kept with another model's embedding (a migration could not re-embed them, see
+        `facenet.gallery.migrate`): listed, never matched."""
+        return len(self) - self._store.aggregate(model_id=self.model_id)[0]
 
     def has_face(self, face_id: int) -> bool:
         return self._store.face(int(face_id)) is not None
@@ -943,4 +951,6 @@ def _face_record(row) -> FaceRecord:
         model_id=row["model_id"],
         created=row["created"],
         embedding=np.frombuffer(row["embedding"], dtype=np.float32).copy(),
+        landmarks=json.loads(row["landmarks"]) if row["landmarks"] else None,
+        photo=row["photo"],
     )
