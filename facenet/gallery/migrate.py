@@ -16,6 +16,7 @@ removals and metadata live in other tables and are never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +37,9 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 #: Meta keys describing the gallery's model; `previous_` + key describes the one before a switch.
-MODEL_KEYS = ("model_id", "model_name", "model_path", "embedding_size", "threshold")
+MODEL_KEYS = (
+    "model_id", "model_name", "model_path", "embedding_size", "threshold", "verification_threshold"
+)  # fmt: skip
 #: A face of a legacy gallery (no landmarks) is found again in its photo at this box overlap.
 MIN_IOU = 0.5
 
@@ -49,7 +52,9 @@ class Target:
     name: str
     path: str
     embedding_size: int
+    #: Open-set (identification) threshold, what the gallery decides with; and the pair one.
     threshold: float
+    verification_threshold: float | None = None
     model: object = field(default=None, compare=False)
 
     @classmethod
@@ -67,6 +72,7 @@ class Target:
             _model_reference(source),
             int(model.info.embedding_size),
             _open_set_threshold(model),
+            float(model.info.verification_threshold),
             model,
         )
 
@@ -74,7 +80,10 @@ class Target:
         return dict(zip(MODEL_KEYS, self.as_tuple(), strict=True))
 
     def as_tuple(self) -> tuple:
-        return (self.model_id, self.name, self.path, self.embedding_size, self.threshold)
+        return (
+            self.model_id, self.name, self.path, self.embedding_size, self.threshold,
+            "" if self.verification_threshold is None else self.verification_threshold,
+        )  # fmt: skip
 
 
 class Interrupted(Exception):
@@ -87,9 +96,10 @@ def previous_target(store: Store) -> Target | None:
     if "previous_model_id" not in meta:
         return None
     get = {k: meta.get(f"previous_{k}", "") for k in MODEL_KEYS}
+    verification = get["verification_threshold"]
     return Target(
-        get["model_id"], get["model_name"], get["model_path"],
-        int(get["embedding_size"]), float(get["threshold"]),
+        get["model_id"], get["model_name"], get["model_path"], int(get["embedding_size"]),
+        float(get["threshold"]), float(verification) if verification else None,
     )  # fmt: skip
 
 
@@ -302,7 +312,7 @@ def rollback(path: str | Path, model=None, **kwargs) -> MigrationReport:
                 f"{path}: the previous model is {target.name!r} (id {target.model_id[:12]}); "
                 f"the given model is id {model.model_id[:12]}"
             )
-        target = Target(*target.as_tuple(), model=model)
+        target = dataclasses.replace(target, model=model)
     return migrate(path, target, **kwargs)
 
 

@@ -3,9 +3,12 @@
 On the faces that have both an active and a new embedding:
 - faces whose nearest person changes (the person of the nearest *other* face, old vs new);
 - candidate wrong merges: people whose faces fall apart under the new model (the graph of their
-  faces joined within the new threshold has more than one component);
-- candidate duplicates: pairs of people with faces closer than the new threshold (among each
-  face's `NEIGHBOURS` nearest faces);
+  faces joined within the new model's verification threshold has more than one component);
+- candidate duplicates: pairs of people with faces closer than the threshold identification
+  will use (the new model's open-set threshold, or the transferred calibration below): a face
+  of one would be named as the other (among each face's `NEIGHBOURS` nearest faces). Pairs
+  within the verification threshold are too many to mean anything on a gallery: at ~1% false
+  accepts per pair, 30 LFW people already give ~15 such pairs with dlib's ResNet;
 - the new identification threshold, when the gallery was calibrated (`facenet gallery
   calibrate`, meta `calibrated_threshold`): the new model's distance letting in the same share
   of the gallery's own "strangers" (each face against other people's faces, as the calibration
@@ -36,8 +39,12 @@ class MigrationReport:
     new_model: str
     faces: int
     compared: int
+    #: Verification (pair) thresholds: whether two faces agree, for merges and duplicates.
     old_threshold: float
     new_threshold: float
+    #: Open-set thresholds: what identification decides with, before and after.
+    old_open_set_threshold: float
+    new_open_set_threshold: float
     nearest_changed: list[dict] = field(default_factory=list)
     wrong_merges: list[dict] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
@@ -58,6 +65,8 @@ class MigrationReport:
             "flagged": len(self.flagged),
             "old_threshold": self.old_threshold,
             "new_threshold": self.new_threshold,
+            "old_open_set_threshold": self.old_open_set_threshold,
+            "new_open_set_threshold": self.new_open_set_threshold,
             "new_identification_threshold": self.new_identification_threshold,
         }
 
@@ -81,7 +90,9 @@ class MigrationReport:
             f"candidate duplicates: {s['candidate_duplicates']} pairs of people",
             f"re-embedded from the stored crop: {s['reembedded_from_crop']} faces; "
             f"flagged (kept on the old model): {s['flagged']} faces",
-            f"threshold {s['old_threshold']:.4f} -> {s['new_threshold']:.4f}",
+            f"verification threshold {s['old_threshold']:.4f} -> {s['new_threshold']:.4f}; "
+            f"identification threshold {s['old_open_set_threshold']:.4f} -> "
+            f"{s['new_open_set_threshold']:.4f}",
         ]
         if self.new_identification_threshold is not None:
             out.append(f"new identification threshold: {self.new_identification_threshold:.4f}")
@@ -111,8 +122,10 @@ def build_report(store, target) -> MigrationReport:
         new_model=target.name or target.model_id,
         faces=len(rows),
         compared=len(both),
-        old_threshold=float(meta.get("threshold", "nan")),
-        new_threshold=float(target.threshold),
+        old_threshold=float(meta.get("verification_threshold") or meta.get("threshold", "nan")),
+        new_threshold=float(target.verification_threshold or target.threshold),
+        old_open_set_threshold=float(meta.get("threshold", "nan")),
+        new_open_set_threshold=float(target.threshold),
     )
     for r in rows:
         item = {"face_id": r["id"], "person": r["name"], "note": r["note"]}
@@ -136,12 +149,13 @@ def build_report(store, target) -> MigrationReport:
              "old_nearest": names.get(int(old_near[i])), "new_nearest": names.get(int(new_near[i]))}
         )  # fmt: skip
     report.wrong_merges = _split_people(new, old, people, names, report)
-    report.duplicates = _duplicates(new_knn, people, names, report.new_threshold)
     calibrated = meta.get("calibrated_threshold")
     if calibrated is not None:
         report.new_identification_threshold = transfer_threshold(
             old_impostor, new_impostor, float(calibrated)
         )
+    identify_at = report.new_identification_threshold or report.new_open_set_threshold
+    report.duplicates = _duplicates(new_knn, people, names, identify_at)
     return report
 
 
