@@ -314,3 +314,32 @@ def test_a_calibrated_identification_threshold_is_carried_over(tmp_path):
     m.rollback(path)
     with Gallery.open(path) as g:
         assert g.calibrated_threshold == 0.5  # the old model's calibration, exactly
+
+
+def test_cli_interrupted_migration_exits_130_and_resumes(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import facenet.api
+    from facenet.cli import main
+
+    path = build(tmp_path)
+    new = other_model()
+    monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(lambda spec=None: new))
+    real_embed = m._reembed
+
+    def interrupt_after_one_batch(store, target, row):
+        if new.calls >= 4:
+            raise KeyboardInterrupt
+        return real_embed(store, target, row)
+
+    monkeypatch.setattr(m, "_reembed", interrupt_after_one_batch)
+    args = ["gallery", "migrate", str(path), "--model", "other", "--batch-size", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130 and "run the same command to resume" in result.output
+    assert embedded(path) == 4
+    monkeypatch.setattr(m, "_reembed", real_embed)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert new.calls == len(snapshot_faces(path))  # 4 + the rest: resumed, not restarted
+    with Gallery.open(path, new) as g:
+        assert g.identify(photo((1, 9, 30)))[0].name == "Ada"
