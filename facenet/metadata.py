@@ -77,6 +77,9 @@ class ModelInfo:
 #: Used only by models that carry no calibrated threshold (squared L2 on unit vectors).
 DEFAULT_THRESHOLD = 1.1
 
+#: Nearest people listed per identified face: one default for Python, the CLI and the REST API.
+DEFAULT_K = 3
+
 
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:

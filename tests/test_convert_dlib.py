@@ -12,7 +12,8 @@ from facenet import FaceNet
 from facenet.cli import main
 
 #: Two 150 px chips (our chip alignment of examples a_1 and b_1) and the descriptors that
-#: dlib 20.0.1's own `face_recognition_model_v1.compute_face_descriptor` gives them.
+#: dlib 20.0.1's own `face_recognition_model_v1.compute_face_descriptor` gives them and their
+#: mirror images (the converted model adds the two: test-time flip inside the network).
 REFERENCE = Path(__file__).parent / "data" / "dlib_reference.npz"
 
 frm = pytest.importorskip("face_recognition_models")
@@ -53,9 +54,10 @@ def test_converted_onnx_is_unit_dlib_with_its_calibration(converted):
     bundled = FaceNet.load("dlib-resnet").info
     assert info.threshold == bundled.threshold is not None
     assert info.identification_threshold == bundled.identification_threshold is not None
+    assert info.extra["test_time_flip"] is True
     with np.load(REFERENCE) as z:
-        chips, descriptors = z["chips"], z["descriptors"]
-    np.testing.assert_allclose(model.embed_crops(chips), _unit(descriptors), atol=1e-5)
+        chips, flipped = z["chips"], z["descriptors"] + z["mirrored"]
+    np.testing.assert_allclose(model.embed_crops(chips), _unit(flipped), atol=1e-5)
 
 
 def test_bundled_file_stores_the_same_network(converted):

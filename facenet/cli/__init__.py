@@ -2,7 +2,8 @@
 
 Subcommands live one module per group in this folder and are imported only when used, so
 `facenet verify` never pays for TensorFlow or FastAPI unless it needs them. User errors
-(FaceNetError, bad options) print one line and exit 2.
+(FaceNetError, bad options) print one line and exit 2; the exit statuses, `--progress`,
+`--json` lines and `-j` that every command shares are defined in `conventions.py`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import FaceNetError
-from . import model_option
+from . import UserError, model_option
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 )
 @click.option("--max-files", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option(
-    "--workers",
+    "--threads",
+    "workers",
     default=2,
     show_default=True,
     type=click.IntRange(min=1),
@@ -76,7 +77,7 @@ def serve(
 
         from ..server import Settings, create_app
     except ImportError as exc:
-        raise click.ClickException(
+        raise UserError(
             f"the server needs its extra: pip install 'facenet-keras[server]' ({exc})"
         ) from None
     from ..api import FaceNet

@@ -35,7 +35,8 @@ from PIL import Image
 
 from ..errors import GalleryError, ImageError
 from ..images import ImageInput, describe, load_image
-from ..metadata import DEFAULT_THRESHOLD
+from ..metadata import DEFAULT_K, DEFAULT_THRESHOLD
+from ..text import plural
 from ..types import Face
 from .crops import StoredCrop, cut_crop
 from .index import FaceIndex, IndexState
@@ -168,9 +169,8 @@ class EnrollReport:
     def summary(self) -> str:
         people = len({e.person for e in self.enrolled})
         return (
-            f"enrolled {len(self.enrolled)} face{'s' * (len(self.enrolled) != 1)} of {people} "
-            f"{'person' if people == 1 else 'people'}; skipped {len(self.skipped)} "
-            f"photo{'s' * (len(self.skipped) != 1)}"
+            f"enrolled {plural(len(self.enrolled), 'face')} of "
+            f"{plural(people, 'person', 'people')}; skipped {plural(len(self.skipped), 'photo')}"
         )
 
     def to_dict(self) -> dict:
@@ -233,7 +233,7 @@ class Gallery:
             raise GalleryError(f"{path.parent}: no such directory")
         _check_model(model)
         source = os.fspath(
-            model_path or getattr(model, "name", None) or getattr(model, "source", None) or ""
+            model_path or _catalog_name(model) or getattr(model, "source", None) or ""
         )
         store = Store(path)
         try:
@@ -647,7 +647,7 @@ class Gallery:
     # -- identification -----------------------------------------------------------------------
 
     def identify(
-        self, image: ImageInput, k: int = 5, threshold: float | None = None
+        self, image: ImageInput, k: int = DEFAULT_K, threshold: float | None = None
     ) -> list[IdentifiedFace]:
         """Every face in the photo with its `k` nearest people (distinct, nearest face each) and
         a decision: the best match's name if its distance <= threshold, else "unknown"."""
@@ -673,7 +673,7 @@ class Gallery:
         return out
 
     def search(
-        self, embeddings: np.ndarray, k: int = 5, *, per_person: bool = True
+        self, embeddings: np.ndarray, k: int = DEFAULT_K, *, per_person: bool = True
     ) -> list[list[Match]]:
         """Nearest gallery matches of each embedding (one vector, or n x d), nearest first.
 
@@ -854,6 +854,14 @@ def _open_set_threshold(model) -> float:
     if hasattr(info, "open_set_threshold"):
         return float(info.open_set_threshold)
     return float(info.verification_threshold)
+
+
+def _catalog_name(model) -> str | None:
+    """The bundled model's name when `model` was loaded by one (`FaceNet.load("dlib-resnet")`)."""
+    from ..catalog import MODELS
+
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) and name in MODELS else None
 
 
 def _model_reference(source: str) -> str:

@@ -12,6 +12,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, Security, UploadFile
 from fastapi.security import APIKeyHeader
 
+from ..metadata import DEFAULT_K
 from . import schemas
 from .service import ApiError, Service, Upload, decode_image
 
@@ -144,7 +145,7 @@ async def verify(
 async def identify(
     request: Request,
     image: Annotated[UploadFile, File(description="A photo.")],
-    k: Annotated[int, Form(ge=1, le=50, description="Nearest people listed per face.")] = 3,
+    k: Annotated[int, Form(ge=1, le=50, description="Nearest people listed per face.")] = DEFAULT_K,
     threshold: Threshold = None,
 ):
     """Every face in a photo with who it is: a gallery name, or "unknown"."""

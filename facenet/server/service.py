@@ -203,7 +203,7 @@ class Service:
     def cluster(
         self, uploads: list[Upload], threshold: float | None, method: str, min_size: int
     ) -> dict:
-        from ..cluster import cluster
+        from ..clustering import cluster
 
         images, faces, owners = [], [], []
         for i, upload in enumerate(uploads):

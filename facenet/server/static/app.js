@@ -121,8 +121,14 @@ $("identify-form").addEventListener("submit", async (event) => {
     list.replaceChildren(
       ...r.faces.map((face, i) => {
         const li = document.createElement("li");
-        const distance = face.distance === null ? "empty gallery" : `distance ${face.distance.toFixed(4)}`;
-        li.textContent = `face ${i + 1}: ${face.name} (${distance})`;
+        const nearest = face.matches.length ? face.matches[0] : null;
+        let detail = "empty gallery";
+        if (nearest && face.name === "unknown") {
+          detail = `nearest ${nearest.name}, distance ${nearest.distance.toFixed(4)} > threshold ${r.threshold.toFixed(4)}`;
+        } else if (nearest) {
+          detail = `distance ${face.distance.toFixed(4)}`;
+        }
+        li.textContent = `face ${i + 1}: ${face.name} (${detail})`;
         return li;
       }),
     );

@@ -5,10 +5,14 @@ clusters numbered by size (0 = largest). Distances are squared L2 between unit e
 the threshold is the model's verification threshold (`model.info.verification_threshold`):
 two faces closer than it are taken as the same person.
 
-- "agglomerative": average-linkage hierarchical clustering, cut at the threshold (scikit-learn,
-  O(n^2) memory: up to a few tens of thousands of faces).
-- "dbscan": density-based; a face with fewer than `min_size` neighbours within the threshold
-  (itself included) that no cluster reaches is noise.
+- "agglomerative": average-linkage hierarchical clustering, cut at the threshold (the
+  nearest-neighbour chain algorithm in NumPy, as scikit-learn's `AgglomerativeClustering(
+  linkage="average", distance_threshold=...)` computes it; O(n^2) memory: up to a few tens of
+  thousands of faces).
+- "dbscan": density-based (scikit-learn's DBSCAN, in NumPy); a face with fewer than `min_size`
+  neighbours within the threshold (itself included) that no cluster reaches is noise.
+
+No method needs scikit-learn or SciPy: clustering is part of the light install.
 - "chinese_whispers": graph clustering (Biemann 2006, as in dlib): faces are nodes, pairs within
   the threshold are edges weighted by cosine similarity; each node repeatedly takes the label
   with the largest total weight among its neighbours, in a seeded random order. Implemented
@@ -16,27 +20,19 @@ two faces closer than it are taken as the same person.
 
 `min_size` turns clusters smaller than it into noise (-1) for every method.
 `pairwise_scores(true, predicted)` gives pairwise precision/recall/F1 and cluster counts;
-`cluster_photos(model, photos, out)` is the `facenet cluster` command's work.
+`facenet.clustering.photos.cluster_photos(model, photos, out)` is the `facenet cluster`
+command's work.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import logging
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .errors import FaceNetError, ImageError
-from .images import ImageInput, load_image
-from .metadata import DEFAULT_THRESHOLD, check_choice
-from .types import Face
-
-log = logging.getLogger(__name__)
+from ..metadata import DEFAULT_THRESHOLD, check_choice
+from ..types import Face
 
 METHODS = ("agglomerative", "dbscan", "chinese_whispers")
 NOISE = -1
@@ -77,17 +73,9 @@ def cluster(
     if n == 1:
         labels = np.zeros(1, dtype=np.int64)
     elif method == "agglomerative":
-        from sklearn.cluster import AgglomerativeClustering
-
-        distances = _squared_distances(x)
-        labels = AgglomerativeClustering(
-            n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
-        ).fit_predict(distances)
+        labels = average_linkage(_squared_distances(x), threshold)
     elif method == "dbscan":
-        from sklearn.cluster import DBSCAN
-
-        # euclidean eps = sqrt(squared threshold); a hair above so "<= threshold" holds
-        labels = DBSCAN(eps=np.sqrt(threshold) * (1 + 1e-6), min_samples=min_size).fit_predict(x)
+        labels = dbscan(x, threshold, min_size)
     else:
         labels = chinese_whispers(x, threshold, seed=seed, iterations=iterations)
     return _renumber(np.asarray(labels, dtype=np.int64), min_size)
@@ -116,6 +104,70 @@ def chinese_whispers(
                 changed += 1
         if changed == 0:
             break
+    return labels
+
+
+def average_linkage(distances: np.ndarray, threshold: float) -> np.ndarray:
+    """Average-linkage clusters of a distance matrix, cut where the linkage distance reaches
+    `threshold`: raw labels. Nearest-neighbour chain (O(n^2) time): merge reciprocal nearest
+    neighbours, updating distances by Lance-Williams; average linkage is reducible, so this
+    builds the same tree as merging the globally closest pair each time."""
+    d = np.array(distances, dtype=np.float64)
+    n = len(d)
+    np.fill_diagonal(d, np.inf)
+    size = np.ones(n)
+    parent = np.arange(n)
+    chain: list[int] = []
+    for _ in range(n - 1):
+        while True:
+            if not chain:
+                chain.append(int(np.flatnonzero(size > 0)[0]))
+            a = chain[-1]
+            b = int(np.argmin(d[a]))
+            if len(chain) > 1 and d[a, chain[-2]] <= d[a, b]:
+                b = chain[-2]
+            if len(chain) > 1 and b == chain[-2]:
+                break
+            chain.append(b)
+        chain = chain[:-2]
+        if d[a, b] < threshold:
+            parent[_root(parent, b)] = _root(parent, a)
+        merged = (size[a] * d[a] + size[b] * d[b]) / (size[a] + size[b])
+        d[a], d[:, a] = merged, merged
+        d[b], d[:, b] = np.inf, np.inf
+        d[a, a] = np.inf
+        size[a], size[b] = size[a] + size[b], 0
+    return np.array([_root(parent, i) for i in range(n)])
+
+
+def _root(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return int(i)
+
+
+def dbscan(embeddings: np.ndarray, threshold: float, min_samples: int) -> np.ndarray:
+    """DBSCAN with eps = the threshold (squared L2): raw labels, -1 = noise. A core face has
+    at least `min_samples` faces within the threshold (itself included); clusters grow from
+    core faces in index order, as scikit-learn's DBSCAN does."""
+    x = _as_matrix(embeddings)
+    neighbours, _ = _threshold_graph(x, threshold * (1 + 2e-6))
+    core = np.array([len(near) + 1 >= min_samples for near in neighbours], dtype=bool)
+    labels = np.full(len(x), NOISE, dtype=np.int64)
+    current = 0
+    for start in range(len(x)):
+        if labels[start] != NOISE or not core[start]:
+            continue
+        labels[start] = current
+        stack = [start]
+        while stack:
+            for near in neighbours[stack.pop()]:
+                if labels[near] == NOISE:
+                    labels[near] = current
+                    if core[near]:
+                        stack.append(near)
+        current += 1
     return labels
 
 
@@ -225,182 +277,3 @@ def pairwise_scores(true_labels: Sequence, predicted: Sequence[int]) -> Pairwise
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     clusters = len(np.unique(np.asarray(predicted)[~noise]))
     return PairwiseScores(precision, recall, f1, clusters, len(np.unique(true)), int(noise.sum()))
-
-
-# -- photos to folders --------------------------------------------------------------------------
-
-
-@dataclass
-class ClusterReport:
-    out: Path
-    clusters: int
-    faces: int
-    noise: int
-    photos: int
-    no_face: list[str]
-    unreadable: list[str]
-
-    def summary(self) -> str:
-        return (
-            f"{self.faces} faces from {self.photos} photos -> {self.clusters} clusters "
-            f"({self.noise} unclustered); {len(self.no_face)} photos without a face, "
-            f"{len(self.unreadable)} unreadable; wrote {self.out / 'index.html'}"
-        )
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-
-
-def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the images inside directories (recursively, sorted)."""
-    photos: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            photos.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                )
-            )
-        else:
-            photos.append(path)
-    return photos
-
-
-def cluster_photos(
-    model,
-    photos: Sequence[ImageInput],
-    out: str | os.PathLike,
-    *,
-    method: str = "agglomerative",
-    threshold: float | None = None,
-    min_size: int = 1,
-    crop_size: int = 160,
-    progress: bool = False,
-) -> ClusterReport:
-    """Embed every face of every photo, cluster them, and write `out/`: one folder of face
-    crops per cluster (`cluster_000`, ... largest first; `noise/`), `clusters.json` and an
-    `index.html` contact sheet (relative paths: the folder can be moved or zipped)."""
-    check_choice("method", method, METHODS)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FaceNetError(f"{out}: output folder exists and is not empty")
-    threshold = model.info.verification_threshold if threshold is None else threshold
-    records, no_face, unreadable = [], [], []
-    iterator = photos
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(photos, unit="photo", desc="embedding")
-    for source in iterator:
-        name = str(source)
-        try:
-            image = load_image(source)
-            faces = model.represent(image)
-        except ImageError as exc:
-            unreadable.append(name)
-            log.warning("%s", exc)
-            continue
-        if not faces:
-            no_face.append(name)
-        for number, face in enumerate(faces):
-            records.append((name, number, face, _crop(image, face.box, crop_size)))
-    labels = cluster(
-        np.stack([r[2].embedding for r in records]) if records else np.zeros((0, 1)),
-        threshold=threshold,
-        method=method,
-        min_size=min_size,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    groups: dict[int, list[dict]] = {}
-    for (name, number, face, crop), label in zip(records, labels, strict=True):
-        folder = "noise" if label == NOISE else f"cluster_{label:03d}"
-        (out / folder).mkdir(exist_ok=True)
-        crop_name = f"{folder}/{len(groups.get(int(label), [])):04d}_{_slug(name)}_{number}.jpg"
-        from PIL import Image
-
-        Image.fromarray(crop).save(out / crop_name, quality=90)
-        groups.setdefault(int(label), []).append(
-            {"photo": name, "face": number, "box": [round(float(v), 1) for v in face.box],
-             "crop": crop_name}
-        )  # fmt: skip
-    summary = {
-        "method": method,
-        "threshold": threshold,
-        "min_size": min_size,
-        "model": {"name": getattr(model.info, "name", ""), "id": getattr(model, "model_id", "")},
-        "clusters": [
-            {"label": label, "size": len(items), "faces": items}
-            for label, items in sorted(groups.items())
-            if label != NOISE
-        ],
-        "noise": groups.get(NOISE, []),
-        "no_face": no_face,
-        "unreadable": unreadable,
-    }
-    (out / "clusters.json").write_text(json.dumps(summary, indent=1))
-    (out / "index.html").write_text(_contact_sheet(summary))
-    return ClusterReport(
-        out=out,
-        clusters=len(summary["clusters"]),
-        faces=len(records),
-        noise=len(summary["noise"]),
-        photos=len(photos),
-        no_face=no_face,
-        unreadable=unreadable,
-    )
-
-
-def _crop(image: np.ndarray, box, size: int, margin: float = 0.2) -> np.ndarray:
-    """The face box grown by `margin` on each side, made square, clipped, resized to <= size."""
-    from PIL import Image
-
-    x1, y1, x2, y2 = box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    half = max(x2 - x1, y2 - y1) * (0.5 + margin)
-    h, w = image.shape[:2]
-    left, top = int(max(0, cx - half)), int(max(0, cy - half))
-    right, bottom = int(min(w, cx + half)), int(min(h, cy + half))
-    if right <= left or bottom <= top:
-        left, top, right, bottom = 0, 0, w, h
-    crop = Image.fromarray(image[top:bottom, left:right])
-    crop.thumbnail((size, size))
-    return np.asarray(crop)
-
-
-def _slug(name: str) -> str:
-    stem = Path(name).stem
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:40] or "photo"
-
-
-def _contact_sheet(summary: dict) -> str:
-    def figure(item: dict) -> str:
-        title = html.escape(f"{item['photo']} (face {item['face']})", quote=True)
-        src = html.escape(item["crop"], quote=True)
-        return f'<a href="{src}"><img src="{src}" title="{title}" alt="{title}" loading="lazy"></a>'
-
-    sections = []
-    for c in summary["clusters"]:
-        figures = "".join(figure(i) for i in c["faces"])
-        title = f"cluster {c['label']} <small>({c['size']} faces)</small>"
-        sections.append(f"<h2>{title}</h2>\n<div>{figures}</div>")
-    if summary["noise"]:
-        figures = "".join(figure(i) for i in summary["noise"])
-        title = f"unclustered <small>({len(summary['noise'])} faces)</small>"
-        sections.append(f"<h2>{title}</h2>\n<div>{figures}</div>")
-    if summary["no_face"]:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in summary["no_face"])
-        sections.append(f"<h2>photos without a face</h2><ul>{items}</ul>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>facenet clusters</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
-img {{ width: 96px; height: 96px; object-fit: cover; margin: 2px; border-radius: 4px; }}
-h2 small {{ color: #666; font-weight: normal; }}
-</style></head><body>
-<h1>{len(summary["clusters"])} clusters</h1>
-<p>method {html.escape(summary["method"])}, threshold {summary["threshold"]:.3f},
-model {html.escape(str(summary["model"]["name"]))}</p>
-{chr(10).join(sections)}
-</body></html>
-"""
