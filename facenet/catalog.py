@@ -87,6 +87,13 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[Path, str | None]:
     return path, None
 
 
+def default_model_info():
+    """The default bundled model's ModelInfo, read from its file without loading the network."""
+    from .runtime import read_exported_info
+
+    return read_exported_info(resolve(None)[0])
+
+
 def measurements() -> dict[str, dict[str, Any]]:
     """Figures measured for each bundled model ({} when the file is missing)."""
     if not MEASUREMENTS.is_file():

@@ -2,8 +2,9 @@
 
 `cluster(embeddings, threshold, method)` returns one label per face (-1 = noise), with
 clusters numbered by size (0 = largest). Distances are squared L2 between unit embeddings, and
-the threshold is the model's verification threshold (`model.info.verification_threshold`):
-two faces closer than it are taken as the same person.
+the threshold is the model's verification threshold (`model.info.verification_threshold`; the
+default model's when neither a threshold nor a model is given): two faces closer than it are
+taken as the same person.
 
 - "agglomerative": average-linkage hierarchical clustering, cut at the threshold (the
   nearest-neighbour chain algorithm in NumPy, as scikit-learn's `AgglomerativeClustering(
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..metadata import DEFAULT_THRESHOLD, check_choice
+from ..metadata import check_choice
 from ..types import Face
 
 METHODS = ("agglomerative", "dbscan", "chinese_whispers")
@@ -44,6 +45,7 @@ def cluster(
     method: str = "agglomerative",
     min_size: int = 1,
     *,
+    model=None,
     seed: int = 0,
     iterations: int = 30,
 ) -> np.ndarray:
@@ -51,8 +53,9 @@ def cluster(
 
     Args:
         embeddings: unit vectors, one per face.
-        threshold: squared-L2 distance under which two faces are the same person; None uses
-            facenet's default (1.1); pass `model.info.verification_threshold`.
+        threshold: squared-L2 distance under which two faces are the same person; None takes
+            `model`'s verification threshold, or without a model the default bundled model's
+            (distance scales differ between models: pass the model that made the embeddings).
         method: "agglomerative", "dbscan" or "chinese_whispers".
         min_size: clusters with fewer faces become noise (label -1).
         seed, iterations: Chinese whispers' node order and maximum number of sweeps.
@@ -62,7 +65,7 @@ def cluster(
     """
     check_choice("method", method, METHODS)
     x = _as_matrix(embeddings)
-    threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    threshold = _threshold(threshold, model)
     if not 0 < threshold <= 4:
         raise ValueError(f"threshold must be a squared-L2 distance in (0, 4]; got {threshold}")
     if min_size < 1:
@@ -105,6 +108,16 @@ def chinese_whispers(
         if changed == 0:
             break
     return labels
+
+
+def _threshold(threshold: float | None, model) -> float:
+    if threshold is not None:
+        return float(threshold)
+    if model is not None:
+        return float(model.info.verification_threshold)
+    from ..catalog import default_model_info
+
+    return float(default_model_info().verification_threshold)
 
 
 def average_linkage(distances: np.ndarray, threshold: float) -> np.ndarray:

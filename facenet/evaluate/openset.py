@@ -31,7 +31,8 @@ def threshold_at_far(stranger_nearest: np.ndarray, far: float) -> float:
     """The largest threshold at which at most `far` of the strangers are accepted.
 
     A stranger is accepted when its nearest gallery distance is <= the threshold; the threshold
-    sits midway between the last accepted and the first rejected stranger.
+    sits midway between the last accepted and the first rejected stranger (ties are rejected
+    together, so the rate never exceeds `far`).
     """
     d = np.sort(np.asarray(stranger_nearest, np.float64)[np.isfinite(stranger_nearest)])
     if len(d) == 0:
@@ -39,9 +40,12 @@ def threshold_at_far(stranger_nearest: np.ndarray, far: float) -> float:
     if not 0 <= far < 1:
         raise ValueError(f"far must be in [0, 1); got {far}")
     k = int(np.floor(far * len(d)))
-    if k == 0:
+    if k >= len(d):
+        return float(d[-1])
+    accepted = d[d < d[k]]
+    if len(accepted) == 0:
         return float(d[0] * (1 - 1e-6))
-    return float((d[k - 1] + d[k]) / 2)
+    return float((accepted[-1] + d[k]) / 2)
 
 
 def others_nearest(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
