@@ -3,9 +3,9 @@
 For LFW faces (the first photo of the first N people), prints:
 1. the footprint each alignment mode needs around the detection box, as a multiple of the box's
    longer side (chip and similarity at any size; FaceNet's margin crop at 160 px);
-2. for each bundled model (the default file, and dlib's ResNet when its weights are installed),
-   the squared-L2 distance between the embedding aligned from the photo and the one aligned from
-   a stored crop, per crop factor and side, with the mean JPEG size.
+2. for each bundled model (`facenet models`), the squared-L2 distance between the embedding
+   aligned from the photo and the one aligned from a stored crop, per crop factor and side,
+   with the mean JPEG size.
 
     PYTHONPATH=$PWD python tools/measure_face_crop.py --people 60 [--upscale 3]
 """
@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facenet import FaceNet  # noqa: E402
+from facenet.catalog import MODELS  # noqa: E402
 from facenet.detect import MTCNN, align_face  # noqa: E402
 from facenet.detect.align import most_prominent, similarity_transform, template  # noqa: E402
+from facenet.errors import ModelNotFoundError  # noqa: E402
 from facenet.gallery.crops import cut_crop  # noqa: E402
 from facenet.images import load_image  # noqa: E402
 
@@ -63,24 +65,6 @@ def resize_by(rgb: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((w * factor, h * factor), Image.BICUBIC))
 
 
-def dlib_embedder():
-    """dlib's ResNet (tools/dlib_resnet.py) as (150 px chip crops -> unit rows), or None."""
-    try:
-        sys.path.insert(0, str(ROOT / "tools"))
-        from dlib_resnet import build_keras
-
-        net = build_keras()
-    except Exception as exc:  # weights not installed: measure the default model only
-        print(f"(dlib ResNet not measured: {exc})")
-        return None
-
-    def embed(crops: np.ndarray) -> np.ndarray:
-        out = net.predict(crops.astype(np.float32), verbose=0)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    return embed
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=80)
@@ -94,11 +78,14 @@ def main() -> None:
         f = np.array([footprint(face, mode) for _, face in found])
         print(f"footprint {mode:10s} p50 {np.median(f):.2f}  p99 {np.quantile(f, 0.99):.2f}  "
               f"max {f.max():.2f}")  # fmt: skip
-    default = FaceNet.load()
-    models = {"default": (default.info.input_size, default.info.alignment, default.embed_crops)}
-    dlib = dlib_embedder()
-    if dlib is not None:
-        models["dlib-resnet"] = (150, "chip", dlib)
+    models = {}
+    for name in sorted(MODELS):
+        try:
+            model = FaceNet.load(name)
+        except ModelNotFoundError:
+            print(f"({name} is not installed)")
+            continue
+        models[name] = (model.info.input_size, model.info.alignment, model.embed_crops)
     for name, (size, mode, embed) in models.items():
         ref = embed(np.stack([align_face(rgb, f, size=size, mode=mode) for rgb, f in found]))
         for factor in (float(v) for v in args.factors.split(",")):
