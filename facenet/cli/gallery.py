@@ -141,6 +141,11 @@ def list_(gallery_path, show_faces, as_json):
                 f"(model {g.model_name!r})",
                 err=True,
             )
+            stale = g.unsearched_faces()
+            if stale:  # faces a model migration could not re-embed (see its report)
+                click.echo(
+                    f"{plural(stale, 'face')} kept on a previous model (not searched)", err=True
+                )
 
 
 @gallery.command()
@@ -262,3 +267,12 @@ def _print_faces(photo: str, faces) -> None:
             name = f"unknown (nearest {face.matches[0].name})"
         others = ", ".join(f"{m.name} {m.distance:.3f}" for m in face.matches[1:])
         click.echo(f"{photo}\t[{box}]\t{name}\t{distance}\t{others}")
+
+
+def _register_migrate() -> None:
+    from .gallery_migrate import migrate
+
+    gallery.add_command(migrate)
+
+
+_register_migrate()

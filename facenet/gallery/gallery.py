@@ -38,6 +38,7 @@ from ..images import ImageInput, describe, load_image
 from ..metadata import DEFAULT_K, DEFAULT_THRESHOLD
 from ..text import plural
 from ..types import Face
+from .crops import StoredCrop, cut_crop
 from .index import FaceIndex, IndexState
 from .store import Store
 
@@ -85,6 +86,9 @@ class FaceRecord:
     model_id: str
     created: str
     embedding: np.ndarray = field(compare=False, repr=False)
+    #: The five landmarks (photo coordinates) and the photo's absolute path, when known.
+    landmarks: list | None = None
+    photo: str | None = None
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "embedding"}
@@ -207,6 +211,7 @@ class Gallery:
         self._index: FaceIndex | None = None
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
         self.index_status = "not loaded"
+        self._closed = False
         if model is not None:
             self.attach(model)
 
@@ -284,10 +289,14 @@ class Gallery:
         self.sync_index()
 
     def close(self) -> None:
+        """Save the index and close the database; closing again does nothing."""
         with self._lock:
+            if self._closed:
+                return
             if self._index is not None:
                 self._save_index()
             self._store.close()
+            self._closed = True
 
     def __enter__(self) -> Gallery:
         return self
@@ -354,6 +363,23 @@ class Gallery:
         """The faces of `name` (every face when None), oldest first."""
         person_id = None if name is None else self._person_id(name)
         return [_face_record(r) for r in self._store.faces(person_id)]
+
+    def unsearched_faces(self) -> int:
+        """Faces kept with another model's embedding (a migration could not re-embed them, see
+        `facenet.gallery.migrate`): listed, never matched."""
+        return len(self) - self._store.aggregate(model_id=self.model_id)[0]
+
+    def has_face(self, face_id: int) -> bool:
+        return self._store.face(int(face_id)) is not None
+
+    def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
+        """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
+        no such face, or it was enrolled before crops were kept (and not migrated since)."""
+        row = self._store.crop(face_id)
+        if row is None:
+            return None
+        crop = StoredCrop.from_row(row["image"], row["geometry"])
+        return crop.thumbnail(json.loads(row["box"]), size)
 
     def add_person(self, name: str, metadata: dict | None = None) -> Person:
         name = _check_name(name)
@@ -504,6 +530,9 @@ class Gallery:
                         None,
                         v.tobytes(),
                         self.model_id,
+                        None,
+                        None,
+                        None,
                     )
                     for v, source in zip(vectors, sources, strict=True)
                 ]
@@ -532,7 +561,7 @@ class Gallery:
             try:
                 for start in range(0, len(items), max(1, batch_size)):
                     batch = items[start : start + max(1, batch_size)]
-                    pending = []  # (name, source, digest, face, n_faces)
+                    pending = []  # (name, source, digest, face, n_faces, crop, photo)
                     for offset, (name, item) in enumerate(batch):
                         source = describe(item, start + offset)
                         result = self._embed_one(model, item, source, seen)
@@ -553,11 +582,14 @@ class Gallery:
         return report
 
     def _embed_one(self, model, item, source: str, seen: set[str]):
-        """(digest, face, number of faces) for one photo, or the reason to skip it."""
+        """(digest, face, number of faces, crop, photo path) for one photo, or the reason to
+        skip it. The crop and the photo's absolute path let another model re-embed the face."""
+        photo = None
         try:
             if isinstance(item, (str, os.PathLike)):
                 digest = _file_hash(Path(item), source)
                 image = load_image(item, source)
+                photo = str(Path(item).resolve())
             else:
                 image = load_image(item, source)
                 digest = _pixel_hash(image)
@@ -573,10 +605,11 @@ class Gallery:
         if not faces:
             return "no face found"
         seen.add(digest)
-        return digest, most_prominent(faces, image.shape), len(faces)
+        face = most_prominent(faces, image.shape)
+        return digest, face, len(faces), cut_crop(image, face.box), photo
 
     def _insert(self, pending, metadata, index: FaceIndex, report: EnrollReport) -> None:
-        vectors = np.stack([_unit(face.embedding, self.embedding_size) for *_, face, _n in pending])
+        vectors = np.stack([_unit(p[3].embedding, self.embedding_size) for p in pending])
         with self._store.transaction() as db:
             person_ids: dict[str, int] = {}
             for name in dict.fromkeys(p[0] for p in pending):
@@ -598,12 +631,17 @@ class Gallery:
                     float(face.score),
                     vector.tobytes(),
                     self.model_id,
+                    _landmarks_json(face.landmarks),
+                    photo,
+                    crop,
                 )
-                for (name, source, digest, face, _n), vector in zip(pending, vectors, strict=True)
+                for (name, source, digest, face, _n, crop, photo), vector in zip(
+                    pending, vectors, strict=True
+                )
             ]
             ids = self._store.add_faces(db, rows)
         index.add(vectors, ids)
-        for (name, source, _digest, _face, n), face_id in zip(pending, ids, strict=True):
+        for (name, source, _digest, _face, n, *_), face_id in zip(pending, ids, strict=True):
             report.enrolled.append(Enrolled(name, source, face_id, n))
 
     # -- identification -----------------------------------------------------------------------
@@ -691,14 +729,16 @@ class Gallery:
         """Load the index, repairing or rebuilding it where it disagrees with the database.
         Returns (and stores in `index_status`) what was done."""
         with self._lock:
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
             state = IndexState.load(self._state_path)
             index, status = None, "rebuilt (no index file)"
             if state is not None and self.index_path.is_file():
                 status = "rebuilt (stale index)"
                 if state.model_id != self.model_id:
                     status = "rebuilt (index of another model)"
-                elif (state.count, state.id_sum) == self._store.aggregate(up_to=state.max_id)[:2]:
+                elif (state.count, state.id_sum) == self._store.aggregate(
+                    up_to=state.max_id, model_id=self.model_id
+                )[:2]:
                     try:
                         index = FaceIndex.load(self.index_path, trained_on=state.trained_on)
                     except Exception as exc:  # a corrupt or truncated file is only a lost cache
@@ -710,7 +750,9 @@ class Gallery:
                         index, status = None, "rebuilt (index does not match its record)"
                     elif index is not None:
                         added = 0
-                        for ids, vectors in self._store.embeddings(after=state.max_id):
+                        for ids, vectors in self._store.embeddings(
+                            after=state.max_id, model_id=self.model_id
+                        ):
                             index.add(vectors, ids)
                             added += len(ids)
                         status = "loaded" if added == 0 else f"repaired (+{added} faces)"
@@ -735,11 +777,11 @@ class Gallery:
             self._save_index()
 
     def _build_index(self) -> FaceIndex:
-        count = self._store.aggregate()[0]
+        count = self._store.aggregate(model_id=self.model_id)[0]
         vectors = np.empty((count, self.embedding_size), np.float32)
         ids = np.empty(count, np.int64)
         filled = 0
-        for chunk_ids, chunk in self._store.embeddings():
+        for chunk_ids, chunk in self._store.embeddings(model_id=self.model_id):
             n = min(len(chunk_ids), count - filled)  # a concurrent writer may have added rows
             ids[filled : filled + n], vectors[filled : filled + n] = chunk_ids[:n], chunk[:n]
             filled += n
@@ -751,10 +793,10 @@ class Gallery:
             return
         if index.needs_rebuild():
             index = self._index = self._build_index()
-        count, id_sum, max_id = self._store.aggregate()
+        count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         if len(index) != count:  # another process changed the gallery meanwhile
             index = self._index = self._build_index()
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         index.save(self.index_path)
         IndexState(self.model_id, count, id_sum, max_id, index.kind, index.trained_on).save(
             self._state_path
@@ -872,6 +914,12 @@ def _unit(embedding, size: int) -> np.ndarray:
     return v / norm
 
 
+def _landmarks_json(landmarks) -> str | None:
+    if landmarks is None:
+        return None
+    return json.dumps(np.round(np.asarray(landmarks, np.float64), 3).tolist())
+
+
 def _file_hash(path: Path, source: str) -> str:
     try:
         digest = hashlib.sha256()
@@ -911,4 +959,6 @@ def _face_record(row) -> FaceRecord:
         model_id=row["model_id"],
         created=row["created"],
         embedding=np.frombuffer(row["embedding"], dtype=np.float32).copy(),
+        landmarks=json.loads(row["landmarks"]) if row["landmarks"] else None,
+        photo=row["photo"],
     )

@@ -117,7 +117,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     None: the gallery endpoints answer 404 `no_gallery`). The caller keeps ownership of both and
     closes the gallery after the server stops.
     """
-    from . import routes
+    from . import migration, routes
 
     settings = settings or Settings()
     app = FastAPI(
@@ -132,6 +132,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.state.settings = settings
     app.state.inference = ThreadPoolExecutor(settings.workers, thread_name_prefix="facenet-infer")
     app.include_router(routes.router, prefix=API_PREFIX)
+    app.include_router(migration.router, prefix=API_PREFIX)
     _install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
