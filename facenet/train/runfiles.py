@@ -1,0 +1,67 @@
+"""Run-folder files shared by the TensorFlow and JAX trainers (no TensorFlow here): the result,
+atomic writes and the per-epoch log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG_COLUMNS = (
+    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
+    "neg_dist",
+    "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
+)  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path | None
+    epochs_done: int
+    best_accuracy: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+    write_atomic(path, buffer.getvalue().encode())
+
+
+def sigterm_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM raise KeyboardInterrupt (as Ctrl-C does); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
