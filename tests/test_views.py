@@ -80,9 +80,10 @@ def test_each_lever_changes_the_image_as_it_says():
     assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
     low = ident.copy()
     low[COLUMN["lowres"]] = 0.25
-    assert np.abs(np.diff(render_view(crop, low, 64), axis=1)).mean() < np.abs(
-        np.diff(plain, axis=1)
-    ).mean()
+    assert (
+        np.abs(np.diff(render_view(crop, low, 64), axis=1)).mean()
+        < np.abs(np.diff(plain, axis=1)).mean()
+    )
     # the same row at two sizes is the same view (teacher and student inputs)
     row = draw_views(5, 1)[0]
     big, small = render_view(crop, row, 96), render_view(crop, row, 48)
@@ -96,3 +97,30 @@ def test_a_mixed_row_needs_its_partner():
         render_view(_crop(0), row, 32)
     with pytest.raises(ValueError, match="RGB uint8"):
         render_view(np.zeros((8, 8), np.uint8), draw_views(0, 1)[0], 32)
+
+
+def test_teacher_views_tool_stores_rows_that_regenerate_its_inputs(tmp_path, small_model_file):
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from teacher_views import teacher_views
+
+    from facenet.models import load_keras_model
+
+    for i in range(6):
+        (tmp_path / "faces" / f"id{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_crop(i, 80)).save(tmp_path / "faces" / f"id{i % 2}" / f"{i}.png")
+    out = teacher_views(tmp_path / "faces", small_model_file, 3, spec=ViewSpec(mixup=0.5),
+                        batch=4, workers=1)  # fmt: skip
+    assert out["rows"].shape == (6, 3, len(PARAMS)) and out["desc"].shape == (6, 3, 128)
+    teacher, _ = load_keras_model(small_model_file)
+    crops = [np.asarray(Image.open(tmp_path / "faces" / p)) for p in out["paths"]]
+    for i, k in [(0, 0), (3, 2), (5, 1)]:
+        row = out["rows"][i, k]
+        partner = crops[int(row[COLUMN["partner"]])] if row[COLUMN["partner"]] >= 0 else None
+        view = render_view(crops[i], row, 64, partner)[None]
+        np.testing.assert_allclose(np.asarray(teacher(view)), out["desc"][i, k][None], atol=1e-5)
+    assert np.abs(out["desc"][0, 0] - out["desc"][0, 1]).max() > 1e-4  # the views differ

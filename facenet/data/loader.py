@@ -45,9 +45,12 @@ class ViewLoader:
     def submit(self, indices, epoch: int, step: int) -> Future:
         return self.pool.submit(self.batch, np.asarray(indices, np.int64), epoch, step)
 
-    def batch(self, indices: np.ndarray, epoch: int, step: int) -> dict[str, np.ndarray]:
-        """{"views": [(B, s, s, 3) float32 per size], "labels", "partner_labels", "mix", "rows"}."""
-        rows = self.rows(epoch, step, len(indices))
+    def batch(
+        self, indices: np.ndarray, epoch: int = 0, step: int = 0, rows: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """{"views": [(B, s, s, 3) float32 per size], "labels", "partner_labels", "mix", "rows"}:
+        the views `rows` (default: those of batch (epoch, step)) of images `indices`."""
+        rows = self.rows(epoch, step, len(indices)) if rows is None else np.asarray(rows)
         images = list(self.pool.map(self._render, indices, rows)) if len(indices) else []
         partner = rows[:, COLUMN["partner"]].astype(np.int64)
         own = self.labels[indices]

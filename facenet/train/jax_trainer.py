@@ -33,7 +33,7 @@ from keras import ops
 
 from ..data.dataset import scan_folder
 from ..data.loader import ViewLoader
-from ..data.sampler import PKSampler
+from ..data.sampler import PKSampler, ShuffleSampler
 from ..data.views import ViewSpec
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
@@ -41,7 +41,7 @@ from ..models import build_facenet, load_keras_model, save_model
 from ..models.facenet import BOTTLENECK_BN
 from .config import TrainConfig
 from .distill import regression_loss, target_projection
-from .runfiles import TrainResult, sigterm_as_interrupt, write_atomic, write_log
+from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,8 @@ class _Run:
             self._restore(ckpt)
             log.info("resuming %s at epoch %d step %d", self.out, self.meta["epoch"] + 1,
                      self.meta["step"])  # fmt: skip
-        elif self.teacher is not None:
-            self.projection, mean = self._fit_projection()
-            bn = self.network.get_layer(BOTTLENECK_BN[self.config.backbone])
-            bn.beta.assign(mean @ self.projection)
+        else:
+            self._start()
         interrupted, restore_signal = False, sigterm_as_interrupt()
         try:
             self._loop()
@@ -124,6 +122,16 @@ class _Run:
         model = self.out / "model.keras"
         return TrainResult(self.out, model, self.meta["epoch"], None, None,
                            self.meta["history"], interrupted)  # fmt: skip
+
+    def _start(self) -> None:
+        """A fresh run: the --init weights, then the teacher's target map; the bottleneck
+        BatchNorm's beta starts at the targets' mean (as in the TensorFlow trainer)."""
+        if self.config.init:
+            init_from(self.student, self.config.init)
+        if self.teacher is not None:
+            self.projection, mean = self._fit_projection()
+            bn = self.network.get_layer(BOTTLENECK_BN[self.config.backbone])
+            bn.beta.assign(mean @ self.projection)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -314,33 +322,14 @@ def mixed_softmax_loss(labels, partner_labels, mix, logits, label_smoothing: flo
     return ops.mean(-ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1))
 
 
-class _Shuffled:
-    """Every image once per epoch in a seeded order: distillation alone needs no identities."""
-
-    def __init__(self, count: int, batch_size: int, seed: int):
-        if count < batch_size:
-            raise FaceNetError(f"{count} images are fewer than one batch of {batch_size}")
-        self.count, self.batch_size, self.seed = count, batch_size, seed
-
-    def steps_per_epoch(self) -> int:
-        return self.count // self.batch_size
-
-    def epoch_batches(self, epoch: int, steps: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, epoch])
-        order = np.concatenate([rng.permutation(self.count) for _ in range(
-            -(-steps * self.batch_size // self.count))])  # fmt: skip
-        return order[: steps * self.batch_size].reshape(steps, self.batch_size)
-
-
 def _batch_plan(config: TrainConfig, dataset):
     """The P x K sampler when the softmax head trains, else a plain shuffle of all faces."""
-    if not config.ce_weight:
-        return _Shuffled(len(dataset), config.batch_p * config.batch_k, config.seed)
-    counts = dataset.counts()
-    extra = config.batch_extra
+    counts, extra = dataset.counts(), config.batch_extra
     if extra is None:
         extra = min((config.batch_p * config.batch_k) // 4, int((counts < config.batch_k).sum()))
     try:
+        if not config.ce_weight:
+            return ShuffleSampler(len(dataset), config.batch_p * config.batch_k, config.seed)
         return PKSampler(dataset.labels, config.batch_p, config.batch_k, seed=config.seed,
                          extra=extra)  # fmt: skip
     except ValueError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import signal
 import tempfile
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 LOG_COLUMNS = (
     "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
@@ -65,3 +68,23 @@ def sigterm_as_interrupt() -> Callable[[], None]:
 
     previous = signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def init_from(model, path: str) -> None:
+    """Start from a trained model's weights (e.g. to continue the bundled model's training):
+    every layer of the source found here by name must match in shape; new heads stay fresh."""
+    from ..errors import FaceNetError
+    from ..models import load_keras_model
+
+    source, _ = load_keras_model(path)
+    names = {layer.name for layer in model.layers}
+    copied = 0
+    for layer in source.layers:
+        if layer.weights and layer.name in names:
+            target = model.get_layer(layer.name)
+            shapes = [tuple(w.shape) for w in target.weights]
+            if shapes != [tuple(w.shape) for w in layer.weights]:
+                raise FaceNetError(f"{path}: layer '{layer.name}' does not match this network")
+            target.set_weights(layer.get_weights())
+            copied += 1
+    log.info("started from %s (%d layers)", path, copied)

@@ -36,7 +36,7 @@ from ..models import build_facenet, save_model
 from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
-from .runfiles import TrainResult, sigterm_as_interrupt, write_atomic, write_log
+from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def train(
         _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)
 
     if config.init and not ckpt_path.exists():
-        _init_from(model, config.init)
+        init_from(model, config.init)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
     if ckpt_path.exists():
         state = _restore(ckpt_path, model, optimizer, sampler)
@@ -251,25 +251,6 @@ def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
     if config.mixed_precision:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
-
-
-def _init_from(model, path: str) -> None:
-    """Start from a trained model's weights (e.g. to continue the bundled model's training):
-    every layer of the source found here by name must match in shape; new heads stay fresh."""
-    from ..models import load_keras_model
-
-    source, _ = load_keras_model(path)
-    names = {layer.name for layer in model.layers}
-    copied = 0
-    for layer in source.layers:
-        if layer.weights and layer.name in names:
-            target = model.get_layer(layer.name)
-            shapes = [tuple(w.shape) for w in target.weights]
-            if shapes != [tuple(w.shape) for w in layer.weights]:
-                raise FaceNetError(f"{path}: layer '{layer.name}' does not match this network")
-            target.set_weights(layer.get_weights())
-            copied += 1
-    log.info("started from %s (%d layers)", path, copied)
 
 
 def _bottleneck_norm(model, backbone: str):
