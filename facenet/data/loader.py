@@ -30,6 +30,7 @@ class ViewLoader:
         spec: ViewSpec | None = None,
         seed: int = 0,
         workers: int = 4,
+        cache: bool = False,
     ):
         self.paths = list(paths)
         self.labels = np.asarray(labels, np.int32)
@@ -37,6 +38,8 @@ class ViewLoader:
         self.spec = spec or ViewSpec()
         self.seed = int(seed)
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
+        #: decoded crops by index when `cache` (a GPU outruns JPEG decoding; 48 KiB per 128 px face)
+        self.crops: dict[int, np.ndarray] | None = {} if cache else None
 
     def rows(self, epoch: int, step: int, count: int) -> np.ndarray:
         """The view rows of batch (epoch, step): the same on every run with this seed."""
@@ -62,10 +65,18 @@ class ViewLoader:
             "rows": rows,
         }
 
+    def _crop(self, index: int) -> np.ndarray:
+        if self.crops is None:
+            return load_image(self.paths[index])
+        crop = self.crops.get(index)
+        if crop is None:
+            crop = self.crops[index] = load_image(self.paths[index])
+        return crop
+
     def _render(self, index: int, row: np.ndarray) -> list[np.ndarray]:
-        crop = load_image(self.paths[int(index)])
+        crop = self._crop(int(index))
         partner_index = int(row[COLUMN["partner"]])
-        partner = load_image(self.paths[partner_index]) if partner_index >= 0 else None
+        partner = self._crop(partner_index) if partner_index >= 0 else None
         if partner is not None and partner.shape != crop.shape:
             from PIL import Image
 

@@ -92,7 +92,7 @@ class _Run:
         sizes = [config.input_size] + ([self.teacher_size] if self.teacher else [])
         spec = ViewSpec(greyscale=config.greyscale, mixup=config.mixup)
         self.loader = ViewLoader(dataset.paths, dataset.labels, sizes, spec=spec,
-                                 seed=config.seed, workers=config.workers)  # fmt: skip
+                                 seed=config.seed, workers=config.workers, cache=True)  # fmt: skip
         self.meta: dict[str, Any] = {"epoch": 0, "step": 0, "images": 0, "history": []}
         self.projection = None
 
