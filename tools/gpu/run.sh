@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The device side of the GPU path (docs/training-report.md, "GPU path"); run from the repo root.
 #
-#   bash tools/gpu/run.sh unpack   # unpack the carried .stage/faces-*.tar into $FACES
+#   bash tools/gpu/run.sh unpack   # unpack (then delete) the carried .stage/faces-*.tar into $FACES
 #   bash tools/gpu/run.sh train    # install the carried .whl/ wheels, train with the online
 #                                  # teacher for $TRAIN_SECONDS, copy the results to $OUT
 #
 # The machine keeps $FACES between calls only while it stays warm (30 s after a call), so the
 # unpack calls and the train call go back to back. Settings (environment, with defaults):
-#   PY=python3  FACES=.faces  RUN=/tmp/facenet-run  TRAIN_SECONDS=450
+#   PY=python3  FACES=.faces  RUN=/tmp/facenet-run  TRAIN_SECONDS=420
 #   TEACHER=facenet/weights/dlib-resnet.keras  INIT=facenet/weights/facenet-mobilenet.keras
 #   (INIT=none: start from scratch)  BATCH_P=64 BATCH_K=4  LR=5e-4  WORKERS=14  MIXUP=0.2
 #   EXTRA="more facenet train options"
@@ -26,7 +26,7 @@ unpack)
     mkdir -p "$FACES"
     for part in .stage/faces-*.tar; do
         [ -e "$part" ] || { echo "no .stage/faces-*.tar carried" >&2; exit 2; }
-        tar -xf "$part" -C "$FACES"
+        tar -xf "$part" -C "$FACES" && rm -f "$part"  # a later call carries the next part
         echo "unpacked $part"
     done
     echo "faces on the machine: $(count_faces)"
@@ -63,7 +63,7 @@ train)
         --loss ce --ce-weight 0 --batch-p "${BATCH_P:-64}" --batch-k "${BATCH_K:-4}" \
         --epochs 1000 --lr "${LR:-5e-4}" --warmup-epochs 0 --schedule constant \
         --mixup "${MIXUP:-0.2}" --align-mode chip --workers "${WORKERS:-14}" \
-        --max-seconds "${TRAIN_SECONDS:-450}" ${EXTRA:-} >"$OUT/train.log" 2>&1 || status=$?
+        --max-seconds "${TRAIN_SECONDS:-420}" ${EXTRA:-} >"$OUT/train.log" 2>&1 || status=$?
     tr '\r' '\n' <"$OUT/train.log" | grep -v '%|' | tail -n 40 || true
     echo "exit status ${status:-0}; wall seconds: $(( $(date +%s) - start ))" | tee -a "$OUT/facts.txt"
     [ "${status:-0}" -eq 0 ] || exit "$status"
