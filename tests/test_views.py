@@ -124,3 +124,21 @@ def test_teacher_views_tool_stores_rows_that_regenerate_its_inputs(tmp_path, sma
         view = render_view(crops[i], row, 64, partner)[None]
         np.testing.assert_allclose(np.asarray(teacher(view)), out["desc"][i, k][None], atol=1e-5)
     assert np.abs(out["desc"][0, 0] - out["desc"][0, 1]).max() > 1e-4  # the views differ
+    # the trainer's side: a batch of stored views regenerates the teacher's input, and its
+    # target is the teacher's output on it (projected); an image missing from the file weighs 0
+    from facenet.data.dataset import scan_folder
+    from facenet.data.loader import ViewLoader
+    from facenet.train.view_targets import ViewTargets
+
+    np.savez(tmp_path / "views.npz", **out)
+    dataset = scan_folder(tmp_path / "faces")
+    paths = [*dataset.paths, str(tmp_path / "faces" / "elsewhere.png")]
+    targets = ViewTargets(tmp_path / "views.npz", paths, tmp_path / "faces", seed=0)
+    loader = ViewLoader(paths, np.arange(len(paths)), [64], workers=1, targets=targets)
+    batch = loader.batch(np.arange(len(paths) - 1), epoch=2, step=5)
+    seen = np.asarray(teacher(batch["views"][0]))
+    np.testing.assert_allclose(seen @ targets.projection, batch["target"], atol=1e-4)
+    assert np.all(batch["weight"] == 1.0)
+    _, missing = targets.batch([len(paths) - 1], 0, 0)
+    assert missing["weight"][0] == 0.0
+    loader.close()

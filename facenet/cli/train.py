@@ -139,7 +139,8 @@ from ..metadata import ALIGNMENT_MODES, BACKBONES
     "--teacher",
     default=None,
     type=click.Path(dir_okay=False, exists=True),
-    help="A FaceNet-style .keras model run on the same view inside every step (--backend jax).",
+    help="--backend jax: a FaceNet-style .keras model run on the same view inside every step, "
+    "or a tools/teacher_views.py .npz of its outputs on stored views.",
 )
 @click.option("--mixup", default=0.0, show_default=True, help="Mixup probability (--backend jax).")
 @click.option(

@@ -31,12 +31,16 @@ class ViewLoader:
         seed: int = 0,
         workers: int = 4,
         cache: bool = False,
+        targets=None,
     ):
         self.paths = list(paths)
         self.labels = np.asarray(labels, np.int32)
         self.sizes = tuple(int(s) for s in sizes)
         self.spec = spec or ViewSpec()
         self.seed = int(seed)
+        #: stored views instead of drawn ones: an object whose `batch(indices, epoch, step)` gives
+        #: (rows, {extra arrays}) (`facenet.train.view_targets.ViewTargets`)
+        self.targets = targets
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
         #: decoded crops by index when `cache` (a GPU outruns JPEG decoding; 48 KiB per 128 px face)
         self.crops: dict[int, np.ndarray] | None = {} if cache else None
@@ -53,6 +57,9 @@ class ViewLoader:
     ) -> dict[str, np.ndarray]:
         """{"views": [(B, s, s, 3) float32 per size], "labels", "partner_labels", "mix", "rows"}:
         the views `rows` (default: those of batch (epoch, step)) of images `indices`."""
+        extra: dict[str, np.ndarray] = {}
+        if rows is None and self.targets is not None:
+            rows, extra = self.targets.batch(indices, epoch, step)
         rows = self.rows(epoch, step, len(indices)) if rows is None else np.asarray(rows)
         images = list(self.pool.map(self._render, indices, rows)) if len(indices) else []
         partner = rows[:, COLUMN["partner"]].astype(np.int64)
@@ -63,6 +70,7 @@ class ViewLoader:
             "partner_labels": np.where(partner >= 0, self.labels[np.maximum(partner, 0)], own),
             "mix": rows[:, COLUMN["mix"]].astype(np.float32),
             "rows": rows,
+            **extra,
         }
 
     def _crop(self, index: int) -> np.ndarray:

@@ -76,7 +76,8 @@ class TrainConfig:
     #: "tensorflow" (facenet.train.trainer) or "jax" (facenet.train.jax_trainer: Keras on JAX,
     #: softmax and/or distillation from an online `teacher`, no TensorFlow needed)
     backend: str = "tensorflow"
-    #: a FaceNet-style .keras model run inside every step on the same view (jax backend)
+    #: a FaceNet-style .keras model run inside every step on the same view, or a
+    #: tools/teacher_views.py .npz of its outputs on stored views (jax backend)
     teacher: str | None = None
     #: probability that a view is mixed with another training face (jax backend)
     mixup: float = 0.0

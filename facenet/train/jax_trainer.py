@@ -11,6 +11,8 @@ input size) computes its embedding of the view, mapped into the student's target
 the checkpoint); the student's `stateless_call` gives its bottleneck (regressed onto the target,
 `distill.regression_loss`) and, with --ce-weight > 0, logits (softmax, mixup-weighted); the
 Keras optimizer's `stateless_apply` updates the weights. Views come from `facenet.data.loader`.
+With `--teacher VIEWS.npz` (`tools/teacher_views.py`: the teacher's outputs on K stored views per
+face, for CPUs) each step regenerates one stored view per face instead (`view_targets`).
 
 The run folder is the TensorFlow trainer's: `checkpoint.npz` (weights, optimiser state, position
 to the step, projection; written atomically at every epoch end, on Ctrl-C / SIGTERM and when
@@ -42,6 +44,7 @@ from ..models.facenet import BOTTLENECK_BN
 from .config import TrainConfig
 from .distill import regression_loss, target_projection
 from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
+from .view_targets import ViewTargets
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,10 @@ class _Run:
         self.config, self.dataset, self.out = config, dataset, out
         self.batches = _batch_plan(config, dataset)
         self.steps = config.steps_per_epoch or self.batches.steps_per_epoch()
-        self.teacher = _load_teacher(config) if config.teacher else None
+        stored = bool(config.teacher) and config.teacher.endswith(".npz")
+        self.teacher = _load_teacher(config) if config.teacher and not stored else None
+        self.stored = ViewTargets(config.teacher, dataset.paths, config.data, config.seed) \
+            if stored else None  # fmt: skip
         self.student = build_facenet(
             config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
             num_classes=dataset.num_classes if config.ce_weight else None, alpha=config.alpha,
@@ -92,7 +98,8 @@ class _Run:
         sizes = [config.input_size] + ([self.teacher_size] if self.teacher else [])
         spec = ViewSpec(greyscale=config.greyscale, mixup=config.mixup)
         self.loader = ViewLoader(dataset.paths, dataset.labels, sizes, spec=spec,
-                                 seed=config.seed, workers=config.workers, cache=True)  # fmt: skip
+                                 seed=config.seed, workers=config.workers, cache=True,
+                                 targets=self.stored)  # fmt: skip
         self.meta: dict[str, Any] = {"epoch": 0, "step": 0, "images": 0, "history": []}
         self.projection = None
 
@@ -128,10 +135,15 @@ class _Run:
         BatchNorm's beta starts at the targets' mean (as in the TensorFlow trainer)."""
         if self.config.init:
             init_from(self.student, self.config.init)
-        if self.teacher is not None:
+        if self.teacher is None and self.stored is None:
+            return
+        if self.stored is not None:
+            _check_dims(self.stored.dims, self.config)
+            self.projection, mean = self.stored.projection, self.stored.mean
+        else:
             self.projection, mean = self._fit_projection()
-            bn = self.network.get_layer(BOTTLENECK_BN[self.config.backbone])
-            bn.beta.assign(mean @ self.projection)
+        bn = self.network.get_layer(BOTTLENECK_BN[self.config.backbone])
+        bn.beta.assign(mean @ self.projection)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -147,7 +159,9 @@ class _Run:
                                                     training=True)  # fmt: skip
             zero = ops.convert_to_tensor(0.0, "float32")
             dl = ce = zero
-            if teacher is not None:
+            if "target" in batch:  # stored views (tools/teacher_views.py)
+                dl = regression_loss(outputs["bottleneck"], batch["target"], batch["weight"])
+            elif teacher is not None:
                 seen, _ = teacher.stateless_call(*teacher_vars, batch["teacher"], training=False)
                 target = jax.lax.stop_gradient(ops.cast(seen, "float32")) @ projection
                 dl = regression_loss(outputs["bottleneck"], target)
@@ -254,7 +268,7 @@ class _Run:
                 [z[f"{prefix}_{i:04d}"] for i in range(n)]
                 for prefix, n in zip(("train", "fixed", "opt"), counts, strict=True)
             )
-            if self.teacher is not None:
+            if self.config.teacher:
                 if "projection" not in z.files:
                     raise FaceNetError(f"{path}: a checkpoint of a run without --teacher")
                 self.projection = z["projection"]
@@ -278,11 +292,7 @@ class _Run:
         finally:
             centre.close()
         desc = np.concatenate(parts).astype(np.float64)
-        if desc.shape[1] != self.config.embedding_size:
-            raise FaceNetError(
-                f"the teacher gives {desc.shape[1]}-d embeddings; pass --embedding-size "
-                f"{desc.shape[1]}"
-            )
+        _check_dims(desc.shape[1], self.config)
         projection = target_projection(desc, self.config.seed).astype(np.float32)
         return projection, desc.mean(axis=0).astype(np.float32)
 
@@ -336,6 +346,11 @@ def _batch_plan(config: TrainConfig, dataset):
         raise FaceNetError(str(exc)) from None
 
 
+def _check_dims(dims: int, config: TrainConfig) -> None:
+    if dims != config.embedding_size:
+        raise FaceNetError(f"the teacher gives {dims}-d embeddings; pass --embedding-size {dims}")
+
+
 def _load_teacher(config: TrainConfig):
     teacher, _ = load_keras_model(config.teacher)
     teacher.trainable = False
@@ -386,4 +401,5 @@ def _device_batch(data: dict) -> dict:
              "partner_labels": data["partner_labels"], "mix": data["mix"]}  # fmt: skip
     if len(data["views"]) > 1:
         batch["teacher"] = data["views"][1]
+    batch.update({k: data[k] for k in ("target", "weight") if k in data})
     return batch
