@@ -19,7 +19,7 @@ FACES=${FACES:-.faces}
 RUN=${RUN:-/tmp/facenet-run}
 OUT=${OUT:?OUT: the folder whose files come back}
 
-count_faces() { find "$FACES" -name '*.jpg' 2>/dev/null | wc -l; }
+count_faces() { if [ -d "$FACES" ]; then find "$FACES" -name '*.jpg' | wc -l; else echo 0; fi; }
 
 case "${1:-}" in
 unpack)
