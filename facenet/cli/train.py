@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -163,6 +164,11 @@ def train(data, out, **options):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if config.backend == "jax":
+        missing = [m for m in ("jax", "keras") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise click.UsageError(
+                f"--backend jax needs {' and '.join(missing)}: pip install 'facenet-keras[jax]'"
+            )
         if os.environ.get("KERAS_BACKEND") != "jax":  # Keras reads it once, when first imported
             env = {**os.environ, "KERAS_BACKEND": "jax"}
             child = subprocess.Popen([sys.executable, "-m", "facenet", *sys.argv[1:]], env=env)
