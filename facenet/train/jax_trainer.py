@@ -190,6 +190,9 @@ class _Run:
         deadline = time.monotonic() + config.max_seconds if config.max_seconds else None
         try:
             for epoch in range(meta["epoch"], config.epochs):
+                if meta["step"] >= self.steps:  # stopped after the epoch's last step
+                    meta["epoch"], meta["step"] = epoch + 1, 0
+                    continue
                 plan, start = self.batches.epoch_batches(epoch, self.steps), meta["step"]
                 started, sums = time.perf_counter(), {}
                 bar = tqdm(total=self.steps, initial=start, unit="step", leave=True,
