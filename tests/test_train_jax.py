@@ -50,6 +50,9 @@ def _facenet(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProc
     (block / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ["PYTHONPATH"] = os.pathsep.join([str(block.parent), str(ROOT)])
+    # one compilation cache for the test's runs: each network's initialisers and step compile once
+    environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax-cache")
+    environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     environ.update(env)
     return subprocess.run([sys.executable, "-m", "facenet", *args], env=environ, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
