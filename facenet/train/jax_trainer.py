@@ -72,7 +72,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
                               max_identities=config.max_identities)  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         raise FaceNetError(str(exc)) from None
-    log.info("training on %s (jax backend)", dataset.describe())
+    log.info("training on %s (jax backend; no per-epoch validation: evaluate model.keras with "
+             "`facenet evaluate`)", dataset.describe())  # fmt: skip
     return _Run(config, dataset, out).fit()
 
 
