@@ -89,10 +89,14 @@ async def _infer(request: Request, function, *args):
     the memory it freed back to the system."""
     loop = asyncio.get_running_loop()
     pool = request.app.state.inference
-    try:
-        return await loop.run_in_executor(pool, functools.partial(function, *args))
-    finally:
-        release_memory()
+
+    def run():
+        try:
+            return function(*args)
+        finally:
+            release_memory()  # in the worker thread: the event loop never waits on it
+
+    return await loop.run_in_executor(pool, run)
 
 
 async def _io(function, *args):
