@@ -180,6 +180,41 @@ def test_boxes_of_a_downscaled_photo_are_in_its_own_pixels(make_app, photos):
     )
 
 
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def rotated_jpeg() -> bytes:
+    """A 6000 x 3000 JPEG whose EXIF says: turn a quarter (it shows as 3000 x 6000)."""
+    image = Image.new("RGB", (6000, 3000), (90, 120, 150))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    return encoded(image, "JPEG", quality=10, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "size"),
+    [
+        ("palette GIF", lambda: encoded(Image.new("P", (5000, 3000), 3), "GIF"), (5000, 3000)),
+        ("16-bit PNG", lambda: encoded(Image.new("I;16", (3000, 5000), 999), "PNG"), (3000, 5000)),
+        ("RGBA PNG", lambda: encoded(Image.new("RGBA", (4900, 100)), "PNG"), (4900, 100)),
+        ("rotated JPEG", rotated_jpeg, (3000, 6000)),
+    ],
+)
+def test_every_format_is_decoded_downscaled_and_upright(kind, make, size):
+    from facenet.server.uploads import decode_image, probe_image
+
+    probe = probe_image(make(), kind, 40_000_000)
+    assert (probe.width, probe.height) == size
+    upload = decode_image(probe, 2400)
+    height, width = upload.rgb.shape[:2]
+    assert max(height, width) <= 2400 and upload.rgb.dtype == np.uint8
+    assert (width > height) == (size[0] > size[1])  # upright, as the photo shows
+    assert upload.scale == pytest.approx((size[0] / width, size[1] / height))
+
+
 def test_huge_jpeg_is_never_held_at_full_size(tmp_path):
     """Decoding a 6000 x 6000 JPEG raises peak memory by far less than its full size (108 MB
     as RGB, 144 MB in Pillow): it is decoded at a reduced scale."""

@@ -90,13 +90,24 @@ def decode_image(probe: Probe, max_side: int) -> Upload:
         image.load()
         factor = max(image.size) // max_side
         if factor >= 2:
-            image = image.reduce(factor)
+            image = _resizable(image).reduce(factor)
         if max(image.size) > max_side:
+            image = _resizable(image)
             ratio = max_side / max(image.size)
             size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
             image = image.resize(size, Image.BILINEAR)
         rgb = load_image(image, probe.filename)
     return Upload(probe.filename, rgb, probe.width, probe.height)
+
+
+def _resizable(image: Image.Image) -> Image.Image:
+    """`image` in a mode Pillow can reduce and resize (palette, 1-bit and 16-bit ones cannot)."""
+    if image.mode in ("P", "PA", "1"):
+        alpha = image.mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if alpha else "RGB")
+    if image.mode.startswith("I;16"):
+        return image.convert("I")
+    return image
 
 
 def _check_pixels(label: str, width: int, height: int, max_pixels: int) -> None:
