@@ -268,6 +268,10 @@ def test_faces_per_photo_cap_is_reported(make_app):
         assert len(cluster["faces"]) == 4
         found = client.post(f"{API}/identify", files=files(image=crowd)).json()
         assert len(found["faces"]) == 4 and found["faces_capped"] is True
+        pair = client.post(f"{API}/verify", files=files(image1=crowd, image2=crowd)).json()
+        for image in pair["images"]:
+            assert len(image["faces"]) == 4 and image["faces_capped"] is True
+            assert 0 <= image["chosen"] < 4
     with TestClient(make_app(), headers=CLIENT_HEADER) as client:
         body = client.post(f"{API}/embed", files=files(image=crowd)).json()
         assert body["faces_capped"] is False and len(body["faces"]) == body["faces_found"] > 4

@@ -42,7 +42,7 @@ class EmbedOut(FaceCap):
     faces: list[EmbeddedFace]
 
 
-class VerifiedImage(BaseModel):
+class VerifiedImage(FaceCap):
     width: int
     height: int
     chosen: int = Field(description="Index in `faces` of the face compared (the most prominent).")

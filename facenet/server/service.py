@@ -151,13 +151,21 @@ class Service:
             "threshold": threshold,
             "same": distance <= threshold,
             "images": [
-                {
-                    **_size(upload),
-                    "chosen": next(i for i, f in enumerate(found) if f is face),
-                    "faces": [_face_out(_rescale(f, upload.scale)) for f in found],
-                }
+                self._verified(upload, found, face)
                 for upload, found, face in zip((first, second), faces, chosen, strict=True)
             ],
+        }
+
+    def _verified(self, upload: Upload, found: list[Face], chosen: Face) -> dict:
+        """One photo of a verification: its faces (the largest, up to the cap) and which one
+        was compared (the most prominent: always among them)."""
+        listed = largest_faces(found, self.settings.max_faces)
+        return {
+            **_size(upload),
+            "faces_found": len(found),
+            "faces_capped": len(found) > len(listed),
+            "chosen": next(i for i, f in enumerate(listed) if f is chosen),
+            "faces": [_face_out(_rescale(f, upload.scale)) for f in listed],
         }
 
     def cluster(
