@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from facenet import FaceNet
-    from facenet.cluster import cluster, pairwise_scores
+    from facenet.clustering import cluster, pairwise_scores
 
     chosen = people(args.lfw, args.min_images)
     names = sorted(chosen)

@@ -24,7 +24,14 @@ def people(root: Path, min_images: int = 1) -> dict[str, list[Path]]:
 
 
 def embed(model, paths: list[Path], cache: Path | None, batch_size: int) -> np.ndarray:
-    """Embeddings of the most prominent face of each photo; NaN rows where none is found."""
+    """Embeddings of the most prominent face of each photo; NaN rows where none is found.
+
+    Reads and fills facenet's embedding cache ($FACENET_CACHE_DIR, keyed by model and image
+    content), so photos `facenet evaluate lfw` already embedded are not embedded again; `cache`
+    (an npz of this list) is kept for repeated runs on the same list.
+    """
+    from facenet.evaluate.embedding import embed_images
+
     keys = np.array([str(p) for p in paths])
     if cache is not None and cache.is_file():
         data = np.load(cache)
@@ -32,9 +39,10 @@ def embed(model, paths: list[Path], cache: Path | None, batch_size: int) -> np.n
             known = dict(zip(data["paths"].tolist(), data["embeddings"], strict=True))
             if all(k in known for k in keys):
                 return np.stack([known[k] for k in keys])
-    x = model.embed(
-        [str(p) for p in paths], batch_size=batch_size, on_missing="nan", show_progress=True
-    )
+    absolute = [str(Path(p).resolve()).lstrip("/") for p in paths]
+    done = embed_images(model, absolute, "/", batch_size=batch_size)
+    x = done.embeddings.copy()
+    x[done.no_face] = np.nan  # a centred crop is not a detected face
     if cache is not None:
         np.savez(cache, paths=keys, embeddings=x, model_id=model.model_id)
     return x

@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
         return Gallery
     if name == "cluster":
-        from .cluster import cluster
+        from .clustering import cluster
 
         return cluster
     raise AttributeError(f"module 'facenet' has no attribute {name!r}")

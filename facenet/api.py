@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from .catalog import resolve
 from .errors import ModelError, ModelNotFoundError, NoFaceError
 from .images import ImageInput, describe, load_image, resize
 from .metadata import ModelInfo, check_choice
@@ -25,9 +26,6 @@ from .types import Face, Verification
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).parent / "weights"
-#: Bundled model file names, fastest runtime first.
-DEFAULT_MODEL_NAMES = ("default.onnx", "default.keras")
 ON_MISSING = ("raise", "nan")
 
 
@@ -50,28 +48,39 @@ class FaceNet:
         model_id: str,
         source: str | None = None,
         detector: Any = None,
+        name: str | None = None,
     ):
         self.embedder = embedder
         self.info = info
         self.model_id = model_id
         self.source = source
+        #: The catalog name this model was loaded by (`FaceNet.load("dlib-resnet")`), else None.
+        self.name = name
         self._detector = detector
 
     # --- loading -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, *, detector: Any = None) -> FaceNet:
-        """Load a model file (.keras, weights-only .h5, or an exported .onnx/.tflite).
+    def load(cls, model: str | os.PathLike | None = None, *, detector: Any = None) -> FaceNet:
+        """Load a bundled model by name (`facenet models` lists them) or a model file (.keras,
+        weights-only .h5, or an exported .onnx/.tflite).
 
-        With no path, the bundled default model is loaded.
+        With no argument, the default bundled model (`facenet.catalog.DEFAULT_MODEL`) is loaded.
         """
-        path = default_model_path() if path is None else Path(path)
+        path, name = resolve(model)
         if not path.exists():
             raise ModelNotFoundError(f"{path}: no such model file")
         if path.is_dir():
             raise ModelError(f"{path}: is a directory; give a model file")
         embedder, info = _load_embedder(path)
-        return cls(embedder, info, model_id=file_digest(path), source=str(path), detector=detector)
+        return cls(
+            embedder,
+            info,
+            model_id=file_digest(path),
+            source=str(path),
+            detector=detector,
+            name=name,
+        )
 
     @classmethod
     def from_keras(cls, model: Any, info: ModelInfo, *, detector: Any = None) -> FaceNet:
@@ -117,7 +126,12 @@ class FaceNet:
             self.info, alignment=mode, margin=self.info.margin if margin is None else margin
         )
         return FaceNet(
-            self.embedder, info, model_id=self.model_id, source=self.source, detector=self._detector
+            self.embedder,
+            info,
+            model_id=self.model_id,
+            source=self.source,
+            detector=self._detector,
+            name=self.name,
         )
 
     def __repr__(self) -> str:
@@ -252,14 +266,8 @@ def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:
 
 
 def default_model_path() -> Path:
-    for name in DEFAULT_MODEL_NAMES:
-        candidate = DEFAULT_MODEL_DIR / name
-        if candidate.is_file():
-            return candidate
-    raise ModelNotFoundError(
-        "no bundled default model is installed in this version of facenet; "
-        "pass a model file (FaceNet.load(path) or --model PATH)"
-    )
+    """The file of the default bundled model."""
+    return resolve(None)[0]
 
 
 def file_digest(path: Path) -> str:

@@ -11,7 +11,10 @@ per person to draw its boundaries. The gallery's open-set identification suits a
 everything else: people who were never enrolled come out as "unknown" (by the model's
 calibrated distance threshold), people are added, renamed or removed without retraining, and
 one photo per person is enough. A classifier's probability is not a distance: a stranger can
-get a high probability for the nearest class. `min_probability` gives a crude reject option.
+get a high probability for the nearest class. So the classifier keeps its training embeddings
+and `predict` rejects (answers "unknown") a face farther than `max_distance` (squared L2;
+the CLI's default is the model's verification threshold) from every training face of the
+predicted person; `min_probability` adds a cruder probability floor.
 
 Classifier files are pickles (joblib): load only files you trust.
 """
@@ -46,11 +49,22 @@ class ClassifierError(FaceNetError):
 
 @dataclass(frozen=True)
 class Prediction:
+    """The predicted person (or "unknown"), its probability, the distance from the face to
+    the nearest training face of the most probable person (None for files saved without
+    them), and that person when the prediction was rejected."""
+
     label: str
     probability: float
+    distance: float | None = None
+    nearest: str | None = None
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "probability": round(self.probability, 5)}
+        return {
+            "label": self.label,
+            "probability": round(self.probability, 5),
+            "distance": None if self.distance is None else round(self.distance, 5),
+            "nearest": self.nearest,
+        }
 
 
 @dataclass
@@ -64,8 +78,18 @@ class TrainingSet:
 class FaceClassifier:
     """A scikit-learn classifier on unit embeddings, tied to the model that made them."""
 
-    def __init__(self, estimator, kind: str, model_id: str, model_name: str, embedding_size: int):
+    def __init__(
+        self,
+        estimator,
+        kind: str,
+        model_id: str,
+        model_name: str,
+        embedding_size: int,
+        references: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self.estimator = estimator
+        #: training embeddings and their labels, for the distance reject (None: an old file)
+        self.references = references
         self.kind = kind
         self.model_id = model_id
         self.model_name = model_name
@@ -126,10 +150,18 @@ class FaceClassifier:
         estimator.fit(x, np.asarray(labels))
         if model is not None:
             model_id, model_name = model.model_id, getattr(model.info, "name", "")
-        return cls(estimator, kind, model_id, model_name, x.shape[1])
+        references = (x.astype(np.float32), np.asarray(labels))
+        return cls(estimator, kind, model_id, model_name, x.shape[1], references)
 
-    def predict(self, embeddings: np.ndarray, min_probability: float = 0.0) -> list[Prediction]:
-        """The most probable person for each embedding; "unknown" below `min_probability`."""
+    def predict(
+        self,
+        embeddings: np.ndarray,
+        min_probability: float = 0.0,
+        max_distance: float | None = None,
+    ) -> list[Prediction]:
+        """The most probable person for each embedding; "unknown" below `min_probability`, or
+        when the face is farther than `max_distance` (squared L2) from every training face of
+        that person (None: no distance reject)."""
         x = _unit_rows(embeddings)
         if x.shape[1] != self.embedding_size:
             raise ClassifierError(
@@ -141,10 +173,23 @@ class FaceClassifier:
         best = probabilities.argmax(axis=1)
         classes = self.classes
         out = []
-        for row, i in zip(probabilities, best, strict=True):
-            p = float(row[i])
-            out.append(Prediction(classes[i] if p >= min_probability else UNKNOWN, p))
+        for vector, row, i in zip(x, probabilities, best, strict=True):
+            p, label = float(row[i]), classes[i]
+            distance = self._distance(vector, label)
+            far = max_distance is not None and distance is not None and distance > max_distance
+            if p < min_probability or far:
+                out.append(Prediction(UNKNOWN, p, distance, nearest=label))
+            else:
+                out.append(Prediction(label, p, distance))
         return out
+
+    def _distance(self, vector: np.ndarray, label: str) -> float | None:
+        """Squared L2 from a unit vector to the nearest training face of `label`."""
+        if self.references is None:
+            return None
+        x, labels = self.references
+        own = x[labels == label]
+        return float(np.min(np.sum((own - vector) ** 2, axis=1))) if len(own) else None
 
     def check_model(self, model) -> None:
         if self.model_id and model.model_id != self.model_id:
@@ -168,6 +213,7 @@ class FaceClassifier:
                 "model_name": self.model_name,
                 "embedding_size": self.embedding_size,
                 "estimator": self.estimator,
+                "references": self.references,
             },
             tmp,
         )
@@ -191,7 +237,7 @@ class FaceClassifier:
             raise ClassifierError(f"{path}: not a facenet classifier file")
         classifier = cls(
             data["estimator"], data["kind"], data["model_id"], data["model_name"],
-            int(data["embedding_size"]),
+            int(data["embedding_size"]), data.get("references"),
         )  # fmt: skip
         if model is not None:
             classifier.check_model(model)
@@ -249,14 +295,20 @@ def train(
 
 
 def predict_photo(
-    classifier: FaceClassifier, model, image: ImageInput, min_probability: float = 0.0
+    classifier: FaceClassifier,
+    model,
+    image: ImageInput,
+    min_probability: float = 0.0,
+    max_distance: float | None = None,
 ) -> list[tuple[Face, Prediction]]:
-    """Every face of a photo with its predicted person."""
+    """Every face of a photo with its predicted person (see `FaceClassifier.predict`)."""
     classifier.check_model(model)
     faces = model.represent(image)
     if not faces:
         return []
-    predictions = classifier.predict(np.stack([f.embedding for f in faces]), min_probability)
+    predictions = classifier.predict(
+        np.stack([f.embedding for f in faces]), min_probability, max_distance
+    )
     return list(zip(faces, predictions, strict=True))
 
 

@@ -10,9 +10,16 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+#: Pixel scalings a FaceNet network's Preprocessing layer applies.
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
+#: What a model file may record: "folded" = the scaling is folded into the first convolution
+#: (converted networks such as dlib's ResNet take raw pixels).
+MODEL_PREPROCESSING = (*PREPROCESSING_MODES, "folded")
 ALIGNMENT_MODES = ("crop", "similarity", "chip")
+#: Backbones `build_facenet` builds and `facenet train` trains.
 BACKBONES = ("mobilenet", "inception_resnet_v1")
+#: Every network a model file may hold: the FaceNet backbones and converted ones.
+ARCHITECTURES = (*BACKBONES, "dlib_resnet")
 FORMAT_VERSION = 1
 
 
@@ -27,6 +34,10 @@ class ModelInfo:
     margin: int = 32
     #: Squared-L2 distance at or below which two faces are the same person; None until calibrated.
     threshold: float | None = None
+    #: Open-set identification: a probe whose nearest gallery face is farther than this is
+    #: "unknown". Stricter than `threshold`, chosen for a per-probe false-accept rate against a
+    #: gallery of many people (see docs/MODEL_CARD.md); None falls back to `threshold`.
+    identification_threshold: float | None = None
     alpha: float = 1.0
     name: str = "facenet"
     #: Free-form provenance: training data, command, evaluation figures.
@@ -34,9 +45,9 @@ class ModelInfo:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        check_choice("preprocessing", self.preprocessing, PREPROCESSING_MODES)
+        check_choice("preprocessing", self.preprocessing, MODEL_PREPROCESSING)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
-        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("backbone", self.backbone, ARCHITECTURES)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -55,9 +66,19 @@ class ModelInfo:
         """The calibrated threshold, or FaceNet's customary 1.1 when the model has none yet."""
         return DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
 
+    @property
+    def open_set_threshold(self) -> float:
+        """The identification threshold, or the verification one when none is stored."""
+        if self.identification_threshold is None:
+            return self.verification_threshold
+        return float(self.identification_threshold)
+
 
 #: Used only by models that carry no calibrated threshold (squared L2 on unit vectors).
 DEFAULT_THRESHOLD = 1.1
+
+#: Nearest people listed per identified face: one default for Python, the CLI and the REST API.
+DEFAULT_K = 3
 
 
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:

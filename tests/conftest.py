@@ -49,3 +49,19 @@ def small_model(small_model_file):
     from facenet import FaceNet
 
     return FaceNet.load(small_model_file)
+
+
+@pytest.fixture(scope="session")
+def second_model_file(small_model_file) -> Path:
+    """Another small model (48 px, 64-d, other weights) beside `small_model_file`: a migration
+    target unlike the first."""
+    import keras
+
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, save_model
+
+    keras.utils.set_random_seed(7)
+    model = build_facenet("mobilenet", (48, 48, 3), 64, alpha=0.25)
+    info = ModelInfo(backbone="mobilenet", input_size=48, embedding_size=64, alpha=0.25,
+                     name="test-second", alignment="chip")  # fmt: skip
+    return save_model(model, info, small_model_file.parent / "second.keras")

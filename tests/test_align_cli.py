@@ -35,15 +35,21 @@ def dataset(tmp_path) -> Path:
 
 
 def run(*args: str):
-    return CliRunner().invoke(main, ["align", *args, "--no-progress"], catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["align", *args, "--no-progress", "--json"], catch_exceptions=False
+    )
 
 
 def test_align_cli_report_and_resume(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr("facenet.detect.aligner.CHUNK", 2)  # several tasks: the pool path runs
     dst = tmp_path / "out"
     result = run(str(dataset), str(dst), "--workers", "2")
-    assert result.exit_code == 0, result.output
-    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 1, result.output  # a blank image and a broken one: some failed
+    *failed, counts = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert sorted(f["image"] for f in failed) == [
+        "Colin_Powell/broken.jpg",
+        "Serena_Williams/blank.png",
+    ]
     assert counts["images"] == 8 and counts["aligned"] == 6 and counts["processed_this_run"] == 8
 
     outputs = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png"))
@@ -77,7 +83,7 @@ def test_align_cli_report_and_resume(dataset, tmp_path, monkeypatch):
     # resumable: a second run does no work and keeps the bookkeeping
     stamps = {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
     again = run(str(dataset), str(dst), "--workers", "1")
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output
     report2 = json.loads((dst / "align_report.json").read_text())
     assert report2["counts"]["processed_this_run"] == 0
     assert report2["counts"]["skipped_already_done"] == 8

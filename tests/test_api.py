@@ -112,10 +112,10 @@ def test_wrong_model_files(tmp_path):
 
 
 def test_default_model_missing_is_clear(monkeypatch, tmp_path):
-    import facenet.api
+    import facenet.catalog
 
-    monkeypatch.setattr(facenet.api, "DEFAULT_MODEL_DIR", tmp_path)
-    with pytest.raises(ModelNotFoundError, match="no bundled default model"):
+    monkeypatch.setattr(facenet.catalog, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelNotFoundError, match="is not installed"):
         FaceNet.load()
 
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from facenet.cluster import chinese_whispers, cluster, cluster_photos, pairwise_scores
+from facenet.clustering import chinese_whispers, cluster, pairwise_scores
+from facenet.clustering.photos import cluster_photos
 
 from .test_gallery import FakeModel, photo, save
 
@@ -73,6 +74,37 @@ def test_threshold_controls_merging_of_close_people():
     gap = float(((x[0] - x[2]) ** 2).sum())
     assert len(set(cluster(x, threshold=gap / 2))) == 2
     assert len(set(cluster(x, threshold=gap * 1.5))) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_methods_equal_scikit_learn(seed):
+    """The light install's NumPy agglomerative and DBSCAN give scikit-learn's partitions."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    from facenet.clustering import _squared_distances, average_linkage, dbscan
+
+    rng = np.random.default_rng(seed)
+    k, n = int(rng.integers(2, 20)), int(rng.integers(20, 200))
+    x = rng.normal(size=(k, 32))[rng.integers(0, k, n)] + rng.normal(scale=0.5, size=(n, 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    threshold, min_samples = float(rng.uniform(0.4, 1.4)), int(rng.integers(1, 5))
+    ours = cluster(x, threshold, "agglomerative")
+    reference = sklearn_cluster.AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=threshold
+    ).fit_predict(_squared_distances(x))
+    assert same_partition(ours, reference)
+    assert same_partition(average_linkage(_squared_distances(x), threshold), reference)
+    reference = sklearn_cluster.DBSCAN(
+        eps=np.sqrt(threshold) * (1 + 1e-6), min_samples=min_samples
+    ).fit_predict(x)
+    assert same_partition(dbscan(x, threshold, min_samples), reference)
+
+
+def same_partition(a, b) -> bool:
+    """Equal up to renaming the labels (noise, -1, must be the same faces)."""
+    a, b = np.asarray(a), np.asarray(b)
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    noise = ((a == -1) == (b == -1)).all()
+    return bool(noise) and len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 
 def test_pairwise_scores_by_hand():

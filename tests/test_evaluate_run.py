@@ -209,8 +209,9 @@ def test_embeddings_file_cli(tmp_path):
             "evaluate", "pairs", str(tmp_path / "list.tsv"), "--embeddings",
             str(tmp_path / f"{name}.npz"), "--out", str(out), "--threshold", "1.0",
         ])  # fmt: skip
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 1, result.output  # one image is missing: some failed
         assert "accuracy" in result.output and "unusable" in result.output
+        assert "1 image failed: missing/0.jpg" in result.output
         reports.append(assert_outputs(out))
     a, b = reports
     assert a["metrics"] == b["metrics"]

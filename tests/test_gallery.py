@@ -42,6 +42,7 @@ class FakeModel:
         self.info = ModelInfo(embedding_size=dim, name=name, threshold=0.8)
         self.model_id = hashlib.sha256(f"{name}-{dim}".encode()).hexdigest()[:16]
         self.source = None
+        self.name = None  # FaceNet.name: the catalog name it was loaded by
         self.delay = delay
         self.calls = 0
 
@@ -316,8 +317,10 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model):
 
 def test_schema_is_versioned_with_migrations(gallery):
     db = gallery._store.db
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == ["m001_initial"]
+    from facenet.gallery.store import MIGRATIONS
+
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == [n for n, _ in MIGRATIONS]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -57,6 +57,9 @@ OPERATIONS = [
     "POST /api/v1/people/{person_id}/merge",
     "DELETE /api/v1/faces/{face_id}",
     "GET /api/v1/faces/{face_id}/thumbnail",
+    "GET /api/v1/gallery/migrate",
+    "POST /api/v1/gallery/migrate",
+    "DELETE /api/v1/gallery/migrate",
 ]
 CHECKS = [
     not_a_server_error,

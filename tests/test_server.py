@@ -513,7 +513,7 @@ def test_serve_command_help_and_bad_options(tmp_path):
         "--api-key-all",
         "--cors-origin",
         "--max-upload-mb",
-        "--workers",
+        "--threads",
     ):
         assert option in result.output
     result = runner.invoke(

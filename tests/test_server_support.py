@@ -86,6 +86,13 @@ def client_fixture(make_app):
         yield client
 
 
+def local_client(app):
+    """A TestClient as the web page is one: Host 127.0.0.1 and the page's client header."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1", headers=CLIENT_HEADER)
+
+
 def files(**uploads: bytes | list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
     """Multipart `files=` for httpx: field=bytes, or field=[bytes, ...] for repeated fields."""
     out = []

@@ -7,7 +7,7 @@ direction of the dlib space does not hide how much of each face's own part is ma
 train/held-out gap with a low training figure means the student is under-fitted (needs more
 image-steps), a large gap that it over-fits.
 
-    python tools/teacher_fit.py facenet/weights/default.keras
+    python tools/teacher_fit.py facenet/weights/facenet-mobilenet.keras
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Subcommands live one module per group in this folder and are imported only when used, so
 `facenet verify` never pays for TensorFlow or FastAPI unless it needs them. User errors
-(FaceNetError, bad options) print one line and exit 2.
+(FaceNetError, bad options) print one line and exit 2; the exit statuses, `--progress`,
+`--json` lines and `-j` that every command shares are defined in `conventions.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "embed": ("embedding", "embed", "Embed face images into unit vectors (npz)."),
     "verify": ("embedding", "verify", "Say whether two photos show the same person."),
     "info": ("embedding", "info", "Describe a model file."),
+    "models": ("models", "models", "List the bundled models (accuracy, speed, licence)."),
     "train": ("train", "train", "Train a model: triplet loss with online mining + softmax."),
     "align": ("align", "align", "Detect and crop the faces of a dataset folder (PNG crops)."),
     "evaluate": ("evaluate", "evaluate", "Verification accuracy on LFW or a pair list."),
@@ -32,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": (
         "convert",
         "convert",
-        "Convert public FaceNet weights (h5, TF checkpoint, PyTorch).",
+        "Convert public face weights (FaceNet h5, TF checkpoint, PyTorch; dlib .dat).",
     ),
 }
 
@@ -81,6 +83,7 @@ model_option = click.option(
     "-m",
     "model_path",
     default=None,
-    metavar="PATH",
-    help="Model file (.keras, .h5, .onnx, .tflite). Default: the bundled model.",
+    metavar="NAME|PATH",
+    help="A bundled model's name (see `facenet models`) or a model file (.keras, .h5, .onnx, "
+    ".tflite). Default: the default bundled model.",
 )

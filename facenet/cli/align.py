@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from ..metadata import ALIGNMENT_MODES
+from ..text import plural
+from .conventions import emit, finish, json_option, progress_option, want_progress
 
 
 @click.command()
@@ -30,22 +31,26 @@ from ..metadata import ALIGNMENT_MODES
     help="Save a centred square crop when no face is found (listed in the report).",
 )
 @click.option(
-    "--workers", "-j", type=click.IntRange(min=1), default=None, help="Processes [CPU count]."
-)
+    "--workers", "-j", type=click.IntRange(min=1), default=None,
+    help="Worker processes [CPU count].",
+)  # fmt: skip
 @click.option("--min-face-size", default=20.0, show_default=True, type=click.FloatRange(min=1))
 @click.option(
     "--no-pad-retry",
     is_flag=True,
     help="Do not look again in an edge-padded copy when no face is found.",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@progress_option
+@json_option
 def align(
-    src, dst, size, margin, mode, keep_fallback, workers, min_face_size, no_pad_retry, no_progress
-):
+    src, dst, size, margin, mode, keep_fallback, workers, min_face_size, no_pad_retry, progress,
+    as_json,
+):  # fmt: skip
     """Align the images under SRC (folder per identity, or flat) into DST as PNG face crops.
 
     Resumable: images already aligned are skipped. Writes DST/align_report.json and prints
-    its counts as one JSON line.
+    its counts (with --json: one line per image that was not aligned, then the counts).
+    Exit status 1 when some images gave no crop, 2 when none did.
     """
     from ..detect import MTCNN
     from ..detect.aligner import align_dataset
@@ -59,7 +64,21 @@ def align(
         keep_fallback=keep_fallback,
         workers=workers,
         pad_retry=not no_pad_retry,
-        progress=not no_progress,
+        progress=want_progress(progress),
         detector=MTCNN(min_face_size=min_face_size),
     )
-    click.echo(json.dumps({"report": str(Path(dst) / "align_report.json"), **report["counts"]}))
+    counts = report["counts"]
+    failed = [*report["no_face"], *(u["path"] for u in report["unreadable"])]
+    if as_json:
+        for path in report["no_face"]:
+            emit({"image": path, "error": "no face found"})
+        for item in report["unreadable"]:
+            emit({"image": item["path"], "error": item["error"] or "unreadable"})
+        emit({"report": str(Path(dst) / "align_report.json"), **counts})
+    else:
+        click.echo(
+            f"{counts['aligned']} of {plural(counts['images'], 'image')} aligned "
+            f"({counts['fallback']} centre-crop fallbacks, {counts['no_face']} without a face, "
+            f"{counts['unreadable']} unreadable); report {Path(dst) / 'align_report.json'}"
+        )
+    finish(counts["aligned"] + counts["fallback"], [str(f) for f in failed], "image")

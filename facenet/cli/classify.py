@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from . import model_option
+from ..text import plural
+from . import UserError, model_option
+from .conventions import emit, finish, json_option, progress_option, want_progress
 from .gallery import load_model
 
 
 @click.group()
 def classify() -> None:
     """A closed-set classifier (linear SVM or k-NN) on embeddings; see also `facenet gallery`."""
+    import importlib.util
+
+    try:
+        present = importlib.util.find_spec("sklearn") is not None
+    except (ImportError, ValueError):
+        present = False
+    if not present:
+        raise UserError("the classifier needs scikit-learn: pip install 'facenet-keras[classify]'")
 
 
 @classify.command()
@@ -25,19 +33,25 @@ def classify() -> None:
     "--neighbors", default=5, show_default=True, type=click.IntRange(min=1), help="k for knn."
 )
 @model_option
-def train(root, out, kind, neighbors, model_path):
-    """Train on ROOT, a folder with one sub-folder of photos per person."""
+@progress_option
+def train(root, out, kind, neighbors, model_path, progress):
+    """Train on ROOT, a folder with one sub-folder of photos per person. Photos without a
+    face or unreadable are skipped and listed (exit status 1)."""
     from ..classify import train as train_classifier
 
     model = load_model(model_path)
-    classifier, data = train_classifier(model, root, kind=kind, neighbors=neighbors, progress=True)
+    classifier, data = train_classifier(
+        model, root, kind=kind, neighbors=neighbors, progress=want_progress(progress)
+    )
     classifier.save(out)
     for source, reason in data.skipped:
         click.echo(f"skipped {source}: {reason}", err=True)
     click.echo(
-        f"trained a {kind} on {len(data.labels)} faces of {len(classifier.classes)} people; "
+        f"trained a {kind} on {plural(len(data.labels), 'face')} of "
+        f"{plural(len(classifier.classes), 'person', 'people')}; "
         f"wrote {out}"
     )
+    finish(len(data.labels), [str(source) for source, _ in data.skipped], "photo")
 
 
 @classify.command()
@@ -46,36 +60,54 @@ def train(root, out, kind, neighbors, model_path):
     "--classifier", "-c", "classifier_path", required=True, type=click.Path(dir_okay=False)
 )
 @click.option(
+    "--max-distance", type=click.FloatRange(0, 4), default=None,
+    help='"unknown" when the face is farther (squared L2) from every training face of the '
+    "predicted person [default: the model's verification threshold; 4 turns it off].",
+)  # fmt: skip
+@click.option(
     "--min-probability", default=0.0, show_default=True, type=click.FloatRange(0, 1),
     help='Below this, answer "unknown".',
 )  # fmt: skip
 @model_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per photo.")
-def predict(photos, classifier_path, min_probability, model_path, as_json):
-    """Say who is in each photo: every face's label and probability."""
+@progress_option
+@json_option
+def predict(photos, classifier_path, max_distance, min_probability, model_path, progress, as_json):
+    """Say who is in each photo: every face's label, probability and distance to the nearest
+    training face of that person; strangers (beyond --max-distance) are "unknown"."""
+    from tqdm.auto import tqdm
+
     from ..classify import FaceClassifier, predict_photo
     from ..errors import ImageError
 
     model = load_model(model_path)
     classifier = FaceClassifier.load(classifier_path, model)
-    for photo in photos:
+    if max_distance is None:
+        max_distance = model.info.verification_threshold
+    if classifier.references is None:
+        click.echo("warning: classifier file without training faces: no distance reject; "
+                   "retrain it", err=True)  # fmt: skip
+    failed = []
+    for photo in tqdm(photos, unit="photo", desc="predict", disable=not want_progress(progress)):
         try:
-            results = predict_photo(classifier, model, photo, min_probability)
+            results = predict_photo(classifier, model, photo, min_probability, max_distance)
         except ImageError as exc:
-            click.echo(
-                json.dumps({"photo": photo, "error": str(exc)})
-                if as_json
-                else f"{photo}\terror: {exc}"
-            )
+            failed.append(photo)
+            if as_json:
+                emit({"photo": photo, "error": str(exc)})
+            else:
+                click.echo(f"{photo}\terror: {exc}", err=True)
             continue
         if as_json:
             faces = [
                 {"box": [round(float(v), 1) for v in f.box], **p.to_dict()} for f, p in results
             ]
-            click.echo(json.dumps({"photo": photo, "faces": faces}))
+            emit({"photo": photo, "faces": faces})
             continue
         if not results:
             click.echo(f"{photo}\t(no face)")
-        for face, prediction in results:
+        for face, p in results:
             box = ",".join(f"{v:.0f}" for v in face.box)
-            click.echo(f"{photo}\t[{box}]\t{prediction.label}\t{prediction.probability:.3f}")
+            label = p.label if p.nearest is None else f"unknown (nearest {p.nearest})"
+            distance = "-" if p.distance is None else f"{p.distance:.3f}"
+            click.echo(f"{photo}\t[{box}]\t{label}\t{p.probability:.3f}\t{distance}")
+    finish(len(photos) - len(failed), failed, "photo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import model_option
+from .conventions import emit, finish, json_option, progress_option, want_progress
 from .gallery import load_model
 
 
@@ -23,10 +24,15 @@ from .gallery import load_model
     help="Clusters with fewer faces go to noise/.",
 )  # fmt: skip
 @model_option
-def cluster(inputs, out, method, threshold, min_size, model_path):
+@progress_option
+@json_option
+def cluster(inputs, out, method, threshold, min_size, model_path, progress, as_json):
     """Group every face in PHOTOS_OR_DIR by person; write one folder of face crops per
-    cluster, clusters.json and an index.html contact sheet to --out."""
-    from ..cluster import cluster_photos, find_photos
+    cluster, clusters.json and an index.html contact sheet to --out.
+
+    With --json, one line per photo: its faces, each with its cluster (-1 = noise) and crop.
+    """
+    from ..clustering.photos import cluster_photos, find_photos
     from ..errors import FaceNetError
 
     photos = find_photos(inputs)
@@ -35,6 +41,15 @@ def cluster(inputs, out, method, threshold, min_size, model_path):
     model = load_model(model_path)
     report = cluster_photos(
         model, photos, out, method=method, threshold=threshold, min_size=min_size,
-        progress=len(photos) > 20,
+        progress=want_progress(progress),
     )  # fmt: skip
-    click.echo(report.summary())
+    if as_json:
+        for row in report.rows:
+            emit(row)
+    else:
+        for row in report.rows:
+            if "error" in row:
+                click.echo(f"{row['photo']}\terror: {row['error']}", err=True)
+    click.echo(report.summary(), err=as_json)
+    done = sum(1 for row in report.rows if "error" not in row)
+    finish(done if report.faces else 0, report.unreadable, "photo", "no face in any photo")

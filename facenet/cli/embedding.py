@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..text import plural
 from . import model_option
+from .conventions import emit, finish, json_option, progress_option, want_progress
 
 
 def _load(model_path: str | None):
@@ -29,15 +31,17 @@ def _load(model_path: str | None):
     type=click.Choice(["raise", "nan"]),
     default="raise",
     show_default=True,
-    help="An image without a face: stop with an error, or write a NaN row.",
+    help="An image without a face: stop with an error, or write a NaN row (exit status 1).",
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-def embed(images, model_path, out, no_detect, on_missing, batch_size):
+@progress_option
+@json_option
+def embed(images, model_path, out, no_detect, on_missing, batch_size, progress, as_json):
     """Embed IMAGES; write an npz with `paths` and `embeddings` (one unit row per image)."""
     model = _load(model_path)
     embeddings = model.embed(
         list(images), batch_size=batch_size, detect=not no_detect, on_missing=on_missing,
-        show_progress=len(images) > batch_size,
+        show_progress=want_progress(progress),
     )  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +49,17 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size):
     with os.fdopen(fd, "wb") as f:
         np.savez(f, paths=np.array(images), embeddings=embeddings, model_id=model.model_id)
     os.replace(tmp, out)
-    missing = int(np.isnan(embeddings[:, 0]).sum()) if len(embeddings) else 0
-    note = f" ({missing} without a face: NaN rows)" if missing else ""
-    click.echo(f"wrote {len(images)} embeddings of {model.embedding_size} dims to {out}{note}")
+    no_face = [p for p, row in zip(images, embeddings, strict=True) if np.isnan(row[0])]
+    if as_json:
+        for row, (image, vector) in enumerate(zip(images, embeddings, strict=True)):
+            missing = {"error": "no face found"} if np.isnan(vector[0]) else {}
+            emit({"path": image, "row": row, **missing})
+    note = f" ({len(no_face)} without a face: NaN rows)" if no_face else ""
+    click.echo(
+        f"wrote {plural(len(images), 'embedding')} of {model.embedding_size} dims to {out}{note}",
+        err=as_json,
+    )
+    finish(len(images) - len(no_face), no_face, "image")
 
 
 @click.command()
@@ -56,25 +68,86 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size):
 @model_option
 @click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
 @click.option("--no-detect", is_flag=True, help="Inputs are aligned face crops: skip detection.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify(first, second, model_path, threshold, no_detect, as_json):
-    """Say whether two photos show the same person."""
+@click.option(
+    "--all-faces",
+    is_flag=True,
+    help="Compare every face of FIRST with every face of SECOND; report the closest pair "
+    "(default: the most prominent face of each).",
+)
+@json_option
+def verify(first, second, model_path, threshold, no_detect, all_faces, as_json):
+    """Say whether two photos show the same person; say which face was used when a photo has
+    several."""
     model = _load(model_path)
-    result = model.verify(first, second, threshold=threshold, detect=not no_detect)
+    if no_detect:
+        result, used = model.verify(first, second, threshold=threshold, detect=False), {}
+    else:
+        result, used = compare_faces(model, first, second, threshold, all_faces)
     if as_json:
-        click.echo(json.dumps({"first": first, "second": second, **result.to_dict()}))
+        emit({"first": first, "second": second, **result.to_dict(), "faces": used})
         return
     decision = "same person" if result.same else "different people"
     click.echo(f"distance {result.distance:.4f}  threshold {result.threshold:.4f}  -> {decision}")
+    for photo, face in zip((first, second), used.values(), strict=False):
+        if face["found"] > 1:
+            box = ",".join(f"{v:.0f}" for v in face["box"])
+            how = "the closest match" if all_faces else "the most prominent; --all-faces tries all"
+            click.echo(
+                f"note: {photo}: {plural(face['found'], 'face')} found; used face "
+                f"{face['used']} [{box}] ({how})"
+            )
+
+
+def compare_faces(model, first: str, second: str, threshold: float | None, all_faces: bool):
+    """Verification between the most prominent faces of two photos, or (all_faces) the closest
+    pair of faces; with, per photo, how many faces were found and which one was used."""
+    from ..detect import most_prominent
+    from ..errors import NoFaceError
+    from ..images import load_image
+    from ..types import Verification
+
+    found, chosen = [], []
+    for photo in (first, second):
+        rgb = load_image(photo)
+        faces = model.represent(rgb)
+        if not faces:
+            raise NoFaceError(f"{photo}: no face found")
+        prominent = most_prominent(faces, rgb.shape)
+        found.append(faces)
+        index = next(k for k, face in enumerate(faces) if face is prominent)
+        chosen.append(range(len(faces)) if all_faces else [index])
+    ea, eb = (
+        np.stack([faces[k].embedding for k in keep]).astype(np.float64)
+        for faces, keep in zip(found, chosen, strict=True)
+    )
+    distances = ((ea[:, None, :] - eb[None, :, :]) ** 2).sum(axis=-1)
+    i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+    distance = float(distances[i, j])
+    threshold = model.threshold if threshold is None else float(threshold)
+    used = {
+        side: {
+            "found": len(faces),
+            "used": int(keep[k]),
+            "box": [round(float(v), 1) for v in faces[keep[k]].box],
+        }
+        for side, faces, keep, k in zip(("first", "second"), found, chosen, (i, j), strict=True)
+    }
+    return Verification(distance=distance, threshold=threshold, same=distance <= threshold), used
 
 
 @click.command()
 @model_option
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-def info(model_path, path):
+@json_option
+def info(model_path, path, as_json):
     """Describe a model file: backbone, parameters, input size, preprocessing, threshold."""
     model = _load(path or model_path)
     i = model.info
+    parameters = _parameters(model)
+    if as_json:
+        emit({"file": str(model.source), "model_id": model.model_id, "parameters": parameters,
+              "runtime": model.embedder.runtime, **json.loads(i.to_json())})  # fmt: skip
+        return
     rows = [
         ("file", model.source),
         ("model id", model.model_id),
@@ -83,7 +156,7 @@ def info(model_path, path):
             "backbone",
             f"{i.backbone}" + (f" (alpha {i.alpha:g})" if i.backbone == "mobilenet" else ""),
         ),
-        ("parameters", _parameters(model)),
+        ("parameters", _describe_parameters(model, parameters)),
         ("input size", f"{i.input_size}x{i.input_size}x3"),
         ("embedding size", i.embedding_size),
         ("preprocessing", i.preprocessing),
@@ -92,14 +165,28 @@ def info(model_path, path):
             f"{i.alignment} (margin {i.margin})" if i.alignment == "crop" else i.alignment,
         ),
         ("threshold", "none (default 1.1)" if i.threshold is None else f"{i.threshold:.4f}"),
+        ("identify at", f"{i.open_set_threshold:.4f} (open-set identification threshold)"),
         ("runtime", model.embedder.runtime),
     ]
     for key, value in rows:
         click.echo(f"{key:15} {value}")
 
 
-def _parameters(model) -> str:
-    network = getattr(model.embedder, "model", None)
-    if network is None or not hasattr(network, "count_params"):
+def _describe_parameters(model, parameters: int | None) -> str:
+    if parameters is None:
         return "n/a"
-    return f"{network.count_params():,}"
+    onnx = str(getattr(model.embedder, "path", "")).endswith(".onnx")
+    return f"{parameters:,}" + (" (ONNX initialisers)" if onnx else "")
+
+
+def _parameters(model) -> int | None:
+    """Weights of a Keras network, or of an ONNX file's initialisers; None for LiteRT."""
+    network = getattr(model.embedder, "model", None)
+    if network is not None and hasattr(network, "count_params"):
+        return int(network.count_params())
+    path = getattr(model.embedder, "path", None)
+    if path is not None and str(path).endswith(".onnx"):
+        from ..runtime.onnx_params import onnx_parameter_count
+
+        return onnx_parameter_count(path)
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from ..metadata import ALIGNMENT_MODES
 from . import model_option
+from .conventions import emit, finish, progress_option, want_progress
 
 LFW_ENV = "FACENET_LFW_DIR"
 
@@ -79,13 +81,8 @@ def _common(f):
             "--no-cache", is_flag=True, help="Neither read nor write the embedding cache."
         ),
         click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),
-        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
-        click.option(
-            "--progress/--no-progress",
-            default=True,
-            show_default=True,
-            help="Progress bar on stderr while embedding.",
-        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line."),
+        progress_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -186,10 +183,12 @@ def _run(
         pairs, model=model, embeddings_file=embeddings_file, distance=distance, flip=flip,
         alignment=alignment, no_face_wrong=no_face_wrong, threshold=threshold,
         normalize=not raw, batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
-        out_dir=out_dir, progress=progress,
+        out_dir=out_dir, progress=want_progress(progress),
     )  # fmt: skip
     if as_json:
-        click.echo(Path(out_dir, "report.json").read_text(encoding="utf-8").rstrip())
+        emit(json.loads(Path(out_dir, "report.json").read_text(encoding="utf-8")))
     else:
         click.echo(report["summary"])
-        click.echo(f"wrote {Path(out_dir) / 'report.json'}, roc.png, distances.png", err=True)
+        click.echo(f"wrote {', '.join(report['files'].values())}", err=True)
+    failed = sorted(report["failures"]["failed_images"])
+    finish(report["timing"]["n_images"] - len(failed), failed, "image")

@@ -1,14 +1,16 @@
-"""facenet gallery create|enroll|list|remove|rename|merge, and facenet identify."""
+"""facenet gallery create|enroll|list|remove|rename|merge|calibrate, and facenet identify."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from ..errors import GalleryError
+from ..metadata import DEFAULT_K
+from ..text import plural
 from . import model_option
+from .conventions import emit, finish, json_option, progress_option, want_progress
 
 gallery_argument = click.argument(
     "gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False)
@@ -28,8 +30,10 @@ def open_gallery(path: str, model_path: str | None = None, *, with_model: bool =
     gallery = Gallery.open(path)
     if not with_model:
         return gallery
+    from ..catalog import resolve
+
     source = model_path or gallery.model_path or None
-    if source is not None and not Path(source).is_file():
+    if source is not None and not resolve(source)[0].is_file():
         gallery.close()
         raise GalleryError(
             f"{path}: its model file {source} is gone; pass the same model with --model"
@@ -55,7 +59,7 @@ def create(gallery_path, model_path):
     from ..gallery import Gallery
 
     model = load_model(model_path)
-    with Gallery.create(gallery_path, model, model_path=model_path or model.source or "") as g:
+    with Gallery.create(gallery_path, model, model_path=model_path or "") as g:
         click.echo(f"created {g.path} for model {g.model_name!r} ({g.embedding_size}-d)")
 
 
@@ -70,12 +74,13 @@ def create(gallery_path, model_path):
 @click.option("--metadata", default=None, help="JSON object stored with the person (with --name).")
 @model_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size, as_json):
+@progress_option
+@json_option
+def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size, progress, as_json):
     """Enrol photos of one person (--name NAME PHOTOS...) or a whole tree (--folder ROOT).
 
     The most prominent face of each photo is enrolled; photos already in the gallery, without
-    a face, or unreadable are skipped and listed.
+    a face, or unreadable are skipped and listed (exit status 1; 2 when none is enrolled).
     """
     if (name is None) == (folder is None):
         raise click.UsageError("give either --name NAME PHOTOS... or --folder ROOT")
@@ -91,21 +96,25 @@ def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size,
             raise click.BadParameter(f"not JSON ({exc})", param_hint="--metadata") from None
         except RecursionError:
             raise click.BadParameter("nested too deeply", param_hint="--metadata") from None
+    show = want_progress(progress)
     with open_gallery(gallery_path, model_path, with_model=True) as g:
         if folder is not None:
-            report = g.enroll_folder(folder, batch_size=batch_size, progress=True)
+            report = g.enroll_folder(folder, batch_size=batch_size, progress=show)
         else:
-            report = g.enroll(
-                name, list(photos), extra, batch_size=batch_size, progress=len(photos) > 8
-            )
+            report = g.enroll(name, list(photos), extra, batch_size=batch_size, progress=show)
     if as_json:
-        click.echo(json.dumps(report.to_dict()))
-        return
-    for note in report.notes:
-        click.echo(f"note: {note}")
-    for skipped in report.skipped:
-        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
-    click.echo(report.summary())
+        for e in report.enrolled:
+            emit({"photo": e.source, "person": e.person, "face_id": e.face_id,
+                  "faces_in_photo": e.faces_in_photo})  # fmt: skip
+        for skipped in report.skipped:
+            emit({"photo": skipped.source, "person": skipped.person, "error": skipped.reason})
+    else:
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        for skipped in report.skipped:
+            click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+    click.echo(report.summary(), err=as_json)
+    finish(len(report.enrolled), [s.source for s in report.skipped], "photo")
 
 
 @gallery.command(name="list")
@@ -125,11 +134,20 @@ def list_(gallery_path, show_faces, as_json):
                 click.echo(json.dumps(row))
                 continue
             extra = f"  {json.dumps(person.metadata)}" if person.metadata else ""
-            click.echo(f"{person.name}\t{person.faces} face{'s' * (person.faces != 1)}{extra}")
+            click.echo(f"{person.name}\t{plural(person.faces, 'face')}{extra}")
             for face in faces:
                 click.echo(f"  #{face.id}\t{face.source}")
         if not as_json:
-            click.echo(f"{len(people)} people, {len(g)} faces (model {g.model_name!r})", err=True)
+            click.echo(
+                f"{plural(len(people), 'person', 'people')}, {plural(len(g), 'face')} "
+                f"(model {g.model_name!r})",
+                err=True,
+            )
+            stale = g.unsearched_faces()
+            if stale:  # faces a model migration could not re-embed (see its report)
+                click.echo(
+                    f"{plural(stale, 'face')} kept on a previous model (not searched)", err=True
+                )
 
 
 @gallery.command()
@@ -143,7 +161,7 @@ def remove(gallery_path, name, face_ids):
     with open_gallery(gallery_path) as g:
         if name is not None:
             count = g.remove_person(name)
-            click.echo(f"removed {name} and {count} face{'s' * (count != 1)}")
+            click.echo(f"removed {name} and {plural(count, 'face')}")
         for face_id in face_ids:
             record = g.remove_face(face_id)
             click.echo(f"removed face #{record.id} of {record.person} ({record.source})")
@@ -168,7 +186,36 @@ def merge(gallery_path, src, dst):
     """Move every face of SRC to DST, then delete SRC."""
     with open_gallery(gallery_path) as g:
         person = g.merge(src, dst)
-    click.echo(f"merged {src} into {dst}: {person.faces} faces")
+    click.echo(f"merged {src} into {dst}: {plural(person.faces, 'face')}")
+
+
+@gallery.command()
+@gallery_argument
+@click.option(
+    "--far", default=0.01, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+    help="Share of strangers that may be named (per probe).",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Report the threshold without storing it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def calibrate(gallery_path, far, dry_run, as_json):
+    """Choose the identification threshold on this gallery's own people.
+
+    Each face plays a stranger against everyone else: the threshold lets at most FAR of them
+    match someone. Needs two or more people; people with two or more faces also measure how
+    many genuine probes are still identified at that threshold.
+    """
+    with open_gallery(gallery_path) as g:
+        result = g.calibrate(far, save=not dry_run)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    verb = "would set" if dry_run else "set"
+    click.echo(
+        f"{verb} the identification threshold to {result['threshold']:.4f} "
+        f"(was {result['previous_threshold']:.4f}): {result['false_accept_rate']:.1%} of "
+        f"{result['strangers']} faces as strangers matched someone; "
+        f"{result['identified_rate']:.1%} of {result['genuine_probes']} genuine probes identified"
+    )
 
 
 @click.command()
@@ -176,31 +223,58 @@ def merge(gallery_path, src, dst):
 @click.option("--gallery", "-g", "gallery_path", required=True, type=click.Path(dir_okay=False))
 @model_option
 @click.option(
-    "--k", "-k", default=5, show_default=True, type=click.IntRange(min=1), help="Matches per face."
-)
+    "--k", "-k", default=DEFAULT_K, show_default=True, type=click.IntRange(min=1),
+    help="Nearest people listed per face.",
+)  # fmt: skip
 @click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per photo.")
-def identify(photos, gallery_path, model_path, k, threshold, as_json):
-    """Identify every face in PHOTOS against a gallery ("unknown" above the threshold)."""
+@progress_option
+@json_option
+def identify(photos, gallery_path, model_path, k, threshold, progress, as_json):
+    """Identify every face in PHOTOS against a gallery ("unknown" above the threshold, with the
+    nearest person and distance)."""
+    from tqdm.auto import tqdm
+
     from ..errors import ImageError
 
+    failed = []
     with open_gallery(gallery_path, model_path, with_model=True) as g:
-        for photo in photos:
+        bar = tqdm(photos, unit="photo", desc="identify", disable=not want_progress(progress))
+        for photo in bar:
             try:
                 faces = g.identify(photo, k=k, threshold=threshold)
             except ImageError as exc:
+                failed.append(photo)
                 if as_json:
-                    click.echo(json.dumps({"photo": photo, "error": str(exc)}))
+                    emit({"photo": photo, "error": str(exc)})
                 else:
-                    click.echo(f"{photo}\terror: {exc}")
+                    click.echo(f"{photo}\terror: {exc}", err=True)
                 continue
             if as_json:
-                click.echo(json.dumps({"photo": photo, "faces": [f.to_dict() for f in faces]}))
-                continue
-            if not faces:
-                click.echo(f"{photo}\t(no face)")
-            for face in faces:
-                box = ",".join(f"{v:.0f}" for v in face.face.box)
-                distance = "-" if face.distance is None else f"{face.distance:.3f}"
-                others = ", ".join(f"{m.name} {m.distance:.3f}" for m in face.matches[1:])
-                click.echo(f"{photo}\t[{box}]\t{face.name}\t{distance}\t{others}")
+                emit({"photo": photo, "faces": [f.to_dict() for f in faces]})
+            else:
+                _print_faces(photo, faces)
+    finish(len(photos) - len(failed), failed, "photo")
+
+
+def _print_faces(photo: str, faces) -> None:
+    """One tab-separated row per face: photo, box, name, distance, then the other matches; an
+    unknown face names its nearest person."""
+    if not faces:
+        click.echo(f"{photo}\t(no face)")
+    for face in faces:
+        box = ",".join(f"{v:.0f}" for v in face.face.box)
+        distance = "-" if face.distance is None else f"{face.distance:.3f}"
+        name = face.name
+        if not face.known and face.matches:
+            name = f"unknown (nearest {face.matches[0].name})"
+        others = ", ".join(f"{m.name} {m.distance:.3f}" for m in face.matches[1:])
+        click.echo(f"{photo}\t[{box}]\t{name}\t{distance}\t{others}")
+
+
+def _register_migrate() -> None:
+    from .gallery_migrate import migrate
+
+    gallery.add_command(migrate)
+
+
+_register_migrate()

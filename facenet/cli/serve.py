@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import FaceNetError
-from . import model_option
+from . import UserError, model_option
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 )
 @click.option("--max-files", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option(
-    "--workers",
+    "--threads",
+    "workers",
     default=2,
     show_default=True,
     type=click.IntRange(min=1),
@@ -124,7 +125,7 @@ def serve(
 
         from ..server import Settings, create_app
     except ImportError as exc:
-        raise click.ClickException(
+        raise UserError(
             f"the server needs its extra: pip install 'facenet-keras[server]' ({exc})"
         ) from None
     from ..api import FaceNet

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
+import subprocess
 import sys
 
 import click
@@ -116,7 +119,7 @@ from ..metadata import ALIGNMENT_MODES, BACKBONES
     "--init",
     default=None,
     type=click.Path(dir_okay=False, exists=True),
-    help="Start from this model file's weights (e.g. facenet/weights/default.keras).",
+    help="Start from this model file's weights (e.g. facenet/weights/facenet-mobilenet.keras).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 @click.option(
@@ -126,24 +129,73 @@ from ..metadata import ALIGNMENT_MODES, BACKBONES
     show_default=True,
 )
 @click.option("--mixed-precision", is_flag=True, help="float16 compute (GPUs); loss in float32.")
+@click.option(
+    "--backend",
+    type=click.Choice(["tensorflow", "jax"]),
+    default="tensorflow",
+    show_default=True,
+    help="jax: Keras on JAX (softmax and/or --teacher distillation; no TensorFlow needed).",
+)
+@click.option(
+    "--teacher",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="--backend jax: a FaceNet-style .keras model run on the same view inside every step, "
+    "or a tools/teacher_views.py .npz of its outputs on stored views.",
+)
+@click.option("--mixup", default=0.0, show_default=True, help="Mixup probability (--backend jax).")
+@click.option(
+    "--max-seconds",
+    default=None,
+    type=click.FloatRange(min=1),
+    help="Stop after this much training time, checkpoint and model saved (--backend jax).",
+)
+@click.option("--workers", default=8, show_default=True, help="Loader threads (--backend jax).")
 @click.option("--seed", default=0, show_default=True)
 def train(data, out, **options):
     """Train on DATA (<identity>/<image> folders): triplet loss with online mining + softmax."""
-    from ..train import TrainConfig
-    from ..train import train as run
+    from ..train.config import TrainConfig
 
     if options["val_pairs"] is None:
         options.pop("val_pairs")
-    config = TrainConfig(data=data, out=out, command=shlex.join(["facenet", *sys.argv[1:]]),
-                         **options)  # fmt: skip
+    try:
+        config = TrainConfig(data=data, out=out, command=shlex.join(["facenet", *sys.argv[1:]]),
+                             **options)  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if config.backend == "jax":
+        missing = [m for m in ("jax", "keras") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise click.UsageError(
+                f"--backend jax needs {' and '.join(missing)}: pip install 'facenet-keras[jax]'"
+            )
+        if os.environ.get("KERAS_BACKEND") != "jax":  # Keras reads it once, when first imported
+            env = {**os.environ, "KERAS_BACKEND": "jax"}
+            child = subprocess.Popen([sys.executable, "-m", "facenet", *sys.argv[1:]], env=env)
+            sys.exit(_wait(child))
+        from ..train.jax_trainer import train as run
+    else:
+        from ..train import train as run
     result = run(config)
     if result.interrupted:
         click.echo(
             f"interrupted after epoch {result.epochs_done}; continue with --resume", err=True
         )
         sys.exit(130)
-    acc = "n/a" if result.best_accuracy is None else f"{result.best_accuracy:.4f}"
+    if result.best_accuracy is None:
+        click.echo(f"trained {result.epochs_done} epochs; model: {result.model_path}")
+        return
     click.echo(
-        f"trained {result.epochs_done} epochs; best validation accuracy {acc} "
-        f"(epoch {result.best_epoch}); model: {result.model_path}"
+        f"trained {result.epochs_done} epochs; best validation accuracy "
+        f"{result.best_accuracy:.4f} (epoch {result.best_epoch}); model: {result.model_path}"
     )
+
+
+def _wait(child: subprocess.Popen) -> int:
+    """The child's exit status; Ctrl-C reaches the child too (same process group), so wait for
+    it to save its checkpoint rather than leave it behind."""
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue

@@ -105,6 +105,24 @@ class PKSampler:
         self.epoch = int(state["epoch"])
 
 
+class ShuffleSampler:
+    """Every image once per epoch in a seeded order: distillation alone needs no identities."""
+
+    def __init__(self, count: int, batch_size: int, seed: int):
+        if count < batch_size:
+            raise ValueError(f"{count} images are fewer than one batch of {batch_size}")
+        self.count, self.batch_size, self.seed = count, batch_size, seed
+
+    def steps_per_epoch(self) -> int:
+        return self.count // self.batch_size
+
+    def epoch_batches(self, epoch: int, steps: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = np.concatenate([rng.permutation(self.count) for _ in range(
+            -(-steps * self.batch_size // self.count))])  # fmt: skip
+        return order[: steps * self.batch_size].reshape(steps, self.batch_size)
+
+
 def _take(queue: list[int], n: int, population: int, rng: np.random.Generator) -> list[int]:
     """n distinct items from a shuffled queue over range(population), refilled when short."""
     chosen: list[int] = []

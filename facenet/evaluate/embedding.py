@@ -172,13 +172,19 @@ def _embed_batch(model, files: list[Path], flip: bool):
 
 
 def load_embeddings_file(
-    path: str | os.PathLike, paths: list[str], *, normalize: bool = True
+    path: str | os.PathLike,
+    paths: list[str],
+    *,
+    normalize: bool = True,
+    root: str | os.PathLike | None = None,
 ) -> Embedded:
     """Embeddings made by any system, for the images `paths` (relative to the image root).
 
     The npz holds either arrays `paths` (strings) and `embeddings` (n, d), or one array per
-    image keyed by its relative path. Images absent from the file, or with a NaN row, count as
-    having no face (their pairs are wrong answers). Rows are L2-normalised unless
+    image keyed by its path: relative to the image root, or absolute under `root` (what
+    `facenet embed` writes when given absolute paths). Images absent from the file, or with a
+    NaN row, count as having no face (their pairs are wrong answers); when no image matches,
+    it raises FaceNetError (the file was made for other images). Rows are L2-normalised unless
     `normalize=False`.
     """
     start = time.perf_counter()
@@ -200,7 +206,7 @@ def load_embeddings_file(
             table = dict(zip(names, matrix, strict=True))
         else:
             table = {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
-    table = {_norm_key(k): v for k, v in table.items()}
+    table = {_norm_key(k, root): v for k, v in table.items()}
     dims = {v.size for v in table.values()}
     if len(dims) > 1:
         raise FaceNetError(f"{path}: embeddings of different lengths {sorted(dims)}")
@@ -220,6 +226,13 @@ def load_embeddings_file(
     if normalize:
         with np.errstate(invalid="ignore", divide="ignore"):
             emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    if paths and len(failed) == len(paths):
+        example = next(iter(table), "")
+        raise FaceNetError(
+            f"{path}: none of the {len(paths)} images has a usable embedding (the file holds "
+            f"e.g. {example!r}, the pairs want e.g. {paths[0]!r}; paths must be relative to "
+            f"the image root or absolute under it)"
+        )
     if failed:
         log.warning("%s: %d of %d images have no usable embedding", path, len(failed), len(paths))
     return Embedded(
@@ -233,8 +246,14 @@ def load_embeddings_file(
     )
 
 
-def _norm_key(p: str) -> str:
-    """Compare paths as POSIX strings without a leading './'."""
+def _norm_key(p: str, root: str | os.PathLike | None = None) -> str:
+    """Compare paths as POSIX strings without a leading './'; absolute paths under `root`
+    become relative to it."""
+    if root is not None and os.path.isabs(p):
+        try:
+            p = Path(os.path.abspath(p)).relative_to(Path(os.path.abspath(root))).as_posix()
+        except ValueError:
+            pass
     key = str(p).replace("\\", "/")
     while key.startswith("./"):
         key = key[2:]

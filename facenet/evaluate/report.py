@@ -47,6 +47,17 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def plots_available() -> bool:
+    """Whether matplotlib (the `plots` extra) is installed: the PNGs are optional, the report
+    is not."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # sys.modules["matplotlib"] = None (blocked)
+        return False
+
+
 def _figure():
     import matplotlib
 
@@ -182,8 +193,9 @@ def summary_table(report: dict[str, Any]) -> str:
     if m.get("val") is not None:
         rows.append(
             (
-                f"VAL@FAR={m['val_far_target']:g}",
-                f"{_pct(m['val'])} ± {_pct(m['val_std'])}  (FAR {m['val_far']:.5f})",
+                f"VAL@FAR={m['val_far_target']:g} ({m['n_folds']}-fold)",
+                f"{_pct(m['val'])} ± {_pct(m['val_std'])}  (threshold set on the other folds, "
+                f"held-out FAR {m['val_far']:.5f})",
             )
         )
     rows.append(("ROC AUC", "-" if m["roc_auc"] is None else f"{m['roc_auc']:.5f}"))
@@ -191,7 +203,7 @@ def summary_table(report: dict[str, Any]) -> str:
         rows.append(("EER", f"{_pct(m['eer'])}  (threshold {m['eer_threshold']:.4f})"))
     for key, e in (m.get("tar_at_far") or {}).items():
         note = "" if e["resolvable"] else "  (too few different pairs: at FAR 0)"
-        rows.append((f"TAR@FAR={key}", f"{_pct(e['tar'])}{note}"))
+        rows.append((f"TAR@FAR={key} (all pairs)", f"{_pct(e['tar'])}  (one ROC){note}"))
     if m.get("threshold") is not None:
         rows.append(
             (

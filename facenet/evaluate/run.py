@@ -17,7 +17,7 @@ from ..metadata import check_choice
 from .embedding import Embedded, embed_images, load_embeddings_file
 from .metrics import DISTANCES, evaluate_distances, pair_distances
 from .protocols import PairList
-from .report import plot_distances, plot_roc, summary_table, write_json
+from .report import plot_distances, plot_roc, plots_available, summary_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ def evaluate_pairs(
     started = time.perf_counter()
     images = pairs.images()
     if embeddings_file is not None:
-        embedded = load_embeddings_file(embeddings_file, images, normalize=normalize)
+        embedded = load_embeddings_file(
+            embeddings_file, images, normalize=normalize, root=pairs.root
+        )
     else:
         embedded = embed_images(
             model,
@@ -153,25 +155,27 @@ def evaluate_pairs(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        title = f"{pairs.name} ({distance})"
-        plot_roc(
-            distances_for_plot(distances, pairs.labels, metrics_wrong(wrong, failed_pair)),
-            pairs.labels,
-            out / "roc.png",
-            title=title,
-            metrics=metrics,
-        )
-        kfold = metrics["threshold_mean"] is not None
-        plot_distances(
-            distances, pairs.labels, out / "distances.png", title=title,
-            threshold=metrics["threshold_mean"] if kfold else threshold,
-            threshold_label="mean k-fold threshold" if kfold else f"{threshold_source} threshold",
-        )  # fmt: skip
-        report["files"] = {
-            "report": str(out / "report.json"),
-            "roc": str(out / "roc.png"),
-            "distances": str(out / "distances.png"),
-        }
+        report["files"] = {"report": str(out / "report.json")}
+        if plots_available():
+            title = f"{pairs.name} ({distance})"
+            plot_roc(
+                distances_for_plot(distances, pairs.labels, metrics_wrong(wrong, failed_pair)),
+                pairs.labels,
+                out / "roc.png",
+                title=title,
+                metrics=metrics,
+            )
+            kfold = metrics["threshold_mean"] is not None
+            label = "mean k-fold threshold" if kfold else f"{threshold_source} threshold"
+            plot_distances(
+                distances, pairs.labels, out / "distances.png", title=title,
+                threshold=metrics["threshold_mean"] if kfold else threshold, threshold_label=label,
+            )  # fmt: skip
+            report["files"].update(roc=str(out / "roc.png"), distances=str(out / "distances.png"))
+        else:
+            log.warning(
+                "roc.png and distances.png need matplotlib: pip install 'facenet-keras[plots]'"
+            )
     report["timing"]["total_s"] = round(time.perf_counter() - started, 3)
     report["summary"] = summary_table(report)
     if out_dir is not None:

@@ -35,8 +35,10 @@ from PIL import Image
 
 from ..errors import GalleryError, ImageError
 from ..images import ImageInput, describe, load_image
-from ..metadata import DEFAULT_THRESHOLD
+from ..metadata import DEFAULT_K, DEFAULT_THRESHOLD
+from ..text import plural
 from ..types import Face
+from .crops import StoredCrop, cut_crop
 from .index import FaceIndex, IndexState
 from .store import Store
 from .validation import UNKNOWN, check_metadata, check_name
@@ -83,6 +85,9 @@ class FaceRecord:
     model_id: str
     created: str
     embedding: np.ndarray = field(compare=False, repr=False)
+    #: The five landmarks (photo coordinates) and the photo's absolute path, when known.
+    landmarks: list | None = None
+    photo: str | None = None
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "embedding"}
@@ -163,9 +168,8 @@ class EnrollReport:
     def summary(self) -> str:
         people = len({e.person for e in self.enrolled})
         return (
-            f"enrolled {len(self.enrolled)} face{'s' * (len(self.enrolled) != 1)} of {people} "
-            f"{'person' if people == 1 else 'people'}; skipped {len(self.skipped)} "
-            f"photo{'s' * (len(self.skipped) != 1)}"
+            f"enrolled {plural(len(self.enrolled), 'face')} of "
+            f"{plural(people, 'person', 'people')}; skipped {plural(len(self.skipped), 'photo')}"
         )
 
     def to_dict(self) -> dict:
@@ -199,10 +203,14 @@ class Gallery:
         self.model_path: str = meta.get("model_path", "")
         self.embedding_size: int = int(meta["embedding_size"])
         self._stored_threshold = float(meta.get("threshold", DEFAULT_THRESHOLD))
+        calibrated = meta.get("calibrated_threshold")
+        #: Set by `facenet gallery calibrate` on this gallery's own faces; overrides the model's.
+        self.calibrated_threshold: float | None = None if calibrated is None else float(calibrated)
         self.model = None
         self._index: FaceIndex | None = None
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
         self.index_status = "not loaded"
+        self._closed = False
         if model is not None:
             self.attach(model)
 
@@ -214,8 +222,8 @@ class Gallery:
     ) -> Gallery:
         """Create an empty gallery at `path` (a SQLite file) for `model`'s embeddings.
 
-        The model's file (`model_path`, else `model.source`) is recorded so that the CLI can
-        reload it later.
+        The model (`model_path`, else the bundled model's name, else its file) is recorded so
+        that the CLI can reload it later.
         """
         path = Path(path)
         if path.exists():
@@ -223,7 +231,9 @@ class Gallery:
         if not path.parent.exists():
             raise GalleryError(f"{path.parent}: no such directory")
         _check_model(model)
-        source = model_path or getattr(model, "source", None) or ""
+        source = os.fspath(
+            model_path or _catalog_name(model) or getattr(model, "source", None) or ""
+        )
         store = Store(path)
         try:
             store.migrate()
@@ -234,8 +244,8 @@ class Gallery:
                         "model_id": model.model_id,
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
-                        "threshold": float(model.info.verification_threshold),
-                        "model_path": str(Path(source).resolve()) if source else "",
+                        "threshold": _open_set_threshold(model),
+                        "model_path": _model_reference(source),
                     },
                 )
         except BaseException:
@@ -278,10 +288,14 @@ class Gallery:
         self.sync_index()
 
     def close(self) -> None:
+        """Save the index and close the database; closing again does nothing."""
         with self._lock:
+            if self._closed:
+                return
             if self._index is not None:
                 self._save_index()
             self._store.close()
+            self._closed = True
 
     def __enter__(self) -> Gallery:
         return self
@@ -296,10 +310,38 @@ class Gallery:
 
     @property
     def threshold(self) -> float:
-        """Squared-L2 distance at or below which a match is a known person."""
+        """Squared-L2 distance at or below which a match is a known person: the gallery's own
+        calibration if it has one, else the model's identification threshold."""
+        if self.calibrated_threshold is not None:
+            return self.calibrated_threshold
         if self.model is not None:
-            return float(self.model.info.verification_threshold)
+            return _open_set_threshold(self.model)
         return self._stored_threshold
+
+    def calibrate(self, far: float = 0.01, *, save: bool = True) -> dict:
+        """Choose the identification threshold on this gallery's own faces for a per-probe
+        false-accept rate `far` (see `facenet.evaluate.openset.calibrate_gallery`); with
+        `save`, identification uses it from now on."""
+        from ..evaluate.openset import calibrate_gallery
+
+        ids, vectors = [], []
+        for chunk_ids, chunk in self._store.embeddings():
+            ids.append(chunk_ids)
+            vectors.append(chunk)
+        if not ids:
+            raise GalleryError(f"{self.path}: no faces to calibrate on")
+        ids = np.concatenate(ids)
+        owners = self._store.names_for(ids.tolist())
+        labels = np.array([owners[int(i)][0] for i in ids])
+        if len(set(labels.tolist())) < 2:
+            raise GalleryError(f"{self.path}: calibration needs at least two people")
+        result = calibrate_gallery(np.concatenate(vectors), labels, far)
+        result["previous_threshold"] = self.threshold
+        if save:
+            with self._lock, self._store.transaction() as db:
+                self._store.set_meta(db, {"calibrated_threshold": result["threshold"]})
+            self.calibrated_threshold = result["threshold"]
+        return result
 
     # -- people -------------------------------------------------------------------------------
 
@@ -320,6 +362,23 @@ class Gallery:
         """The faces of `name` (every face when None), oldest first."""
         person_id = None if name is None else self._person_id(name)
         return [_face_record(r) for r in self._store.faces(person_id)]
+
+    def unsearched_faces(self) -> int:
+        """Faces kept with another model's embedding (a migration could not re-embed them, see
+        `facenet.gallery.migrate`): listed, never matched."""
+        return len(self) - self._store.aggregate(model_id=self.model_id)[0]
+
+    def has_face(self, face_id: int) -> bool:
+        return self._store.face(int(face_id)) is not None
+
+    def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
+        """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
+        no such face, or it was enrolled before crops were kept (and not migrated since)."""
+        row = self._store.crop(face_id)
+        if row is None:
+            return None
+        crop = StoredCrop.from_row(row["image"], row["geometry"])
+        return crop.thumbnail(json.loads(row["box"]), size)
 
     def add_person(self, name: str, metadata: dict | None = None) -> Person:
         name = check_name(name)
@@ -474,6 +533,9 @@ class Gallery:
                         None,
                         v.tobytes(),
                         self.model_id,
+                        None,
+                        None,
+                        None,
                     )
                     for v, source in zip(vectors, sources, strict=True)
                 ]
@@ -502,7 +564,7 @@ class Gallery:
             try:
                 for start in range(0, len(items), max(1, batch_size)):
                     batch = items[start : start + max(1, batch_size)]
-                    pending = []  # (name, source, digest, face, n_faces)
+                    pending = []  # (name, source, digest, face, n_faces, crop, photo)
                     for offset, (name, item) in enumerate(batch):
                         source = describe(item, start + offset)
                         result = self._embed_one(model, item, source, seen)
@@ -523,11 +585,14 @@ class Gallery:
         return report
 
     def _embed_one(self, model, item, source: str, seen: set[str]):
-        """(digest, face, number of faces) for one photo, or the reason to skip it."""
+        """(digest, face, number of faces, crop, photo path) for one photo, or the reason to
+        skip it. The crop and the photo's absolute path let another model re-embed the face."""
+        photo = None
         try:
             if isinstance(item, (str, os.PathLike)):
                 digest = _file_hash(Path(item), source)
                 image = load_image(item, source)
+                photo = str(Path(item).resolve())
             else:
                 image = load_image(item, source)
                 digest = _pixel_hash(image)
@@ -543,10 +608,11 @@ class Gallery:
         if not faces:
             return "no face found"
         seen.add(digest)
-        return digest, most_prominent(faces, image.shape), len(faces)
+        face = most_prominent(faces, image.shape)
+        return digest, face, len(faces), cut_crop(image, face.box), photo
 
     def _insert(self, pending, metadata, index: FaceIndex, report: EnrollReport) -> None:
-        vectors = np.stack([_unit(face.embedding, self.embedding_size) for *_, face, _n in pending])
+        vectors = np.stack([_unit(p[3].embedding, self.embedding_size) for p in pending])
         with self._store.transaction() as db:
             person_ids: dict[str, int] = {}
             for name in dict.fromkeys(p[0] for p in pending):
@@ -568,18 +634,23 @@ class Gallery:
                     float(face.score),
                     vector.tobytes(),
                     self.model_id,
+                    _landmarks_json(face.landmarks),
+                    photo,
+                    crop,
                 )
-                for (name, source, digest, face, _n), vector in zip(pending, vectors, strict=True)
+                for (name, source, digest, face, _n, crop, photo), vector in zip(
+                    pending, vectors, strict=True
+                )
             ]
             ids = self._store.add_faces(db, rows)
         index.add(vectors, ids)
-        for (name, source, _digest, _face, n), face_id in zip(pending, ids, strict=True):
+        for (name, source, _digest, _face, n, *_), face_id in zip(pending, ids, strict=True):
             report.enrolled.append(Enrolled(name, source, face_id, n))
 
     # -- identification -----------------------------------------------------------------------
 
     def identify(
-        self, image: ImageInput, k: int = 5, threshold: float | None = None
+        self, image: ImageInput, k: int = DEFAULT_K, threshold: float | None = None
     ) -> list[IdentifiedFace]:
         """Every face in the photo with its `k` nearest people (distinct, nearest face each) and
         a decision: the best match's name if its distance <= threshold, else "unknown"."""
@@ -605,7 +676,7 @@ class Gallery:
         return out
 
     def search(
-        self, embeddings: np.ndarray, k: int = 5, *, per_person: bool = True
+        self, embeddings: np.ndarray, k: int = DEFAULT_K, *, per_person: bool = True
     ) -> list[list[Match]]:
         """Nearest gallery matches of each embedding (one vector, or n x d), nearest first.
 
@@ -661,14 +732,16 @@ class Gallery:
         """Load the index, repairing or rebuilding it where it disagrees with the database.
         Returns (and stores in `index_status`) what was done."""
         with self._lock:
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
             state = IndexState.load(self._state_path)
             index, status = None, "rebuilt (no index file)"
             if state is not None and self.index_path.is_file():
                 status = "rebuilt (stale index)"
                 if state.model_id != self.model_id:
                     status = "rebuilt (index of another model)"
-                elif (state.count, state.id_sum) == self._store.aggregate(up_to=state.max_id)[:2]:
+                elif (state.count, state.id_sum) == self._store.aggregate(
+                    up_to=state.max_id, model_id=self.model_id
+                )[:2]:
                     try:
                         index = FaceIndex.load(self.index_path, trained_on=state.trained_on)
                     except Exception as exc:  # a corrupt or truncated file is only a lost cache
@@ -680,7 +753,9 @@ class Gallery:
                         index, status = None, "rebuilt (index does not match its record)"
                     elif index is not None:
                         added = 0
-                        for ids, vectors in self._store.embeddings(after=state.max_id):
+                        for ids, vectors in self._store.embeddings(
+                            after=state.max_id, model_id=self.model_id
+                        ):
                             index.add(vectors, ids)
                             added += len(ids)
                         status = "loaded" if added == 0 else f"repaired (+{added} faces)"
@@ -705,11 +780,11 @@ class Gallery:
             self._save_index()
 
     def _build_index(self) -> FaceIndex:
-        count = self._store.aggregate()[0]
+        count = self._store.aggregate(model_id=self.model_id)[0]
         vectors = np.empty((count, self.embedding_size), np.float32)
         ids = np.empty(count, np.int64)
         filled = 0
-        for chunk_ids, chunk in self._store.embeddings():
+        for chunk_ids, chunk in self._store.embeddings(model_id=self.model_id):
             n = min(len(chunk_ids), count - filled)  # a concurrent writer may have added rows
             ids[filled : filled + n], vectors[filled : filled + n] = chunk_ids[:n], chunk[:n]
             filled += n
@@ -721,10 +796,10 @@ class Gallery:
             return
         if index.needs_rebuild():
             index = self._index = self._build_index()
-        count, id_sum, max_id = self._store.aggregate()
+        count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         if len(index) != count:  # another process changed the gallery meanwhile
             index = self._index = self._build_index()
-            count, id_sum, max_id = self._store.aggregate()
+            count, id_sum, max_id = self._store.aggregate(model_id=self.model_id)
         index.save(self.index_path)
         IndexState(self.model_id, count, id_sum, max_id, index.kind, index.trained_on).save(
             self._state_path
@@ -777,6 +852,30 @@ def _collect(distances, ids, names, k: int, per_person: bool) -> list[Match]:
     return out
 
 
+def _open_set_threshold(model) -> float:
+    info = model.info
+    if hasattr(info, "open_set_threshold"):
+        return float(info.open_set_threshold)
+    return float(info.verification_threshold)
+
+
+def _catalog_name(model) -> str | None:
+    """The bundled model's name when `model` was loaded by one (`FaceNet.load("dlib-resnet")`)."""
+    from ..catalog import MODELS
+
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) and name in MODELS else None
+
+
+def _model_reference(source: str) -> str:
+    """A bundled model's name as is (it survives upgrades), else the file's absolute path."""
+    from ..catalog import MODELS
+
+    if not source or source in MODELS:
+        return source
+    return str(Path(source).resolve())
+
+
 def _check_model(model) -> None:
     for attr in ("model_id", "info", "represent"):
         if not hasattr(model, attr):
@@ -793,6 +892,12 @@ def _unit(embedding, size: int) -> np.ndarray:
     if not math.isfinite(norm) or norm == 0:
         raise GalleryError("the model returned a zero embedding")
     return v / norm
+
+
+def _landmarks_json(landmarks) -> str | None:
+    if landmarks is None:
+        return None
+    return json.dumps(np.round(np.asarray(landmarks, np.float64), 3).tolist())
 
 
 def _file_hash(path: Path, source: str) -> str:
@@ -834,4 +939,6 @@ def _face_record(row) -> FaceRecord:
         model_id=row["model_id"],
         created=row["created"],
         embedding=np.frombuffer(row["embedding"], dtype=np.float32).copy(),
+        landmarks=json.loads(row["landmarks"]) if row["landmarks"] else None,
+        photo=row["photo"],
     )

@@ -58,9 +58,37 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m002_face_sources(db: sqlite3.Connection) -> None:
+    """What re-embedding a face with another model needs (see crops.py and migrate.py): its
+    landmarks, its photo's absolute path, a crop around it, and embeddings of other models (a
+    migration's target, or the previous model kept for rollback; NULL: could not be made)."""
+    _run(
+        db,
+        """
+        ALTER TABLE faces ADD COLUMN landmarks TEXT;
+        ALTER TABLE faces ADD COLUMN photo TEXT;
+        CREATE TABLE face_crops (
+            face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+            image BLOB NOT NULL,
+            geometry TEXT NOT NULL
+        );
+        CREATE TABLE face_embeddings (
+            face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL,
+            embedding BLOB,
+            origin TEXT NOT NULL,
+            note TEXT,
+            PRIMARY KEY (face_id, model_id)
+        );
+        CREATE INDEX face_embeddings_model ON face_embeddings(model_id);
+        """,
+    )
+
+
 #: Append only: (name, function). Never edit or reorder a released migration.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", _m001_initial),
+    ("m002_face_sources", _m002_face_sources),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -163,17 +191,34 @@ class Store:
     # -- faces --------------------------------------------------------------------------------
 
     def add_faces(self, db: sqlite3.Connection, rows: list[tuple]) -> list[int]:
-        """rows: (person_id, source, content_hash, box json, score, embedding bytes, model_id)."""
+        """rows: (person_id, source, content_hash, box json, score, embedding bytes, model_id,
+        landmarks json, photo path, crop: StoredCrop | None)."""
         ids = []
         created = now()
-        for row in rows:
+        for *row, crop in rows:
             cursor = db.execute(
                 "INSERT INTO faces (person_id, source, content_hash, box, score, embedding, "
-                "model_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "model_id, landmarks, photo, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, created),
             )
             ids.append(int(cursor.lastrowid))
+            if crop is not None:
+                self.set_crop(db, ids[-1], crop)
         return ids
+
+    def set_crop(self, db: sqlite3.Connection, face_id: int, crop) -> None:
+        """Keep (or replace) a face's crop (`crops.StoredCrop`)."""
+        db.execute(
+            "INSERT OR REPLACE INTO face_crops (face_id, image, geometry) VALUES (?, ?, ?)",
+            (face_id, crop.image, crop.geometry),
+        )
+
+    def crop(self, face_id: int) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT c.image, c.geometry, f.box, f.landmarks FROM face_crops c "
+            "JOIN faces f ON f.id = c.face_id WHERE c.face_id = ?",
+            (int(face_id),),
+        ).fetchone()
 
     def hash_owner(self, content_hash: str) -> str | None:
         row = self.db.execute(
@@ -213,24 +258,33 @@ class Store:
                 out[int(r[0])] = (int(r[1]), r[2])
         return out
 
-    def aggregate(self, up_to: int | None = None) -> tuple[int, int, int]:
-        """(count, sum of ids, max id) of the faces, optionally only those with id <= up_to."""
-        sql = "SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(id), 0) FROM faces"
-        row = (
-            self.db.execute(sql).fetchone()
-            if up_to is None
-            else self.db.execute(sql + " WHERE id <= ?", (up_to,)).fetchone()
-        )
+    def aggregate(
+        self, up_to: int | None = None, model_id: str | None = None
+    ) -> tuple[int, int, int]:
+        """(count, sum of ids, max id) of the faces, optionally only those with id <= up_to,
+        and only those whose embedding is `model_id`'s (the others are left out of the index:
+        faces a migration could not re-embed)."""
+        sql = "SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(id), 0) FROM faces WHERE 1"
+        args: list = []
+        if up_to is not None:
+            sql, args = sql + " AND id <= ?", [*args, up_to]
+        if model_id is not None:
+            sql, args = sql + " AND model_id = ?", [*args, model_id]
+        row = self.db.execute(sql, args).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
     def embeddings(
-        self, after: int = 0, chunk: int = 50_000
+        self, after: int = 0, chunk: int = 50_000, model_id: str | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, embeddings) in id order, for faces with id > after, `chunk` rows at a time."""
+        """(ids, embeddings) in id order, for faces with id > after (and of `model_id`'s
+        embedding when given), `chunk` rows at a time."""
         last = after
+        where = "" if model_id is None else " AND model_id = ?"
+        extra = () if model_id is None else (model_id,)
         while True:
             rows = self.db.execute(
-                "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+                f"SELECT id, embedding FROM faces WHERE id > ?{where} ORDER BY id LIMIT ?",
+                (last, *extra, chunk),
             ).fetchall()
             if not rows:
                 return

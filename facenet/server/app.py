@@ -129,7 +129,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     None: the gallery endpoints answer 404 `no_gallery`). The caller keeps ownership of both and
     closes the gallery after the server stops.
     """
-    from . import routes
+    from . import migration, routes
 
     settings = settings or Settings()
     locked = settings.api_key_all  # the schema and docs need the key too
@@ -145,6 +145,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.state.settings = settings
     app.state.inference = ThreadPoolExecutor(settings.workers, thread_name_prefix="facenet-infer")
     app.include_router(routes.router, prefix=API_PREFIX)
+    app.include_router(migration.router, prefix=API_PREFIX)
     _install_error_handlers(app)
     if locked:
         _install_locked_docs(app, routes.read_access)

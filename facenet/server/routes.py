@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, Sec
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
+from ..metadata import DEFAULT_K
 from . import schemas
 from .memory import release_memory
 from .service import ApiError, Probe, Service, decode_image, probe_image
@@ -201,7 +202,7 @@ async def verify(
 async def identify(
     request: Request,
     image: Annotated[UploadFile, File(description="A photo.")],
-    k: Annotated[int, Form(ge=1, le=50, description="Nearest people listed per face.")] = 3,
+    k: Annotated[int, Form(ge=1, le=50, description="Nearest people listed per face.")] = DEFAULT_K,
     threshold: Threshold = None,
 ):
     """Every face in a photo with who it is: a gallery name, or "unknown"."""

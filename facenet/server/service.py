@@ -9,15 +9,12 @@ except while enrolling.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
-import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import GalleryError
 from ..types import Face
@@ -98,7 +95,8 @@ class LockedModel:
 
 
 class Service:
-    """The server's state: one model, an optional gallery, face thumbnails beside the gallery."""
+    """The server's state: one model and an optional gallery (which keeps the face crops that
+    thumbnails are cut from)."""
 
     def __init__(self, model, gallery, settings: Settings):
         self.model = LockedModel(model, settings.max_faces)
@@ -108,6 +106,7 @@ class Service:
         if gallery is not None:
             with self._gallery_lock:
                 gallery.attach(self.model)  # every gallery inference goes through the lock
+            # thumbnails written by servers before the gallery kept crops: still shown
             self.thumbnails = Path(str(gallery.path) + ".thumbs")
         else:
             self.thumbnails = None
@@ -171,7 +170,7 @@ class Service:
     def cluster(
         self, uploads: list[Upload], threshold: float | None, method: str, min_size: int
     ) -> dict:
-        from ..cluster import cluster
+        from ..clustering import cluster
 
         images, faces, owners = [], [], []
         for i, upload in enumerate(uploads):  # a generator: one photo decoded at a time
@@ -287,12 +286,6 @@ class Service:
                 reasons = "; ".join(f"{s['filename']}: {s['reason']}" for s in skipped)
                 raise ApiError(422, "nothing_enrolled", f"no face was enrolled ({reasons})")
             person_name = report.enrolled[0].person
-            records = {r.id: r for r in gallery.faces(person_name)}
-            for e in report.enrolled:
-                record = records.get(e.face_id)
-                index = _upload_index(e.source, uploads)
-                if record is not None and record.box is not None and index >= 0:
-                    self._save_thumbnail(e.face_id, uploads[index].rgb, record.box)
             person_id = self._person_id_by_name(person_name)
             person = self._person(person_id)
             return {
@@ -345,44 +338,25 @@ class Service:
             return {"id": record.id, "person": record.person}
 
     def thumbnail(self, face_id: int) -> bytes:
-        self._require_gallery()
-        try:
-            return self._thumbnail_path(face_id).read_bytes()
-        except OSError:
-            raise ApiError(404, "thumbnail_not_found", f"no thumbnail for face {face_id}") from None
+        """The face's thumbnail, cut from the crop the gallery keeps; only for a face that is
+        still in the gallery (a removed face's crop went with it, in the same transaction)."""
+        gallery = self._require_gallery()
+        with self._gallery_lock:
+            data = gallery.thumbnail(face_id, self.settings.thumbnail_size)
+            if data is None and gallery.has_face(face_id):
+                try:
+                    data = self._thumbnail_path(face_id).read_bytes()
+                except OSError:
+                    data = None
+        if data is None:
+            raise ApiError(404, "thumbnail_not_found", f"no thumbnail for face {face_id}")
+        return data
 
     def _thumbnail_path(self, face_id: int) -> Path:
         return self.thumbnails / f"{int(face_id)}.jpg"
 
-    def _save_thumbnail(self, face_id: int, rgb: np.ndarray, box) -> None:
-        try:
-            self.thumbnails.mkdir(exist_ok=True)
-            data = face_thumbnail(rgb, box, self.settings.thumbnail_size)
-            path = self._thumbnail_path(face_id)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:  # a thumbnail is a nicety: the enrolment stands without it
-            log.warning("face %s: cannot save thumbnail (%s)", face_id, exc)
-
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def face_thumbnail(rgb: np.ndarray, box, size: int) -> bytes:
-    """A square JPEG of the face with a 20% margin, `size` pixels a side."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * 1.4
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    h, w = rgb.shape[:2]
-    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    right, bottom = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
-    crop = rgb[top:bottom, left:right] if right > left and bottom > top else rgb
-    image = Image.fromarray(np.ascontiguousarray(crop))
-    image.thumbnail((size, size))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def _size(upload: Upload) -> dict:

@@ -28,7 +28,7 @@ class Settings:
         cap was hit.
     max_files: the most photos in one request (enrol, cluster).
     workers: threads running inference; the model itself runs one call at a time.
-    thumbnail_size: side in pixels of the face thumbnails stored at enrolment.
+    thumbnail_size: side in pixels of the face thumbnails (cut from the crops the gallery keeps).
     """
 
     api_key: str | None = None

@@ -1,18 +1,34 @@
-"""Training FaceNet: triplet loss with online mining, a softmax head, the trainer.
+"""Training FaceNet: triplet loss with online mining, a softmax head, the trainers.
 
-Importing this package imports TensorFlow.
+`TrainConfig` needs no TensorFlow; the TensorFlow trainer and losses below are imported on first
+use (importing `facenet.train.trainer` or `facenet.train.losses` imports TensorFlow).
+`facenet.train.jax_trainer` is the Keras-on-JAX trainer (`facenet train --backend jax`).
 """
 
-from .config import TrainConfig  # noqa: E402
-from .losses import (
-    MINING,
-    pairwise_squared_distances,
-    select_triplets,
-    softmax_loss,
-    triplet_loss,
-    triplet_loss_with_stats,
+from typing import Any
+
+from .config import MINING, TrainConfig
+
+_LOSSES = (
+    "pairwise_squared_distances",
+    "select_triplets",
+    "softmax_loss",
+    "triplet_loss",
+    "triplet_loss_with_stats",
 )
-from .trainer import TrainResult, train  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOSSES:
+        from . import losses
+
+        return getattr(losses, name)
+    if name in ("TrainResult", "train"):
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'facenet.train' has no attribute {name!r}")
+
 
 __all__ = [
     "MINING",

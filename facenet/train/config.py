@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from ..metadata import ALIGNMENT_MODES, BACKBONES, PREPROCESSING_MODES, check_choice
-from .losses import MINING
 
+MINING = ("semi_hard", "batch_hard", "batch_all")
 LOSSES = ("triplet", "ce", "triplet+ce")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 ALIGN = ("none", "mtcnn")
+BACKENDS = ("tensorflow", "jax")
 #: LFW View 1 test pairs, the default per-epoch check (never used for training).
 DEFAULT_VAL_PAIRS = str(
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw" / "pairsDevTest.txt"
@@ -72,6 +73,18 @@ class TrainConfig:
     min_images: int = 1
     max_identities: int | None = None
     resume: bool = False
+    #: "tensorflow" (facenet.train.trainer) or "jax" (facenet.train.jax_trainer: Keras on JAX,
+    #: softmax and/or distillation from an online `teacher`, no TensorFlow needed)
+    backend: str = "tensorflow"
+    #: a FaceNet-style .keras model run inside every step on the same view, or a
+    #: tools/teacher_views.py .npz of its outputs on stored views (jax backend)
+    teacher: str | None = None
+    #: probability that a view is mixed with another training face (jax backend)
+    mixup: float = 0.0
+    #: stop (checkpoint and model saved) after this many seconds of training (jax backend)
+    max_seconds: float | None = None
+    #: loader threads (jax backend)
+    workers: int = 8
     strategy: str = "none"
     mixed_precision: bool = False
     seed: int = 0
@@ -89,6 +102,8 @@ class TrainConfig:
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("align", self.align, ALIGN)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
+        check_choice("backend", self.backend, BACKENDS)
+        self._check_backend()
         if self.align == "mtcnn" and self.alignment != "crop":
             raise ValueError(
                 f"align='mtcnn' caches crop-mode crops only; align DATA with `facenet align "
@@ -98,6 +113,30 @@ class TrainConfig:
             raise ValueError(f"batch_k must be at least 2; got {self.batch_k}")
         if self.batch_p < 1 or self.epochs < 1 or self.input_size < 32:
             raise ValueError("batch_p and epochs must be positive and input_size at least 32")
+
+    def _check_backend(self) -> None:
+        if self.backend == "tensorflow":
+            jax_only = {"teacher": self.teacher, "mixup": self.mixup or None,
+                        "max_seconds": self.max_seconds}  # fmt: skip
+            used = [k for k, v in jax_only.items() if v is not None]
+            if used:
+                raise ValueError(f"{', '.join(used)}: only with backend='jax'")
+            return
+        if self.uses_triplet:
+            raise ValueError(
+                "the jax backend trains the softmax head and/or distillation from --teacher: "
+                "pass --loss ce (with --ce-weight 0 for distillation alone)"
+            )
+        unsupported = {"distill": self.distill, "strategy": self.strategy != "none" or None,
+                       "align": self.align != "none" or None,
+                       "mixed_precision": self.mixed_precision or None}  # fmt: skip
+        used = [k for k, v in unsupported.items() if v is not None]
+        if used:
+            raise ValueError(f"{', '.join(used)}: not supported by the jax backend")
+        if self.teacher is None and not self.ce_weight:
+            raise ValueError("the jax backend needs --teacher or a softmax loss (--ce-weight > 0)")
+        if not 0.0 <= self.mixup <= 1.0 or self.workers < 1:
+            raise ValueError("mixup must be in [0, 1] and workers at least 1")
 
     @property
     def uses_triplet(self) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from ..errors import FaceNetError
 
@@ -100,8 +100,15 @@ def random_rotation(dims: int, seed: int) -> np.ndarray:
 def distillation_loss(bottleneck, table, mask, index, flipped):
     """Mean squared error per dimension between the student's bottleneck and the teacher's
     target for each image's view; images the teacher did not see are left out."""
-    views = tf.gather(table, index)  # (B, 2, D)
-    target = tf.where(flipped[:, None], views[:, 1], views[:, 0])
-    weight = tf.gather(mask, index)
-    error = tf.reduce_mean(tf.square(tf.cast(bottleneck, tf.float32) - target), axis=-1)
-    return tf.reduce_sum(weight * error) / tf.maximum(tf.reduce_sum(weight), 1.0)
+    views = ops.take(table, index, axis=0)  # (B, 2, D)
+    target = ops.where(flipped[:, None], views[:, 1], views[:, 0])
+    return regression_loss(bottleneck, target, ops.take(mask, index, axis=0))
+
+
+def regression_loss(bottleneck, target, weight=None):
+    """The distillation loss (keras.ops, any backend): the mean over dimensions of the squared
+    error between bottleneck and target, averaged over the images with weight (default 1)."""
+    error = ops.mean(ops.square(ops.cast(bottleneck, "float32") - target), axis=-1)
+    if weight is None:
+        return ops.mean(error)
+    return ops.sum(weight * error) / ops.maximum(ops.sum(weight), 1.0)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-MINING = ("semi_hard", "batch_hard", "batch_all")
+from .config import MINING
+
 #: A finite stand-in for +/- infinity in masked minima and maxima (keeps gradients finite).
 _BIG = 1e9
 

@@ -17,18 +17,12 @@ replica gets whole identities (see `facenet.data.sampler`), so mining always see
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
 import math
-import os
-import signal
-import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,26 +36,11 @@ from ..models import build_facenet, save_model
 from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
+from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.npz"
-LOG_COLUMNS = (
-    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
-    "neg_dist",
-    "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
-)  # fmt: skip
-
-
-@dataclass
-class TrainResult:
-    out_dir: Path
-    model_path: Path | None
-    epochs_done: int
-    best_accuracy: float | None
-    best_epoch: int | None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -135,7 +114,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     chief = _is_chief(strategy)  # in multi-worker training only the chief writes files
     if chief:
-        _write_atomic(out / "config.json", config.to_json().encode())
+        write_atomic(out / "config.json", config.to_json().encode())
 
     from ..data.dataset import scan_folder, split_identities
     from ..data.sampler import PKSampler
@@ -193,7 +172,7 @@ def train(
         _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)
 
     if config.init and not ckpt_path.exists():
-        _init_from(model, config.init)
+        init_from(model, config.init)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
     if ckpt_path.exists():
         state = _restore(ckpt_path, model, optimizer, sampler)
@@ -215,7 +194,7 @@ def train(
     step_fn = _train_step(model, optimizer, config, strategy, teacher)
     writer = tf.summary.create_file_writer(str(out / "tensorboard")) if chief else None
     interrupted = False
-    restore_signal = _sigterm_as_interrupt()
+    restore_signal = sigterm_as_interrupt()
     try:
         for epoch in range(state["epoch"], config.epochs):
             sampler.epoch = epoch
@@ -240,7 +219,7 @@ def train(
                     _save_final(model, info, config, state, out)
             if chief:
                 _save_checkpoint(ckpt_path, model, optimizer, sampler, state)
-                _write_log(out / "log.csv", state["history"])
+                write_log(out / "log.csv", state["history"])
                 _write_scalars(writer, row, epoch + 1)
             log.info("epoch %d: %s", epoch + 1, _format(row))
     except KeyboardInterrupt:
@@ -272,25 +251,6 @@ def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
     if config.mixed_precision:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
-
-
-def _init_from(model, path: str) -> None:
-    """Start from a trained model's weights (e.g. to continue the bundled model's training):
-    every layer of the source found here by name must match in shape; new heads stay fresh."""
-    from ..models import load_keras_model
-
-    source, _ = load_keras_model(path)
-    names = {layer.name for layer in model.layers}
-    copied = 0
-    for layer in source.layers:
-        if layer.weights and layer.name in names:
-            target = model.get_layer(layer.name)
-            shapes = [tuple(w.shape) for w in target.weights]
-            if shapes != [tuple(w.shape) for w in layer.weights]:
-                raise FaceNetError(f"{path}: layer '{layer.name}' does not match this network")
-            target.set_weights(layer.get_weights())
-            copied += 1
-    log.info("started from %s (%d layers)", path, copied)
 
 
 def _bottleneck_norm(model, backbone: str):
@@ -437,32 +397,7 @@ def _is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def _sigterm_as_interrupt() -> Callable[[], None]:
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 # --- files ------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None:
@@ -471,7 +406,7 @@ def _save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None
     meta = {**state, "sampler": sampler.state_dict(), "format": 1}
     buffer = io.BytesIO()
     np.savez(buffer, state=np.array(json.dumps(meta)), **arrays)
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def _restore(path: Path, model, optimizer, sampler) -> dict:
@@ -540,15 +475,6 @@ def _write_scalars(writer, row: dict, step: int) -> None:
     with writer.as_default(step=step):
         tf.summary.experimental.write_raw_pb(tf.compat.v1.Summary(value=values).SerializeToString())
     writer.flush()
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
-    _write_atomic(path, buffer.getvalue().encode())
 
 
 def _format(row: dict) -> str:

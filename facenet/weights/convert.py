@@ -1,10 +1,11 @@
-"""Converting public FaceNet weights into a `.keras` FaceNet model file.
+"""Converting public face-recognition weights into a FaceNet model file (.keras or .onnx).
 
 Sources: weights-only Keras `.h5` files (the Keras FaceNet 128-d Inception-ResNet-v1 file and
-this package's own), davidsandberg/facenet TF checkpoints (`convert_checkpoint`) and
-facenet-pytorch state dicts (`convert_pytorch`). None of these files records its preprocessing,
-so it is given by the caller; every tensor's name and shape is checked, and a missing,
-misshapen or unexpected tensor is a ModelError that names it. Needs TensorFlow.
+this package's own), davidsandberg/facenet TF checkpoints (`convert_checkpoint`),
+facenet-pytorch state dicts (`convert_pytorch`) and dlib's face ResNet (`convert_dlib`). The
+FaceNet files do not record their preprocessing, so it is given by the caller; every tensor's
+name and shape is checked, and a missing, misshapen or unexpected tensor is a ModelError that
+names it. Needs TensorFlow.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo, check_choice
 
-SOURCES = ("h5", "checkpoint", "pytorch")
+SOURCES = ("h5", "checkpoint", "pytorch", "dlib")
 PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".npz")
 CHECKPOINT_MARKERS = (".index", ".meta", ".ckpt")
 
@@ -30,6 +31,8 @@ def detect_source(path: str | os.PathLike) -> str:
     name = path.name.lower()
     if path.suffix.lower() in (".h5", ".hdf5"):
         return "h5"
+    if path.suffix.lower() == ".dat":
+        return "dlib"
     if path.suffix.lower() in PYTORCH_SUFFIXES:
         return "pytorch"
     if (
@@ -43,7 +46,7 @@ def detect_source(path: str | os.PathLike) -> str:
         return "checkpoint"
     raise ModelError(
         f"{path}: unknown weights file (expected a Keras .h5, a TF checkpoint prefix or folder, "
-        "or a PyTorch state dict .pt/.pth/.npz); name the kind with --source"
+        "a PyTorch state dict .pt/.pth/.npz, or dlib's .dat); name the kind with --source"
     )
 
 
@@ -58,18 +61,47 @@ def convert(
     embedding_size: int | None = None,
     name: str | None = None,
 ):
-    """Convert `src` to a `.keras` FaceNet file at `out`; returns (keras model, ModelInfo).
+    """Convert `src` to a FaceNet model file at `out` (`.keras`, or `.onnx` for the light
+    runtime); returns (keras model, ModelInfo).
 
     preprocessing: required for h5 files and checkpoints ("prewhiten" for the Keras FaceNet
-    h5 and 2017 checkpoints, "fixed" for 2018 ones); "fixed" by default for facenet-pytorch.
+    h5 and 2017 checkpoints, "fixed" for 2018 ones); "fixed" by default for facenet-pytorch;
+    dlib's file needs none (its scaling is folded into the network).
     """
-    from ..models import save_model
-
     src = Path(src)
     if not src.exists() and not Path(f"{src}.index").is_file():
         raise ModelNotFoundError(f"{src}: no such weights file")
+    out = Path(out)
+    if out.suffix.lower() not in (".keras", ".onnx"):
+        raise ModelError(f"{out}: the output must be a .keras or .onnx file")
     source = source or detect_source(src)
     check_choice("source", source, SOURCES)
+    if source == "dlib":
+        from .convert_dlib import convert_dlib
+
+        model, info = convert_dlib(src, name=name)
+        check_embedding_size(src, info.embedding_size, embedding_size)
+    else:
+        model, info = _convert_facenet(
+            src, source, backbone, preprocessing, input_size, embedding_size, name
+        )
+    write_model(model, info, out)
+    return model, info
+
+
+def write_model(model, info: ModelInfo, out: Path) -> Path:
+    """Save a converted network as `.keras` or export it as `.onnx`, by the name's suffix."""
+    if out.suffix.lower() == ".onnx":
+        from ..runtime.export import export_onnx
+
+        return export_onnx(model, info, out)
+    from ..models import save_model
+
+    return save_model(model, info, out)
+
+
+def _convert_facenet(src, source, backbone, preprocessing, input_size, embedding_size, name):
+    """The FaceNet weight files (h5, TF checkpoint, PyTorch): Inception-ResNet-v1 or MobileNet."""
     if source == "pytorch" and preprocessing is None:
         preprocessing = "fixed"  # facenet-pytorch's fixed_image_standardization
     if preprocessing is None:
@@ -85,22 +117,16 @@ def convert(
         extra={"converted_from": src.name, "source_format": source},
     )
     if source == "h5":
-        model, info = convert_h5(src, info, embedding_size)
-    else:
-        if info.backbone != "inception_resnet_v1":
-            raise ModelError(
-                f"{src}: {source} weights are Inception-ResNet-v1, not {info.backbone}"
-            )
-        if source == "checkpoint":
-            from .convert_checkpoint import convert_checkpoint
+        return convert_h5(src, info, embedding_size)
+    if info.backbone != "inception_resnet_v1":
+        raise ModelError(f"{src}: {source} weights are Inception-ResNet-v1, not {info.backbone}")
+    if source == "checkpoint":
+        from .convert_checkpoint import convert_checkpoint
 
-            model, info = convert_checkpoint(src, info, embedding_size)
-        else:
-            from .convert_pytorch import convert_pytorch
+        return convert_checkpoint(src, info, embedding_size)
+    from .convert_pytorch import convert_pytorch
 
-            model, info = convert_pytorch(src, info, embedding_size)
-    save_model(model, info, out)
-    return model, info
+    return convert_pytorch(src, info, embedding_size)
 
 
 def convert_h5(path: Path, info: ModelInfo, embedding_size: int | None = None):

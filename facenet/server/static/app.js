@@ -68,7 +68,7 @@ for (const tab of document.querySelectorAll(".tab")) {
   tab.addEventListener("click", () => {
     for (const other of document.querySelectorAll(".tab")) other.classList.toggle("active", other === tab);
     for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== tab.dataset.tab;
-    if (tab.dataset.tab === "gallery") loadPeople();
+    if (tab.dataset.tab === "gallery") { loadPeople(); watchMigration(); }
   });
 }
 
@@ -122,8 +122,14 @@ $("identify-form").addEventListener("submit", async (event) => {
     list.replaceChildren(
       ...r.faces.map((face, i) => {
         const li = document.createElement("li");
-        const distance = face.distance === null ? "empty gallery" : `distance ${face.distance.toFixed(4)}`;
-        li.textContent = `face ${i + 1}: ${face.name} (${distance})`;
+        const nearest = face.matches.length ? face.matches[0] : null;
+        let detail = "empty gallery";
+        if (nearest && face.name === "unknown") {
+          detail = `nearest ${nearest.name}, distance ${nearest.distance.toFixed(4)} > threshold ${r.threshold.toFixed(4)}`;
+        } else if (nearest) {
+          detail = `distance ${face.distance.toFixed(4)}`;
+        }
+        li.textContent = `face ${i + 1}: ${face.name} (${detail})`;
         return li;
       }),
     );
@@ -276,6 +282,40 @@ $("api-key").value = sessionStorage.getItem("facenet-api-key") || "";
 $("api-key").addEventListener("change", () => {
   sessionStorage.setItem("facenet-api-key", apiKey());
   loadModel();
+});
+
+// -- model migration (a background job: POST starts it, GET reports it) -----------------------
+
+function migrationText(job) {
+  if (job.state === "idle") return "";
+  if (job.state === "running") return `migrating to ${job.model || "the previous model"}: ${job.done} of ${job.total || "?"} faces`;
+  if (job.state !== "done") return `migration ${job.state}: ${job.error}`;
+  const r = job.report;
+  const what = job.dry_run ? "dry run (nothing switched)" : `switched to ${r.new_model}`;
+  return `${what}: nearest person changes for ${r.nearest_person_changed} of ${r.compared} faces, ` +
+    `${r.candidate_wrong_merges} candidate wrong merges, ${r.candidate_duplicates} candidate duplicates, ` +
+    `${r.reembedded_from_crop} from stored crops, ${r.flagged} flagged`;
+}
+
+async function watchMigration() {
+  try {
+    const job = await call("GET", "/gallery/migrate");
+    status("migrate-status", migrationText(job), job.state === "failed");
+    if (job.state === "running") setTimeout(watchMigration, 1000);
+    else if (job.state === "done" && !job.dry_run) { loadModel(); loadPeople(); }
+  } catch (err) {
+    status("migrate-status", err.message, true);
+  }
+}
+
+$("migrate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await call("POST", "/gallery/migrate", { model: $("migrate-model").value.trim(), dry_run: $("migrate-dry-run").checked });
+    watchMigration();
+  } catch (err) {
+    status("migrate-status", err.message, true);
+  }
 });
 
 async function loadModel() {

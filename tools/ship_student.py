@@ -1,13 +1,14 @@
-"""Make a trained model the bundled default: calibrate its threshold on LFW View 1, write it.
+"""Make a trained student the bundled `facenet-mobilenet`: calibrate on LFW View 1, write it.
 
-    python tools/ship_default_model.py runs/NAME/model.keras --lfw-dir ../shared/data/lfw \
+    python tools/ship_student.py runs/NAME/model.keras --lfw-dir ../shared/data/lfw \
         [--name facenet-mobilenet-celeba] [--out facenet/weights]
 
 1. Embeds LFW View 1 `pairsDevTrain.txt` through the whole pipeline (detection, alignment, the
    model) and takes the squared-L2 threshold that maximises accuracy on all 2,200 pairs (View 1 is
    the development view: View 2 is never used to choose anything).
-2. Writes `<out>/default.keras` with that threshold and the calibration figures in its ModelInfo,
-   and `<out>/default.onnx` (the runtime `FaceNet.load()` prefers), checking the two agree.
+2. Writes `<out>/facenet-mobilenet.keras` with that threshold and the calibration figures in its
+   ModelInfo, and `<out>/facenet-mobilenet.onnx` (the runtime `FaceNet.load(name)` prefers),
+   checking the two agree.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def main() -> None:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    keras_path = save_model(network, info, args.out / "default.keras")
-    onnx_path = export_onnx(network, info, args.out / "default.onnx")
+    keras_path = save_model(network, info, args.out / "facenet-mobilenet.keras")
+    onnx_path = export_onnx(network, info, args.out / "facenet-mobilenet.onnx")
     crops = np.random.default_rng(0).integers(0, 256, (4, info.input_size, info.input_size, 3))
     crops = crops.astype(np.uint8)
     gap = np.abs(

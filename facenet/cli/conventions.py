@@ -1,0 +1,69 @@
+"""The conventions every `facenet` command follows, defined once.
+
+- Exit status: 0 every input done; 1 some inputs failed (each listed on stderr, or as a JSON
+  line with "error"); 2 usage error, or nothing done (every input failed, no input at all).
+- `--progress/--no-progress`: a progress bar on stderr; by default only when stderr is a
+  terminal, so pipes and logs stay clean.
+- `--json`: stdout carries only JSON lines, one object per input (one object in all for
+  commands with a single result: verify, info, evaluate); summaries go to stderr.
+- `-j N` / `--workers N`: N worker processes (align); the server's inference threads are
+  `--threads`.
+- Defaults match the Python API and the REST API (identify: `k` = `DEFAULT_K`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import click
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_NOTHING_DONE = 2
+#: failed inputs named in the closing line; the rest are counted
+SHOWN = 10
+
+
+def progress_option(f: Callable) -> Callable:
+    """`--progress/--no-progress`, None when not given (see `want_progress`)."""
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar on stderr [default: when stderr is a terminal].",
+    )(f)
+
+
+def json_option(f: Callable) -> Callable:
+    """`--json` (as_json): JSON lines on stdout, one object per input."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="JSON lines on stdout: one object per input."
+    )(f)
+
+
+def want_progress(flag: bool | None) -> bool:
+    """The bar is shown when asked for, or by default when stderr is a terminal."""
+    return sys.stderr.isatty() if flag is None else flag
+
+
+def emit(obj: dict) -> None:
+    """One JSON line on stdout."""
+    click.echo(json.dumps(obj))
+
+
+def finish(done: int, failed: list[str], what: str = "input", nothing: str = "") -> None:
+    """Exit with the convention's status: list the failures on stderr; 2 when nothing was
+    done (saying `nothing` when no input failed as such), 1 when some inputs failed, else
+    return (status 0)."""
+    if not failed and done:
+        return
+    if failed:
+        noun = what if len(failed) == 1 else what + "s"
+        shown = ", ".join(failed[:SHOWN])
+        more = f" and {len(failed) - SHOWN} more" if len(failed) > SHOWN else ""
+        click.echo(f"{len(failed)} {noun} failed: {shown}{more}", err=True)
+    elif nothing:
+        click.echo(f"Error: {nothing}", err=True)
+    ctx = click.get_current_context()
+    ctx.exit(EXIT_NOTHING_DONE if not done else EXIT_SOME_FAILED)

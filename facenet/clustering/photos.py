@@ -1,0 +1,215 @@
+"""`facenet cluster`'s work: embed every face of some photos, cluster them, and write one folder
+of face crops per cluster, clusters.json and an HTML contact sheet."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceNetError, ImageError
+from ..images import ImageInput, load_image
+from ..metadata import check_choice
+from ..text import plural
+from . import METHODS, NOISE, cluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterReport:
+    """What `cluster_photos` wrote; `rows` holds one dict per photo (its faces and their
+    clusters, or its error), in input order: the `--json` lines."""
+
+    out: Path
+    clusters: int
+    faces: int
+    noise: int
+    photos: int
+    no_face: list[str]
+    unreadable: list[str]
+    rows: list[dict]
+
+    def summary(self) -> str:
+        return (
+            f"{plural(self.faces, 'face')} from {plural(self.photos, 'photo')} -> "
+            f"{plural(self.clusters, 'cluster')} ({self.noise} unclustered); "
+            f"{plural(len(self.no_face), 'photo')} without a face, {len(self.unreadable)} "
+            f"unreadable; wrote {self.out / 'index.html'}"
+        )
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, and the images inside directories (recursively, sorted)."""
+    photos: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            photos.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
+            )
+        else:
+            photos.append(path)
+    return photos
+
+
+def cluster_photos(
+    model,
+    photos: Sequence[ImageInput],
+    out: str | os.PathLike,
+    *,
+    method: str = "agglomerative",
+    threshold: float | None = None,
+    min_size: int = 1,
+    crop_size: int = 160,
+    progress: bool = False,
+) -> ClusterReport:
+    """Embed every face of every photo, cluster them, and write `out/`: one folder of face
+    crops per cluster (`cluster_000`, ... largest first; `noise/`), `clusters.json` and an
+    `index.html` contact sheet (relative paths: the folder can be moved or zipped)."""
+    check_choice("method", method, METHODS)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FaceNetError(f"{out}: output folder exists and is not empty")
+    threshold = model.info.verification_threshold if threshold is None else threshold
+    records, rows = _embed_photos(model, photos, crop_size, progress)
+    labels = cluster(
+        np.stack([r[2].embedding for r in records]) if records else np.zeros((0, 1)),
+        threshold=threshold,
+        method=method,
+        min_size=min_size,
+    )
+    groups = _write_crops(out, records, labels, rows)
+    no_face = [r["photo"] for r in rows if "error" not in r and not r["faces"]]
+    unreadable = [r["photo"] for r in rows if "error" in r]
+    summary = {
+        "method": method,
+        "threshold": threshold,
+        "min_size": min_size,
+        "model": {"name": getattr(model.info, "name", ""), "id": getattr(model, "model_id", "")},
+        "clusters": [
+            {"label": label, "size": len(items), "faces": items}
+            for label, items in sorted(groups.items())
+            if label != NOISE
+        ],
+        "noise": groups.get(NOISE, []),
+        "no_face": no_face,
+        "unreadable": unreadable,
+    }
+    (out / "clusters.json").write_text(json.dumps(summary, indent=1))
+    (out / "index.html").write_text(_contact_sheet(summary))
+    return ClusterReport(
+        out=out,
+        clusters=len(summary["clusters"]),
+        faces=len(records),
+        noise=len(summary["noise"]),
+        photos=len(photos),
+        no_face=no_face,
+        unreadable=unreadable,
+        rows=rows,
+    )
+
+
+def _embed_photos(model, photos: Sequence[ImageInput], crop_size: int, progress: bool):
+    """(row index, face number, Face, crop) per face found, and one row per photo."""
+    from tqdm.auto import tqdm
+
+    records, rows = [], []
+    for source in tqdm(photos, unit="photo", desc="embedding", disable=not progress):
+        name = str(source)
+        try:
+            image = load_image(source)
+            faces = model.represent(image)
+        except ImageError as exc:
+            rows.append({"photo": name, "error": str(exc)})
+            log.warning("%s", exc)
+            continue
+        rows.append({"photo": name, "faces": []})
+        for number, face in enumerate(faces):
+            records.append((len(rows) - 1, number, face, _crop(image, face.box, crop_size)))
+    return records, rows
+
+
+def _write_crops(out: Path, records, labels, rows: list[dict]) -> dict[int, list[dict]]:
+    """Save each face crop in its cluster's folder; fill each row's faces; group by label."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups: dict[int, list[dict]] = {}
+    for (row, number, face, crop), label in zip(records, labels, strict=True):
+        name = rows[row]["photo"]
+        folder = "noise" if label == NOISE else f"cluster_{label:03d}"
+        (out / folder).mkdir(exist_ok=True)
+        crop_name = f"{folder}/{len(groups.get(int(label), [])):04d}_{_slug(name)}_{number}.jpg"
+        Image.fromarray(crop).save(out / crop_name, quality=90)
+        item = {"photo": name, "face": number, "box": [round(float(v), 1) for v in face.box],
+                "crop": crop_name}  # fmt: skip
+        groups.setdefault(int(label), []).append(item)
+        rows[row]["faces"].append({**item, "cluster": int(label)})
+    return groups
+
+
+def _crop(image: np.ndarray, box, size: int, margin: float = 0.2) -> np.ndarray:
+    """The face box grown by `margin` on each side, made square, clipped, resized to <= size."""
+    from PIL import Image
+
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half = max(x2 - x1, y2 - y1) * (0.5 + margin)
+    h, w = image.shape[:2]
+    left, top = int(max(0, cx - half)), int(max(0, cy - half))
+    right, bottom = int(min(w, cx + half)), int(min(h, cy + half))
+    if right <= left or bottom <= top:
+        left, top, right, bottom = 0, 0, w, h
+    crop = Image.fromarray(image[top:bottom, left:right])
+    crop.thumbnail((size, size))
+    return np.asarray(crop)
+
+
+def _slug(name: str) -> str:
+    stem = Path(name).stem
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:40] or "photo"
+
+
+def _contact_sheet(summary: dict) -> str:
+    def figure(item: dict) -> str:
+        title = html.escape(f"{item['photo']} (face {item['face']})", quote=True)
+        src = html.escape(item["crop"], quote=True)
+        return f'<a href="{src}"><img src="{src}" title="{title}" alt="{title}" loading="lazy"></a>'
+
+    sections = []
+    for c in summary["clusters"]:
+        figures = "".join(figure(i) for i in c["faces"])
+        title = f"cluster {c['label']} <small>({plural(c['size'], 'face')})</small>"
+        sections.append(f"<h2>{title}</h2>\n<div>{figures}</div>")
+    if summary["noise"]:
+        figures = "".join(figure(i) for i in summary["noise"])
+        title = f"unclustered <small>({plural(len(summary['noise']), 'face')})</small>"
+        sections.append(f"<h2>{title}</h2>\n<div>{figures}</div>")
+    if summary["no_face"]:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in summary["no_face"])
+        sections.append(f"<h2>photos without a face</h2><ul>{items}</ul>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>facenet clusters</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
+img {{ width: 96px; height: 96px; object-fit: cover; margin: 2px; border-radius: 4px; }}
+h2 small {{ color: #666; font-weight: normal; }}
+</style></head><body>
+<h1>{len(summary["clusters"])} clusters</h1>
+<p>method {html.escape(summary["method"])}, threshold {summary["threshold"]:.3f},
+model {html.escape(str(summary["model"]["name"]))}</p>
+{chr(10).join(sections)}
+</body></html>
+"""

@@ -1,0 +1,403 @@
+"""Move a gallery to another model without re-enrolling anyone: `migrate`, `rollback`, `prune`.
+
+Every face is re-embedded by the target model into `face_embeddings`, beside the active
+embeddings (`faces.embedding`), which identification keeps using meanwhile. A face is re-embedded
+from its photo when the file is still there with the same content (sha256), else from the crop
+the gallery keeps (`crops.py`); a face with neither keeps its old embedding and is flagged (it is
+left out of the new model's index, listed by the report, never dropped). Each batch is one
+transaction, so a killed migration leaves the gallery untouched and resumes where it stopped.
+
+The switch is one transaction: the active embeddings are kept as the previous model's, the new
+ones become active, the gallery's model record changes. `rollback` is a migration back to the
+previous model, reusing the kept embeddings (only faces enrolled since need that model);
+`prune` deletes every embedding of a model other than the active one. People, names, merges,
+removals and metadata live in other tables and are never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceNetError, GalleryError, ImageError
+from ..images import load_image
+from ..types import Face
+from .crops import StoredCrop, cut_crop
+from .migrate_report import MigrationReport, build_report
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: Meta keys describing the gallery's model; `previous_` + key describes the one before a switch.
+MODEL_KEYS = (
+    "model_id", "model_name", "model_path", "embedding_size", "threshold", "verification_threshold"
+)  # fmt: skip
+#: A face of a legacy gallery (no landmarks) is found again in its photo at this box overlap.
+MIN_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """The model a gallery moves to: its record, and the model itself when faces need it."""
+
+    model_id: str
+    name: str
+    path: str
+    embedding_size: int
+    #: Open-set (identification) threshold, what the gallery decides with; and the pair one.
+    threshold: float
+    verification_threshold: float | None = None
+    model: object = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, model, path: str = "") -> Target:
+        """The record of `model`, as `Gallery.create` makes it: `path` (what the user named it
+        by), else its catalog name, else its file; its open-set threshold."""
+        from .gallery import _model_reference, _open_set_threshold
+
+        source = os.fspath(
+            path or getattr(model, "name", None) or getattr(model, "source", "") or ""
+        )
+        return cls(
+            model.model_id,
+            getattr(model.info, "name", ""),
+            _model_reference(source),
+            int(model.info.embedding_size),
+            _open_set_threshold(model),
+            float(model.info.verification_threshold),
+            model,
+        )
+
+    def meta(self) -> dict[str, object]:
+        return dict(zip(MODEL_KEYS, self.as_tuple(), strict=True))
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.model_id, self.name, self.path, self.embedding_size, self.threshold,
+            "" if self.verification_threshold is None else self.verification_threshold,
+        )  # fmt: skip
+
+
+class Interrupted(Exception):
+    """The caller asked the migration to stop between two batches (all done so far is kept)."""
+
+
+def previous_target(store: Store) -> Target | None:
+    """The model the gallery used before its last switch, while its embeddings are kept."""
+    meta = store.meta()
+    if "previous_model_id" not in meta:
+        return None
+    get = {k: meta.get(f"previous_{k}", "") for k in MODEL_KEYS}
+    verification = get["verification_threshold"]
+    return Target(
+        get["model_id"], get["model_name"], get["model_path"], int(get["embedding_size"]),
+        float(get["threshold"]), float(verification) if verification else None,
+    )  # fmt: skip
+
+
+def pending_count(store: Store, model_id: str) -> int:
+    """Faces that have no embedding (nor a recorded failure) of `model_id` yet."""
+    return int(
+        store.db.execute(_PENDING.format(cols="COUNT(*)"), (model_id, model_id)).fetchone()[0]
+    )
+
+
+_PENDING = (
+    "SELECT {cols} FROM faces f WHERE f.model_id != ? AND NOT EXISTS "
+    "(SELECT 1 FROM face_embeddings e WHERE e.face_id = f.id AND e.model_id = ?)"
+)
+
+
+def embed_pending(
+    store: Store,
+    target: Target,
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Embed every pending face with the target model, one transaction per batch; returns how
+    many were done. `progress(done, total)` after each batch; `stop` set: raise Interrupted."""
+    total, done, last = pending_count(store, target.model_id), 0, 0
+    if total and target.model is None:
+        raise GalleryError(
+            f"{store.path}: {total} faces need the model {target.name!r} to be embedded; "
+            "pass it with --model"
+        )
+    while True:
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"stopped after {done} of {total} faces; run again to resume")
+        rows = store.db.execute(
+            _PENDING.format(cols="f.*") + " AND f.id > ? ORDER BY f.id LIMIT ?",
+            (target.model_id, target.model_id, last, batch_size),
+        ).fetchall()
+        if not rows:
+            return done
+        results = [_reembed(store, target, row) for row in rows]
+        with store.transaction() as db:
+            for row, (vector, origin, note, backfill) in zip(rows, results, strict=True):
+                if db.execute("SELECT 1 FROM faces WHERE id = ?", (row["id"],)).fetchone() is None:
+                    continue  # removed meanwhile
+                db.execute(
+                    "INSERT OR REPLACE INTO face_embeddings VALUES (?, ?, ?, ?, ?)",
+                    (row["id"], target.model_id, vector, origin, note),
+                )
+                if backfill is not None:
+                    landmarks, crop = backfill
+                    db.execute(
+                        "UPDATE faces SET landmarks = COALESCE(landmarks, ?) WHERE id = ?",
+                        (landmarks, row["id"]),
+                    )
+                    store.set_crop(db, row["id"], crop)
+        last = int(rows[-1]["id"])
+        done += len(rows)
+        if progress is not None:
+            progress(done, max(total, done))
+
+
+def _reembed(
+    store: Store, target: Target, row
+) -> tuple[bytes | None, str, str | None, tuple | None]:
+    """(embedding bytes or None, origin, note, backfill) for one face: from its photo, else
+    from its stored crop, else none (flagged). backfill: (landmarks json, crop) for a legacy
+    face found again in its photo."""
+    box = json.loads(row["box"]) if row["box"] else None
+    landmarks = json.loads(row["landmarks"]) if row["landmarks"] else None
+    note = None
+    photo = _photo_path(row)
+    crop_row = store.db.execute(
+        "SELECT image, geometry FROM face_crops WHERE face_id = ?", (row["id"],)
+    ).fetchone()
+    if box is None:
+        return None, "unavailable", "added as a ready embedding: no photo or crop to re-embed", None
+    if photo is not None:
+        try:
+            image, changed = _load_if_same(photo, row["content_hash"])
+        except ImageError as exc:
+            image, changed = None, str(exc)
+        if image is not None:
+            vector, found = _embed_face(target.model, image, box, landmarks)
+            if vector is not None:
+                backfill = None
+                if crop_row is None:  # a face enrolled before crops were kept: keep one now
+                    backfill = (_json_points(found), cut_crop(image, box))
+                return vector, "photo", None, backfill
+            note = f"{photo}: face not found again in the photo"
+        else:
+            note = changed
+    else:
+        note = "no photo file (enrolled from an image in memory)"
+    if crop_row is not None:
+        crop = StoredCrop.from_row(crop_row["image"], crop_row["geometry"])
+        local = crop.face_in_crop(box, landmarks)
+        vector, _ = _embed_face(
+            target.model, crop.decode(), local.box, None if landmarks is None else local.landmarks
+        )
+        if vector is not None:
+            return vector, "crop", note, None
+    return None, "unavailable", f"{note}; no stored crop to re-embed from", None
+
+
+def _photo_path(row) -> Path | None:
+    for candidate in (row["photo"], row["source"]):
+        if candidate and not candidate.startswith(("array #", "PIL image")):
+            return Path(candidate)
+    return None
+
+
+def _load_if_same(path: Path, content_hash: str) -> tuple[np.ndarray | None, str]:
+    from .gallery import _file_hash
+
+    if not path.is_file():
+        return None, f"photo {path} is missing"
+    if _file_hash(path, str(path)) != content_hash:
+        return None, f"photo {path} has changed since enrolment"
+    return load_image(path), ""
+
+
+def _embed_face(model, image: np.ndarray, box, landmarks) -> tuple[bytes | None, object]:
+    """The model's embedding of the face at `box` (with `landmarks` when known) in `image`, and
+    the landmarks it used (found again by detection when none were stored)."""
+    if landmarks is not None and hasattr(model, "embed_crops"):
+        from ..detect import align_face
+
+        info = model.info
+        face = Face(box=tuple(box), score=1.0, landmarks=np.asarray(landmarks, np.float64))
+        crop = align_face(
+            image, face, size=info.input_size, mode=info.alignment, margin=info.margin
+        )
+        vector = np.asarray(model.embed_crops(crop[None])[0], np.float32)
+        return _unit_bytes(vector), landmarks
+    faces = model.represent(image)
+    best = max(faces, key=lambda f: _iou(f.box, box), default=None)
+    if best is None or _iou(best.box, box) < MIN_IOU:
+        return None, None
+    return _unit_bytes(np.asarray(best.embedding, np.float32)), best.landmarks
+
+
+def _unit_bytes(vector: np.ndarray) -> bytes | None:
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0:
+        return None
+    return (vector / norm).astype(np.float32).tobytes()
+
+
+def _iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _json_points(points) -> str | None:
+    if points is None:
+        return None
+    return json.dumps(np.round(np.asarray(points, np.float64), 3).tolist())
+
+
+# -- the whole operation --------------------------------------------------------------------
+
+
+def migrate(
+    path: str | Path,
+    target: Target,
+    *,
+    dry_run: bool = False,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> MigrationReport:
+    """Re-embed the gallery at `path` with `target` (resumable), report what the switch would
+    change, and switch unless `dry_run`. Raises Interrupted when `stop` is set mid-way."""
+    store = open_store(path)
+    try:
+        meta = store.meta()
+        if target.model_id == meta["model_id"] and not pending_count(store, target.model_id):
+            # (with faces still on another model, flagged by a migration: retry those)
+            raise GalleryError(f"{path}: the gallery already uses model {target.name!r}")
+        for _ in range(5):  # faces enrolled meanwhile are embedded before the switch
+            embed_pending(store, target, batch_size=batch_size, progress=progress, stop=stop)
+            report = build_report(store, target)
+            if dry_run:
+                return report
+            if _switch(store, target, report):
+                return report
+        raise GalleryError(f"{path}: faces keep being enrolled; try the switch again later")
+    finally:
+        store.close()
+
+
+def rollback(path: str | Path, model=None, **kwargs) -> MigrationReport:
+    """Return to the model used before the last switch (its embeddings were kept). `model` is
+    needed only for faces enrolled since the switch."""
+    store = open_store(path)
+    try:
+        target = previous_target(store)
+    finally:
+        store.close()
+    if target is None:
+        raise GalleryError(f"{path}: nothing to roll back (no previous model is kept)")
+    if model is not None:
+        if model.model_id != target.model_id:
+            raise GalleryError(
+                f"{path}: the previous model is {target.name!r} (id {target.model_id[:12]}); "
+                f"the given model is id {model.model_id[:12]}"
+            )
+        target = dataclasses.replace(target, model=model)
+    return migrate(path, target, **kwargs)
+
+
+def model_for_rollback(path: str | Path, load: Callable[[str], object]) -> object | None:
+    """The model a rollback needs: None when every face still has its previous embedding, else
+    the previous model loaded (`load`) from its recorded file or name."""
+    store = open_store(path)
+    try:
+        target = previous_target(store)
+        pending = 0 if target is None else pending_count(store, target.model_id)
+    finally:
+        store.close()
+    if target is None or not pending:
+        return None
+    try:
+        return load(target.path or "")
+    except FaceNetError:
+        raise GalleryError(
+            f"{path}: {pending} faces were enrolled since the switch and need the previous "
+            f"model {target.name!r} (recorded as {target.path or 'no file'}); pass it with --model"
+        ) from None
+
+
+def prune(path: str | Path) -> int:
+    """Delete the embeddings of every model but the active one (rollback is then impossible);
+    returns how many went. Faces flagged by a migration keep theirs (they have no other)."""
+    store = open_store(path)
+    try:
+        with store.transaction() as db:
+            active = store.meta()["model_id"]
+            count = db.execute(
+                "DELETE FROM face_embeddings WHERE model_id != ?", (active,)
+            ).rowcount
+            db.execute("DELETE FROM face_embeddings WHERE model_id = ?", (active,))
+            db.execute("DELETE FROM meta WHERE key LIKE 'previous_%'")
+        return int(count)
+    finally:
+        store.close()
+
+
+def open_store(path) -> Store:
+    from .gallery import Gallery
+
+    gallery = Gallery.open(path)  # checks it is a gallery and applies schema migrations
+    gallery._store.close()
+    return Store(Path(path))
+
+
+def _carry_calibration(db, meta: dict, target: Target, report, values: dict) -> None:
+    """The gallery's calibrated threshold belongs to its model: a rollback restores the previous
+    one exactly, a switch uses the report's transferred one (none if not calibrated)."""
+    calibrated = report.new_identification_threshold
+    if meta.get("previous_model_id") == target.model_id:
+        calibrated = meta.get("previous_calibrated_threshold")
+    if meta["model_id"] != target.model_id:
+        db.execute("DELETE FROM meta WHERE key = 'previous_calibrated_threshold'")
+        if "calibrated_threshold" in meta:
+            values["previous_calibrated_threshold"] = meta["calibrated_threshold"]
+    db.execute("DELETE FROM meta WHERE key = 'calibrated_threshold'")
+    if calibrated is not None:
+        values["calibrated_threshold"] = float(calibrated)
+
+
+def _switch(store: Store, target: Target, report: MigrationReport) -> bool:
+    """The atomic switch; False when faces were enrolled since the report (embed them first)."""
+    with store.transaction() as db:
+        if pending_count(store, target.model_id):
+            return False
+        meta = store.meta()
+        previous = {}
+        if meta["model_id"] != target.model_id:  # (else: a retry of flagged faces)
+            previous = {f"previous_{k}": meta.get(k, "") for k in MODEL_KEYS}
+        db.execute(
+            "INSERT OR REPLACE INTO face_embeddings "
+            "SELECT id, model_id, embedding, 'kept', NULL FROM faces WHERE model_id != ?",
+            (target.model_id,),
+        )
+        db.execute(
+            "UPDATE faces SET embedding = e.embedding, model_id = e.model_id "
+            "FROM face_embeddings e WHERE e.face_id = faces.id AND e.model_id = ? "
+            "AND e.embedding IS NOT NULL",
+            (target.model_id,),
+        )
+        db.execute("DELETE FROM face_embeddings WHERE model_id = ?", (target.model_id,))
+        values = {**previous, **target.meta(), "last_migration": json.dumps(report.summary())}
+        _carry_calibration(db, meta, target, report, values)
+        store.set_meta(db, values)
+    return True

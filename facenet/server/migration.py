@@ -1,0 +1,192 @@
+"""`/api/v1/gallery/migrate`: move the served gallery to another model as a background job.
+
+POST starts a job (202; 409 while one runs), GET reports it (state, faces done of total, the
+report, the error), DELETE asks it to stop between two batches (what was embedded is kept; a new
+POST resumes). The server keeps answering meanwhile on the current model; when a job that is not
+a dry run switches the gallery, the server moves to the new model with it.
+
+Which models a client may name: a bundled model's name, or a model file in the folder of the
+server's own model or of the bundled models (a client never makes the server load an arbitrary
+file).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from .routes import ERRORS, read_access, write_access
+from .schemas import ErrorOut
+from .service import ApiError, LockedModel, Service
+
+log = logging.getLogger(__name__)
+
+MODEL_SUFFIXES = (".keras", ".h5", ".onnx", ".tflite")
+
+
+class MigrateIn(BaseModel):
+    model: str | None = Field(
+        None, max_length=500, description="A bundled model's name, or a model file beside the "
+        "server's model. Not with rollback (the previous model is recorded).",
+    )  # fmt: skip
+    dry_run: bool = Field(False, description="Embed and report; do not switch.")
+    rollback: bool = Field(False, description="Return to the model used before the last switch.")
+
+
+class MigrationOut(BaseModel):
+    state: Literal["idle", "running", "done", "failed", "stopped"]
+    model: str | None = None
+    dry_run: bool = False
+    rollback: bool = False
+    done: int = 0
+    total: int = 0
+    started: float | None = None
+    finished: float | None = None
+    report: dict | None = None
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    """The server's one migration job and what it has done so far."""
+
+    state: str = "idle"
+    model: str | None = None
+    dry_run: bool = False
+    rollback: bool = False
+    done: int = 0
+    total: int = 0
+    started: float | None = None
+    finished: float | None = None
+    report: dict | None = None
+    error: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def out(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "stop"}
+
+
+def resolve_model(spec: str, service: Service) -> str:
+    """`spec` if it is a model name or an allowed model file (see module doc), else ApiError."""
+    from ..catalog import WEIGHTS_DIR
+
+    if "/" not in spec and "\\" not in spec and not spec.lower().endswith(MODEL_SUFFIXES):
+        return spec  # a name: FaceNet.load says whether it exists
+    try:
+        path = Path(spec).resolve()
+    except (OSError, ValueError):
+        raise ApiError(400, "model_not_allowed", "not a usable model path") from None
+    own = getattr(service.model._model, "source", None)
+    allowed = {WEIGHTS_DIR.resolve()} | ({Path(own).resolve().parent} if own else set())
+    if path.parent not in allowed or not path.is_file():
+        raise ApiError(
+            400, "model_not_allowed",
+            f"{spec}: not a model file beside the server's model; give a model name",
+        )  # fmt: skip
+    return str(path)
+
+
+def run_job(service: Service, job: Job) -> None:
+    """The job's thread: load the model, migrate (or roll back), switch the server over."""
+    from ..api import FaceNet
+    from ..gallery import migrate as m
+
+    def progress(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    path = service.gallery.path
+    try:
+        options = {"dry_run": job.dry_run, "progress": progress, "stop": job.stop}
+        if job.rollback:
+            model = (
+                FaceNet.load(job.model) if job.model else m.model_for_rollback(path, FaceNet.load)
+            )
+            report = m.rollback(path, model, **options)
+        else:
+            model = FaceNet.load(job.model)
+            report = m.migrate(path, m.Target.of(model), **options)
+        job.report = report.to_dict()
+        if not job.dry_run:
+            switch_server(service, model)
+        job.state = "done"
+    except m.Interrupted as exc:
+        job.state, job.error = "stopped", str(exc)
+    except Exception as exc:  # reported through GET, and logged
+        log.exception("gallery migration failed")
+        job.state, job.error = "failed", str(exc)
+    finally:
+        job.finished = time.time()
+
+
+def switch_server(service: Service, model) -> None:
+    """After a switch: reopen the gallery and serve the model it now uses (`model`, or for a
+    rollback without faces to embed, the previous model's file)."""
+    from ..api import FaceNet
+    from ..gallery import Gallery
+
+    with service._gallery_lock:
+        path = service.gallery.path
+        service.gallery.close()
+        gallery = Gallery.open(path)
+        if model is None or model.model_id != gallery.model_id:
+            model = FaceNet.load(gallery.model_path)
+        service.model = LockedModel(model, service.settings.max_faces)
+        gallery.attach(service.model)
+        service.gallery = gallery
+
+
+router = APIRouter(prefix="/gallery/migrate", tags=["gallery"], responses=ERRORS)
+
+
+def _job(request: Request) -> Job:
+    state = request.app.state
+    if not hasattr(state, "migration"):
+        state.migration = Job()
+    return state.migration
+
+
+@router.get("", response_model=MigrationOut, dependencies=[Depends(read_access)])
+async def status(request: Request):
+    """The current (or last) migration job: state, faces embedded of total, report, error."""
+    return _job(request).out()
+
+
+@router.post(
+    "",
+    response_model=MigrationOut,
+    status_code=202,
+    dependencies=[Depends(write_access)],
+    responses={409: {"model": ErrorOut, "description": "A migration is already running"}},
+)
+async def start(request: Request, body: MigrateIn):
+    """Start re-embedding the gallery with another model (see `facenet gallery migrate`)."""
+    service: Service = request.app.state.service
+    service._require_gallery()
+    if _job(request).state == "running":
+        raise ApiError(409, "migration_running", "a migration is already running")
+    if not body.model and not body.rollback:
+        raise ApiError(400, "invalid_migration", "give a model, or rollback: true")
+    if body.rollback and body.dry_run:
+        raise ApiError(400, "invalid_migration", "dry_run is not available with rollback")
+    spec = resolve_model(body.model, service) if body.model else None
+    job = Job("running", spec, body.dry_run, body.rollback, started=time.time())
+    request.app.state.migration = job
+    threading.Thread(target=run_job, args=(service, job), daemon=True, name="migrate").start()
+    return job.out()
+
+
+@router.delete(
+    "", response_model=MigrationOut, status_code=202, dependencies=[Depends(write_access)]
+)
+async def stop(request: Request):
+    """Ask the running migration to stop after its current batch (it resumes on a new POST)."""
+    job = _job(request)
+    job.stop.set()
+    return job.out()

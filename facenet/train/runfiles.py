@@ -1,0 +1,90 @@
+"""Run-folder files shared by the TensorFlow and JAX trainers (no TensorFlow here): the result,
+atomic writes and the per-epoch log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = (
+    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
+    "neg_dist",
+    "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
+)  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path | None
+    epochs_done: int
+    best_accuracy: float | None
+    best_epoch: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+    write_atomic(path, buffer.getvalue().encode())
+
+
+def sigterm_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM raise KeyboardInterrupt (as Ctrl-C does); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def init_from(model, path: str) -> None:
+    """Start from a trained model's weights (e.g. to continue the bundled model's training):
+    every layer of the source found here by name must match in shape; new heads stay fresh."""
+    from ..errors import FaceNetError
+    from ..models import load_keras_model
+
+    source, _ = load_keras_model(path)
+    names = {layer.name for layer in model.layers}
+    copied = 0
+    for layer in source.layers:
+        if layer.weights and layer.name in names:
+            target = model.get_layer(layer.name)
+            shapes = [tuple(w.shape) for w in target.weights]
+            if shapes != [tuple(w.shape) for w in layer.weights]:
+                raise FaceNetError(f"{path}: layer '{layer.name}' does not match this network")
+            target.set_weights(layer.get_weights())
+            copied += 1
+    log.info("started from %s (%d layers)", path, copied)

@@ -1,0 +1,76 @@
+"""dlib's face ResNet: the converter against dlib's own descriptors, and the bundled file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facenet import FaceNet
+from facenet.cli import main
+
+#: Two 150 px chips (our chip alignment of examples a_1 and b_1) and the descriptors that
+#: dlib 20.0.1's own `face_recognition_model_v1.compute_face_descriptor` gives them and their
+#: mirror images (the converted model adds the two: test-time flip inside the network).
+REFERENCE = Path(__file__).parent / "data" / "dlib_reference.npz"
+
+frm = pytest.importorskip("face_recognition_models")
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def dat() -> Path:
+    return Path(frm.face_recognition_model_location())
+
+
+@pytest.fixture(scope="module")
+def converted(dat, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dlib") / "dlib.onnx"
+    result = CliRunner().invoke(main, ["convert", str(dat), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "dlib_resnet, 150 px, 128-d" in result.output
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_keras_network_is_dlibs(dat):
+    from facenet.models.dlib_resnet import build_dlib_resnet
+
+    with np.load(REFERENCE) as z:
+        chips, descriptors = z["chips"], z["descriptors"]
+    raw = build_dlib_resnet(dat, normalize=False).predict(chips.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(raw, descriptors, atol=2e-5)
+
+
+def test_converted_onnx_is_unit_dlib_with_its_calibration(converted):
+    model = FaceNet.load(converted)
+    info = model.info
+    assert (info.backbone, info.input_size, info.alignment) == ("dlib_resnet", 150, "chip")
+    bundled = FaceNet.load("dlib-resnet").info
+    assert info.threshold == bundled.threshold is not None
+    assert info.identification_threshold == bundled.identification_threshold is not None
+    assert info.extra["test_time_flip"] is True
+    with np.load(REFERENCE) as z:
+        chips, flipped = z["chips"], z["descriptors"] + z["mirrored"]
+    np.testing.assert_allclose(model.embed_crops(chips), _unit(flipped), atol=1e-5)
+
+
+def test_bundled_file_stores_the_same_network(converted):
+    with np.load(REFERENCE) as z:
+        chips = z["chips"]
+    bundled = FaceNet.load("dlib-resnet").embed_crops(chips)
+    np.testing.assert_allclose(bundled, FaceNet.load(converted).embed_crops(chips), atol=1e-3)
+
+
+def test_a_foreign_dat_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "model.dat"
+    bad.write_bytes(b"\x01\x05hello" + b"\x00" * 64)
+    result = CliRunner().invoke(main, ["convert", str(bad), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2
+    assert "not dlib's face recognition ResNet" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,345 @@
+"""Gallery storage of face sources, and model migration (`facenet.gallery.migrate`) with fake
+models: what is kept, the switch, rollback, prune, resumption, flagged faces, a kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facenet.errors import GalleryError
+from facenet.gallery import Gallery
+from facenet.gallery import migrate as m
+from facenet.gallery.crops import StoredCrop
+from facenet.gallery.store import MIGRATIONS, Store
+
+from .test_gallery import FakeModel, assert_index_matches_db, make_tree, photo, save
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def other_model(**kwargs) -> FakeModel:
+    """A second fake model: other vectors (24-d), other id, the same people."""
+    return FakeModel(name="other", dim=24, **kwargs)
+
+
+def build(tmp_path: Path, people: int = 5, photos: int = 3) -> Path:
+    path = tmp_path / "g.db"
+    with Gallery.create(path, FakeModel()) as g:
+        g.enroll_folder(make_tree(tmp_path / "people", people, photos), progress=False)
+        g.rename("person_01", "Ada")
+        g.merge("person_02", "person_03")
+        g.remove_face(g.faces("person_04")[0].id)
+    return path
+
+
+def snapshot(path: Path) -> list[tuple]:
+    """People, names, metadata and face ownership: what a migration must never change."""
+    with Gallery.open(path) as g:
+        return [(p.name, p.metadata, tuple(f.id for f in g.faces(p.name))) for p in g.people()]
+
+
+def test_enrolment_keeps_photo_hash_box_and_crop(tmp_path):
+    file = save(tmp_path / "ada.png", photo((1, 0, 30)))
+    with Gallery.create(tmp_path / "g.db", FakeModel()) as g:
+        g.enroll("Ada", [file, photo((1, 1, 30))])
+        rows = g._store.db.execute("SELECT * FROM faces ORDER BY id").fetchall()
+        assert [f.photo for f in g.faces()] == [str(file.resolve()), None]
+        for row in rows:
+            stored = g._store.crop(row["id"])
+            crop = StoredCrop.from_row(stored["image"], stored["geometry"])
+            box = crop.face_in_crop(json.loads(row["box"]), None).box
+            image = crop.decode()
+            assert 0 <= box[0] < box[2] <= image.shape[1] and 0 <= box[1] < box[3] <= image.shape[0]
+            # the face's colour is where the box says, in the crop
+            centre = image[int((box[1] + box[3]) / 2), int((box[0] + box[2]) / 2)]
+            assert np.abs(centre.astype(int) - [10, 10 * (row["id"] - 1), 200]).max() < 12
+
+
+def old_gallery(path: Path, monkeypatch, photo_file: Path) -> Path:
+    """A gallery file as facenet wrote it before m002: one face of Ada, from `photo_file`."""
+    from facenet.gallery import store as store_module
+    from facenet.gallery.gallery import _file_hash
+
+    model = FakeModel()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+    store = Store(path)
+    store.migrate()
+    monkeypatch.undo()
+    face = model.represent(photo_file)[0]
+    with store.transaction() as db:
+        store.set_meta(db, {"model_id": model.model_id, "model_name": "fake",
+                            "embedding_size": 32, "threshold": 0.8, "model_path": ""})  # fmt: skip
+        person = store.add_person(db, "Ada", None)
+        db.execute(
+            "INSERT INTO faces (person_id, source, content_hash, box, score, embedding, model_id,"
+            " created) VALUES (?, ?, ?, ?, 0.99, ?, ?, 'then')",
+            (person, str(photo_file), _file_hash(photo_file, "x"), json.dumps(list(face.box)),
+             face.embedding.tobytes(), model.model_id),
+        )  # fmt: skip
+    store.close()
+    return path
+
+
+def test_an_old_gallery_is_upgraded_in_place_and_migrates(tmp_path, monkeypatch):
+    file = save(tmp_path / "ada.png", photo((1, 0, 30)))
+    path = old_gallery(tmp_path / "old.db", monkeypatch, file)
+    with Gallery.open(path, FakeModel()) as g:
+        names = [r[0] for r in g._store.db.execute("SELECT name FROM _migrations")]
+        assert names == [n for n, _ in MIGRATIONS]
+        assert g.identify(photo((1, 1, 30)))[0].name == "Ada"
+        assert g._store.crop(g.faces()[0].id) is None  # nothing to cut a crop from
+        g.enroll("Bob", photo((2, 0, 30)))
+        assert g._store.crop(g.faces("Bob")[0].id) is not None
+    new = other_model()
+    report = m.migrate(path, m.Target.of(new))
+    assert report.compared == 2 and not report.flagged
+    assert [(f["person"], f["note"]) for f in report.from_crop] == [
+        ("Bob", "no photo file (enrolled from an image in memory)")
+    ]
+    with Gallery.open(path, new) as g:
+        assert g.identify(photo((1, 3, 30)))[0].name == "Ada"
+        assert g._store.crop(g.faces("Ada")[0].id) is not None  # backfilled from the photo
+
+
+def test_migrate_switches_and_keeps_people_then_rolls_back_exactly(tmp_path):
+    path = build(tmp_path)
+    before = snapshot(path)
+    with Gallery.open(path, FakeModel()) as g:
+        old_vectors = {f.id: f.embedding for f in g.faces()}
+        old_answer = g.identify(photo((5, 9, 30)))[0]
+    new = other_model()
+    report = m.migrate(path, m.Target.of(new))
+    assert report.compared == len(old_vectors) and not report.flagged
+    assert snapshot(path) == before
+    with pytest.raises(GalleryError, match="holds embeddings of model 'other'"):
+        Gallery.open(path, FakeModel())
+    with Gallery.open(path, new) as g:
+        assert g.index_status.startswith("rebuilt") and g.embedding_size == 24
+        assert_index_matches_db(g)
+        assert g.identify(photo((1, 7, 30)))[0].name == "Ada"
+        assert g.identify(photo((2, 7, 30)))[0].name == "person_03"  # the merge holds
+    with pytest.raises(GalleryError, match="already uses"):
+        m.migrate(path, m.Target.of(new))
+
+    m.rollback(path)
+    assert snapshot(path) == before
+    with Gallery.open(path, FakeModel()) as g:
+        assert {f.id: f.embedding.tobytes() for f in g.faces()} == {
+            i: v.tobytes() for i, v in old_vectors.items()
+        }
+        again = g.identify(photo((5, 9, 30)))[0]
+        assert (again.name, again.distance) == (old_answer.name, old_answer.distance)
+
+
+def test_prune_deletes_the_kept_embeddings(tmp_path):
+    path = build(tmp_path)
+    m.migrate(path, m.Target.of(other_model()))
+    assert m.prune(path) == len(snapshot_faces(path))
+    with pytest.raises(GalleryError, match="nothing to roll back"):
+        m.rollback(path)
+
+
+def snapshot_faces(path: Path) -> list[int]:
+    with Gallery.open(path) as g:
+        return [f.id for f in g.faces()]
+
+
+def test_dry_run_switches_nothing_and_its_work_is_reused(tmp_path):
+    path = build(tmp_path)
+    new = other_model()
+    report = m.migrate(path, m.Target.of(new), dry_run=True)
+    assert new.calls == report.faces == len(snapshot_faces(path))
+    with Gallery.open(path, FakeModel()) as g:  # still the old model
+        assert g.identify(photo((1, 2, 30)))[0].name == "Ada"
+    again = other_model()
+    m.migrate(path, m.Target.of(again))
+    assert again.calls == 0  # every face was embedded by the dry run
+
+
+def test_faces_enrolled_after_the_switch_need_the_old_model_to_roll_back(tmp_path):
+    path = build(tmp_path)
+    new = other_model()
+    m.migrate(path, m.Target.of(new))
+    with Gallery.open(path, new) as g:
+        g.enroll("Zed", photo((9, 0, 30)))
+    with pytest.raises(GalleryError, match="1 faces need the model"):
+        m.rollback(path)
+    m.rollback(path, FakeModel())
+    with Gallery.open(path, FakeModel()) as g:
+        assert g.identify(photo((9, 1, 30)))[0].name == "Zed"
+        assert_index_matches_db(g)
+
+
+def test_a_face_that_cannot_be_reembedded_is_kept_and_flagged(tmp_path):
+    path = build(tmp_path)
+    with Gallery.open(path, FakeModel()) as g:
+        (ready,) = g.add_embeddings("Ready", FakeModel().represent(photo((7, 0, 30)))[0].embedding)
+        total = len(g)
+    new = other_model()
+    report = m.migrate(path, m.Target.of(new))
+    assert [f["face_id"] for f in report.flagged] == [ready]
+    assert "ready embedding" in report.flagged[0]["note"]
+    with Gallery.open(path, new) as g:
+        assert len(g) == total and len(g.index) == total - 1  # kept, not searchable
+        assert [p.name for p in g.people()].count("Ready") == 1
+        assert g.faces("Ready")[0].model_id == FakeModel().model_id
+        assert g.unsearched_faces() == 1
+
+
+def test_moved_photo_of_a_legacy_face_is_flagged_with_its_reason(tmp_path):
+    path = build(tmp_path)
+    with Gallery.open(path) as g:
+        face = g.faces("Ada")[0]
+        g._store.db.execute("DELETE FROM face_crops WHERE face_id = ?", (face.id,))
+    Path(face.source).rename(Path(face.source).with_suffix(".moved"))
+    report = m.migrate(path, m.Target.of(other_model()), dry_run=True)
+    assert [(f["face_id"], f["person"]) for f in report.flagged] == [(face.id, "Ada")]
+    assert (
+        "is missing" in report.flagged[0]["note"] and "no stored crop" in report.flagged[0]["note"]
+    )
+
+
+def test_report_finds_a_wrong_merge_and_a_duplicate(tmp_path):
+    path = tmp_path / "g.db"
+    with Gallery.create(path, FakeModel()) as g:
+        g.enroll_folder(make_tree(tmp_path / "people", 4, 2), progress=False)
+        g.merge("person_01", "person_02")  # a wrong merge
+        g.enroll("Copy of 3", photo((3, 5, 30)))  # a duplicate person
+    report = m.migrate(path, m.Target.of(other_model()), dry_run=True)
+    assert [w["person"] for w in report.wrong_merges] == ["person_02"]
+    assert [sorted(d["people"]) for d in report.duplicates] == [["Copy of 3", "person_03"]]
+    assert report.nearest_changed == []  # the fake models agree on who is nearest
+
+
+# -- interruption ------------------------------------------------------------------------------
+
+MIGRATE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from facenet.gallery import migrate as m
+    from tests.test_gallery import FakeModel
+
+    m.migrate(sys.argv[1], m.Target.of(FakeModel(name="other", dim=24, delay=0.03)), batch_size=4)
+    """
+)
+
+
+def embedded(path: Path) -> int:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT COUNT(*) FROM face_embeddings").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_killed_migration_leaves_the_old_model_usable_and_resumes(tmp_path):
+    path = build(tmp_path, people=6, photos=10)
+    total = len(snapshot_faces(path))
+    script = tmp_path / "migrate.py"
+    script.write_text(MIGRATE_SCRIPT)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(path), str(REPO)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while embedded(path) < 12:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "migration made no progress"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        process.stdout.close()
+        process.stderr.close()
+    done = embedded(path)
+    assert 12 <= done < total and done % 4 == 0  # whole batches only
+    with Gallery.open(path, FakeModel()) as g:  # the old model still answers
+        assert g.identify(photo((1, 9, 30)))[0].name == "Ada"
+        assert_index_matches_db(g)
+    new = other_model()
+    m.migrate(path, m.Target.of(new))
+    assert new.calls == total - done  # resumed, not restarted
+    with Gallery.open(path, new) as g:
+        assert g.identify(photo((1, 9, 30)))[0].name == "Ada"
+
+
+def test_stop_event_interrupts_between_batches(tmp_path):
+    import threading
+
+    path = build(tmp_path)
+    stop = threading.Event()
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        stop.set()
+
+    with pytest.raises(m.Interrupted):
+        m.migrate(path, m.Target.of(other_model()), batch_size=3, progress=progress, stop=stop)
+    assert calls == [3] and embedded(path) == 3
+
+
+def test_a_calibrated_identification_threshold_is_carried_over(tmp_path):
+    from facenet.gallery.migrate_report import transfer_threshold
+
+    old, new = np.array([0.5, 1.0, 1.5, 2.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert transfer_threshold(old, new, 1.0) == pytest.approx(2.5)  # half the strangers in
+    assert 0.999 < transfer_threshold(old, new, 0.1) < 1.0  # none let in: under the closest
+
+    path = build(tmp_path)
+    report = m.migrate(path, m.Target.of(other_model()), dry_run=True)
+    assert report.new_identification_threshold is None  # not calibrated: nothing to carry
+    with Gallery.open(path) as g, g._store.transaction() as db:
+        g._store.set_meta(db, {"calibrated_threshold": 0.5})
+    report = m.migrate(path, m.Target.of(other_model()))
+    assert report.new_identification_threshold is not None
+    with Gallery.open(path) as g:
+        assert g.calibrated_threshold == report.new_identification_threshold
+    m.rollback(path)
+    with Gallery.open(path) as g:
+        assert g.calibrated_threshold == 0.5  # the old model's calibration, exactly
+
+
+def test_cli_interrupted_migration_exits_130_and_resumes(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import facenet.api
+    from facenet.cli import main
+
+    path = build(tmp_path)
+    new = other_model()
+    monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(lambda spec=None: new))
+    real_embed = m._reembed
+
+    def interrupt_after_one_batch(store, target, row):
+        if new.calls >= 4:
+            raise KeyboardInterrupt
+        return real_embed(store, target, row)
+
+    monkeypatch.setattr(m, "_reembed", interrupt_after_one_batch)
+    args = ["gallery", "migrate", str(path), "--model", "other", "--batch-size", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130 and "run the same command to resume" in result.output
+    assert embedded(path) == 4
+    monkeypatch.setattr(m, "_reembed", real_embed)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert new.calls == len(snapshot_faces(path))  # 4 + the rest: resumed, not restarted
+    with Gallery.open(path, new) as g:
+        assert g.identify(photo((1, 9, 30)))[0].name == "Ada"

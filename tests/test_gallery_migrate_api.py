@@ -1,0 +1,129 @@
+"""`/api/v1/gallery/migrate`: a background job that moves the served gallery to another model
+(dry run, switch, rollback), with status; and the CLI's `facenet gallery migrate` on real models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from facenet.cli import main
+
+from .test_server_support import files, local_client, photo_path, photos_fixture  # noqa: F401
+
+pytest.importorskip("fastapi")
+
+API = "/api/v1"
+
+
+def wait(client, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"{API}/gallery/migrate").json()
+        if job["state"] != "running":
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def test_migration_job_dry_run_switch_and_rollback(
+    tmp_path, small_model, small_model_file, second_model_file, photos
+):
+    from facenet import FaceNet
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    second = FaceNet.load(second_model_file)
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"
+        for name, keys in (("Bush", ["bush1", "bush2"]), ("Powell", ["powell1"])):
+            r = client.post(
+                f"{API}/people", data={"name": name}, files=files(images=[photos[k] for k in keys])
+            )
+            assert r.status_code == 201, r.text
+
+        outside = tmp_path / "elsewhere.keras"
+        shutil.copy(second_model_file, outside)
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(outside)})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_allowed"
+        assert client.post(f"{API}/gallery/migrate", json={}).status_code == 400
+
+        r = client.post(
+            f"{API}/gallery/migrate", json={"model": str(second_model_file), "dry_run": True}
+        )
+        assert r.status_code == 202 and r.json()["state"] == "running"
+        job = wait(client)
+        assert job["state"] == "done", job
+        assert job["report"]["faces"] == job["total"] == job["done"] == 3
+        assert job["report"]["reembedded_from_crop"] == 3  # uploads: no photo file, the crop
+        assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
+
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(second_model_file)})
+        assert wait(client)["state"] == "done"
+        assert client.get(f"{API}/health").json()["model_id"] == second.model_id
+        assert client.get(f"{API}/model").json()["embedding_size"] == 64
+        r = client.post(f"{API}/identify", files=files(image=photos["powell1"]))
+        best = min(r.json()["faces"], key=lambda f: f["distance"])
+        assert best["matches"][0]["name"] == "Powell" and best["distance"] < 0.01
+        people = client.get(f"{API}/people").json()
+        assert [(p["name"], p["faces"]) for p in people] == [("Bush", 2), ("Powell", 1)]
+
+        r = client.post(f"{API}/gallery/migrate", json={"rollback": True})
+        assert r.status_code == 202 and wait(client)["state"] == "done"
+        assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
+    app.state.service.gallery.close()
+
+
+def test_cli_migrate_dry_run_json_then_switch_and_rollback(
+    tmp_path, small_model_file, second_model_file, lfw_dir
+):
+    path = tmp_path / "g.db"
+    run = CliRunner().invoke
+    assert (
+        run(main, ["gallery", "create", str(path), "--model", str(small_model_file)]).exit_code == 0
+    )
+    photos = [photo_path(k) for k in ("bush1", "bush2", "powell1")]
+    copies = []
+    for photo in photos:
+        copies.append(tmp_path / photo.name)
+        shutil.copy(photo, copies[-1])
+    assert (
+        run(
+            main, ["gallery", "enroll", str(path), "--name", "Bush", *map(str, copies[:2])]
+        ).exit_code
+        == 0
+    )
+    assert (
+        run(main, ["gallery", "enroll", str(path), "--name", "Powell", str(copies[2])]).exit_code
+        == 0
+    )
+    listed = run(main, ["gallery", "list", str(path), "--faces", "--json"]).stdout.splitlines()
+    faces = [f for line in listed for f in json.loads(line)["face_list"]]
+    assert [f["photo"] for f in faces] == [str(c.resolve()) for c in copies]
+    assert all(len(f["landmarks"]) == 5 and len(f["content_hash"]) == 64 for f in faces)
+    copies[0].unlink()  # a photo gone: re-embedded from its stored crop
+
+    args = ["gallery", "migrate", str(path), "--model", str(second_model_file)]
+    result = run(main, [*args, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["faces"], report["reembedded_from_crop"], report["flagged"]) == (3, 1, 0)
+    assert "is missing" in report["from_crop"][0]["note"]
+
+    result = run(main, args)
+    assert result.exit_code == 0 and "nearest person changes for" in result.stdout
+    result = run(main, ["gallery", "list", str(path)])
+    assert "test-second" in result.stderr
+    assert run(main, ["gallery", "migrate", str(path), "--rollback"]).exit_code == 0
+    result = run(main, ["gallery", "list", str(path)])
+    assert "test-small" in result.stderr
+    assert run(main, ["gallery", "migrate", str(path)]).exit_code == 2
+    result = run(main, ["gallery", "migrate", str(path), "--prune"])
+    assert result.exit_code == 0 and "pruned 3" in result.stderr
+    result = run(main, ["gallery", "migrate", str(path), "--rollback"])
+    assert result.exit_code == 2 and "nothing to roll back" in result.output

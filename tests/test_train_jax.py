@@ -1,0 +1,116 @@
+"""`facenet train --backend jax`: a few steps with an online teacher on real CelebA faces, with
+TensorFlow blocked in the training process; the TensorFlow path then loads the model and exports
+it to ONNX with the same embeddings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import CELEBA_DIR
+
+pytest.importorskip("jax")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _faces(dst: Path, count: int = 40) -> Path:
+    """~40 real CelebA faces (square centre crops, 80 px), identities with 2+ images."""
+    from PIL import Image
+
+    if not CELEBA_DIR.is_dir():
+        pytest.skip(f"CelebA not available at {CELEBA_DIR}")
+    n = 0
+    for folder in sorted(CELEBA_DIR.iterdir()):
+        files = sorted(folder.glob("*.jpg"))[:3]
+        if len(files) < 2:
+            continue
+        for f in files:
+            im = Image.open(f).convert("RGB")
+            s = min(im.size)
+            left, top = (im.size[0] - s) // 2, (im.size[1] - s) // 2
+            im = im.crop((left, top, left + s, top + s)).resize((80, 80), Image.BILINEAR)
+            (dst / folder.name).mkdir(parents=True, exist_ok=True)
+            im.save(dst / folder.name / f.name, quality=90)
+            n += 1
+        if n >= count:
+            return dst
+    pytest.skip("too few CelebA faces")
+
+
+def _facenet(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    """`python -m facenet ARGS` with TensorFlow made unimportable (as on the GPU machine)."""
+    block = tmp_path / "no-tensorflow" / "tensorflow"
+    block.mkdir(parents=True, exist_ok=True)
+    (block / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
+    environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    environ["PYTHONPATH"] = os.pathsep.join([str(block.parent), str(ROOT)])
+    # one compilation cache for the test's runs: each network's initialisers and step compile once
+    environ["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "jax-cache")
+    environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    environ.update(env)
+    return subprocess.run([sys.executable, "-m", "facenet", *args], env=environ, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_jax_training_with_an_online_teacher_loads_in_tensorflow_and_onnx(tmp_path):
+    import onnxruntime as ort
+
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, load_keras_model, save_model
+    from facenet.runtime.export import export_onnx
+
+    data = _faces(tmp_path / "faces")
+    teacher = build_facenet("mobilenet", (72, 72, 3), 128, alpha=0.5)  # another size and width
+    save_model(teacher, ModelInfo(input_size=72, alpha=0.5), tmp_path / "teacher.keras")
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--backend", "jax",
+            "--teacher", str(tmp_path / "teacher.keras"), "--input-size", "64",
+            "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0.5", "--batch-p", "4",
+            "--batch-k", "2", "--steps-per-epoch", "2", "--mixup", "0.5", "--workers", "2",
+            "--lr", "0.01", "--align-mode", "chip"]  # fmt: skip
+    first = _facenet([*args, "--epochs", "1"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "trained 1 epochs" in first.stdout
+    resumed = _facenet([*args, "--epochs", "2", "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    rows = (run / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    losses = [float(r.split(",")[4]) for r in rows[1:]]  # distill_loss: finite and positive
+    assert all(np.isfinite(losses)) and min(losses) > 0
+    with np.load(run / "checkpoint.npz") as z:
+        state = json.loads(str(z["state"]))
+        assert state["epoch"] == 2 and state["images"] == 2 * 2 * 8
+        assert z["projection"].shape == (128, 128)
+        assert any(k.startswith("opt_") for k in z.files)
+
+    model, info = load_keras_model(run / "model.keras")  # the TensorFlow process
+    assert info.input_size == 64 and info.alignment == "chip"
+    assert info.extra["training"]["backend"] == "jax"
+    untrained = build_facenet("mobilenet", (64, 64, 3), 128, alpha=0.25)
+    trained_w = model.get_layer("Bottleneck").get_weights()[0]
+    assert not np.allclose(trained_w, untrained.get_layer("Bottleneck").get_weights()[0])
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype(np.uint8)
+    keras_emb = np.asarray(model(images.astype(np.float32), training=False))
+    onnx_path = export_onnx(model, info, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_emb = session.run(None, {session.get_inputs()[0].name: images})[0]
+    assert np.abs(onnx_emb - keras_emb).max() <= 1e-4
+    np.testing.assert_allclose(np.linalg.norm(keras_emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_jax_backend_options_fail_in_one_line(tmp_path):
+    data = tmp_path / "d" / "a"
+    data.mkdir(parents=True)
+    out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--backend", "jax"],
+                   tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "--loss ce" in out.stderr and "Traceback" not in out.stderr
+    out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--mixup", "0.5"],
+                   tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "jax" in out.stderr and "Traceback" not in out.stderr
