@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GalleryError, ImageError, NoFaceError
 from .guard import RequestGuardMiddleware
+from .memory import configure_malloc
 from .service import ApiError, Service
 from .settings import Settings
 
@@ -127,11 +128,13 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
 
     model: a `facenet.FaceNet`; gallery: a `facenet.gallery.Gallery` made with that model (or
     None: the gallery endpoints answer 404 `no_gallery`). The caller keeps ownership of both and
-    closes the gallery after the server stops.
+    closes the gallery after the server stops. It sets the process's malloc mmap threshold
+    (see `memory`), so that memory returns to the system after large requests.
     """
     from . import migration, routes
 
     settings = settings or Settings()
+    configure_malloc()  # process-wide: large blocks go back to the system when freed
     locked = settings.api_key_all  # the schema and docs need the key too
     app = FastAPI(
         title="facenet",
