@@ -41,11 +41,10 @@ from ..types import Face
 from .crops import StoredCrop, cut_crop
 from .index import FaceIndex, IndexState
 from .store import Store
+from .validation import UNKNOWN, check_metadata, check_name
 
 log = logging.getLogger(__name__)
 
-#: The name `identify` gives a face whose best match is farther than the threshold.
-UNKNOWN = "unknown"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -382,15 +381,15 @@ class Gallery:
         return crop.thumbnail(json.loads(row["box"]), size)
 
     def add_person(self, name: str, metadata: dict | None = None) -> Person:
-        name = _check_name(name)
+        name = check_name(name)
         with self._lock, self._store.transaction() as db:
             if self._store.person(name) is not None:
                 raise GalleryError(f"a person named {name!r} already exists")
-            self._store.add_person(db, name, _check_metadata(metadata))
+            self._store.add_person(db, name, check_metadata(metadata))
         return self.person(name)
 
     def rename(self, old: str, new: str) -> Person:
-        new = _check_name(new)
+        new = check_name(new)
         with self._lock, self._store.transaction() as db:
             person_id = self._person_id(old)
             if self._store.person(new) is not None:
@@ -458,8 +457,8 @@ class Gallery:
         """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
         merged into theirs). Photos already in the gallery (same content hash), photos with no
         face and unreadable files are skipped and reported, never raised."""
-        name = _check_name(name)
-        metadata = _check_metadata(metadata)
+        name = check_name(name)
+        metadata = check_metadata(metadata)
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
             images = [images]
         items = [(name, source) for source in images]
@@ -478,9 +477,13 @@ class Gallery:
         for folder in sorted(
             p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
+            try:
+                name = check_name(folder.name)
+            except GalleryError as exc:
+                raise GalleryError(f"{folder}: {exc}") from None
             for file in sorted(folder.iterdir()):
                 if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                    items.append((folder.name, file))
+                    items.append((name, file))
         if not items:
             raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
         return self._enroll(items, {}, batch_size, progress)
@@ -495,8 +498,8 @@ class Gallery:
         """Add ready embeddings (n x d, of the gallery's model) as faces of `name`, in one
         transaction; returns their face ids. For callers that embed photos themselves
         (batched `FaceNet.embed`, an embedding cache); no duplicate check is made."""
-        name = _check_name(name)
-        metadata = _check_metadata(metadata)
+        name = check_name(name)
+        metadata = check_metadata(metadata)
         vectors = np.asarray(embeddings, dtype=np.float32)
         vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
         if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:
@@ -877,29 +880,6 @@ def _check_model(model) -> None:
     for attr in ("model_id", "info", "represent"):
         if not hasattr(model, attr):
             raise GalleryError(f"not a face model (no {attr!r}): {type(model).__name__}")
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise GalleryError(f"a person's name must be a non-empty string; got {name!r}")
-    name = name.strip()
-    if name.lower() == UNKNOWN:
-        raise GalleryError(f"{name!r} is reserved for faces that match nobody")
-    if any(c in name for c in "\n\r\t"):
-        raise GalleryError(f"a person's name cannot contain line breaks or tabs: {name!r}")
-    return name
-
-
-def _check_metadata(metadata: dict | None) -> dict:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise GalleryError(f"metadata must be a dict; got {type(metadata).__name__}")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise GalleryError(f"metadata must be JSON-serialisable ({exc})") from None
-    return metadata
 
 
 def _unit(embedding, size: int) -> np.ndarray:
