@@ -192,6 +192,7 @@ def train(
                                  "val_seconds": float(metrics["seconds"])})  # fmt: skip
         log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
     step_fn = _train_step(model, optimizer, config, strategy, teacher)
+    sync_statistics = _statistics_sync(model, strategy)
     writer = tf.summary.create_file_writer(str(out / "tensorboard")) if chief else None
     interrupted = False
     restore_signal = sigterm_as_interrupt()
@@ -203,6 +204,7 @@ def train(
                 _dataset_fn(train_set, batches, config, epoch, source, replicas)
             )
             row = _run_epoch(step_fn, dist, epoch, steps, sampler.batch_size, config, on_step)
+            sync_statistics()
             row["lr"] = float(schedule(optimizer.iterations))
             if validator is not None:
                 metrics = validator.evaluate(embedder)
@@ -307,6 +309,29 @@ def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     return step
+
+
+def _statistics_sync(model, strategy) -> Callable[[], None]:
+    """A function that sets every replica's batch-norm moving statistics to their mean over
+    the replicas. Why: Keras 3 updates them on each replica's own batches without
+    aggregation, so the replicas (the workers of multi_worker) drift apart and the chief would
+    save statistics of its share of the data only; the mean is what TF-Keras 2 read."""
+    moving = [v for v in model.non_trainable_variables
+              if v.path.endswith(("moving_mean", "moving_variance"))]  # fmt: skip
+    if strategy.num_replicas_in_sync == 1 or not moving:
+        return lambda: None
+
+    def replica_means():
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce("MEAN", [tf.identity(v.value) for v in moving])
+
+    @tf.function
+    def sync():
+        means = strategy.experimental_local_results(strategy.run(replica_means))[0]
+        for variable, mean in zip(moving, means, strict=True):
+            variable.value.assign(mean)
+
+    return sync
 
 
 def _dataset_fn(train_set, batches, config: TrainConfig, epoch: int, source: str, replicas: int):
