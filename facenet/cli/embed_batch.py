@@ -36,7 +36,7 @@ def run_batch(
         if as_json:
             emit({k: v for k, v in row.items() if v is not None})
         elif row["error"] is not None:
-            bar.write(f"failed {row['path']}: {row['error']}")
+            bar.write(f"failed: {named(row['path'], row['error'])}")
 
     try:
         report = embed_to_folder(
@@ -53,6 +53,11 @@ def run_batch(
     )
     failed = [path for path, _ in report.failures]
     finish(report.embedded + report.skipped, failed, "image", nothing=f"no images in {sources[0]}")
+
+
+def named(path: str, error: str) -> str:
+    """The error naming its file once (image errors name it already)."""
+    return error if error.startswith(path) else f"{path}: {error}"
 
 
 class _Bar:

@@ -6,6 +6,7 @@ import click
 
 from ..text import plural
 from .conventions import emit, finish
+from .embed_batch import named
 
 
 def enroll_parquet(
@@ -27,7 +28,7 @@ def enroll_parquet(
             emit({"photo": source, "error": reason})
     else:
         for source, reason in report.skipped:
-            click.echo(f"skipped {source}: {reason}", err=True)
+            click.echo(f"skipped: {named(source, reason)}", err=True)
     people = len({person for _, person, _ in report.enrolled})
     click.echo(
         f"enrolled {plural(len(report.enrolled), 'face')} of {plural(people, 'person', 'people')} "
