@@ -184,3 +184,15 @@ def test_enroll_from_parquet_refuses_another_model(local_out, tmp_path):
     assert result.exit_code == 2 and "model id" in result.output, result.output
     with Gallery.open(path) as g:
         assert len(g.people()) == 0
+
+
+def test_cli_unreachable_ray_is_one_line(photos, tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]
+    result = CliRunner().invoke(main, [*args, "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2 and result.output.startswith("Error: cannot reach Ray")

@@ -81,6 +81,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _probe(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -92,10 +93,23 @@ def _connect(ray, address: str | None, workers: int) -> bool:
                 log_to_driver=False,
                 logging_level=logging.WARNING,
             )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises many kinds; each means no cluster to run on
         raise FaceNetError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
+
+
+def _probe(address: str | None) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when HOST:PORT does not answer."""
+    if not address or address == "auto" or "://" in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise FaceNetError(f"cannot reach Ray at {address}: {exc}") from None
