@@ -48,6 +48,9 @@ def embed_to_folder(
     if engine not in ENGINES:
         raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     require_extra(engine)
+    from ..api import FaceNet
+
+    loaded = FaceNet.load(model)  # a bad --model fails here, not in every Ray worker
     from .records import done_paths
     from .sources import list_sources
 
@@ -75,11 +78,13 @@ def embed_to_folder(
     if engine == "local":
         from .local import run_local
 
-        run_local(todo, str(out), model, batch_size, on_batch)
+        run_local(todo, str(out), loaded, batch_size, on_batch)
     else:
         from .ray_engine import run_ray
 
-        run_ray(todo, str(out), model, batch_size, workers, address, on_batch)
+        # workers do not share this directory: a model file goes by its absolute path
+        ref = loaded.name or os.path.abspath(loaded.source)
+        run_ray(todo, str(out), ref, batch_size, workers, address, on_batch)
     return report
 
 

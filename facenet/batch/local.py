@@ -12,16 +12,13 @@ from .records import embed_batch, summarise, write_part
 def run_local(
     paths: Sequence[str],
     out: str,
-    model: str | None,
+    model,
     batch_size: int,
     on_batch: Callable[[pa.Table], None],
 ) -> None:
-    """Embed `paths` in batches in this process, writing one part per batch into `out`;
-    `on_batch` gets each batch's per-image summary (path, faces, error)."""
-    from ..api import FaceNet
-
-    facenet = FaceNet.load(model)
+    """Embed `paths` in batches in this process with a loaded `FaceNet`, writing one part per
+    batch into `out`; `on_batch` gets each batch's per-image summary (path, faces, error)."""
     for start in range(0, len(paths), batch_size):
-        table = embed_batch(facenet, paths[start : start + batch_size])
+        table = embed_batch(model, paths[start : start + batch_size])
         write_part(table, out)
         on_batch(summarise(table))

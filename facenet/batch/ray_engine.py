@@ -70,6 +70,9 @@ def run_ray(
         )
         for summary in results.iter_batches(batch_size=None, batch_format="pyarrow"):
             on_batch(summary)
+    except ray.exceptions.RayError as exc:  # an actor died or raised: the parts so far stay
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FaceNetError(f"the Ray job failed ({first}); run again to resume") from None
     finally:
         if started:
             ray.shutdown()
