@@ -10,16 +10,21 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .backbones import backbone_names
+
 #: Pixel scalings a FaceNet network's Preprocessing layer applies.
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
 #: What a model file may record: "folded" = the scaling is folded into the first convolution
 #: (converted networks such as dlib's ResNet take raw pixels).
 MODEL_PREPROCESSING = (*PREPROCESSING_MODES, "folded")
 ALIGNMENT_MODES = ("crop", "similarity", "chip")
-#: Backbones `build_facenet` builds and `facenet train` trains.
-BACKBONES = ("mobilenet", "inception_resnet_v1")
+#: Networks a model file may hold besides the registered FaceNet backbones (`backbones.py`).
+CONVERTED_ARCHITECTURES = ("dlib_resnet",)
+#: The built-in backbones `build_facenet` builds and `facenet train` trains (a snapshot of the
+#: registry at import; `backbones.backbone_names()` is live).
+BACKBONES = backbone_names()
 #: Every network a model file may hold: the FaceNet backbones and converted ones.
-ARCHITECTURES = (*BACKBONES, "dlib_resnet")
+ARCHITECTURES = (*BACKBONES, *CONVERTED_ARCHITECTURES)
 FORMAT_VERSION = 1
 
 
@@ -47,7 +52,7 @@ class ModelInfo:
     def __post_init__(self) -> None:
         check_choice("preprocessing", self.preprocessing, MODEL_PREPROCESSING)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
-        check_choice("backbone", self.backbone, ARCHITECTURES)
+        check_choice("backbone", self.backbone, (*backbone_names(), *CONVERTED_ARCHITECTURES))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..metadata import BACKBONES, PREPROCESSING_MODES
+from ..backbones import backbone_names
+from ..metadata import PREPROCESSING_MODES
 
 
 @click.command()
@@ -17,7 +18,10 @@ from ..metadata import BACKBONES, PREPROCESSING_MODES
     help="Kind of SRC. Default: from its name (.h5; .pt/.pth/.npz; a checkpoint prefix/folder).",
 )  # fmt: skip
 @click.option(
-    "--backbone", type=click.Choice(BACKBONES), default=None, help="Default: from the weights."
+    "--backbone",
+    type=click.Choice(backbone_names()),
+    default=None,
+    help="Default: from the weights.",
 )
 @click.option(
     "--preprocessing", type=click.Choice(PREPROCESSING_MODES), default=None,

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..metadata import ALIGNMENT_MODES, BACKBONES, PREPROCESSING_MODES, check_choice
+from ..backbones import backbone_names
+from ..metadata import ALIGNMENT_MODES, PREPROCESSING_MODES, check_choice
 
 MINING = ("semi_hard", "batch_hard", "batch_all")
 LOSSES = ("triplet", "ce", "triplet+ce")
@@ -93,7 +94,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("backbone", self.backbone, backbone_names())
         check_choice("preprocessing", self.preprocessing, PREPROCESSING_MODES)
         check_choice("loss", self.loss, LOSSES)
         check_choice("mining", self.mining, MINING)

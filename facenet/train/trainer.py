@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..backbones import get_backbone
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet, save_model
@@ -152,7 +153,8 @@ def train(
             model = build_facenet(
                 config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
                 num_classes=train_set.num_classes if config.uses_ce else None,
-                alpha=config.alpha, dropout=config.dropout, preprocessing=config.preprocessing,
+                dropout=config.dropout, preprocessing=config.preprocessing,
+                **get_backbone(config.backbone).options_from(config),
             )  # fmt: skip
             schedule = WarmupSchedule(config.lr, total_steps, int(config.warmup_epochs * steps),
                                       config.schedule)  # fmt: skip
@@ -181,7 +183,8 @@ def train(
     info = ModelInfo(
         backbone=config.backbone, input_size=config.input_size,
         embedding_size=config.embedding_size, preprocessing=config.preprocessing,
-        alignment=config.alignment, margin=config.margin_px, alpha=config.alpha,
+        alignment=config.alignment, margin=config.margin_px,
+        **get_backbone(config.backbone).options_from(config),
     )  # fmt: skip
     validator = _validator(config, val_set, out, source) if chief else None
     embedder = KerasEmbedder(model, info) if validator is not None else None
@@ -254,9 +257,7 @@ def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
 
 
 def _bottleneck_norm(model, backbone: str):
-    from ..models.facenet import BOTTLENECK_BN
-
-    return model.get_layer(BOTTLENECK_BN[backbone])
+    return model.get_layer(get_backbone(backbone).bottleneck_bn)
 
 
 def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
@@ -456,8 +457,8 @@ def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: P
 def _float32_copy(model, config: TrainConfig):
     size = config.input_size
     copy = build_facenet(
-        config.backbone, (size, size, 3), config.embedding_size, alpha=config.alpha,
-        dropout=config.dropout, preprocessing=config.preprocessing,
+        config.backbone, (size, size, 3), config.embedding_size, dropout=config.dropout,
+        preprocessing=config.preprocessing, **get_backbone(config.backbone).options_from(config),
     )  # fmt: skip
     for layer in copy.layers:
         if layer.weights:

@@ -137,11 +137,14 @@ def convert_h5(path: Path, info: ModelInfo, embedding_size: int | None = None):
     if info.backbone not in (found.backbone, "inception_resnet_v1"):
         raise ModelError(f"{path}: holds {found.backbone} weights, not {info.backbone}")
     check_embedding_size(path, found.embedding_size, embedding_size)
+    from ..backbones import get_backbone
+
+    options = get_backbone(found.backbone).options_from(found)
     info = ModelInfo.from_dict(
         {
             **info.__dict__,
+            **options,
             "backbone": found.backbone,
-            "alpha": found.alpha,
             "embedding_size": found.embedding_size,
         }
     )
@@ -214,7 +217,7 @@ def load_inception(
     scale (gamma), which the Keras network does not have, is folded exactly into the kernel
     and the moving mean: gamma*(Wx - m)/s + b == ((gamma W)x - gamma m)/s + b.
     """
-    from ..models.facenet import BOTTLENECK_BN
+    from ..backbones import get_backbone
 
     layers = {layer.name: layer for layer in model.layers}
     for layer in model.layers:
@@ -224,7 +227,7 @@ def load_inception(
         if kind_name == "BatchNormalization":
             continue  # filled with its convolution
         if kind_name == "Dense":
-            bn = layers.get(BOTTLENECK_BN["inception_resnet_v1"])
+            bn = layers.get(get_backbone("inception_resnet_v1").bottleneck_bn)
             kind = "dense_bn"
         elif kind_name == "Conv2D":
             bn = layers.get(f"{layer.name}_BatchNorm")
