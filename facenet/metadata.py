@@ -26,6 +26,8 @@ BACKBONES = backbone_names()
 #: Every network a model file may hold: the FaceNet backbones and converted ones.
 ARCHITECTURES = (*BACKBONES, *CONVERTED_ARCHITECTURES)
 FORMAT_VERSION = 1
+#: What `ModelInfo.detection` may set (defaults in `detect.detector.DEFAULT_SETTINGS`).
+DETECTION_SETTINGS = ("min_face_size", "thresholds", "max_side")
 
 
 @dataclass
@@ -44,6 +46,9 @@ class ModelInfo:
     #: gallery of many people (see docs/MODEL_CARD.md); None falls back to `threshold`.
     identification_threshold: float | None = None
     alpha: float = 1.0
+    #: The face detector's settings this model was evaluated with (`detect.detector`:
+    #: min_face_size, thresholds, max_side); empty = the defaults, as in older model files.
+    detection: dict[str, Any] = field(default_factory=dict)
     name: str = "facenet"
     #: Free-form provenance: training data, command, evaluation figures.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -53,6 +58,9 @@ class ModelInfo:
         check_choice("preprocessing", self.preprocessing, MODEL_PREPROCESSING)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
         check_choice("backbone", self.backbone, (*backbone_names(), *CONVERTED_ARCHITECTURES))
+        unknown = set(self.detection) - set(DETECTION_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown detection setting(s): {', '.join(sorted(unknown))}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

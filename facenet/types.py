@@ -13,13 +13,16 @@ class Face:
 
     box: (x1, y1, x2, y2) floats; landmarks: 5 x 2 array (left eye, right eye, nose,
     left mouth corner, right mouth corner) as seen in the image; embedding: unit vector, once
-    computed.
+    computed; crop: the aligned crop the network sees, once cut (`FaceNet.crops`); fallback:
+    no face was found and `crop` is the image's centred square (box = that square, score 0).
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+    fallback: bool = False
 
     @property
     def width(self) -> float:
@@ -49,6 +52,8 @@ class Verification:
     distance: float
     threshold: float
     same: bool
+    #: The two faces compared (box, landmarks, crop), when the images were detected.
+    faces: tuple[Face, Face] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"distance": self.distance, "threshold": self.threshold, "same": self.same}

@@ -87,3 +87,89 @@ def test_unknown_index_backend_is_a_gallery_error(tmp_path, small_model):
 
     with pytest.raises(GalleryError, match="unknown index backend 'nope'"):
         Gallery.create(tmp_path / "g.db", small_model, index="nope")
+
+
+def toy_backbone(x, width: int = 8):
+    """Two small convolutions: a backbone is any (tensor, **options) -> feature map."""
+    from keras import layers
+
+    x = layers.Conv2D(width, 3, strides=2, activation="relu", name="toy_conv")(x)
+    return layers.Conv2D(2 * width, 3, strides=2, activation="relu", name="toy_conv_2")(x)
+
+
+def test_toy_backbone_through_the_registry(tmp_path, monkeypatch):
+    from facenet import FaceNet, backbones
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, save_model
+
+    toy = backbones.Backbone(
+        "toy", toy_backbone, bottleneck_bn="Toy_BatchNorm", h5_signature="toy_conv"
+    )
+    monkeypatch.setitem(backbones.BACKBONES, "toy", toy)
+    network = build_facenet("toy", (48, 48, 3), 32)
+    assert network.get_layer("Toy_BatchNorm") is not None
+    info = ModelInfo(backbone="toy", input_size=48, embedding_size=32, name="toy")
+    model = FaceNet.load(save_model(network, info, tmp_path / "toy.keras"))
+    assert model.info.backbone == "toy" and model.embed(lfw_image(*PEOPLE[0])).shape == (1, 32)
+    enrol_and_identify(model, tmp_path)
+
+
+def test_backbone_options_stay_with_their_backbone():
+    """MobileNet's width is its own option: recorded, read back from weights, not generic."""
+    from facenet.backbones import get_backbone
+    from facenet.metadata import ModelInfo
+
+    mobilenet, inception = get_backbone("mobilenet"), get_backbone("inception_resnet_v1")
+    assert mobilenet.options_from(ModelInfo(alpha=0.25)) == {"alpha": 0.25}
+    assert inception.options_from(ModelInfo(alpha=0.25)) == {}
+    with pytest.raises(ValueError, match="backbone must be one of mobilenet, inception_resnet_v1"):
+        get_backbone("resnet")
+
+
+class CentreDetector:
+    """A toy `Detector`: one face, the centred square of each image."""
+
+    def detect(self, image):
+        from facenet.types import Face
+
+        h, w = image.shape[:2]
+        side = min(h, w) / 2
+        box = (w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2)
+        return [Face(box=box, score=1.0)]
+
+    def detect_batch(self, images):
+        return [self.detect(image) for image in images]
+
+
+def test_toy_detector_through_the_protocol(tmp_path, small_model_file):
+    from facenet import FaceNet
+    from facenet.detect import Detector
+
+    model = FaceNet.load(small_model_file, detector=CentreDetector())
+    assert isinstance(model.detector, Detector)
+    faces = model.represent(lfw_image(*PEOPLE[0]))
+    assert len(faces) == 1 and faces[0].score == 1.0
+    assert faces[0].embedding.shape == (model.embedding_size,)
+    enrol_and_identify(model, tmp_path)
+
+
+def test_detector_settings_are_recorded_in_the_model_info(small_model):
+    """A model file's `detection` settings build its detector; files without them (every
+    existing one) run with the defaults."""
+    import dataclasses
+
+    from facenet import FaceNet
+    from facenet.detect.detector import DEFAULT_SETTINGS, detector_settings
+    from facenet.metadata import ModelInfo
+
+    assert ModelInfo.from_dict({"backbone": "mobilenet"}).detection == {}
+    assert detector_settings({}) == {**DEFAULT_SETTINGS}
+    info = dataclasses.replace(small_model.info, detection={"min_face_size": 40, "max_side": 800})
+    assert ModelInfo.from_json(info.to_json()).detection == info.detection
+    detector = FaceNet(small_model.embedder, info, model_id="x").detector
+    assert (detector.min_face_size, detector.max_side) == (40.0, 800)
+    assert detector.thresholds == DEFAULT_SETTINGS["thresholds"]
+    with pytest.raises(ValueError, match="unknown detection setting"):
+        ModelInfo(detection={"size": 3})
+    with pytest.raises(ValueError, match="unknown detector setting"):
+        detector_settings(None, scale=2)

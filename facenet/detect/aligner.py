@@ -22,18 +22,16 @@ import numpy as np
 from PIL import Image
 
 from ..errors import FaceNetError, ImageError
-from ..images import load_image
+from ..images import IMAGE_SUFFIXES, load_image
 from ..metadata import ALIGNMENT_MODES, check_choice
-from .align import align_face, center_crop, most_prominent
+from .crops import aligned, crop_face
+from .detector import make_detector
 from .mtcnn import MTCNN
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "align_report.json"
 OUTPUT_FORMAT = "png"
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
-)
 #: Images per task sent to a worker (one detect_batch call).
 CHUNK = 8
 #: The report is rewritten after this many images, so an interrupted run keeps its bookkeeping.
@@ -66,7 +64,7 @@ def align_dataset(
             frame, as in datasets of tight face crops. Such crops come from the padded copy and
             are listed under "padded" in the report.
         progress: a tqdm bar on stderr.
-        detector: the detector settings to use (default MTCNN()); workers build their own copy.
+        detector: the detector to use (default `make_detector()`); workers build their own copy.
     """
     check_choice("mode", mode, ALIGNMENT_MODES)
     if int(size) < 1:
@@ -76,7 +74,7 @@ def align_dataset(
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise FaceNetError(f"{src}: no such folder")
-    detector = detector or MTCNN()
+    detector = detector or make_detector()
     settings = {
         "size": int(size),
         "margin": float(margin),
@@ -195,21 +193,20 @@ def _align_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict]]:
         for k, image, faces in zip(missed, extended, detector.detect_batch(extended), strict=True):
             if faces:
                 images[k], detections[k], padded[k] = image, faces, True
+    cut = aligned(job["size"], job["mode"], job["margin"])
+    fallback = job["size"] if job["keep_fallback"] else None
     for k, (_, out, rel) in enumerate(loaded):
-        image, faces = images[k], detections[k]
-        face = most_prominent(faces, image.shape)
-        if face is not None:
-            crop = align_face(image, face, job["size"], job["mode"], job["margin"])
-            result = {"status": "aligned", "faces": len(faces)}
-            if padded[k]:
-                result["padded"] = True
-        elif job["keep_fallback"]:
-            crop = center_crop(image, job["size"])
-            result = {"status": "fallback", "faces": 0}
-        else:
+        face = crop_face(images[k], detections[k], cut, fallback)
+        if face is None:
             results.append((rel, {"status": "no_face", "faces": 0}))
             continue
-        _save(crop, Path(out))
+        if face.fallback:
+            result = {"status": "fallback", "faces": 0}
+        else:
+            result = {"status": "aligned", "faces": len(detections[k])}
+            if padded[k]:
+                result["padded"] = True
+        _save(face.crop, Path(out))
         results.append((rel, result))
     return results
 
@@ -244,7 +241,7 @@ def _scan(src: Path, dst: Path) -> tuple[list[str], list[str]]:
             if name.startswith("."):
                 continue
             rel = (here / name).relative_to(src).as_posix()
-            (images if Path(name).suffix.lower() in IMAGE_EXTENSIONS else ignored).append(rel)
+            (images if Path(name).suffix.lower() in IMAGE_SUFFIXES else ignored).append(rel)
     return images, ignored
 
 

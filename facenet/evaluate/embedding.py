@@ -141,9 +141,6 @@ def embed_images(
 
 def _embed_batch(model, files: list[Path], flip: bool):
     """[(embedding, no_face, error)] for one batch of image files."""
-    from ..detect import center_crop
-
-    size = model.info.input_size
     rgbs, errors = [], []
     for f in files:
         try:
@@ -156,10 +153,9 @@ def _embed_batch(model, files: list[Path], flip: bool):
     out = [(None, False, e) for e in errors]
     if not ok:
         return out
-    crops = model.align([rgbs[i] for i in ok], on_missing="none")
-    missing = [c is None for c in crops]
-    crops = [center_crop(rgbs[i], size) if c is None else c for i, c in zip(ok, crops, strict=True)]
-    batch = np.stack(crops).astype(np.uint8, copy=False)
+    faces = model.crops([rgbs[i] for i in ok], on_missing="center")
+    missing = [face.fallback for face in faces]
+    batch = np.stack([face.crop for face in faces]).astype(np.uint8, copy=False)
     vectors = model.embed_crops(batch, batch_size=len(batch)).astype(np.float64)
     if flip:
         vectors = vectors + model.embed_crops(

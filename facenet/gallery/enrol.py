@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GalleryError, ImageError
-from ..images import ImageInput, describe, load_image
+from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image
 from ..types import Face
 from .crops import cut_crop
 from .editing import _check_metadata, _check_name
@@ -26,8 +26,6 @@ from .index import Index
 from .results import Enrolled, EnrollReport, Skipped
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 class EnrolMixin:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from ..images import load_image, resize
+from ..images import IMAGE_SUFFIXES, load_image, resize
 from ..metadata import ModelInfo
 from . import METADATA_KEY
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_DTYPES = ("uint8", "float32")
 QUANTIZE_MODES = ("int8",)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: ONNX opset: 17 is read by every ONNX Runtime from 1.13 on.
 OPSET = 17
 #: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
