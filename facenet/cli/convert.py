@@ -36,7 +36,7 @@ from ..metadata import PREPROCESSING_MODES
 @click.option("--name", default=None, help="Model name stored in the file. Default: SRC's name.")
 def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name):
     """Convert the weights SRC into a FaceNet .keras model file (checked tensor by tensor)."""
-    from ..weights.convert import convert as run
+    from ..convert import convert as run
 
     _, info = run(
         src, out, source=source, backbone=backbone, preprocessing=preprocessing,

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..images import IMAGE_SUFFIXES, load_image, resize
-from ..metadata import ModelInfo
-from . import METADATA_KEY
+from .errors import ModelError
+from .images import IMAGE_SUFFIXES, load_image, resize
+from .metadata import ModelInfo
+from .runtime import METADATA_KEY
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _need(module: str, extra: str = "export"):
 def load_keras(path: str | os.PathLike):
     """A Keras FaceNet model and its ModelInfo from a `.keras` or weights-only `.h5` file."""
     try:
-        from ..models import load_keras_model, load_weights_h5
+        from .models import load_keras_model, load_weights_h5
     except ImportError:
         raise ModelError(
             "exporting needs TensorFlow: pip install 'facenet-keras[tf,export]'"
@@ -84,7 +84,7 @@ def serving_function(model, info: ModelInfo, batch: int | None = None, input_dty
     """A traced tf.function: raw pixels (batch, S, S, 3) -> {"embeddings": unit rows}."""
     import tensorflow as tf
 
-    from ..models import embedding_model
+    from .models import embedding_model
 
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(
