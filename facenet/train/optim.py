@@ -1,0 +1,75 @@
+"""The optimiser side of training: the learning-rate schedule, the optimiser and the
+distribution strategy (apart from `trainer.py`, which runs the epochs)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from .config import TrainConfig
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then cosine decay to 0 or steps of 0.1 at 50% and 75% of training."""
+
+    def __init__(self, base: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"):
+        self.base, self.total, self.warmup, self.kind = (
+            float(base),
+            int(total_steps),
+            int(warmup_steps),
+            kind,
+        )
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = float(max(self.warmup, 1))
+        span = float(max(self.total - self.warmup, 1))
+        progress = tf.clip_by_value((step - self.warmup) / span, 0.0, 1.0)
+        if self.kind == "cosine":
+            lr = 0.5 * self.base * (1.0 + tf.cos(math.pi * progress))
+        elif self.kind == "step":
+            lr = (
+                self.base
+                * tf.where(progress >= 0.5, 0.1, 1.0)
+                * tf.where(progress >= 0.75, 0.1, 1.0)
+            )
+        else:
+            lr = tf.constant(self.base, tf.float32)
+        if self.warmup > 0:
+            lr = tf.where(step < self.warmup, self.base * (step + 1.0) / warm, lr)
+        return lr
+
+    def get_config(self):
+        """Keras serialisation."""
+        return {
+            "base": self.base,
+            "total_steps": self.total,
+            "warmup_steps": self.warmup,
+            "kind": self.kind,
+        }
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """ "mirrored" (one host's GPUs), "multi_worker" (from TF_CONFIG), else the default."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
+    """Adam or SGD with Nesterov momentum, decoupled weight decay (not on norms and biases),
+    loss scaling under mixed precision."""
+    wd = config.weight_decay or None
+    if config.optimizer == "adam":
+        opt = keras.optimizers.Adam(schedule, weight_decay=wd)
+    else:
+        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
+    if wd:
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    if config.mixed_precision:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
