@@ -106,14 +106,17 @@ class FaceNet:
 
     @property
     def input_size(self) -> int:
+        """The side of the square crops the network takes."""
         return self.info.input_size
 
     @property
     def embedding_size(self) -> int:
+        """The length of an embedding."""
         return self.info.embedding_size
 
     @property
     def threshold(self) -> float:
+        """The verification threshold (squared L2) recorded in the model file."""
         return self.info.verification_threshold
 
     @property

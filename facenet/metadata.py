@@ -32,6 +32,8 @@ DETECTION_SETTINGS = ("min_face_size", "thresholds", "max_side")
 
 @dataclass
 class ModelInfo:
+    """What a model file carries besides its weights: everything needed to embed with it."""
+
     backbone: str = "mobilenet"
     input_size: int = 160
     embedding_size: int = 128
@@ -63,15 +65,18 @@ class ModelInfo:
             raise ValueError(f"unknown detection setting(s): {', '.join(sorted(unknown))}")
 
     def to_json(self) -> str:
+        """The JSON stored in model files (sorted keys)."""
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """A ModelInfo from stored fields; unknown keys (newer files) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:
+        """`from_dict` over JSON text."""
         return cls.from_dict(json.loads(text))
 
     @property
@@ -95,5 +100,6 @@ DEFAULT_K = 3
 
 
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    """ValueError naming the valid choices when `value` is not one of them."""
     if value not in valid:
         raise ValueError(f"{option} must be one of {', '.join(valid)}; got {value!r}")

@@ -26,17 +26,21 @@ class Face:
 
     @property
     def width(self) -> float:
+        """Box width in pixels."""
         return self.box[2] - self.box[0]
 
     @property
     def height(self) -> float:
+        """Box height in pixels."""
         return self.box[3] - self.box[1]
 
     @property
     def area(self) -> float:
+        """Box area in pixels (0 for a degenerate box)."""
         return max(self.width, 0.0) * max(self.height, 0.0)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields: box, score, and landmarks / embedding when present."""
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 5)}
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, float), 2).tolist()
@@ -56,4 +60,5 @@ class Verification:
     faces: tuple[Face, Face] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields: distance, threshold, same."""
         return {"distance": self.distance, "threshold": self.threshold, "same": self.same}

@@ -34,9 +34,11 @@ class TensorSource:
         self.used: set[str] = set()
 
     def has(self, name: str) -> bool:
+        """True when the source holds a tensor of this name."""
         return name in self.tensors
 
     def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The tensor `name` as float32, checked against `shape`; marked used."""
         if name not in self.tensors:
             raise ModelError(f"{self.path}: tensor '{name}' is missing")
         array = np.asarray(self.tensors[name])
@@ -49,6 +51,7 @@ class TensorSource:
         return array.astype(np.float32)
 
     def check_all_used(self) -> None:
+        """ModelError naming leftover tensors: the file is another network."""
         extra = sorted(n for n in self.tensors if n not in self.used and not self.ignored(n))
         if extra:
             more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
@@ -119,6 +122,7 @@ def load_inception(
 
 
 def build_inception(info: ModelInfo, embedding_size: int):
+    """An Inception-ResNet-v1 FaceNet at `info`'s input size and preprocessing."""
     from ..models import build_facenet
 
     size = info.input_size
@@ -130,4 +134,5 @@ def build_inception(info: ModelInfo, embedding_size: int):
 
 
 def with_embedding_size(info: ModelInfo, embedding_size: int) -> ModelInfo:
+    """`info` with another embedding size."""
     return ModelInfo.from_dict({**info.__dict__, "embedding_size": int(embedding_size)})

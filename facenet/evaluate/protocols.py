@@ -63,6 +63,7 @@ class PairList:
 
     @property
     def n_folds(self) -> int:
+        """How many folds the pairs are split into."""
         return int(np.unique(self.folds).size)
 
     def images(self) -> list[str]:
@@ -71,9 +72,11 @@ class PairList:
         return list(dict.fromkeys(p for pair in pairs for p in pair))
 
     def resolve(self, rel: str) -> Path:
+        """The absolute path of an image named relative to the root."""
         return self.root / rel
 
     def missing_files(self) -> list[str]:
+        """The images of the list that are not on disk."""
         return [p for p in self.images() if not self.resolve(p).is_file()]
 
     def subset(self, index) -> PairList:

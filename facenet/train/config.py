@@ -25,6 +25,8 @@ DEFAULT_VAL_PAIRS = str(
 
 @dataclass
 class TrainConfig:
+    """Every training option, validated on creation; saved as config.json in the run folder."""
+
     data: str
     out: str = "runs/facenet"
     backbone: str = "mobilenet"
@@ -141,19 +143,24 @@ class TrainConfig:
 
     @property
     def uses_triplet(self) -> bool:
+        """True when the loss has a triplet term."""
         return self.loss in ("triplet", "triplet+ce")
 
     @property
     def uses_ce(self) -> bool:
+        """True when the loss has a softmax (cross-entropy) term."""
         return self.loss in ("ce", "triplet+ce")
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict."""
         return asdict(self)
 
     def to_json(self) -> str:
+        """The options as JSON (sorted keys)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config from stored options; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -43,6 +43,7 @@ from ..metadata import ModelInfo
 from ..models import build_facenet, load_keras_model, save_model
 from .config import TrainConfig
 from .distill import regression_loss, target_projection
+from .optim import base_optimizer
 from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 from .view_targets import ViewTargets
 
@@ -385,14 +386,7 @@ def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimi
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
     else:
         lr = config.lr
-    wd = config.weight_decay or None
-    if config.optimizer == "adam":
-        opt = keras.optimizers.Adam(lr, weight_decay=wd)
-    else:
-        opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    if wd:
-        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return opt
+    return base_optimizer(config, lr)
 
 
 def _variables(model) -> tuple[list, list]:

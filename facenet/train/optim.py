@@ -1,14 +1,18 @@
 """The optimiser side of training: the learning-rate schedule, the optimiser and the
-distribution strategy (apart from `trainer.py`, which runs the epochs)."""
+distribution strategy (apart from `trainer.py`, which runs the epochs). TensorFlow is imported
+only where it is used, so the Keras-on-JAX trainer shares `base_optimizer`."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import keras
-import tensorflow as tf
 
 from .config import TrainConfig
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -23,6 +27,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         )
 
     def __call__(self, step):
+        import tensorflow as tf
+
         step = tf.cast(step, tf.float32)
         warm = float(max(self.warmup, 1))
         span = float(max(self.total - self.warmup, 1))
@@ -61,8 +67,16 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def make_optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
-    """Adam or SGD with Nesterov momentum, decoupled weight decay (not on norms and biases),
-    loss scaling under mixed precision."""
+    """`base_optimizer`, with loss scaling under mixed precision."""
+    opt = base_optimizer(config, schedule)
+    if config.mixed_precision:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def base_optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
+    """Adam or SGD with Nesterov momentum over `schedule`, with decoupled weight decay (not on
+    norms and biases)."""
     wd = config.weight_decay or None
     if config.optimizer == "adam":
         opt = keras.optimizers.Adam(schedule, weight_decay=wd)
@@ -70,6 +84,4 @@ def make_optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
     if wd:
         opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    if config.mixed_precision:
-        opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

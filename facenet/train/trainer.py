@@ -18,8 +18,6 @@ replica gets whole identities (see `facenet.data.sampler`), so mining always see
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ..backbones import get_backbone
@@ -38,7 +35,15 @@ from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
 from .optim import WarmupSchedule, make_optimizer, make_strategy
-from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
+from .runfiles import (
+    TrainResult,
+    init_from,
+    restore_checkpoint,
+    save_checkpoint,
+    sigterm_as_interrupt,
+    write_atomic,
+    write_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ def train(
         init_from(model, config.init)
     state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
     if ckpt_path.exists():
-        state = _restore(ckpt_path, model, optimizer, sampler)
+        state = restore_checkpoint(ckpt_path, model, optimizer, sampler)
         log.info("resuming %s at epoch %d", out, state["epoch"] + 1)
     run = _Run(config, out, chief, strategy, train_set, source, sampler, steps, model,
                optimizer, schedule, state)  # fmt: skip
@@ -245,7 +250,7 @@ def _end_epoch(run: _Run, row: dict, epoch: int, writer, validated: bool) -> Non
         if run.chief:
             _save_final(run.model, run.info, run.config, state, run.out)
     if run.chief:
-        _save_checkpoint(run.out / CHECKPOINT, run.model, run.optimizer, run.sampler, state)
+        save_checkpoint(run.out / CHECKPOINT, run.model, run.optimizer, run.sampler, state)
         write_log(run.out / "log.csv", state["history"])
         _write_scalars(writer, row, epoch + 1)
     log.info("epoch %d: %s", epoch + 1, _format(row))
@@ -397,36 +402,6 @@ def _is_chief(strategy) -> bool:
 
 
 # --- files ------------------------------------------------------------------------------------
-
-
-def _save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None:
-    arrays = {f"model_{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
-    arrays.update({f"opt_{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    meta = {**state, "sampler": sampler.state_dict(), "format": 1}
-    buffer = io.BytesIO()
-    np.savez(buffer, state=np.array(json.dumps(meta)), **arrays)
-    write_atomic(path, buffer.getvalue())
-
-
-def _restore(path: Path, model, optimizer, sampler) -> dict:
-    with np.load(path) as z:
-        meta = json.loads(str(z["state"]))
-        model_vars, opt_vars = model.variables, optimizer.variables
-        n_model = sum(1 for k in z.files if k.startswith("model_"))
-        n_opt = sum(1 for k in z.files if k.startswith("opt_"))
-        if n_model != len(model_vars) or n_opt != len(opt_vars):
-            raise FaceNetError(
-                f"{path}: the checkpoint does not match this configuration "
-                f"({n_model}/{n_opt} model/optimiser variables, expected "
-                f"{len(model_vars)}/{len(opt_vars)})"
-            )
-        for i, v in enumerate(model_vars):
-            v.assign(z[f"model_{i:04d}"])
-        for i, v in enumerate(opt_vars):
-            v.assign(z[f"opt_{i:04d}"])
-    sampler.load_state_dict(meta.pop("sampler"))
-    meta.pop("format", None)
-    return meta
 
 
 def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: Path) -> None:
