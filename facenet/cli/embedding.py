@@ -170,7 +170,7 @@ def info(model_path, path, as_json):
 
 
 def _backbone_options(info) -> str:
-    """ " (alpha 0.25)" for a backbone with options of its own; "" otherwise."""
+    """The backbone's own options as shown by `info`, e.g. " (alpha 0.25)"; "" for none."""
     from ..backbones import BACKBONES
 
     spec = BACKBONES.get(info.backbone)

@@ -157,7 +157,7 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, kind: str | None = None) -
 
 
 def index_kind(index: faiss.Index) -> str:
-    """ "flat", "ivf" or "hnsw": which kind of FAISS index `index` is."""
+    """Which kind of FAISS index `index` is: "flat", "ivf" or "hnsw"."""
     inner = faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexIVF):
         return "ivf"
@@ -207,7 +207,7 @@ class FaceIndex:
 
     @property
     def kind(self) -> str:
-        """ "flat", "ivf" or "hnsw"."""
+        """The FAISS kind: "flat", "ivf" or "hnsw"."""
         return index_kind(self.index)
 
     @property

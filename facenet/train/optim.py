@@ -58,7 +58,10 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """ "mirrored" (one host's GPUs), "multi_worker" (from TF_CONFIG), else the default."""
+    """The tf.distribute strategy called `name`: "mirrored" (one host's GPUs), "multi_worker"
+    (from TF_CONFIG), else the default."""
+    import tensorflow as tf
+
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
