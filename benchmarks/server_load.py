@@ -74,7 +74,11 @@ def run_load(
         gallery = Gallery.create(path, model)
         app = create_app(model, gallery, Settings(workers=workers))
         try:
-            with BackgroundServer(app) as url, httpx.Client(timeout=120) as setup:
+            client_header = {"X-Requested-With": "server_load"}  # gallery changes need it
+            with (
+                BackgroundServer(app) as url,
+                httpx.Client(timeout=120, headers=client_header) as setup,
+            ):
                 for name in names:
                     files = [("images", (f"{name}_{i}.jpg", photos[name, i])) for i in (1, 2)]
                     r = setup.post(f"{url}/api/v1/people", data={"name": name}, files=files)

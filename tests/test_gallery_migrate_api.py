@@ -12,10 +12,9 @@ from click.testing import CliRunner
 
 from facenet.cli import main
 
-from .test_server_support import files, photo_path, photos_fixture  # noqa: F401
+from .test_server_support import files, local_client, photo_path, photos_fixture  # noqa: F401
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
 API = "/api/v1"
 
@@ -40,7 +39,7 @@ def test_migration_job_dry_run_switch_and_rollback(
     second = FaceNet.load(second_model_file)
     gallery = Gallery.create(tmp_path / "g.db", small_model)
     app = create_app(small_model, gallery, Settings())
-    with TestClient(app) as client:
+    with local_client(app) as client:
         assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"
         for name, keys in (("Bush", ["bush1", "bush2"]), ("Powell", ["powell1"])):
             r = client.post(

@@ -15,12 +15,12 @@ from facenet.cli import main
 from .test_server_support import (  # noqa: F401  (fixtures)
     blank_png_fixture,
     files,
+    local_client,
     photo_path,
     photos_fixture,
 )
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
 
 API = "/api/v1"
 
@@ -64,7 +64,7 @@ def test_cli_enrolled_faces_have_thumbnails_and_cli_removal_removes_them(
     cli("gallery", "enroll", path, "--name", "Powell", photo_path("powell1"))
     gallery = Gallery.open(path, small_model)
     try:
-        with TestClient(create_app(small_model, gallery, Settings(thumbnail_size=64))) as client:
+        with local_client(create_app(small_model, gallery, Settings(thumbnail_size=64))) as client:
             bush, powell = client.get(f"{API}/people").json()
             for face_id in bush["face_ids"] + powell["face_ids"]:
                 assert thumbnail_side(client, face_id) == 64
@@ -87,7 +87,7 @@ def test_api_removal_leaves_no_trace(tmp_path, small_model, photos):
     path = tmp_path / "g.db"
     gallery = Gallery.create(path, small_model)
     try:
-        with TestClient(create_app(small_model, gallery, Settings())) as client:
+        with local_client(create_app(small_model, gallery, Settings())) as client:
             r = client.post(
                 f"{API}/people",
                 data={"name": "Bush"},

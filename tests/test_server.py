@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from .test_server_support import (  # noqa: F401  (fixtures)
+    CLIENT_HEADER,
     blank_png_fixture,
     client_fixture,
     files,
@@ -40,6 +41,7 @@ def error_of(response, status: int) -> str:
 
 
 def enroll(client, name, *images, headers=None):
+    headers = {**CLIENT_HEADER, **(headers or {})}
     return client.post(
         f"{API}/people", data={"name": name}, files=files(images=list(images)), headers=headers
     )
@@ -351,7 +353,7 @@ def test_rename_merge_remove(client, photos):
 def test_server_without_a_gallery(small_model, photos):
     from facenet.server import create_app
 
-    with TestClient(create_app(small_model)) as client:
+    with TestClient(create_app(small_model), base_url="http://127.0.0.1") as client:
         assert client.get(f"{API}/health").json()["gallery"] is None
         assert error_of(client.get(f"{API}/people"), 404) == "no_gallery"
         r = client.post(f"{API}/identify", files=files(image=photos["bush1"]))
@@ -425,14 +427,19 @@ class SlowModel:
     def __init__(self, model, delay: float):
         self._model, self.delay = model, delay
         self.model_id, self.info, self.embedder = model.model_id, model.info, model.embedder
+        self.embed_crops = model.embed_crops
 
     @property
     def threshold(self):
         return self._model.threshold
 
-    def represent(self, image):
+    @property
+    def detector(self):
+        return self
+
+    def detect(self, image):
         time.sleep(self.delay)
-        return self._model.represent(image)
+        return self._model.detector.detect(image)
 
 
 def test_inference_does_not_block_the_event_loop(small_model, photos):

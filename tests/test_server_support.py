@@ -17,6 +17,8 @@ from .conftest import LFW_DIR
 pytest.importorskip("fastapi")
 pytest.importorskip("keras")
 
+#: What the web page sends with every call (gallery changes need it, or a JSON body).
+CLIENT_HEADER = {"X-Requested-With": "facenet-tests"}
 #: (name, index) of the LFW photos the server tests use.
 PHOTOS = {
     "bush1": ("George_W_Bush", 1),
@@ -70,6 +72,7 @@ def make_app_fixture(small_model, gallery):
     from facenet.server import Settings, create_app
 
     def make(**settings):
+        settings.setdefault("allowed_hosts", ("testserver",))  # TestClient's Host
         return create_app(small_model, gallery, Settings(**settings))
 
     return make
@@ -79,8 +82,15 @@ def make_app_fixture(small_model, gallery):
 def client_fixture(make_app):
     from fastapi.testclient import TestClient
 
-    with TestClient(make_app()) as client:
+    with TestClient(make_app(), headers=CLIENT_HEADER) as client:
         yield client
+
+
+def local_client(app):
+    """A TestClient as the web page is one: Host 127.0.0.1 and the page's client header."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1", headers=CLIENT_HEADER)
 
 
 def files(**uploads: bytes | list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:

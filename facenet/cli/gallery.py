@@ -101,6 +101,8 @@ def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size,
             extra = json.loads(metadata)
         except ValueError as exc:
             raise click.BadParameter(f"not JSON ({exc})", param_hint="--metadata") from None
+        except RecursionError:
+            raise click.BadParameter("nested too deeply", param_hint="--metadata") from None
     show = want_progress(progress)
     with open_gallery(gallery_path, model_path, with_model=True) as g:
         if folder is not None:

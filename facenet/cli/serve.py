@@ -13,6 +13,16 @@ from . import UserError, model_option
 log = logging.getLogger(__name__)
 
 
+#: Bind addresses meaning "every interface": not a name clients use in their Host header.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The Host names the server answers besides the loopback ones: its bind address (unless
+    a wildcard) and every --allowed-host."""
+    return tuple(allowed) + (() if host in WILDCARD_HOSTS else (host,))
+
+
 @click.command()
 @click.option(
     "--gallery",
@@ -31,13 +41,26 @@ log = logging.getLogger(__name__)
     default=None,
     help="Require header X-API-Key for gallery changes (env FACENET_API_KEY).",
 )
-@click.option("--api-key-all", is_flag=True, help="Require the key for every API call but health.")
+@click.option(
+    "--api-key-all",
+    is_flag=True,
+    help="Require the key for everything but a bare liveness check (health answers only "
+    "its status without the key).",
+)
 @click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
     metavar="ORIGIN",
     help="Allow browser calls from this origin (repeatable; default: CORS off).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this Host name, e.g. the LAN name or a proxy's public "
+    "name (repeatable; loopback names and --host are always allowed; '*': any).",
 )
 @click.option(
     "--max-upload-mb", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
@@ -48,6 +71,27 @@ log = logging.getLogger(__name__)
     show_default=True,
     type=click.IntRange(min=1),
     help="Largest image decoded (width x height).",
+)
+@click.option(
+    "--max-request-pixels",
+    default=100_000_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most pixels of all photos of one request together.",
+)
+@click.option(
+    "--max-side",
+    default=2400,
+    show_default=True,
+    type=click.IntRange(min=160),
+    help="Larger photos are decoded downscaled to this longer side.",
+)
+@click.option(
+    "--max-faces",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most faces embedded per photo (the largest; answers say when the cap was hit).",
 )
 @click.option("--max-files", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -66,8 +110,12 @@ def serve(
     api_key,
     api_key_all,
     cors_origins,
+    allowed_hosts,
     max_upload_mb,
     max_pixels,
+    max_request_pixels,
+    max_side,
+    max_faces,
     max_files,
     workers,
 ):
@@ -88,8 +136,12 @@ def serve(
             api_key=api_key,
             api_key_all=api_key_all,
             cors_origins=tuple(cors_origins),
+            allowed_hosts=_served_hosts(host, allowed_hosts),
             max_upload_mb=max_upload_mb,
             max_pixels=max_pixels,
+            max_request_pixels=max_request_pixels,
+            max_side=max_side,
+            max_faces=max_faces,
             max_files=max_files,
             workers=workers,
         )
@@ -99,6 +151,12 @@ def serve(
         click.echo(
             f"warning: listening on {host} without --api-key: anyone who can reach it can change "
             "the gallery",
+            err=True,
+        )
+    if host in WILDCARD_HOSTS and not allowed_hosts:
+        click.echo(
+            f"note: listening on {host}; other machines must reach it by a name given with "
+            "--allowed-host (requests for other Host names are refused)",
             err=True,
         )
     gallery = None

@@ -10,7 +10,8 @@ import json
 
 from ..errors import GalleryError
 from .crops import StoredCrop
-from .results import UNKNOWN, FaceRecord, Person, face_record_from_row, person_from_row
+from .results import FaceRecord, Person, face_record_from_row, person_from_row
+from .validation import check_metadata, check_name
 
 
 class EditingMixin:
@@ -56,16 +57,16 @@ class EditingMixin:
 
     def add_person(self, name: str, metadata: dict | None = None) -> Person:
         """Add a person with no face yet (enrol photos later)."""
-        name = _check_name(name)
+        name = check_name(name)
         with self._lock, self._store.transaction() as db:
             if self._store.person(name) is not None:
                 raise GalleryError(f"a person named {name!r} already exists")
-            self._store.add_person(db, name, _check_metadata(metadata))
+            self._store.add_person(db, name, check_metadata(metadata))
         return self.person(name)
 
     def rename(self, old: str, new: str) -> Person:
         """Rename a person; refused when `new` exists (merge them instead)."""
-        new = _check_name(new)
+        new = check_name(new)
         with self._lock, self._store.transaction() as db:
             person_id = self._person_id(old)
             if self._store.person(new) is not None:
@@ -127,26 +128,3 @@ class EditingMixin:
 
     def _person_id(self, name: str) -> int:
         return int(self._person_row(name)["id"])
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise GalleryError(f"a person's name must be a non-empty string; got {name!r}")
-    name = name.strip()
-    if name.lower() == UNKNOWN:
-        raise GalleryError(f"{name!r} is reserved for faces that match nobody")
-    if any(c in name for c in "\n\r\t"):
-        raise GalleryError(f"a person's name cannot contain line breaks or tabs: {name!r}")
-    return name
-
-
-def _check_metadata(metadata: dict | None) -> dict:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise GalleryError(f"metadata must be a dict; got {type(metadata).__name__}")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise GalleryError(f"metadata must be JSON-serialisable ({exc})") from None
-    return metadata

@@ -21,9 +21,9 @@ from ..errors import GalleryError, ImageError
 from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image
 from ..types import Face
 from .crops import cut_crop
-from .editing import _check_metadata, _check_name
 from .index import Index
 from .results import Enrolled, EnrollReport, Skipped
+from .validation import check_metadata, check_name
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ class EnrolMixin:
         """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
         merged into theirs). Photos already in the gallery (same content hash), photos with no
         face and unreadable files are skipped and reported, never raised."""
-        name = _check_name(name)
-        metadata = _check_metadata(metadata)
+        name = check_name(name)
+        metadata = check_metadata(metadata)
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
             images = [images]
         items = [(name, source) for source in images]
@@ -63,9 +63,13 @@ class EnrolMixin:
         for folder in sorted(
             p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
+            try:
+                name = check_name(folder.name)
+            except GalleryError as exc:
+                raise GalleryError(f"{folder}: {exc}") from None
             for file in sorted(folder.iterdir()):
                 if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                    items.append((folder.name, file))
+                    items.append((name, file))
         if not items:
             raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
         return self._enroll(items, {}, batch_size, progress)
@@ -80,8 +84,8 @@ class EnrolMixin:
         """Add ready embeddings (n x d, of the gallery's model) as faces of `name`, in one
         transaction; returns their face ids. For callers that embed photos themselves
         (batched `FaceNet.embed`, an embedding cache); no duplicate check is made."""
-        name = _check_name(name)
-        metadata = _check_metadata(metadata)
+        name = check_name(name)
+        metadata = check_metadata(metadata)
         vectors = np.asarray(embeddings, dtype=np.float32)
         vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
         if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:

@@ -13,9 +13,7 @@ import numpy as np
 
 from ..text import plural
 from ..types import Face
-
-#: The name `identify` gives a face whose best match is farther than the threshold.
-UNKNOWN = "unknown"
+from .validation import UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GalleryError, ImageError, NoFaceError
+from .guard import RequestGuardMiddleware
+from .memory import configure_malloc
 from .service import ApiError, Service
 from .settings import Settings
 
@@ -89,9 +91,15 @@ class BodyLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """nosniff and no-referrer on every response."""
+    """nosniff, no-referrer and no framing on every response; the page's Content-Security-Policy
+    on the page and everything under /static (an HTML file there is the page too)."""
 
-    HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+    HEADERS = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]
+    PAGE_HEADERS = [(b"content-security-policy", PAGE_CSP.encode())]
 
     def __init__(self, app):
         self.app = app
@@ -100,10 +108,15 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        path = scope.get("path", "")
+        wanted = self.HEADERS
+        if path == "/" or path.startswith("/static/"):
+            wanted = [*wanted, *self.PAGE_HEADERS]
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 names = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.HEADERS if k not in names]
+                extra = [(k, v) for k, v in wanted if k not in names]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -115,17 +128,20 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
 
     model: a `facenet.FaceNet`; gallery: a `facenet.gallery.Gallery` made with that model (or
     None: the gallery endpoints answer 404 `no_gallery`). The caller keeps ownership of both and
-    closes the gallery after the server stops.
+    closes the gallery after the server stops. It sets the process's malloc mmap threshold
+    (see `memory`), so that memory returns to the system after large requests.
     """
     from . import migration, routes
 
     settings = settings or Settings()
+    configure_malloc()  # process-wide: large blocks go back to the system when freed
+    locked = settings.api_key_all  # the schema and docs need the key too
     app = FastAPI(
         title="facenet",
         summary="Face recognition: embed, verify, identify and cluster faces; manage a gallery.",
         version="1",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None if locked else f"{API_PREFIX}/openapi.json",
+        docs_url=None if locked else f"{API_PREFIX}/docs",
         redoc_url=None,
     )
     app.state.service = Service(model, gallery, settings)
@@ -134,15 +150,16 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(migration.router, prefix=API_PREFIX)
     _install_error_handlers(app)
+    if locked:
+        _install_locked_docs(app, routes.read_access)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(
-            STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP}
-        )
+        return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    app.add_middleware(RequestGuardMiddleware, settings.allowed_hosts, settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -151,10 +168,25 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Content-Type", "X-API-Key"],
+            allow_headers=["Content-Type", "X-API-Key", "X-Requested-With"],
         )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     return app
+
+
+def _install_locked_docs(app: FastAPI, read_access) -> None:
+    """The schema and the interactive docs behind the API key (--api-key-all)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    guarded = [Depends(read_access)]
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False, dependencies=guarded)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False, dependencies=guarded)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="facenet")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

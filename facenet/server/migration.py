@@ -137,7 +137,7 @@ def switch_server(service: Service, model) -> None:
         gallery = Gallery.open(path)
         if model is None or model.model_id != gallery.model_id:
             model = FaceNet.load(gallery.model_path)
-        service.model = LockedModel(model)
+        service.model = LockedModel(model, service.settings.max_faces)
         gallery.attach(service.model)
         service.gallery = gallery
 

@@ -10,11 +10,13 @@ from typing import Annotated, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, Security, UploadFile
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from ..metadata import DEFAULT_K
 from . import schemas
-from .service import ApiError, Service, Upload, decode_image
+from .memory import release_memory
+from .service import ApiError, Probe, Service, decode_image, probe_image
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -28,6 +30,7 @@ ERRORS = {
     for status, description in {
         400: "Bad request",
         401: "Missing or wrong API key",
+        403: "Cross-origin request, or a gallery change without X-Requested-With",
         404: "Not found",
         413: "Upload or image too large",
         415: "Not a supported image",
@@ -51,7 +54,19 @@ def read_access(request: Request, key: Annotated[str | None, Security(api_key_he
 
 
 def write_access(request: Request, key: Annotated[str | None, Security(api_key_header)] = None):
+    """Gallery changes: the key when the server has one, and a request an HTML form cannot
+    make (header X-Requested-With or X-API-Key, or a JSON body), so a page on another site
+    cannot change the gallery even through a browser that sends no Origin."""
     _check_key(request, key, write=True)
+    headers = request.headers
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (key or "x-requested-with" in headers or content_type == "application/json"):
+        raise ApiError(
+            403,
+            "missing_client_header",
+            "gallery changes need header X-Requested-With (any value) or a JSON body "
+            "(a guard against cross-site forms)",
+        )
 
 
 router = APIRouter(responses=ERRORS)
@@ -71,10 +86,18 @@ def _service(request: Request) -> Service:
 
 
 async def _infer(request: Request, function, *args):
-    """Run inference in the bounded pool (the event loop never waits on the model)."""
+    """Run inference in the bounded pool (the event loop never waits on the model), then hand
+    the memory it freed back to the system."""
     loop = asyncio.get_running_loop()
     pool = request.app.state.inference
-    return await loop.run_in_executor(pool, functools.partial(function, *args))
+
+    def run():
+        try:
+            return function(*args)
+        finally:
+            release_memory()  # in the worker thread: the event loop never waits on it
+
+    return await loop.run_in_executor(pool, run)
 
 
 async def _io(function, *args):
@@ -82,7 +105,9 @@ async def _io(function, *args):
     return await anyio.to_thread.run_sync(functools.partial(function, *args))
 
 
-async def _decode(request: Request, files: list[UploadFile]) -> list[Upload]:
+async def _read(request: Request, files: list[UploadFile]) -> list[Probe]:
+    """Read the uploads and check their headers against the limits; decode nothing (the
+    inference call decodes each photo when it needs it, one at a time)."""
     settings = request.app.state.settings
     if len(files) > settings.max_files:
         raise ApiError(
@@ -90,22 +115,53 @@ async def _decode(request: Request, files: list[UploadFile]) -> list[Upload]:
             "too_many_files",
             f"{len(files)} photos; the limit is {settings.max_files} a request",
         )
-    uploads = []
+    probes, pixels = [], 0
     for file in files:
-        data = await file.read()
-        uploads.append(
-            await _infer(request, decode_image, data, file.filename, settings.max_pixels)
-        )
-    return uploads
+        probe = await _io(probe_image, await file.read(), file.filename, settings.max_pixels)
+        pixels += probe.pixels
+        if pixels > settings.max_request_pixels:
+            raise ApiError(
+                413,
+                "request_too_large",
+                f"the photos of this request have over {pixels:,} pixels together; the limit "
+                f"is {settings.max_request_pixels:,}",
+            )
+        probes.append(probe)
+    return probes
+
+
+def _decoded(request: Request, function, *, lazy: bool = True):
+    """`function` taking decoded photos, made to take probed ones, decoded inside the inference
+    call; a list of them becomes a generator (one photo decoded at a time) unless `lazy` is
+    False (enrolment keeps its photos for the thumbnails; the pixel budget bounds them)."""
+    side = request.app.state.settings.max_side
+
+    def decode(arg):
+        if isinstance(arg, Probe):
+            return decode_image(arg, side)
+        if isinstance(arg, list):
+            photos = (decode_image(p, side) for p in arg)
+            return photos if lazy else list(photos)
+        return arg
+
+    def call(*args):
+        return function(*map(decode, args))
+
+    return call
 
 
 # -- service ----------------------------------------------------------------------------------
 
 
 @router.get("/health", response_model=schemas.HealthOut, tags=["service"])
-async def health(request: Request):
-    """Liveness: the model is loaded; gallery size (never needs the API key)."""
+async def health(request: Request, key: Annotated[str | None, Security(api_key_header)] = None):
+    """Liveness: the model is loaded; its id and the gallery size too, unless the server runs
+    with --api-key-all and the request has no valid key (then only `status`)."""
     service = _service(request)
+    try:
+        _check_key(request, key, write=False)
+    except ApiError:
+        return JSONResponse({"status": "ok"})
     return {
         "status": "ok",
         "model_id": service.model.model_id,
@@ -125,8 +181,8 @@ async def model_info(request: Request):
 @reader.post("/embed", response_model=schemas.EmbedOut, tags=["faces"])
 async def embed(request: Request, image: Annotated[UploadFile, File(description="A photo.")]):
     """Every face in a photo: box, score, landmarks and unit embedding."""
-    (upload,) = await _decode(request, [image])
-    return await _infer(request, _service(request).embed, upload)
+    (probe,) = await _read(request, [image])
+    return await _infer(request, _decoded(request, _service(request).embed), probe)
 
 
 @reader.post("/verify", response_model=schemas.VerifyOut, tags=["faces"])
@@ -137,8 +193,9 @@ async def verify(
     threshold: Threshold = None,
 ):
     """Whether two photos show the same person (their most prominent faces are compared)."""
-    first, second = await _decode(request, [image1, image2])
-    return await _infer(request, _service(request).verify, first, second, threshold)
+    first, second = await _read(request, [image1, image2])
+    verify = _decoded(request, _service(request).verify)
+    return await _infer(request, verify, first, second, threshold)
 
 
 @reader.post("/identify", response_model=schemas.IdentifyOut, tags=["gallery"])
@@ -149,8 +206,9 @@ async def identify(
     threshold: Threshold = None,
 ):
     """Every face in a photo with who it is: a gallery name, or "unknown"."""
-    (upload,) = await _decode(request, [image])
-    return await _infer(request, _service(request).identify, upload, k, threshold)
+    (probe,) = await _read(request, [image])
+    identify = _decoded(request, _service(request).identify)
+    return await _infer(request, identify, probe, k, threshold)
 
 
 @reader.post("/cluster", response_model=schemas.ClusterOut, tags=["faces"])
@@ -167,9 +225,9 @@ async def cluster(
     min_size: Annotated[int, Form(ge=1, le=1000, description="Smaller clusters are noise.")] = 1,
 ):
     """Group every face of a set of photos by person (labels: 0 the largest group, -1 noise)."""
-    uploads = await _decode(request, images)
-    service = _service(request)
-    return await _infer(request, service.cluster, uploads, threshold, method, min_size)
+    probes = await _read(request, images)
+    cluster = _decoded(request, _service(request).cluster)
+    return await _infer(request, cluster, probes, threshold, method, min_size)
 
 
 # -- gallery ----------------------------------------------------------------------------------
@@ -194,8 +252,9 @@ async def enroll(
 ):
     """Enrol photos of a person (created if new): the most prominent face of each photo.
     Photos without a face or already enrolled are skipped and listed."""
-    uploads = await _decode(request, images)
-    return await _infer(request, _service(request).enroll, name, uploads)
+    probes = await _read(request, images)
+    enroll = _decoded(request, _service(request).enroll, lazy=False)
+    return await _infer(request, enroll, name, probes)
 
 
 @writer.post(
@@ -209,8 +268,9 @@ async def enroll_more(
     """Enrol more photos of an existing person."""
     service = _service(request)
     name = (await _io(service.person, person_id))["name"]
-    uploads = await _decode(request, images)
-    return await _infer(request, service.enroll, name, uploads)
+    probes = await _read(request, images)
+    enroll = _decoded(request, _service(request).enroll, lazy=False)
+    return await _infer(request, enroll, name, probes)
 
 
 @writer.patch("/people/{person_id}", response_model=schemas.PersonOut, tags=["gallery"])

@@ -28,13 +28,21 @@ class EmbeddedFace(FaceOut):
     embedding: list[float] = Field(description="Unit vector.")
 
 
-class EmbedOut(BaseModel):
+class FaceCap(BaseModel):
+    faces_found: int = Field(description="Faces detected in the photo.")
+    faces_capped: bool = Field(
+        description="More faces were found than the server's --max-faces: only the largest "
+        "are in the answer."
+    )
+
+
+class EmbedOut(FaceCap):
     width: int
     height: int
     faces: list[EmbeddedFace]
 
 
-class VerifiedImage(BaseModel):
+class VerifiedImage(FaceCap):
     width: int
     height: int
     chosen: int = Field(description="Index in `faces` of the face compared (the most prominent).")
@@ -62,7 +70,7 @@ class IdentifiedFace(FaceOut):
     matches: list[MatchOut]
 
 
-class IdentifyOut(BaseModel):
+class IdentifyOut(FaceCap):
     width: int
     height: int
     threshold: float
@@ -114,11 +122,11 @@ class RemovedFace(BaseModel):
     person: str
 
 
-class ClusterImage(BaseModel):
+class ClusterImage(FaceCap):
     filename: str
     width: int
     height: int
-    faces: int
+    faces: int = Field(description="Faces of this photo in the answer (at most --max-faces).")
 
 
 class ClusterFace(BaseModel):
@@ -147,8 +155,10 @@ class GalleryCounts(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
-    model_id: str
-    gallery: GalleryCounts | None
+    model_id: str | None = Field(None, description="Absent under --api-key-all without the key.")
+    gallery: GalleryCounts | None = Field(
+        None, description="None without a gallery; absent under --api-key-all without the key."
+    )
 
 
 class ModelOut(BaseModel):

@@ -8,100 +8,35 @@ except while enrolling.
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import logging
-import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import GalleryError
-from ..images import load_image
 from ..types import Face
-from .settings import IMAGE_FORMATS, Settings
+from .settings import Settings
+from .uploads import ApiError, Probe, Upload, decode_image, probe_image
+
+__all__ = ["ApiError", "Probe", "Service", "Upload", "decode_image", "probe_image"]
 
 log = logging.getLogger(__name__)
 
-
-class ApiError(Exception):
-    """A client error with an HTTP status and a stable machine-readable code."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One uploaded photo, decoded: the client's file name is only a label."""
-
-    filename: str
-    rgb: np.ndarray
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[0])
-
-
-def decode_image(data: bytes, filename: str | None, max_pixels: int) -> Upload:
-    """Decode an uploaded photo by its content; refuse non-images and oversized images unread."""
-    label = _label(filename)
-    if not data:
-        raise ApiError(415, "not_an_image", f"{label}: empty file")
-    try:
-        image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
-        width, height = image.size  # read from the header: nothing is decoded yet
-        if width * height > max_pixels:
-            raise ApiError(
-                413,
-                "image_too_large",
-                f"{label}: image too large ({width}x{height} = {width * height:,} pixels; "
-                f"the limit is {max_pixels:,})",
-            )
-        image.load()
-        rgb = load_image(image, label)
-    except ApiError:
-        raise
-    except UnidentifiedImageError:
-        raise ApiError(
-            415,
-            "not_an_image",
-            f"{label}: not a supported image (accepted: {', '.join(IMAGE_FORMATS)})",
-        ) from None
-    except Image.DecompressionBombError:
-        raise ApiError(
-            413, "image_too_large", f"{label}: image too large (decompression bomb)"
-        ) from None
-    except Exception as exc:  # any decoder failure on hostile bytes is the client's problem
-        raise ApiError(
-            415, "not_an_image", f"{label}: corrupt or unreadable image ({exc})"
-        ) from None
-    return Upload(label, rgb)
-
-
-def _label(filename: str | None) -> str:
-    """A safe display name for an upload: the base name only, printable, at most 100 chars."""
-    name = os.path.basename((filename or "").replace("\\", "/")).strip()
-    name = re.sub(r"[^\w.\- ()]", "_", name)[:100]
-    return name or "upload"
+#: Faces embedded per network call. Small on purpose: the runtime's memory arena keeps the
+#: activations of its largest batch for the process's life (about 70 MB at 32 faces of 112 px).
+EMBED_BATCH = 8
 
 
 class LockedModel:
     """A FaceNet whose calls run one at a time (detector and embedder hold state)."""
 
-    def __init__(self, model):
+    def __init__(self, model, max_faces: int):
         self._model = model
         self._lock = threading.Lock()
+        self.max_faces = max_faces
         self.model_id = model.model_id
         self.info = model.info
 
@@ -114,15 +49,41 @@ class LockedModel:
         return str(getattr(self._model.embedder, "runtime", "?"))
 
     def represent(self, image) -> list[Face]:
+        """Every face with its embedding, at most `max_faces` (the gallery calls this)."""
+        return self.represent_capped(image)[0]
+
+    def represent_capped(self, rgb: np.ndarray) -> tuple[list[Face], int]:
+        """The `max_faces` largest faces of a photo with their embeddings (only those are
+        aligned and embedded), and how many faces were found."""
         with self._lock:
-            return self._model.represent(image)
+            found = self._model.detector.detect(rgb)
+            faces = largest_faces(found, self.max_faces)
+            if not faces:
+                return [], len(found)
+            embeddings = self._embed([rgb] * len(faces), faces)
+        faces = [
+            dataclasses.replace(f, embedding=e) for f, e in zip(faces, embeddings, strict=True)
+        ]
+        return faces, len(found)
+
+    def _embed(self, rgbs: list[np.ndarray], faces: list[Face]) -> np.ndarray:
+        """Align each face on its photo and embed the crops (the caller holds the lock)."""
+        from ..detect import align_face
+
+        info = self.info
+        crops = np.stack(
+            [
+                align_face(rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin)
+                for rgb, face in zip(rgbs, faces, strict=True)
+            ]
+        )
+        return self._model.embed_crops(crops, batch_size=EMBED_BATCH)
 
     def compare(self, first: np.ndarray, second: np.ndarray):
         """What `FaceNet.verify` computes, keeping the faces it found: (faces of each image,
         the most prominent face of each (None: no face), their two embeddings or None)."""
-        from ..detect import align_face, most_prominent
+        from ..detect import most_prominent
 
-        info = self.info
         with self._lock:
             faces = self._model.detector.detect_batch([first, second])
             chosen = [
@@ -130,15 +91,7 @@ class LockedModel:
             ]
             if any(face is None for face in chosen):
                 return faces, chosen, None
-            crops = np.stack(
-                [
-                    align_face(
-                        rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin
-                    )
-                    for rgb, face in zip((first, second), chosen, strict=True)
-                ]
-            )
-            return faces, chosen, self._model.embed_crops(crops)
+            return faces, chosen, self._embed([first, second], chosen)
 
 
 class Service:
@@ -146,7 +99,7 @@ class Service:
     thumbnails are cut from)."""
 
     def __init__(self, model, gallery, settings: Settings):
-        self.model = LockedModel(model)
+        self.model = LockedModel(model, settings.max_faces)
         self.gallery = gallery
         self.settings = settings
         self._gallery_lock = threading.RLock()
@@ -175,9 +128,15 @@ class Service:
             "runtime": self.model.runtime,
         }
 
+    def _represent(self, upload: Upload) -> tuple[list[Face], dict]:
+        """The (capped) faces of an upload in its own pixels, and what answers say of the cap."""
+        faces, found = self.model.represent_capped(upload.rgb)
+        faces = [_rescale(f, upload.scale) for f in faces]
+        return faces, {"faces_found": found, "faces_capped": found > len(faces)}
+
     def embed(self, upload: Upload) -> dict:
-        faces = self.model.represent(upload.rgb)
-        return {**_size(upload), "faces": [f.to_dict() for f in faces]}
+        faces, cap = self._represent(upload)
+        return {**_size(upload), **cap, "faces": [f.to_dict() for f in faces]}
 
     def verify(self, first: Upload, second: Upload, threshold: float | None) -> dict:
         faces, chosen, embeddings = self.model.compare(first.rgb, second.rgb)
@@ -191,13 +150,21 @@ class Service:
             "threshold": threshold,
             "same": distance <= threshold,
             "images": [
-                {
-                    **_size(upload),
-                    "chosen": next(i for i, f in enumerate(found) if f is face),
-                    "faces": [_face_out(f) for f in found],
-                }
+                self._verified(upload, found, face)
                 for upload, found, face in zip((first, second), faces, chosen, strict=True)
             ],
+        }
+
+    def _verified(self, upload: Upload, found: list[Face], chosen: Face) -> dict:
+        """One photo of a verification: its faces (the largest, up to the cap) and which one
+        was compared (the most prominent: always among them)."""
+        listed = largest_faces(found, self.settings.max_faces)
+        return {
+            **_size(upload),
+            "faces_found": len(found),
+            "faces_capped": len(found) > len(listed),
+            "chosen": next(i for i, f in enumerate(listed) if f is chosen),
+            "faces": [_face_out(_rescale(f, upload.scale)) for f in listed],
         }
 
     def cluster(
@@ -206,9 +173,11 @@ class Service:
         from ..clustering import cluster
 
         images, faces, owners = [], [], []
-        for i, upload in enumerate(uploads):
-            found = self.model.represent(upload.rgb)
-            images.append({**_size(upload), "filename": upload.filename, "faces": len(found)})
+        for i, upload in enumerate(uploads):  # a generator: one photo decoded at a time
+            found, cap = self._represent(upload)
+            images.append(
+                {**_size(upload), **cap, "filename": upload.filename, "faces": len(found)}
+            )
             faces.extend(found)
             owners.extend([i] * len(found))
         threshold = self.model.threshold if threshold is None else float(threshold)
@@ -269,7 +238,7 @@ class Service:
         from ..gallery import UNKNOWN
 
         gallery = self._require_gallery()
-        faces = self.model.represent(upload.rgb)  # outside the gallery lock
+        faces, cap = self._represent(upload)  # outside the gallery lock
         threshold = gallery.threshold if threshold is None else float(threshold)
         out = []
         if faces:
@@ -295,7 +264,7 @@ class Service:
                         ],
                     }
                 )
-        return {**_size(upload), "threshold": threshold, "faces": out}
+        return {**_size(upload), **cap, "threshold": threshold, "faces": out}
 
     def enroll(self, name: str, uploads: list[Upload]) -> dict:
         gallery = self._require_gallery()
@@ -392,6 +361,24 @@ class Service:
 
 def _size(upload: Upload) -> dict:
     return {"width": upload.width, "height": upload.height}
+
+
+def largest_faces(faces: list[Face], limit: int) -> list[Face]:
+    """The `limit` largest faces, in their detection order (the most prominent is among them)."""
+    if len(faces) <= limit:
+        return list(faces)
+    keep = set(sorted(range(len(faces)), key=lambda i: -faces[i].area)[:limit])
+    return [f for i, f in enumerate(faces) if i in keep]
+
+
+def _rescale(face: Face, scale: tuple[float, float]) -> Face:
+    """A face found on a downscaled photo, in the photo's own pixels."""
+    sx, sy = scale
+    if sx == 1 and sy == 1:
+        return face
+    x1, y1, x2, y2 = face.box
+    landmarks = None if face.landmarks is None else np.asarray(face.landmarks) * (sx, sy)
+    return dataclasses.replace(face, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), landmarks=landmarks)
 
 
 def _box(face: Face) -> list[float]:

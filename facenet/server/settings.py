@@ -13,10 +13,19 @@ class Settings:
     """Server limits and access control.
 
     api_key: when set, requests that change the gallery need header `X-API-Key: <key>`.
-    api_key_all: also require the key for every other `/api/v1` endpoint except `health`.
+    api_key_all: also require the key for every other `/api/v1` endpoint, the schema and the
+        docs; `health` then answers only `{"status": "ok"}` without it.
     cors_origins: browser origins allowed to call the API from other sites (none: CORS off).
+    allowed_hosts: Host header names served besides the loopback names (127.0.0.1, localhost,
+        ::1); "*" serves any (only behind a proxy that checks Host itself).
     max_upload_mb: the largest request body, all photos of the request together.
     max_pixels: the largest image (width x height) decoded; larger ones are refused unread.
+    max_request_pixels: the most pixels of all photos of one request together, read from
+        their headers before any is decoded.
+    max_side: photos whose longer side is larger are decoded downscaled to this (JPEG at a
+        reduced scale, without ever holding the full size); boxes stay in the photo's pixels.
+    max_faces: the most faces embedded per photo (the most prominent); answers say when the
+        cap was hit.
     max_files: the most photos in one request (enrol, cluster).
     workers: threads running inference; the model itself runs one call at a time.
     thumbnail_size: side in pixels of the face thumbnails (cut from the crops the gallery keeps).
@@ -25,8 +34,12 @@ class Settings:
     api_key: str | None = None
     api_key_all: bool = False
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
     max_upload_mb: float = 10.0
     max_pixels: int = 40_000_000
+    max_request_pixels: int = 100_000_000
+    max_side: int = 2400
+    max_faces: int = 100
     max_files: int = 50
     workers: int = 2
     thumbnail_size: int = 112
@@ -36,11 +49,18 @@ class Settings:
             raise ValueError("api_key_all needs an api_key")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key must not be empty")
-        if self.max_upload_mb <= 0 or self.max_pixels <= 0 or self.max_files < 1:
-            raise ValueError("max_upload_mb, max_pixels and max_files must be positive")
+        limits = (self.max_upload_mb, self.max_pixels, self.max_request_pixels, self.max_files)
+        if min(limits) <= 0 or self.max_faces < 1:
+            raise ValueError(
+                "max_upload_mb, max_pixels, max_request_pixels, max_files and max_faces must "
+                "be positive"
+            )
+        if self.max_side < 160:
+            raise ValueError(f"max_side must be at least 160; got {self.max_side}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
 
     @property
     def max_upload_bytes(self) -> int:

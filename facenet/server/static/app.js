@@ -9,7 +9,8 @@ function apiKey() {
 }
 
 async function call(method, path, body) {
-  const headers = {};
+  // A header no HTML form can send: the server requires it (or a JSON body) on gallery changes.
+  const headers = { "X-Requested-With": "facenet" };
   if (apiKey()) headers["X-API-Key"] = apiKey();
   if (body && !(body instanceof FormData)) {
     headers["Content-Type"] = "application/json";

@@ -1,0 +1,112 @@
+"""The one rule for person names and metadata, applied by every `Gallery` method that stores
+them, so the CLI, the Python API and the server accept and refuse the same things.
+
+Why: a name is printed raw by `facenet gallery list` and shown by the web page, so terminal
+escape codes and other control characters are refused; metadata is stored as JSON and served
+by the API, so it is bounded in depth and size (a 900-deep object broke serialisation, a
+5,000-deep one crashed the CLI with a RecursionError).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+
+from ..errors import GalleryError
+
+#: The name `identify` gives a face whose best match is farther than the threshold.
+UNKNOWN = "unknown"
+#: Longest person name, in characters (after stripping surrounding spaces).
+MAX_NAME_LENGTH = 200
+#: Deepest nesting of metadata: 1 is a flat object, 2 an object holding objects or lists...
+MAX_METADATA_DEPTH = 8
+#: Largest metadata, as compact JSON in UTF-8 bytes.
+MAX_METADATA_BYTES = 16 * 1024
+#: Longest metadata key, in characters.
+MAX_KEY_LENGTH = 100
+#: Bidirectional overrides and isolates: they reorder how a name is displayed (spoofing).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _control(text: str) -> str | None:
+    """The first control character of `text` (C0/C1 controls, surrogates, line and paragraph
+    separators, bidi overrides), or None."""
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in BIDI_CONTROLS:
+            return c
+    return None
+
+
+def check_name(name: object) -> str:
+    """A person's name, stripped; GalleryError if empty, reserved, too long or holding a
+    control character."""
+    if not isinstance(name, str) or not name.strip():
+        raise GalleryError(f"a person's name must be a non-empty string; got {name!r:.80}")
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise GalleryError(
+            f"a person's name is at most {MAX_NAME_LENGTH} characters; got {len(name):,}"
+        )
+    bad = _control(name)
+    if bad is not None:
+        raise GalleryError(
+            f"a person's name cannot contain control characters (found U+{ord(bad):04X})"
+        )
+    if name.lower() == UNKNOWN:
+        raise GalleryError(f"{name!r} is reserved for faces that match nobody")
+    return name
+
+
+def check_metadata(metadata: object) -> dict:
+    """Metadata to store with a person: a JSON object (None: empty) of at most
+    MAX_METADATA_DEPTH levels and MAX_METADATA_BYTES bytes, with short printable string keys
+    and finite numbers; GalleryError otherwise. Checked without recursion, so any depth is safe."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise GalleryError(f"metadata must be a JSON object; got {type(metadata).__name__}")
+    _check_tree(metadata)
+    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise GalleryError(
+            f"metadata is at most {MAX_METADATA_BYTES:,} bytes as JSON; got {size:,}"
+        )
+    return metadata
+
+
+def _check_tree(metadata: dict) -> None:
+    stack: list[tuple[object, int]] = [(metadata, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_METADATA_BYTES:  # every value takes at least one byte of JSON
+            raise GalleryError(f"metadata is at most {MAX_METADATA_BYTES:,} bytes as JSON")
+        if isinstance(value, (dict, list)) and depth > MAX_METADATA_DEPTH:
+            raise GalleryError(f"metadata is nested too deeply (at most {MAX_METADATA_DEPTH})")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_key(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise GalleryError(f"metadata numbers must be finite; got {value}")
+        elif not (value is None or isinstance(value, (str, int, float, bool))):
+            raise GalleryError(
+                f"metadata values must be JSON (objects, lists, strings, numbers, true, false, "
+                f"null); got {type(value).__name__}"
+            )
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not key:
+        raise GalleryError(f"metadata keys must be non-empty strings; got {key!r:.40}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise GalleryError(f"metadata keys are at most {MAX_KEY_LENGTH} characters")
+    bad = _control(key)
+    if bad is not None:
+        raise GalleryError(
+            f"metadata keys cannot contain control characters (found U+{ord(bad):04X})"
+        )
