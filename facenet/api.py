@@ -173,6 +173,7 @@ class FaceNet:
         *,
         on_missing: str = "raise",
         offset: int = 0,
+        detections: Sequence[Sequence[Face]] | None = None,
     ) -> list[Face | None]:
         """The most prominent face of each image with its aligned `crop` (what the network
         sees), box and landmarks: the one crop path (`detect.crops`) that embedding, verify,
@@ -180,6 +181,8 @@ class FaceNet:
 
         on_missing: "raise" (NoFaceError), "none" (None in its place) or "center" (the image's
         centred square, a `fallback` Face). `offset` numbers the images in error messages.
+        `detections`: the detector's faces of each image when the caller has them already (the
+        server lists every face it found), so detection is not run twice.
         """
         from .detect.crops import aligned, face_crops
 
@@ -190,7 +193,7 @@ class FaceNet:
         info = self.info
         cut = aligned(info.input_size, info.alignment, info.margin)
         fallback = info.input_size if on_missing == "center" else None
-        faces = face_crops(rgbs, self.detector, cut, fallback)
+        faces = face_crops(rgbs, self.detector, cut, fallback, detections)
         if on_missing == "raise":
             for face, name in zip(faces, names, strict=True):
                 if face is None:
@@ -258,13 +261,20 @@ class FaceNet:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def verify(
-        self, a: ImageInput, b: ImageInput, *, threshold: float | None = None, detect: bool = True
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        threshold: float | None = None,
+        detect: bool = True,
+        detections: Sequence[Sequence[Face]] | None = None,
     ) -> Verification:
         """Whether two images show the same person (squared L2 distance <= threshold); with
-        `detect`, the result carries the two faces compared (box, landmarks, crop)."""
+        `detect`, the result carries the two faces compared (box, landmarks, crop).
+        `detections`: as for `crops`."""
         faces = None
         if detect:
-            faces = tuple(self.crops([a, b]))
+            faces = tuple(self.crops([a, b], detections=detections))
             first, second = self.embed_crops(np.stack([f.crop for f in faces]))
         else:
             first, second = self.embed([a, b], detect=False)

@@ -1,5 +1,5 @@
-"""One crop path (issue 16): the API's verify, the training validator and the dataset aligner
-cut the same pixels from the same photo, because they all go through `detect.crops`."""
+"""One crop path (issue 16): the API's verify, the server's verify, the training validator and
+the dataset aligner cut the same pixels from the same photo: they all go through `detect.crops`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ def test_verify_validator_and_aligner_cut_the_same_crops(small_model, tmp_path):
 
     validated = _align_files([a, b], info.input_size, info.margin, None, info.alignment)
     np.testing.assert_array_equal(validated, served)
+
+    pytest.importorskip("fastapi")
+    from facenet.server.service import LockedModel
+    from facenet.server.uploads import decode_image, probe_image
+
+    uploads = [decode_image(probe_image(p.read_bytes(), p.name, 10**8), 2400) for p in (a, b)]
+    found, by_server = LockedModel(small_model, max_faces=20).compare(
+        uploads[0].rgb, uploads[1].rgb, None
+    )
+    assert all(found) and by_server.distance == verification.distance
+    np.testing.assert_array_equal(np.stack([f.crop for f in by_server.faces]), served)
 
     src = tmp_path / "src"
     for photo in (a, b):

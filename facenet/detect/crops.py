@@ -48,12 +48,18 @@ def crop_face(
 
 
 def face_crops(
-    images: Sequence[np.ndarray], detector, cut: Cut, fallback_size: int | None = None
+    images: Sequence[np.ndarray],
+    detector,
+    cut: Cut,
+    fallback_size: int | None = None,
+    detections: Sequence[Sequence[Face]] | None = None,
 ) -> list[Face | None]:
-    """`crop_face` for each RGB image, detecting them in one `detector.detect_batch` call."""
+    """`crop_face` for each RGB image, detecting them in one `detector.detect_batch` call
+    (unless the caller gives the `detections`)."""
     if not images:
         return []
-    detections = detector.detect_batch(list(images))
+    if detections is None:
+        detections = detector.detect_batch(list(images))
     return [
         crop_face(image, faces, cut, fallback_size)
         for image, faces in zip(images, detections, strict=True)
