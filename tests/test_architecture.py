@@ -75,3 +75,10 @@ def test_few_long_functions_and_none_in_the_user_facing_layers(metrics):
     assert len(metrics.long_functions) <= 5, metrics.long_functions
     facing = ("facenet/api.py", "facenet/cli/", "facenet/server/", "facenet/gallery/")
     assert [name for name in metrics.long_functions if name.startswith(facing)] == []
+
+
+def test_print_table(capsys):
+    """`python tools/architecture_metrics.py` prints the table the closing note quotes."""
+    assert _tool().main([str(ROOT / "facenet")]) == 0
+    out = capsys.readouterr().out
+    assert "import cycles" in out and "docstring coverage" in out
