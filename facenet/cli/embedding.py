@@ -22,9 +22,12 @@ def _load(model_path: str | None):
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @model_option
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .npz.")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(),
+    help="Output .npz; with --engine, a folder of Parquet parts.",
+)  # fmt: skip
 @click.option("--no-detect", is_flag=True, help="Inputs are aligned face crops: skip detection.")
 @click.option(
     "--on-missing",
@@ -34,10 +37,35 @@ def _load(model_path: str | None):
     help="An image without a face: stop with an error, or write a NaN row (exit status 1).",
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--engine", type=click.Choice(["local", "ray"]), default=None,
+    help="Batch mode: embed SRC (a folder, or a .parquet/.csv list of paths) into Parquet "
+    "parts in the folder --out, resumably, in this process or on Ray.",
+)  # fmt: skip
+@click.option(
+    "--address", default=None, help="Ray cluster: auto or ray://HOST:10001 (--engine ray)."
+)
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Ray actors, one CPU each [default: 2] (--engine ray).")  # fmt: skip
 @progress_option
 @json_option
-def embed(images, model_path, out, no_detect, on_missing, batch_size, progress, as_json):
-    """Embed IMAGES; write an npz with `paths` and `embeddings` (one unit row per image)."""
+def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, address, workers,
+          progress, as_json):  # fmt: skip
+    """Embed IMAGES; write an npz with `paths` and `embeddings` (one unit row per image).
+
+    With --engine local|ray: `facenet embed SRC --out DIR` writes one Parquet row per face
+    (box, landmarks, score, eye distance, embedding, model) and one per failed image, and
+    skips the images DIR already holds.
+    """
+    if engine is not None:
+        from .embed_batch import run_batch
+
+        if no_detect or on_missing != "raise":
+            raise click.UsageError("--no-detect and --on-missing do not go with --engine")
+        return run_batch(images, out, model_path, engine, address, batch_size, workers,
+                         want_progress(progress), as_json)  # fmt: skip
+    if address is not None or workers is not None:
+        raise click.UsageError("--address and --workers go with --engine")
     model = _load(model_path)
     embeddings = model.embed(
         list(images), batch_size=batch_size, detect=not no_detect, on_missing=on_missing,

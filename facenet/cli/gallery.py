@@ -79,16 +79,34 @@ def create(gallery_path, model_path):
     help="A folder with one sub-folder of photos per person (folder name = person's name).",
 )  # fmt: skip
 @click.option("--metadata", default=None, help="JSON object stored with the person (with --name).")
+@click.option(
+    "--from-parquet", "parquet", type=click.Path(file_okay=False), default=None,
+    help="The output folder of `facenet embed --engine`: enrol its embeddings as they are "
+    "(person: --name, else each photo's folder name).",
+)  # fmt: skip
+@click.option(
+    "--all-faces", is_flag=True, help="With --from-parquet: every face, not the main one."
+)
 @model_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @progress_option
 @json_option
-def enroll(gallery_path, photos, name, folder, metadata, model_path, batch_size, progress, as_json):
-    """Enrol photos of one person (--name NAME PHOTOS...) or a whole tree (--folder ROOT).
+def enroll(gallery_path, photos, name, folder, metadata, parquet, all_faces, model_path,
+           batch_size, progress, as_json):  # fmt: skip
+    """Enrol photos of one person (--name NAME PHOTOS...) or a whole tree (--folder ROOT), or
+    the embeddings of a batch run (--from-parquet DIR).
 
     The most prominent face of each photo is enrolled; photos already in the gallery, without
     a face, or unreadable are skipped and listed (exit status 1; 2 when none is enrolled).
     """
+    if parquet is not None:
+        if photos or folder or metadata or model_path:
+            raise click.UsageError("--from-parquet takes no PHOTOS, --folder, --metadata, --model")
+        from .gallery_parquet import enroll_parquet
+
+        return enroll_parquet(gallery_path, parquet, name, all_faces, as_json)
+    if all_faces:
+        raise click.UsageError("--all-faces goes with --from-parquet")
     if (name is None) == (folder is None):
         raise click.UsageError("give either --name NAME PHOTOS... or --folder ROOT")
     if name is not None and not photos:

@@ -1,0 +1,100 @@
+"""Batch embedding of photo archives into Parquet: `facenet embed SRC --out DIR --engine ...`.
+
+Two engines behind one call, `embed_to_folder`: `local` (this process) and `ray` (a Ray Data
+pipeline, on this machine or a cluster). Both write the schema of `records.schema`: one row
+per face (path, face index, box, landmarks, detector score, eye distance, embedding, model)
+and one row per failed image (path, error). A run skips the paths the folder already holds.
+Needs the `[ray]` extra (pyarrow; ray for the Ray engine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import FaceNetError
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class BatchReport:
+    """What a run did: images embedded, faces written, failures (path, error), skipped."""
+
+    total: int = 0
+    skipped: int = 0
+    embedded: int = 0
+    faces: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def embed_to_folder(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    batch_size: int = 32,
+    workers: int = 1,
+    on_image: Callable[[dict], None] | None = None,
+) -> BatchReport:
+    """Embed every image of SRC (a folder, or a .parquet/.csv list of paths) into Parquet
+    parts in OUT, resuming where OUT left off; `on_image` gets one dict per image done
+    (path, faces, error). Why one entry point: the CLI, the tests and the benchmark compare
+    engines by this call alone."""
+    if engine not in ENGINES:
+        raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    require_extra(engine)
+    from ..api import FaceNet
+
+    loaded = FaceNet.load(model)  # a bad --model fails here, not in every Ray worker
+    from .records import done_paths
+    from .sources import list_sources
+
+    paths = list_sources(src)
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise FaceNetError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    done = done_paths(out)
+    todo = list(dict.fromkeys(p for p in paths if p not in done))
+    report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
+    if not todo:
+        return report
+
+    def on_batch(summary) -> None:
+        for row in summary.to_pylist():
+            if row["error"] is None:
+                report.embedded += 1
+                report.faces += row["faces"]
+            else:
+                report.failures.append((row["path"], row["error"]))
+            if on_image is not None:
+                on_image(row)
+
+    if engine == "local":
+        from .local import run_local
+
+        run_local(todo, str(out), loaded, batch_size, on_batch)
+    else:
+        from .ray_engine import run_ray
+
+        # workers do not share this directory: a model file goes by its absolute path
+        ref = loaded.name or os.path.abspath(loaded.source)
+        run_ray(todo, str(out), ref, batch_size, workers, address, on_batch)
+    return report
+
+
+def require_extra(engine: str) -> None:
+    """A one-line error, not an ImportError, when the [ray] extra is missing."""
+    import importlib.util
+
+    needed = ["pyarrow"] + (["ray"] if engine == "ray" else [])
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FaceNetError(
+            f"--engine {engine} needs {', '.join(missing)}: pip install 'facenet-keras[ray]'"
+        )

@@ -1,0 +1,164 @@
+"""What both batch engines write: one Parquet row per face or per failed image.
+
+The local and the Ray engine run the same `embed_batch` on the same batches of paths and
+write each result with `write_part`, so their output has one schema and differs only in how
+batches are scheduled. A part is written to a hidden temporary file and renamed into place,
+so a part either exists whole or not at all; `done_paths` reads back which paths a folder
+already holds, which is what makes a run resumable.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import FaceNetError, ImageError
+from ..images import load_image
+
+#: the error of an image read well that shows no face
+NO_FACE = "no face found"
+PART_GLOB = "part-*.parquet"
+
+
+def schema(embedding_size: int) -> pa.Schema:
+    """The output schema; face columns are null on failure rows, `error` null on face rows."""
+    f32 = pa.float32()
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("face", pa.int32()),
+            ("faces_in_photo", pa.int32()),
+            ("prominent", pa.bool_()),
+            ("box", pa.list_(f32, 4)),
+            ("landmarks", pa.list_(f32, 10)),
+            ("score", f32),
+            ("eye_distance", f32),
+            ("image_width", pa.int32()),
+            ("image_height", pa.int32()),
+            ("embedding", pa.list_(f32, embedding_size)),
+            ("model", pa.string()),
+            ("model_id", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def decode(path: str) -> np.ndarray:
+    """An upright RGB array from a local path or a URI pyarrow can open (s3://, gs://...)."""
+    if "://" not in path:
+        return load_image(path)
+    from PIL import Image
+
+    try:
+        fs, inner = pa.fs.FileSystem.from_uri(path)
+        with fs.open_input_stream(inner) as stream:
+            data = stream.read()
+        return load_image(Image.open(io.BytesIO(data)), path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ImageError(f"{path}: {exc}") from None
+
+
+def embed_batch(model, paths: Sequence[str]) -> pa.Table:
+    """Decode, detect, align and embed a batch of image paths: a table of face rows and of
+    failure rows (unreadable image, no face), in the order of `paths`."""
+    from ..detect import align_face, most_prominent
+
+    images, failures = {}, {}
+    for path in paths:
+        try:
+            images[path] = decode(path)
+        except (FaceNetError, OSError) as exc:
+            failures[path] = str(exc)
+    found = dict(zip(images, model.detector.detect_batch(list(images.values())), strict=True))
+    info = model.info
+    crops, rows = [], []
+    for path in paths:
+        faces = found.get(path)
+        if path in images and not faces:
+            failures[path] = NO_FACE
+        rgb = images.get(path)
+        best = most_prominent(faces, rgb.shape) if faces else None
+        for k, face in enumerate(faces or []):
+            crops.append(align_face(rgb, face, info.input_size, info.alignment, info.margin))
+            rows.append(_face_row(path, k, faces, rgb.shape, face is best))
+        if path in failures:
+            rows.append({"path": path, "error": failures[path]})
+    vectors = model.embed_crops(np.stack(crops)) if crops else []
+    faces_rows = iter(vectors)
+    model_columns = {"model": model.name or info.name, "model_id": model.model_id}
+    for row in rows:
+        if row.get("error") is None:
+            row["embedding"] = next(faces_rows)
+        row.update(model_columns)
+    return pa.Table.from_pylist(rows, schema=schema(model.embedding_size))
+
+
+def _face_row(path: str, k: int, faces, shape, prominent: bool) -> dict:
+    face = faces[k]
+    marks = None if face.landmarks is None else np.asarray(face.landmarks, np.float32)
+    eyes = None if marks is None else float(np.linalg.norm(marks[0] - marks[1]))
+    return {
+        "path": path,
+        "face": k,
+        "faces_in_photo": len(faces),
+        "prominent": prominent,
+        "box": [float(v) for v in face.box],
+        "landmarks": None if marks is None else marks.reshape(-1).tolist(),
+        "score": float(face.score),
+        "eye_distance": eyes,
+        "image_width": int(shape[1]),
+        "image_height": int(shape[0]),
+    }
+
+
+def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
+    """Write one part atomically: a hidden temporary file renamed to part-<uuid>.parquet."""
+    out = Path(out)
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    tmp = out / f".tmp-{name}"
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / name)
+    return out / name
+
+
+def parts(out: str | os.PathLike) -> list[Path]:
+    """The finished parts of an output folder (temporary files of a killed run excluded)."""
+    return sorted(Path(out).glob(PART_GLOB))
+
+
+def read_output(out: str | os.PathLike) -> pa.Table:
+    """Every row of an output folder, as one table."""
+    files = parts(out)
+    if not files:
+        raise FaceNetError(f"{out}: no part-*.parquet files (not an `facenet embed` output)")
+    try:
+        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    except (OSError, pa.ArrowException) as exc:
+        raise FaceNetError(f"{out}: unreadable Parquet ({exc})") from None
+
+
+def done_paths(out: str | os.PathLike) -> set[str]:
+    """The paths an output folder already holds (faces or failures): skipped on resume."""
+    files = parts(out)
+    return {p for f in files for p in pq.read_table(f, columns=["path"]).column(0).to_pylist()}
+
+
+def summarise(table: pa.Table) -> pa.Table:
+    """One row per image of a batch's table: path, faces found, error (null when embedded)."""
+    out: dict[str, dict] = {}
+    for path, error in zip(
+        table.column("path").to_pylist(), table.column("error").to_pylist(), strict=True
+    ):
+        row = out.setdefault(path, {"path": path, "faces": 0, "error": error})
+        row["faces"] += error is None
+    return pa.Table.from_pylist(
+        list(out.values()),
+        schema=pa.schema([("path", pa.string()), ("faces", pa.int32()), ("error", pa.string())]),
+    )
