@@ -5,6 +5,7 @@ only where it is used, so the Keras-on-JAX trainer shares `base_optimizer`."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import keras
@@ -88,3 +89,28 @@ def base_optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
     if wd:
         opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return opt
+
+
+def statistics_sync(model, strategy) -> Callable[[], None]:
+    """A function that sets every replica's batch-norm moving statistics to their mean over
+    the replicas. Why: Keras 3 updates them on each replica's own batches without
+    aggregation, so the replicas (the workers of multi_worker) drift apart and the chief would
+    save statistics of its share of the data only; the mean is what TF-Keras 2 read."""
+    import tensorflow as tf
+
+    moving = [v for v in model.non_trainable_variables
+              if v.path.endswith(("moving_mean", "moving_variance"))]  # fmt: skip
+    if strategy.num_replicas_in_sync == 1 or not moving:
+        return lambda: None
+
+    def replica_means():
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce("MEAN", [tf.identity(v.value) for v in moving])
+
+    @tf.function
+    def sync():
+        means = strategy.experimental_local_results(strategy.run(replica_means))[0]
+        for variable, mean in zip(moving, means, strict=True):
+            variable.value.assign(mean)
+
+    return sync

@@ -34,7 +34,7 @@ from ..models import build_facenet, save_model
 from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
-from .optim import WarmupSchedule, make_optimizer, make_strategy
+from .optim import WarmupSchedule, make_optimizer, make_strategy, statistics_sync
 from .runfiles import (
     TrainResult,
     init_from,
@@ -208,7 +208,7 @@ def _fit(run: _Run, validator, step_fn, on_step) -> bool:
         state["history"].append({"epoch": 0, "val_accuracy": float(metrics["accuracy"]),
                                  "val_seconds": float(metrics["seconds"])})  # fmt: skip
         log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
-    sync_statistics = _statistics_sync(run.model, run.strategy)
+    sync_statistics = statistics_sync(run.model, run.strategy)
     writer = tf.summary.create_file_writer(str(run.out / "tensorboard")) if run.chief else None
     restore_signal = sigterm_as_interrupt()
     try:
@@ -313,29 +313,6 @@ def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     return step
-
-
-def _statistics_sync(model, strategy) -> Callable[[], None]:
-    """A function that sets every replica's batch-norm moving statistics to their mean over
-    the replicas. Why: Keras 3 updates them on each replica's own batches without
-    aggregation, so the replicas (the workers of multi_worker) drift apart and the chief would
-    save statistics of its share of the data only; the mean is what TF-Keras 2 read."""
-    moving = [v for v in model.non_trainable_variables
-              if v.path.endswith(("moving_mean", "moving_variance"))]  # fmt: skip
-    if strategy.num_replicas_in_sync == 1 or not moving:
-        return lambda: None
-
-    def replica_means():
-        context = tf.distribute.get_replica_context()
-        return context.all_reduce("MEAN", [tf.identity(v.value) for v in moving])
-
-    @tf.function
-    def sync():
-        means = strategy.experimental_local_results(strategy.run(replica_means))[0]
-        for variable, mean in zip(moving, means, strict=True):
-            variable.value.assign(mean)
-
-    return sync
 
 
 def _dataset_fn(train_set, batches, config: TrainConfig, epoch: int, source: str, replicas: int):
