@@ -35,11 +35,11 @@ def main() -> None:
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
-    from facenet import FaceNet
+    from facenet import FaceNet, export
     from facenet.metadata import ModelInfo
     from facenet.models import build_facenet
     from facenet.models.embedder import KerasEmbedder
-    from facenet.runtime import export, num_threads
+    from facenet.runtime import num_threads
     from facenet.runtime.onnx_runtime import session_options
 
     size, threads = args.size, num_threads()

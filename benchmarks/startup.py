@@ -56,9 +56,9 @@ def main() -> None:
     import numpy as np
     from PIL import Image
 
+    from facenet import export
     from facenet.metadata import ModelInfo
     from facenet.models import build_facenet, save_model
-    from facenet.runtime import export
 
     tmp = Path(tempfile.mkdtemp(prefix="facenet-startup-"))
     info = ModelInfo(input_size=160, alpha=args.alpha, name="startup")

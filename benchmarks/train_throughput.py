@@ -40,7 +40,8 @@ def main() -> None:
     from facenet.data.pipeline import Augment, pipeline_throughput
     from facenet.models import build_facenet
     from facenet.train import TrainConfig
-    from facenet.train.trainer import WarmupSchedule, _optimizer, _train_step
+    from facenet.train.optim import WarmupSchedule, make_optimizer
+    from facenet.train.trainer import _train_step
 
     data = scan_folder(args.data, min_images=args.batch_k, max_identities=200)
     steps = args.steps + args.warmup
@@ -64,7 +65,7 @@ def main() -> None:
         for mining in args.mining:
             config = TrainConfig(data=args.data, input_size=size, mining=mining,
                                  loss="triplet+ce", alpha=args.alpha)  # fmt: skip
-            optimizer = _optimizer(config, WarmupSchedule(1e-3, 1000))
+            optimizer = make_optimizer(config, WarmupSchedule(1e-3, 1000))
             optimizer.build(model.trainable_variables)
             step = _train_step(model, optimizer, config, strategy)
             times = []

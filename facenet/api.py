@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,9 +24,14 @@ from .images import ImageInput, describe, load_image, resize
 from .metadata import ModelInfo, check_choice
 from .types import Face, Verification
 
+if TYPE_CHECKING:
+    from .detect.detector import Detector
+
 log = logging.getLogger(__name__)
 
 ON_MISSING = ("raise", "nan")
+#: What `FaceNet.crops` does with an image without a face.
+CROPS_ON_MISSING = ("raise", "none", "center")
 
 
 class Embedder(Protocol):
@@ -101,22 +106,27 @@ class FaceNet:
 
     @property
     def input_size(self) -> int:
+        """The side of the square crops the network takes."""
         return self.info.input_size
 
     @property
     def embedding_size(self) -> int:
+        """The length of an embedding."""
         return self.info.embedding_size
 
     @property
     def threshold(self) -> float:
+        """The verification threshold (squared L2) recorded in the model file."""
         return self.info.verification_threshold
 
     @property
-    def detector(self) -> Any:
+    def detector(self) -> Detector:
+        """The face detector: the one given, else the default with the model's recorded
+        settings (`ModelInfo.detection`)."""
         if self._detector is None:
-            from .detect import MTCNN
+            from .detect.detector import make_detector
 
-            self._detector = MTCNN()
+            self._detector = make_detector(self.info.detection)
         return self._detector
 
     def with_alignment(self, mode: str, margin: int | None = None) -> FaceNet:
@@ -154,8 +164,41 @@ class FaceNet:
         on_missing="none" puts None where no face is found instead of raising NoFaceError.
         """
         check_choice("on_missing", on_missing, ("raise", "none"))
+        faces = self.crops(images, on_missing=on_missing)
+        return [None if face is None else face.crop for face in faces]
+
+    def crops(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        on_missing: str = "raise",
+        offset: int = 0,
+        detections: Sequence[Sequence[Face]] | None = None,
+    ) -> list[Face | None]:
+        """The most prominent face of each image with its aligned `crop` (what the network
+        sees), box and landmarks: the one crop path (`detect.crops`) that embedding, verify,
+        the gallery's training validation and dataset alignment share.
+
+        on_missing: "raise" (NoFaceError), "none" (None in its place) or "center" (the image's
+        centred square, a `fallback` Face). `offset` numbers the images in error messages.
+        `detections`: the detector's faces of each image when the caller has them already (the
+        server lists every face it found), so detection is not run twice.
+        """
+        from .detect.crops import aligned, face_crops
+
+        check_choice("on_missing", on_missing, CROPS_ON_MISSING)
         items = _as_list(images)
-        return self._crops(items, 0, detect=True, raise_missing=on_missing == "raise")
+        names = [describe(item, offset + i) for i, item in enumerate(items)]
+        rgbs = [load_image(item, name) for item, name in zip(items, names, strict=True)]
+        info = self.info
+        cut = aligned(info.input_size, info.alignment, info.margin)
+        fallback = info.input_size if on_missing == "center" else None
+        faces = face_crops(rgbs, self.detector, cut, fallback, detections)
+        if on_missing == "raise":
+            for face, name in zip(faces, names, strict=True):
+                if face is None:
+                    raise NoFaceError(f"{name}: no face found")
+        return faces
 
     def represent(self, image: ImageInput) -> list[Face]:
         """All faces of one image, each with its embedding."""
@@ -218,41 +261,48 @@ class FaceNet:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def verify(
-        self, a: ImageInput, b: ImageInput, *, threshold: float | None = None, detect: bool = True
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        threshold: float | None = None,
+        detect: bool = True,
+        detections: Sequence[Sequence[Face]] | None = None,
     ) -> Verification:
-        """Whether two images show the same person (squared L2 distance <= threshold)."""
-        first, second = self.embed([a, b], detect=detect)
+        """Whether two images show the same person (squared L2 distance <= threshold); with
+        `detect`, the result carries the two faces compared (box, landmarks, crop).
+        `detections`: as for `crops`."""
+        faces = None
+        if detect:
+            faces = tuple(self.crops([a, b], detections=detections))
+            first, second = self.embed_crops(np.stack([f.crop for f in faces]))
+        else:
+            first, second = self.embed([a, b], detect=False)
         distance = float(np.sum((first - second) ** 2))
         threshold = self.threshold if threshold is None else float(threshold)
-        return Verification(distance=distance, threshold=threshold, same=distance <= threshold)
+        return Verification(
+            distance=distance, threshold=threshold, same=distance <= threshold, faces=faces
+        )
 
     # --- internals -----------------------------------------------------------------------
 
     def _align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
-        from .detect import align_face
+        from .detect.crops import aligned
 
         info = self.info
-        return align_face(rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin)
+        return aligned(info.input_size, info.alignment, info.margin)(rgb, face)
 
     def _crops(
         self, items: Sequence[ImageInput], offset: int, detect: bool, raise_missing: bool
     ) -> list[np.ndarray | None]:
-        names = [describe(item, offset + i) for i, item in enumerate(items)]
-        rgbs = [load_image(item, name) for item, name in zip(items, names, strict=True)]
         if not detect:
-            return [resize(rgb, self.input_size) for rgb in rgbs]
-        from .detect import most_prominent
-
-        crops: list[np.ndarray | None] = []
-        for rgb, faces, name in zip(rgbs, self.detector.detect_batch(rgbs), names, strict=True):
-            face = most_prominent(faces, rgb.shape)
-            if face is None:
-                if raise_missing:
-                    raise NoFaceError(f"{name}: no face found")
-                crops.append(None)
-            else:
-                crops.append(self._align(rgb, face))
-        return crops
+            names = [describe(item, offset + i) for i, item in enumerate(items)]
+            return [
+                resize(load_image(it, n), self.input_size)
+                for it, n in zip(items, names, strict=True)
+            ]
+        faces = self.crops(items, on_missing="raise" if raise_missing else "none", offset=offset)
+        return [None if face is None else face.crop for face in faces]
 
 
 def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FaceNetError, ImageError
-from .images import ImageInput, load_image
+from .images import IMAGE_SUFFIXES, ImageInput, load_image
 from .metadata import check_choice
 from .types import Face
 
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 KINDS = ("svm", "knn")
 FORMAT = "facenet-classifier/1"
 UNKNOWN = "unknown"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 class ClassifierError(FaceNetError):

@@ -21,6 +21,11 @@ from .errors import ImageError
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
+#: File suffixes taken as photos wherever a folder is scanned (enrolment, clustering, datasets,
+#: alignment, classification, quantisation samples): one list, so every command sees the same.
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm",
+)  # fmt: skip
 #: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
 MAX_PIXELS = 150_000_000
 

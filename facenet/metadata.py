@@ -10,21 +10,30 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .backbones import backbone_names
+
 #: Pixel scalings a FaceNet network's Preprocessing layer applies.
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
 #: What a model file may record: "folded" = the scaling is folded into the first convolution
 #: (converted networks such as dlib's ResNet take raw pixels).
 MODEL_PREPROCESSING = (*PREPROCESSING_MODES, "folded")
 ALIGNMENT_MODES = ("crop", "similarity", "chip")
-#: Backbones `build_facenet` builds and `facenet train` trains.
-BACKBONES = ("mobilenet", "inception_resnet_v1")
+#: Networks a model file may hold besides the registered FaceNet backbones (`backbones.py`).
+CONVERTED_ARCHITECTURES = ("dlib_resnet",)
+#: The built-in backbones `build_facenet` builds and `facenet train` trains (a snapshot of the
+#: registry at import; `backbones.backbone_names()` is live).
+BACKBONES = backbone_names()
 #: Every network a model file may hold: the FaceNet backbones and converted ones.
-ARCHITECTURES = (*BACKBONES, "dlib_resnet")
+ARCHITECTURES = (*BACKBONES, *CONVERTED_ARCHITECTURES)
 FORMAT_VERSION = 1
+#: What `ModelInfo.detection` may set (defaults in `detect.detector.DEFAULT_SETTINGS`).
+DETECTION_SETTINGS = ("min_face_size", "thresholds", "max_side")
 
 
 @dataclass
 class ModelInfo:
+    """What a model file carries besides its weights: everything needed to embed with it."""
+
     backbone: str = "mobilenet"
     input_size: int = 160
     embedding_size: int = 128
@@ -39,6 +48,9 @@ class ModelInfo:
     #: gallery of many people (see docs/MODEL_CARD.md); None falls back to `threshold`.
     identification_threshold: float | None = None
     alpha: float = 1.0
+    #: The face detector's settings this model was evaluated with (`detect.detector`:
+    #: min_face_size, thresholds, max_side); empty = the defaults, as in older model files.
+    detection: dict[str, Any] = field(default_factory=dict)
     name: str = "facenet"
     #: Free-form provenance: training data, command, evaluation figures.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -47,18 +59,24 @@ class ModelInfo:
     def __post_init__(self) -> None:
         check_choice("preprocessing", self.preprocessing, MODEL_PREPROCESSING)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
-        check_choice("backbone", self.backbone, ARCHITECTURES)
+        check_choice("backbone", self.backbone, (*backbone_names(), *CONVERTED_ARCHITECTURES))
+        unknown = set(self.detection) - set(DETECTION_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown detection setting(s): {', '.join(sorted(unknown))}")
 
     def to_json(self) -> str:
+        """The JSON stored in model files (sorted keys)."""
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """A ModelInfo from stored fields; unknown keys (newer files) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:
+        """`from_dict` over JSON text."""
         return cls.from_dict(json.loads(text))
 
     @property
@@ -82,5 +100,6 @@ DEFAULT_K = 3
 
 
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    """ValueError naming the valid choices when `value` is not one of them."""
     if value not in valid:
         raise ValueError(f"{option} must be one of {', '.join(valid)}; got {value!r}")

@@ -13,27 +13,34 @@ class Face:
 
     box: (x1, y1, x2, y2) floats; landmarks: 5 x 2 array (left eye, right eye, nose,
     left mouth corner, right mouth corner) as seen in the image; embedding: unit vector, once
-    computed.
+    computed; crop: the aligned crop the network sees, once cut (`FaceNet.crops`); fallback:
+    no face was found and `crop` is the image's centred square (box = that square, score 0).
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray | None = None
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    crop: np.ndarray | None = field(default=None, compare=False, repr=False)
+    fallback: bool = False
 
     @property
     def width(self) -> float:
+        """Box width in pixels."""
         return self.box[2] - self.box[0]
 
     @property
     def height(self) -> float:
+        """Box height in pixels."""
         return self.box[3] - self.box[1]
 
     @property
     def area(self) -> float:
+        """Box area in pixels (0 for a degenerate box)."""
         return max(self.width, 0.0) * max(self.height, 0.0)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields: box, score, and landmarks / embedding when present."""
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 5)}
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, float), 2).tolist()
@@ -49,6 +56,9 @@ class Verification:
     distance: float
     threshold: float
     same: bool
+    #: The two faces compared (box, landmarks, crop), when the images were detected.
+    faces: tuple[Face, Face] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
+        """JSON-ready fields: distance, threshold, same."""
         return {"distance": self.distance, "threshold": self.threshold, "same": self.same}

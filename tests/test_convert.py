@@ -169,8 +169,8 @@ def test_checkpoint_converts_to_the_same_network(slim_checkpoint, tmp_path):
 
 
 def test_checkpoint_errors_name_the_tensor(slim_checkpoint, tmp_path):
-    from facenet.weights import convert_checkpoint as ckpt
-    from facenet.weights.convert import TensorSource, build_inception, load_inception
+    from facenet.convert import checkpoint as ckpt
+    from facenet.convert.base import TensorSource, build_inception, load_inception
 
     folder, _ = slim_checkpoint
     tensors = {k: np.asarray(v) for k, v in ckpt.read_checkpoint(folder).items()}
@@ -190,11 +190,11 @@ def test_checkpoint_errors_name_the_tensor(slim_checkpoint, tmp_path):
     with pytest.raises(ModelError, match=f"unexpected tensor.*'{extra}'"):
         load({**tensors, extra: np.zeros((1, 1, 96, 256), np.float32)})
     with pytest.raises(ModelError, match="does not record its preprocessing"):
-        from facenet.weights.convert import convert
+        from facenet.convert import convert
 
         convert(folder, tmp_path / "x.keras")
     with pytest.raises(ModelError, match="not 128"):
-        from facenet.weights.convert import convert
+        from facenet.convert import convert
 
         convert(folder, tmp_path / "x.keras", preprocessing="fixed", input_size=SIZE,
                 embedding_size=128)  # fmt: skip
@@ -284,7 +284,7 @@ def test_pytorch_state_dict_converts_to_the_same_network(pytorch_state_dict, tmp
 
 
 def test_pytorch_mapping_without_torch():
-    from facenet.weights.convert_pytorch import convert_state_dict, module_name
+    from facenet.convert.pytorch import convert_state_dict, module_name
 
     assert module_name("Block35_1_Branch_2_Conv2d_0c_3x3") == "repeat_1.0.branch2.2"
     assert module_name("Block17_10_Conv2d_1x1") == "repeat_2.9.conv2d"
@@ -312,7 +312,7 @@ def _cli():
 
 def test_convert_reports_json_friendly_info(slim_checkpoint):  # the stored ModelInfo is JSON
     folder, _ = slim_checkpoint
-    from facenet.weights.convert import detect_source
+    from facenet.convert import detect_source
 
     assert detect_source(folder) == "checkpoint"
     assert detect_source(Path("x.pth")) == "pytorch"

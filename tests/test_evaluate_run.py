@@ -21,6 +21,7 @@ from facenet.evaluate.cache import EmbeddingCache
 from facenet.evaluate.protocols import PairList, lfw_pairs, read_pair_tsv, write_pair_tsv
 from facenet.evaluate.run import evaluate_pairs
 from facenet.metadata import ModelInfo
+from facenet.types import Face
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SHARED_LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
@@ -80,6 +81,16 @@ class FakeModel:
             else:
                 out.append(np.asarray(Image.fromarray(rgb).resize((self.info.input_size,) * 2)))
         return out
+
+    def crops(self, images, on_missing="raise"):
+        """`FaceNet.crops` over `align`: the centred square where `align` finds no face."""
+        from facenet.detect.crops import crop_face
+
+        size = self.info.input_size
+        return [
+            crop_face(rgb, [], None, size) if crop is None else Face((0, 0, 1, 1), 1.0, crop=crop)
+            for rgb, crop in zip(images, self.align(images), strict=True)
+        ]
 
     def embed_crops(self, crops, batch_size=32):
         self.calls += 1

@@ -285,7 +285,7 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model):
     path = tmp_path / "g.db"
     with Gallery.create(path, model) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
-        index_file, state_file = g.index_path, g._state_path
+        index_file, state_file = g.index.path, g.index.state_path
     index_file.unlink()
     with Gallery.open(path, model) as g:
         assert g.index_status == "rebuilt (no index file)"

@@ -68,7 +68,7 @@ def test_enrolment_keeps_photo_hash_box_and_crop(tmp_path):
 def old_gallery(path: Path, monkeypatch, photo_file: Path) -> Path:
     """A gallery file as facenet wrote it before m002: one face of Ada, from `photo_file`."""
     from facenet.gallery import store as store_module
-    from facenet.gallery.gallery import _file_hash
+    from facenet.gallery.enrol import _file_hash
 
     model = FakeModel()
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])

@@ -37,7 +37,7 @@ def reference(small_model):
 
 @pytest.fixture(scope="module")
 def onnx_file(keras_model, tmp_path_factory):
-    from facenet.runtime.export import export_onnx
+    from facenet.export import export_onnx
 
     return export_onnx(*keras_model, tmp_path_factory.mktemp("onnx") / "small.onnx")
 
@@ -45,7 +45,7 @@ def onnx_file(keras_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tflite_file(keras_model, tmp_path_factory):
     pytest.importorskip("ai_edge_litert")
-    from facenet.runtime.export import export_tflite
+    from facenet.export import export_tflite
 
     return export_tflite(*keras_model, tmp_path_factory.mktemp("tflite") / "small.tflite")
 
@@ -67,7 +67,7 @@ def test_export_matches_keras_and_keeps_info(fmt, request, small_model, referenc
 def test_fixed_batch_and_float_input(fmt, keras_model, reference, tmp_path):
     if fmt == "tflite":
         pytest.importorskip("ai_edge_litert")
-    from facenet.runtime import export
+    from facenet import export
 
     writer = getattr(export, f"export_{fmt}")
     fixed = writer(*keras_model, tmp_path / f"b4.{fmt}", batch=4)
@@ -84,7 +84,7 @@ def test_fixed_batch_and_float_input(fmt, keras_model, reference, tmp_path):
 
 def test_int8_exports_stay_close(keras_model, reference, tmp_path):
     pytest.importorskip("onnx")
-    from facenet.runtime import export
+    from facenet import export
 
     calibration = crops(16, seed=1)
     results = {}

@@ -61,9 +61,9 @@ def _facenet(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProc
 def test_jax_training_with_an_online_teacher_loads_in_tensorflow_and_onnx(tmp_path):
     import onnxruntime as ort
 
+    from facenet.export import export_onnx
     from facenet.metadata import ModelInfo
     from facenet.models import build_facenet, load_keras_model, save_model
-    from facenet.runtime.export import export_onnx
 
     data = _faces(tmp_path / "faces")
     teacher = build_facenet("mobilenet", (72, 72, 3), 128, alpha=0.5)  # another size and width

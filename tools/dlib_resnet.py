@@ -1,6 +1,6 @@
 """dlib's 128-d face ResNet as the distillation teacher: raw descriptors, chips, a dlib check.
 
-The network and its parser live in the package (`facenet.weights.convert_dlib`,
+The network and its parser live in the package (`facenet.convert.dlib`,
 `facenet.models.dlib_resnet`; `facenet convert ...dat` makes the product's unit-output model).
 This tool keeps what only training needs: the raw (not normalised, |d| ~ 1.3-1.6) descriptors
 a student regresses onto, dlib-style chips cut in TensorFlow, and `check_against_dlib`, which
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet.weights.convert_dlib import CHIP_SIZE
+from facenet.convert.dlib_format import CHIP_SIZE
 
 CHIP_PADDING = 0.25
 

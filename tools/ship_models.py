@@ -3,7 +3,7 @@
     python tools/ship_models.py --lfw-dir ../shared/data/lfw [--dat PATH] [--fp32] [--no-flip]
 
 1. Converts `dlib_face_recognition_resnet_model_v1.dat` (default: the copy in PyPI's
-   `face_recognition_models`) with `facenet.weights.convert_dlib` (with the test-time flip
+   `face_recognition_models`) with `facenet.convert.dlib` (with the test-time flip
    inside the network: +0.19 points on View 1, twice the compute) and exports it to ONNX.
 2. Calibrates on LFW View 1 only (View 2 is never used to choose anything), through the whole
    pipeline (MTCNN, chip alignment, the exported file):
@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from facenet import FaceNet
+from facenet.convert.dlib import convert_dlib
 from facenet.evaluate.embedding import embed_images
 from facenet.evaluate.openset import nearest_distances, threshold_at_far
 from facenet.evaluate.protocols import find_lfw, lfw_pairs
 from facenet.evaluate.run import evaluate_pairs
-from facenet.runtime.export import export_onnx
+from facenet.export import export_onnx
 from facenet.runtime.fp16 import store_weights_fp16
-from facenet.weights.convert_dlib import convert_dlib
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "facenet" / "weights"
 IDENTIFICATION_FAR = 0.01

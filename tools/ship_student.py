@@ -23,8 +23,8 @@ import numpy as np
 from facenet import FaceNet
 from facenet.evaluate.protocols import lfw_pairs
 from facenet.evaluate.run import evaluate_pairs
+from facenet.export import export_onnx
 from facenet.models import load_keras_model, save_model
-from facenet.runtime.export import export_onnx
 
 
 def main() -> None:

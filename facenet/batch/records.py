@@ -68,7 +68,8 @@ def decode(path: str) -> np.ndarray:
 def embed_batch(model, paths: Sequence[str]) -> pa.Table:
     """Decode, detect, align and embed a batch of image paths: a table of face rows and of
     failure rows (unreadable image, no face), in the order of `paths`."""
-    from ..detect import align_face, most_prominent
+    from ..detect import most_prominent
+    from ..detect.crops import aligned
 
     images, failures = {}, {}
     for path in paths:
@@ -78,6 +79,7 @@ def embed_batch(model, paths: Sequence[str]) -> pa.Table:
             failures[path] = str(exc)
     found = dict(zip(images, model.detector.detect_batch(list(images.values())), strict=True))
     info = model.info
+    cut = aligned(info.input_size, info.alignment, info.margin)  # the model's own crops
     crops, rows = [], []
     for path in paths:
         faces = found.get(path)
@@ -86,7 +88,7 @@ def embed_batch(model, paths: Sequence[str]) -> pa.Table:
         rgb = images.get(path)
         best = most_prominent(faces, rgb.shape) if faces else None
         for k, face in enumerate(faces or []):
-            crops.append(align_face(rgb, face, info.input_size, info.alignment, info.margin))
+            crops.append(cut(rgb, face))
             rows.append(_face_row(path, k, faces, rgb.shape, face is best))
         if path in failures:
             rows.append({"path": path, "error": failures[path]})

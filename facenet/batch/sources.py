@@ -17,9 +17,9 @@ def list_sources(src: str | os.PathLike) -> list[str]:
     file with a header row, in file order."""
     src = Path(src)
     if src.is_dir():
-        from ..detect.aligner import IMAGE_EXTENSIONS
+        from ..images import IMAGE_SUFFIXES
 
-        files = (p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = (p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         return sorted(os.path.abspath(p) for p in files if p.is_file())
     if not src.is_file():
         raise FaceNetError(f"{src}: no such file or folder")

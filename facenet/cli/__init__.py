@@ -40,21 +40,27 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
+    """The `facenet` group: command modules are imported only when their command runs."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The command names, sorted."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """Import and return one command (None for an unknown name)."""
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with their one-line help without importing them."""
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        """Run a command; a FaceNetError becomes a one-line error with exit status 2."""
         try:
             return super().invoke(ctx)
         except FaceNetError as exc:
@@ -62,9 +68,12 @@ class LazyGroup(click.Group):
 
 
 class UserError(click.ClickException):
+    """A user mistake: one line on stderr, exit status 2."""
+
     exit_code = 2
 
     def show(self, file=None) -> None:
+        """Print the one-line error."""
         click.echo(f"Error: {self.format_message()}", err=True)
 
 

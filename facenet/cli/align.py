@@ -52,7 +52,7 @@ def align(
     its counts (with --json: one line per image that was not aligned, then the counts).
     Exit status 1 when some images gave no crop, 2 when none did.
     """
-    from ..detect import MTCNN
+    from ..detect import make_detector
     from ..detect.aligner import align_dataset
 
     report = align_dataset(
@@ -65,7 +65,7 @@ def align(
         workers=workers,
         pad_retry=not no_pad_retry,
         progress=want_progress(progress),
-        detector=MTCNN(min_face_size=min_face_size),
+        detector=make_detector(min_face_size=min_face_size),
     )
     counts = report["counts"]
     failed = [*report["no_face"], *(u["path"] for u in report["unreadable"])]

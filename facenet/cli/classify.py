@@ -6,7 +6,14 @@ import click
 
 from ..text import plural
 from . import UserError, model_option
-from .conventions import emit, finish, json_option, progress_option, want_progress
+from .conventions import (
+    emit,
+    finish,
+    input_failed,
+    json_option,
+    progress_option,
+    want_progress,
+)
 from .gallery import load_model
 
 
@@ -91,11 +98,7 @@ def predict(photos, classifier_path, max_distance, min_probability, model_path, 
         try:
             results = predict_photo(classifier, model, photo, min_probability, max_distance)
         except ImageError as exc:
-            failed.append(photo)
-            if as_json:
-                emit({"photo": photo, "error": str(exc)})
-            else:
-                click.echo(f"{photo}\terror: {exc}", err=True)
+            input_failed(photo, exc, as_json, failed)
             continue
         if as_json:
             faces = [

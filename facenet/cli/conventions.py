@@ -52,6 +52,16 @@ def emit(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
 
+def input_failed(name: str, error: Exception, as_json: bool, failed: list[str]) -> None:
+    """Note one failed input: listed in `failed` (for `finish`), reported as a JSON line with
+    "error" or a line on stderr."""
+    failed.append(name)
+    if as_json:
+        emit({"photo": name, "error": str(error)})
+    else:
+        click.echo(f"{name}\terror: {error}", err=True)
+
+
 def finish(done: int, failed: list[str], what: str = "input", nothing: str = "") -> None:
     """Exit with the convention's status: list the failures on stderr; 2 when nothing was
     done (saying `nothing` when no input failed as such), 1 when some inputs failed, else

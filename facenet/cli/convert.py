@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..metadata import BACKBONES, PREPROCESSING_MODES
+from ..backbones import backbone_names
+from ..metadata import PREPROCESSING_MODES
 
 
 @click.command()
@@ -17,7 +18,10 @@ from ..metadata import BACKBONES, PREPROCESSING_MODES
     help="Kind of SRC. Default: from its name (.h5; .pt/.pth/.npz; a checkpoint prefix/folder).",
 )  # fmt: skip
 @click.option(
-    "--backbone", type=click.Choice(BACKBONES), default=None, help="Default: from the weights."
+    "--backbone",
+    type=click.Choice(backbone_names()),
+    default=None,
+    help="Default: from the weights.",
 )
 @click.option(
     "--preprocessing", type=click.Choice(PREPROCESSING_MODES), default=None,
@@ -32,7 +36,7 @@ from ..metadata import BACKBONES, PREPROCESSING_MODES
 @click.option("--name", default=None, help="Model name stored in the file. Default: SRC's name.")
 def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name):
     """Convert the weights SRC into a FaceNet .keras model file (checked tensor by tensor)."""
-    from ..weights.convert import convert as run
+    from ..convert import convert as run
 
     _, info = run(
         src, out, source=source, backbone=backbone, preprocessing=preprocessing,

@@ -180,10 +180,7 @@ def info(model_path, path, as_json):
         ("file", model.source),
         ("model id", model.model_id),
         ("name", i.name),
-        (
-            "backbone",
-            f"{i.backbone}" + (f" (alpha {i.alpha:g})" if i.backbone == "mobilenet" else ""),
-        ),
+        ("backbone", f"{i.backbone}" + _backbone_options(i)),
         ("parameters", _describe_parameters(model, parameters)),
         ("input size", f"{i.input_size}x{i.input_size}x3"),
         ("embedding size", i.embedding_size),
@@ -198,6 +195,15 @@ def info(model_path, path, as_json):
     ]
     for key, value in rows:
         click.echo(f"{key:15} {value}")
+
+
+def _backbone_options(info) -> str:
+    """The backbone's own options as shown by `info`, e.g. " (alpha 0.25)"; "" for none."""
+    from ..backbones import BACKBONES
+
+    spec = BACKBONES.get(info.backbone)
+    options = spec.options_from(info) if spec else {}
+    return "".join(f" ({k} {v:g})" for k, v in options.items())
 
 
 def _describe_parameters(model, parameters: int | None) -> str:

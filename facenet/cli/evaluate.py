@@ -15,76 +15,77 @@ from .conventions import emit, finish, progress_option, want_progress
 LFW_ENV = "FACENET_LFW_DIR"
 
 
+#: The options every `facenet evaluate` command takes (a list, applied by `_common`).
+COMMON_OPTIONS = [
+    model_option,
+    click.option(
+        "--out",
+        "-o",
+        "out_dir",
+        required=True,
+        type=click.Path(file_okay=False),
+        help="Folder for report.json, roc.png and distances.png.",
+    ),
+    click.option(
+        "--embeddings",
+        "embeddings_file",
+        type=click.Path(dir_okay=False),
+        help="Evaluate precomputed embeddings (npz: arrays `paths` and `embeddings`, "
+        "or one array per relative image path) instead of a model.",
+    ),
+    click.option(
+        "--distance",
+        type=click.Choice(["euclidean", "cosine"]),
+        default="euclidean",
+        show_default=True,
+        help="Squared L2, or 1 - cosine similarity.",
+    ),
+    click.option(
+        "--flip",
+        is_flag=True,
+        help="Flip test-time augmentation: embed the crop and its mirror, add, normalise.",
+    ),
+    click.option(
+        "--alignment",
+        type=click.Choice(ALIGNMENT_MODES),
+        default=None,
+        help="Override the alignment recorded in the model.",
+    ),
+    click.option(
+        "--no-face-wrong",
+        is_flag=True,
+        help="Count pairs with an image where no "
+        "face is found as wrong answers (default: embed its centred crop).",
+    ),
+    click.option(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Fixed threshold for 'accuracy at threshold' (default: the model's).",
+    ),
+    click.option(
+        "--limit",
+        type=click.IntRange(min=2),
+        default=None,
+        help="Evaluate about N pairs only, the first of each class in every fold (a quick check).",
+    ),
+    click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
+    click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Embedding cache folder (default $FACENET_CACHE_DIR or ~/.cache/facenet).",
+    ),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache."),
+    click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),
+    click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line."),
+    progress_option,
+]
+
+
 def _common(f):
-    options = [
-        model_option,
-        click.option(
-            "--out",
-            "-o",
-            "out_dir",
-            required=True,
-            type=click.Path(file_okay=False),
-            help="Folder for report.json, roc.png and distances.png.",
-        ),
-        click.option(
-            "--embeddings",
-            "embeddings_file",
-            type=click.Path(dir_okay=False),
-            help="Evaluate precomputed embeddings (npz: arrays `paths` and `embeddings`, "
-            "or one array per relative image path) instead of a model.",
-        ),
-        click.option(
-            "--distance",
-            type=click.Choice(["euclidean", "cosine"]),
-            default="euclidean",
-            show_default=True,
-            help="Squared L2, or 1 - cosine similarity.",
-        ),
-        click.option(
-            "--flip",
-            is_flag=True,
-            help="Flip test-time augmentation: embed the crop and its mirror, add, normalise.",
-        ),
-        click.option(
-            "--alignment",
-            type=click.Choice(ALIGNMENT_MODES),
-            default=None,
-            help="Override the alignment recorded in the model.",
-        ),
-        click.option(
-            "--no-face-wrong",
-            is_flag=True,
-            help="Count pairs with an image where no "
-            "face is found as wrong answers (default: embed its centred crop).",
-        ),
-        click.option(
-            "--threshold",
-            type=float,
-            default=None,
-            help="Fixed threshold for 'accuracy at threshold' (default: the model's).",
-        ),
-        click.option(
-            "--limit",
-            type=click.IntRange(min=2),
-            default=None,
-            help="Evaluate about N "
-            "pairs only, the first of each class in every fold (a quick check).",
-        ),
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="Embedding cache folder (default $FACENET_CACHE_DIR or ~/.cache/facenet).",
-        ),
-        click.option(
-            "--no-cache", is_flag=True, help="Neither read nor write the embedding cache."
-        ),
-        click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),
-        click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line."),
-        progress_option,
-    ]
-    for option in reversed(options):
+    """Apply `COMMON_OPTIONS` to a command, in order."""
+    for option in reversed(COMMON_OPTIONS):
         f = option(f)
     return f
 

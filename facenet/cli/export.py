@@ -59,7 +59,7 @@ def export(
     model, fmt, out, batch, input_dtype, quantize, calibration, aligned, calibration_size, check
 ):
     """Export MODEL (.keras or .h5) with its preprocessing folded in; metadata travels inside."""
-    from ..runtime import export as exporting
+    from .. import export as exporting
 
     batch = _batch(batch)
     if quantize and calibration is None:
@@ -88,8 +88,8 @@ def export(
 
 
 def _check(keras_model, info, path, crops) -> dict[str, float]:
+    from .. import export as exporting
     from ..models.embedder import KerasEmbedder
-    from ..runtime import export as exporting
     from ..runtime import load_exported
 
     if crops is None:

@@ -10,7 +10,14 @@ from ..errors import GalleryError
 from ..metadata import DEFAULT_K
 from ..text import plural
 from . import model_option
-from .conventions import emit, finish, json_option, progress_option, want_progress
+from .conventions import (
+    emit,
+    finish,
+    input_failed,
+    json_option,
+    progress_option,
+    want_progress,
+)
 
 gallery_argument = click.argument(
     "gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False)
@@ -261,11 +268,7 @@ def identify(photos, gallery_path, model_path, k, threshold, progress, as_json):
             try:
                 faces = g.identify(photo, k=k, threshold=threshold)
             except ImageError as exc:
-                failed.append(photo)
-                if as_json:
-                    emit({"photo": photo, "error": str(exc)})
-                else:
-                    click.echo(f"{photo}\terror: {exc}", err=True)
+                input_failed(photo, exc, as_json, failed)
                 continue
             if as_json:
                 emit({"photo": photo, "faces": [f.to_dict() for f in faces]})

@@ -128,9 +128,6 @@ def serve(
         raise UserError(
             f"the server needs its extra: pip install 'facenet-keras[server]' ({exc})"
         ) from None
-    from ..api import FaceNet
-    from ..gallery import Gallery
-
     try:
         settings = Settings(
             api_key=api_key,
@@ -147,6 +144,24 @@ def serve(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    _warn_about_exposure(host, api_key, allowed_hosts)
+    model, gallery = _model_and_gallery(model_path, gallery_path)
+    try:
+        app = create_app(model, gallery, settings)
+    except (FaceNetError, ValueError):
+        if gallery is not None:
+            gallery.close()
+        raise
+    click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        if gallery is not None:
+            gallery.close()
+
+
+def _warn_about_exposure(host: str, api_key, allowed_hosts) -> None:
+    """On stderr: a server others can reach without an API key, or without a host name."""
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         click.echo(
             f"warning: listening on {host} without --api-key: anyone who can reach it can change "
@@ -159,24 +174,26 @@ def serve(
             "--allowed-host (requests for other Host names are refused)",
             err=True,
         )
+
+
+def _model_and_gallery(model_path, gallery_path):
+    """The model (by default the one the gallery records) and the gallery, created empty when
+    `gallery_path` does not exist yet; None without `gallery_path`."""
+    from ..api import FaceNet
+    from ..gallery import Gallery
+
     gallery = None
     if gallery_path and Path(gallery_path).exists():
         gallery = Gallery.open(gallery_path)
         if model_path is None and gallery.model_path and Path(gallery.model_path).is_file():
             model_path = gallery.model_path
-    model = FaceNet.load(model_path)
     try:
+        model = FaceNet.load(model_path)
         if gallery is None and gallery_path:
             gallery = Gallery.create(gallery_path, model, model_path or "")
             click.echo(f"created an empty gallery at {gallery_path}", err=True)
-        app = create_app(model, gallery, settings)
     except (FaceNetError, ValueError):
         if gallery is not None:
             gallery.close()
         raise
-    click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-    finally:
-        if gallery is not None:
-            gallery.close()
+    return model, gallery

@@ -10,7 +10,8 @@ import sys
 
 import click
 
-from ..metadata import ALIGNMENT_MODES, BACKBONES
+from ..backbones import backbone_names
+from ..metadata import ALIGNMENT_MODES
 
 
 @click.command()
@@ -22,7 +23,9 @@ from ..metadata import ALIGNMENT_MODES, BACKBONES
     type=click.Path(file_okay=False),
     help="Run folder: checkpoint, logs, model.keras.",
 )
-@click.option("--backbone", type=click.Choice(BACKBONES), default="mobilenet", show_default=True)
+@click.option(
+    "--backbone", type=click.Choice(backbone_names()), default="mobilenet", show_default=True
+)
 @click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
 @click.option("--embedding-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--alpha", default=1.0, show_default=True, help="MobileNet width multiplier.")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FaceNetError, ImageError
-from ..images import ImageInput, load_image
+from ..images import IMAGE_SUFFIXES, ImageInput, load_image
 from ..metadata import check_choice
 from ..text import plural
 from . import METHODS, NOISE, cluster
@@ -43,9 +43,6 @@ class ClusterReport:
             f"{plural(len(self.no_face), 'photo')} without a face, {len(self.unreadable)} "
             f"unreadable; wrote {self.out / 'index.html'}"
         )
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:

@@ -8,6 +8,7 @@ centre see real context. Images where no face is found are centre-cropped instea
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -16,7 +17,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..detect import align_face, center_crop, most_prominent
+from ..detect import align_face
+from ..detect.crops import face_crops
 from ..images import load_image
 from ..types import Face
 from .dataset import FaceDataset
@@ -63,23 +65,20 @@ def align_cached(
     todo = [i for i, t in enumerate(targets) if not t.is_file()]
     if todo:
         if detector is None:
-            from ..detect import MTCNN
+            from ..detect import make_detector
 
-            detector = MTCNN()
+            detector = make_detector()
         log.info("aligning %d images into %s", len(todo), cache)
         no_face = 0
         for start in tqdm(range(0, len(todo), batch), disable=not show_progress, desc="align",
                           unit="batch"):  # fmt: skip
             chunk = todo[start : start + batch]
             rgbs = [load_image(dataset.paths[i]) for i in chunk]
-            for i, rgb, faces in zip(chunk, rgbs, detector.detect_batch(rgbs), strict=True):
-                face = most_prominent(faces, rgb.shape)
-                if face is None:
-                    no_face += 1
-                    crop = center_crop(rgb, context_size(image_size))
-                else:
-                    crop = context_crop(rgb, face, image_size, margin)
-                _atomic_png(targets[i], crop)
+            cut = functools.partial(context_crop, image_size=image_size, margin=margin)
+            for i, face in zip(chunk, face_crops(rgbs, detector, cut, context_size(image_size)),
+                               strict=True):  # fmt: skip
+                no_face += face.fallback
+                _atomic_png(targets[i], face.crop)
         if no_face:
             log.warning("%d of %d images had no detected face: centre-cropped", no_face, len(todo))
     out = FaceDataset([str(t) for t in targets], dataset.labels.copy(), list(dataset.classes),

@@ -19,6 +19,8 @@ import numpy as np
 
 
 class PKSampler:
+    """P identities x K images per batch (per replica), seeded and resumable."""
+
     def __init__(
         self,
         labels,
@@ -61,10 +63,12 @@ class PKSampler:
 
     @property
     def batch_size(self) -> int:
+        """Images per global batch: P x K plus the extra single images."""
         return self.p * self.k + self.extra
 
     @property
     def per_replica(self) -> int:
+        """Images per replica's batch."""
         return self.batch_size // self.replicas
 
     def steps_per_epoch(self) -> int:
@@ -98,9 +102,11 @@ class PKSampler:
         return out
 
     def state_dict(self) -> dict:
+        """What a checkpoint stores to resume the same batches."""
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
+        """Resume from `state_dict`."""
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
 
@@ -114,9 +120,11 @@ class ShuffleSampler:
         self.count, self.batch_size, self.seed = count, batch_size, seed
 
     def steps_per_epoch(self) -> int:
+        """Full batches per epoch."""
         return self.count // self.batch_size
 
     def epoch_batches(self, epoch: int, steps: int) -> np.ndarray:
+        """(steps, batch_size) image indices for one epoch, seeded by the epoch."""
         rng = np.random.default_rng([self.seed, epoch])
         order = np.concatenate([rng.permutation(self.count) for _ in range(
             -(-steps * self.batch_size // self.count))])  # fmt: skip

@@ -22,18 +22,16 @@ import numpy as np
 from PIL import Image
 
 from ..errors import FaceNetError, ImageError
-from ..images import load_image
+from ..images import IMAGE_SUFFIXES, load_image
 from ..metadata import ALIGNMENT_MODES, check_choice
-from .align import align_face, center_crop, most_prominent
+from .crops import aligned, crop_face
+from .detector import make_detector
 from .mtcnn import MTCNN
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "align_report.json"
 OUTPUT_FORMAT = "png"
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
-)
 #: Images per task sent to a worker (one detect_batch call).
 CHUNK = 8
 #: The report is rewritten after this many images, so an interrupted run keeps its bookkeeping.
@@ -66,23 +64,60 @@ def align_dataset(
             frame, as in datasets of tight face crops. Such crops come from the padded copy and
             are listed under "padded" in the report.
         progress: a tqdm bar on stderr.
-        detector: the detector settings to use (default MTCNN()); workers build their own copy.
+        detector: the detector to use (default `make_detector()`); workers build their own copy.
     """
+    job = _job(src, size, margin, mode, keep_fallback, pad_retry)
+    src, dst = Path(src), Path(dst)
+    detector = detector or make_detector()
+    settings = _settings(job, detector)
+    dst.mkdir(parents=True, exist_ok=True)
+    images, ignored = _scan(src, dst)
+    status, todo = _resume(src, dst, images, _previous_report(dst, settings), keep_fallback)
+    skipped = len(images) - len(todo)
+    workers = max(1, workers or os.cpu_count() or 1)
+
+    def report(done: int) -> dict:
+        return _report(src, dst, settings, images, ignored, status, done, skipped)
+
+    done = 0
+    try:
+        for results in _run(todo, job, detector, workers, progress):
+            status.update(results)
+            done += len(results)
+            if done % CHECKPOINT < len(results):  # bookkeeping survives an interruption
+                _write_report(dst / REPORT_NAME, report(done))
+    finally:
+        final = report(done)
+        _write_report(dst / REPORT_NAME, final)
+    return final
+
+
+def _job(src, size: int, margin: float, mode: str, keep_fallback: bool, pad_retry: bool) -> dict:
+    """The checked options every worker needs."""
     check_choice("mode", mode, ALIGNMENT_MODES)
     if int(size) < 1:
         raise ValueError(f"size must be positive; got {size!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0; got {margin!r}")
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
+    if not Path(src).is_dir():
         raise FaceNetError(f"{src}: no such folder")
-    detector = detector or MTCNN()
-    settings = {
+    return {
         "size": int(size),
         "margin": float(margin),
         "mode": mode,
-        "keep_fallback": bool(keep_fallback),
-        "pad_retry": bool(pad_retry),
+        "keep_fallback": keep_fallback,
+        "pad_retry": pad_retry,
+    }
+
+
+def _settings(job: dict, detector: MTCNN) -> dict:
+    """What the crops depend on: a previous report with other settings is not resumed."""
+    return {
+        "size": job["size"],
+        "margin": job["margin"],
+        "mode": job["mode"],
+        "keep_fallback": bool(job["keep_fallback"]),
+        "pad_retry": bool(job["pad_retry"]),
         "format": OUTPUT_FORMAT,
         "detector": {
             "min_face_size": detector.min_face_size,
@@ -91,11 +126,11 @@ def align_dataset(
             "max_side": detector.max_side,
         },
     }
-    dst.mkdir(parents=True, exist_ok=True)
-    previous = _previous_report(dst, settings)
-    images, ignored = _scan(src, dst)
-    outputs = _output_names(images)
 
+
+def _resume(src: Path, dst: Path, images, previous: dict, keep_fallback: bool):
+    """(status of images already done, [(source, output, relative path)] still to align)."""
+    outputs = _output_names(images)
     status: dict[str, dict] = {}  # relative path -> {"status": ..., "faces": n, "error": ...}
     todo = []
     for rel in images:
@@ -115,31 +150,7 @@ def align_dataset(
             status[rel] = known
         else:
             todo.append((str(src / rel), str(out), rel))
-    skipped = len(images) - len(todo)
-
-    job = {
-        "size": int(size),
-        "margin": float(margin),
-        "mode": mode,
-        "keep_fallback": keep_fallback,
-        "pad_retry": pad_retry,
-    }
-    workers = max(1, workers or os.cpu_count() or 1)
-    report_path = dst / REPORT_NAME
-    done = 0
-    try:
-        for results in _run(todo, job, detector, workers, progress):
-            for rel, result in results:
-                status[rel] = result
-            done += len(results)
-            if done % CHECKPOINT < len(results):
-                _write_report(
-                    report_path, _report(src, dst, settings, images, ignored, status, done, skipped)
-                )
-    finally:
-        report = _report(src, dst, settings, images, ignored, status, done, skipped)
-        _write_report(report_path, report)
-    return report
+    return status, todo
 
 
 # ---------------------------------------------------------------------- work
@@ -195,21 +206,20 @@ def _align_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, dict]]:
         for k, image, faces in zip(missed, extended, detector.detect_batch(extended), strict=True):
             if faces:
                 images[k], detections[k], padded[k] = image, faces, True
+    cut = aligned(job["size"], job["mode"], job["margin"])
+    fallback = job["size"] if job["keep_fallback"] else None
     for k, (_, out, rel) in enumerate(loaded):
-        image, faces = images[k], detections[k]
-        face = most_prominent(faces, image.shape)
-        if face is not None:
-            crop = align_face(image, face, job["size"], job["mode"], job["margin"])
-            result = {"status": "aligned", "faces": len(faces)}
-            if padded[k]:
-                result["padded"] = True
-        elif job["keep_fallback"]:
-            crop = center_crop(image, job["size"])
-            result = {"status": "fallback", "faces": 0}
-        else:
+        face = crop_face(images[k], detections[k], cut, fallback)
+        if face is None:
             results.append((rel, {"status": "no_face", "faces": 0}))
             continue
-        _save(crop, Path(out))
+        if face.fallback:
+            result = {"status": "fallback", "faces": 0}
+        else:
+            result = {"status": "aligned", "faces": len(detections[k])}
+            if padded[k]:
+                result["padded"] = True
+        _save(face.crop, Path(out))
         results.append((rel, result))
     return results
 
@@ -244,7 +254,7 @@ def _scan(src: Path, dst: Path) -> tuple[list[str], list[str]]:
             if name.startswith("."):
                 continue
             rel = (here / name).relative_to(src).as_posix()
-            (images if Path(name).suffix.lower() in IMAGE_EXTENSIONS else ignored).append(rel)
+            (images if Path(name).suffix.lower() in IMAGE_SUFFIXES else ignored).append(rel)
     return images, ignored
 
 

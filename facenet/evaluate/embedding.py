@@ -11,6 +11,7 @@ second run with other metric options embeds nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -84,30 +85,39 @@ def embed_images(
     no_face = np.zeros(n, dtype=bool)
     failed: dict[str, str] = {}
 
-    digests: list[str | None] = []
-    for p in paths:
-        try:
-            digests.append(image_digest(root / p))
-        except OSError as exc:
-            digests.append(None)
-            failed[p] = f"cannot read file ({exc.strerror or exc})"
-
+    digests = _digests(paths, root, failed)
     cache = None
     if use_cache:
         key = cache_key(model.model_id, model.info.alignment, flip)
         cache = EmbeddingCache(default_cache_dir() if cache_dir is None else cache_dir, key)
-    known = cache.load() if cache is not None else {}
-    todo: list[int] = []
-    n_cached = 0
-    for i, d in enumerate(digests):
-        if d is None:
-            continue
-        if d in known:
-            emb[i], no_face[i] = known[d]
-            n_cached += 1
-        else:
-            todo.append(i)
+    todo, n_cached = _from_cache(cache, digests, emb, no_face)
 
+    rows = _Rows(paths, digests, emb, no_face, failed)
+    _embed_missing(model, root, rows, todo, flip, batch_size, cache, progress)
+    if cache is not None and todo:
+        cache.compact()
+    return Embedded(
+        list(paths), emb, no_face, failed, n_cached, time.perf_counter() - start, "model"
+    )
+
+
+@dataclasses.dataclass
+class _Rows:
+    """The result being filled: per path its digest, embedding row and no-face flag."""
+
+    paths: list[str]
+    digests: list[str | None]
+    emb: np.ndarray
+    no_face: np.ndarray
+    failed: dict[str, str]
+
+
+def _embed_missing(model, root: Path, rows: _Rows, todo, flip, batch_size, cache, progress):
+    """Embed the rows in `todo`, adding them to the cache in atomic chunks (Ctrl-C keeps what
+    is done)."""
+    paths, digests, emb, no_face, failed = (
+        rows.paths, rows.digests, rows.emb, rows.no_face, rows.failed
+    )  # fmt: skip
     pending: list[int] = []
 
     def flush() -> None:
@@ -132,18 +142,38 @@ def embed_images(
     finally:
         bar.close()
         flush()  # also on Ctrl-C: finished rows are kept
-    if cache is not None and todo:
-        cache.compact()
-    return Embedded(
-        list(paths), emb, no_face, failed, n_cached, time.perf_counter() - start, "model"
-    )
+
+
+def _digests(paths: list[str], root: Path, failed: dict[str, str]) -> list[str | None]:
+    """Each file's content digest (the cache key); None, noted in `failed`, when unreadable."""
+    digests: list[str | None] = []
+    for p in paths:
+        try:
+            digests.append(image_digest(root / p))
+        except OSError as exc:
+            digests.append(None)
+            failed[p] = f"cannot read file ({exc.strerror or exc})"
+    return digests
+
+
+def _from_cache(cache, digests, emb: np.ndarray, no_face: np.ndarray) -> tuple[list[int], int]:
+    """Fill the rows the cache knows; (indices still to embed, how many came from the cache)."""
+    known = cache.load() if cache is not None else {}
+    todo: list[int] = []
+    n_cached = 0
+    for i, d in enumerate(digests):
+        if d is None:
+            continue
+        if d in known:
+            emb[i], no_face[i] = known[d]
+            n_cached += 1
+        else:
+            todo.append(i)
+    return todo, n_cached
 
 
 def _embed_batch(model, files: list[Path], flip: bool):
     """[(embedding, no_face, error)] for one batch of image files."""
-    from ..detect import center_crop
-
-    size = model.info.input_size
     rgbs, errors = [], []
     for f in files:
         try:
@@ -156,10 +186,9 @@ def _embed_batch(model, files: list[Path], flip: bool):
     out = [(None, False, e) for e in errors]
     if not ok:
         return out
-    crops = model.align([rgbs[i] for i in ok], on_missing="none")
-    missing = [c is None for c in crops]
-    crops = [center_crop(rgbs[i], size) if c is None else c for i, c in zip(ok, crops, strict=True)]
-    batch = np.stack(crops).astype(np.uint8, copy=False)
+    faces = model.crops([rgbs[i] for i in ok], on_missing="center")
+    missing = [face.fallback for face in faces]
+    batch = np.stack([face.crop for face in faces]).astype(np.uint8, copy=False)
     vectors = model.embed_crops(batch, batch_size=len(batch)).astype(np.float64)
     if flip:
         vectors = vectors + model.embed_crops(

@@ -63,6 +63,7 @@ class PairList:
 
     @property
     def n_folds(self) -> int:
+        """How many folds the pairs are split into."""
         return int(np.unique(self.folds).size)
 
     def images(self) -> list[str]:
@@ -71,9 +72,11 @@ class PairList:
         return list(dict.fromkeys(p for pair in pairs for p in pair))
 
     def resolve(self, rel: str) -> Path:
+        """The absolute path of an image named relative to the root."""
         return self.root / rel
 
     def missing_files(self) -> list[str]:
+        """The images of the list that are not on disk."""
         return [p for p in self.images() if not self.resolve(p).is_file()]
 
     def subset(self, index) -> PairList:
@@ -95,6 +98,7 @@ class PairList:
 
 
 def lfw_image_path(name: str, number: int | str) -> str:
+    """LFW's file name for image `number` of `name`: `Name/Name_0001.jpg`."""
     return f"{name}/{name}_{int(number):04d}.jpg"
 
 
@@ -107,6 +111,37 @@ def read_lfw_pairs(
     files carry their own folds.
     """
     path = Path(pairs_file)
+    rows, folds_in_file, per_class, view = _lfw_header(path)
+    paths_a, paths_b, labels, folds = [], [], [], []
+    for k, (lineno, parts) in enumerate(rows):
+        fold, within = divmod(k, 2 * per_class)
+        same = within < per_class
+        a, b = _lfw_pair(path, lineno, parts, same)
+        paths_a.append(a)
+        paths_b.append(b)
+        labels.append(same)
+        folds.append(fold)
+    labels_arr = np.array(labels, dtype=bool)
+    folds_arr = np.array(folds, dtype=np.int64)
+    if view == "1":
+        folds_arr = stratified_folds(labels_arr, 10 if n_folds is None else n_folds)
+    elif n_folds not in (None, folds_in_file):
+        raise PairListError(f"{path}: View 2 has {folds_in_file} fixed folds; cannot use {n_folds}")
+    return PairList(
+        paths_a,
+        paths_b,
+        labels_arr,
+        folds_arr,
+        Path(root),
+        name=f"lfw-{path.stem}",
+        source=str(path),
+        extra={"lfw_view": view},
+    )
+
+
+def _lfw_header(path: Path) -> tuple[list, int, int, str]:
+    """(pair rows as (line number, fields), folds in the file, pairs per class and fold,
+    "1" or "2"): the file read and its header checked against its length."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -136,44 +171,20 @@ def read_lfw_pairs(
             f"{path}: header announces {expected} pairs "
             f"({folds_in_file} x 2 x {per_class}) but the file has {len(body)}"
         )
-    paths_a, paths_b, labels, folds = [], [], [], []
-    for k, (lineno, parts) in enumerate(body):
-        fold, within = divmod(k, 2 * per_class)
-        same = within < per_class
-        try:
-            if same and len(parts) == 3:
-                a, b = lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[0], parts[2])
-            elif not same and len(parts) == 4:
-                a, b = lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[2], parts[3])
-            else:
-                kind = "matched 'name i j'" if same else "mismatched 'name1 i name2 j'"
-                raise PairListError(
-                    f"{path}:{lineno}: expected a {kind} pair, got {' '.join(parts)!r}"
-                )
-        except ValueError as exc:
-            if isinstance(exc, PairListError):
-                raise
-            raise PairListError(f"{path}:{lineno}: image numbers must be integers") from None
-        paths_a.append(a)
-        paths_b.append(b)
-        labels.append(same)
-        folds.append(fold)
-    labels_arr = np.array(labels, dtype=bool)
-    folds_arr = np.array(folds, dtype=np.int64)
-    if view == "1":
-        folds_arr = stratified_folds(labels_arr, 10 if n_folds is None else n_folds)
-    elif n_folds not in (None, folds_in_file):
-        raise PairListError(f"{path}: View 2 has {folds_in_file} fixed folds; cannot use {n_folds}")
-    return PairList(
-        paths_a,
-        paths_b,
-        labels_arr,
-        folds_arr,
-        Path(root),
-        name=f"lfw-{path.stem}",
-        source=str(path),
-        extra={"lfw_view": view},
-    )
+    return body, folds_in_file, per_class, view
+
+
+def _lfw_pair(path: Path, lineno: int, parts: list[str], same: bool) -> tuple[str, str]:
+    """The two image paths of one pairs-file line (matched or mismatched, as its place says)."""
+    try:
+        if same and len(parts) == 3:
+            return lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[0], parts[2])
+        if not same and len(parts) == 4:
+            return lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[2], parts[3])
+    except ValueError:
+        raise PairListError(f"{path}:{lineno}: image numbers must be integers") from None
+    kind = "matched 'name i j'" if same else "mismatched 'name1 i name2 j'"
+    raise PairListError(f"{path}:{lineno}: expected a {kind} pair, got {' '.join(parts)!r}")
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int) -> np.ndarray:

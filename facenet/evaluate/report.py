@@ -162,8 +162,16 @@ def _pct(v) -> str:
 
 def summary_table(report: dict[str, Any]) -> str:
     """A short human-readable table of the main figures of a report."""
-    m = report["metrics"]
     p = report["protocol"]
+    rows = [*_setup_rows(report), *_metric_rows(report), *_failure_rows(report)]
+    width = max(len(k) for k, _ in rows)
+    head = f"{p['name']}" + (f"  [{p['source']}]" if p.get("source") else "")
+    return "\n".join([head] + [f"  {k.ljust(width)}  {v}" for k, v in rows])
+
+
+def _setup_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """What was evaluated: pairs, model, distance and alignment."""
+    m = report["metrics"]
     o = report["options"]
     rows: list[tuple[str, str]] = []
     rows.append(
@@ -182,6 +190,13 @@ def summary_table(report: dict[str, Any]) -> str:
             f"alignment {o.get('alignment') or '-'}",
         )
     )
+    return rows
+
+
+def _metric_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The figures: accuracy, VAL@FAR, ROC AUC, EER, TAR@FAR, accuracy at the threshold."""
+    m = report["metrics"]
+    rows: list[tuple[str, str]] = []
     if m.get("accuracy") is not None:
         rows.append(
             (
@@ -220,6 +235,12 @@ def summary_table(report: dict[str, Any]) -> str:
                 "(tuned on these pairs: optimistic)",
             )
         )
+    return rows
+
+
+def _failure_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Images without a face, unusable images, and the time taken."""
+    rows: list[tuple[str, str]] = []
     f = report["failures"]
     rows.append(
         (
@@ -242,6 +263,4 @@ def summary_table(report: dict[str, Any]) -> str:
             f"{t['n_cached']} cached), metrics {t['metrics_s']:.2f} s",
         )
     )
-    width = max(len(k) for k, _ in rows)
-    head = f"{p['name']}" + (f"  [{p['source']}]" if p.get("source") else "")
-    return "\n".join([head] + [f"  {k.ljust(width)}  {v}" for k, v in rows])
+    return rows

@@ -58,53 +58,88 @@ def evaluate_pairs(
     Returns:
         The report dict (what `report.json` holds), with the summary text under "summary".
     """
+    _check(model, embeddings_file, distance)
+    started = time.perf_counter()
+    if embeddings_file is not None:
+        embedded = load_embeddings_file(embeddings_file, pairs.images(), normalize=normalize,
+                                        root=pairs.root)  # fmt: skip
+    else:
+        embedded = embed_images(model, pairs.images(), pairs.root, flip=flip, alignment=alignment,
+                                batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
+                                progress=progress)  # fmt: skip
+    t0 = time.perf_counter()
+    scored = _score(pairs, embedded, distance, no_face_wrong)
+    threshold, threshold_source = _threshold(threshold, model, distance)
+    metrics = evaluate_distances(scored.distances, pairs.labels, pairs.folds, threshold=threshold,
+                                 wrong=scored.wrong) | {"distance": distance}  # fmt: skip
+    options = _embedding_options(model, flip, alignment, normalize, use_cache) | {
+        "distance": distance, "no_face_wrong": bool(no_face_wrong), "threshold": threshold,
+        "threshold_source": threshold_source, "batch_size": batch_size}  # fmt: skip
+    report = _report(pairs, embedded, scored, metrics, options, time.perf_counter() - t0)
+    report["model"] = _model_entry(model, embedded, embeddings_file, alignment)
+    if out_dir is not None:
+        report["files"] = _write_plots(Path(out_dir), pairs, scored, metrics, options)
+    report["timing"]["total_s"] = round(time.perf_counter() - started, 3)
+    report["summary"] = summary_table(report)
+    if out_dir is not None:
+        write_json(Path(out_dir) / "report.json", report)
+    return report
+
+
+def _check(model, embeddings_file, distance: str) -> None:
     check_choice("distance", distance, DISTANCES)
     if (model is None) == (embeddings_file is None):
         raise ValueError("give exactly one of model and embeddings_file")
-    started = time.perf_counter()
-    images = pairs.images()
-    if embeddings_file is not None:
-        embedded = load_embeddings_file(
-            embeddings_file, images, normalize=normalize, root=pairs.root
-        )
-    else:
-        embedded = embed_images(
-            model,
-            images,
-            pairs.root,
-            flip=flip,
-            alignment=alignment,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            use_cache=use_cache,
-            progress=progress,
-        )
 
-    t0 = time.perf_counter()
+
+@dataclasses.dataclass
+class _Scored:
+    """Each pair's distance, and which pairs lost a face (no face found, unreadable)."""
+
+    distances: np.ndarray
+    no_face_pair: np.ndarray
+    failed_pair: np.ndarray
+    wrong: np.ndarray | None  # pairs forced wrong (no face, with --no-face-wrong)
+
+
+def _score(pairs: PairList, embedded: Embedded, distance: str, no_face_wrong: bool) -> _Scored:
     index = embedded.index()
     ia = np.array([index[p] for p in pairs.paths_a], dtype=np.int64)
     ib = np.array([index[p] for p in pairs.paths_b], dtype=np.int64)
     distances = pair_distances(embedded.embeddings[ia], embedded.embeddings[ib], distance)
     no_face_pair = embedded.no_face[ia] | embedded.no_face[ib]
-    failed_pair = np.isnan(distances)
     wrong = no_face_pair if no_face_wrong else None
+    return _Scored(distances, no_face_pair, np.isnan(distances), wrong)
 
-    threshold_source = "option"
-    if threshold is None and model is not None:
-        threshold = model.info.verification_threshold
-        threshold_source = "model" if model.info.threshold is not None else "default"
-        if distance == "cosine":
-            threshold = threshold / 2.0
-    elif threshold is None:
-        threshold_source = None
-    metrics = evaluate_distances(
-        distances, pairs.labels, pairs.folds, threshold=threshold, wrong=wrong
-    )
-    metrics["distance"] = distance
-    metrics_s = time.perf_counter() - t0
 
+def _embedding_options(model, flip, alignment, normalize, use_cache) -> dict[str, Any]:
+    """The report's options that depend on embedding with a model or reading a file."""
+    if model is None:
+        return {"flip": None, "alignment": None, "normalize": bool(normalize), "cache": None}
+    alignment = alignment or model.info.alignment
+    return {"flip": bool(flip), "alignment": alignment, "normalize": True, "cache": bool(use_cache)}
+
+
+def _threshold(threshold: float | None, model, distance: str) -> tuple[float | None, str | None]:
+    """The fixed threshold and where it came from: the option, the model, or the default."""
+    if threshold is not None:
+        return threshold, "option"
+    if model is None:
+        return None, None
+    threshold = model.info.verification_threshold
+    source = "model" if model.info.threshold is not None else "default"
+    return (threshold / 2.0 if distance == "cosine" else threshold), source
+
+
+def _report(pairs, embedded: Embedded, scored: _Scored, metrics, options, metrics_s) -> dict:
+    """The report dict, less the model entry, files and total time."""
+    images = pairs.images()
     no_face_images = [p for p, nf in zip(embedded.paths, embedded.no_face, strict=True) if nf]
-    report: dict[str, Any] = {
+    try:
+        from .. import __version__
+    except ImportError:  # pragma: no cover
+        __version__ = None
+    return {
         "protocol": {
             "name": pairs.name,
             "source": pairs.source,
@@ -113,26 +148,18 @@ def evaluate_pairs(
             "n_pairs": len(pairs),
             "n_images": len(images),
         },
-        "model": _model_entry(model, embedded, embeddings_file, alignment),
-        "options": {
-            "distance": distance,
-            "flip": bool(flip) if model is not None else None,
-            "alignment": (alignment or model.info.alignment) if model is not None else None,
-            "no_face_wrong": bool(no_face_wrong),
-            "threshold": threshold,
-            "threshold_source": threshold_source,
-            "normalize": bool(normalize) if embeddings_file is not None else True,
-            "batch_size": batch_size,
-            "cache": bool(use_cache) if model is not None else None,
-        },
+        "model": None,
+        "options": options,
         "metrics": metrics,
         "failures": {
-            "no_face_policy": "counted wrong" if no_face_wrong else "centred crop embedded",
+            "no_face_policy": "counted wrong"
+            if options["no_face_wrong"]
+            else "centred crop embedded",
             "n_no_face_images": len(no_face_images),
-            "n_no_face_pairs": int(no_face_pair.sum()),
+            "n_no_face_pairs": int(scored.no_face_pair.sum()),
             "no_face_images": no_face_images,
             "n_failed_images": len(embedded.failed),
-            "n_failed_pairs": int(failed_pair.sum()),
+            "n_failed_pairs": int(scored.failed_pair.sum()),
             "failed_images": dict(embedded.failed),
         },
         "timing": {
@@ -145,42 +172,30 @@ def evaluate_pairs(
         },
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "facenet_version": __version__,
     }
-    try:
-        from .. import __version__
 
-        report["facenet_version"] = __version__
-    except ImportError:  # pragma: no cover
-        report["facenet_version"] = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        report["files"] = {"report": str(out / "report.json")}
-        if plots_available():
-            title = f"{pairs.name} ({distance})"
-            plot_roc(
-                distances_for_plot(distances, pairs.labels, metrics_wrong(wrong, failed_pair)),
-                pairs.labels,
-                out / "roc.png",
-                title=title,
-                metrics=metrics,
-            )
-            kfold = metrics["threshold_mean"] is not None
-            label = "mean k-fold threshold" if kfold else f"{threshold_source} threshold"
-            plot_distances(
-                distances, pairs.labels, out / "distances.png", title=title,
-                threshold=metrics["threshold_mean"] if kfold else threshold, threshold_label=label,
-            )  # fmt: skip
-            report["files"].update(roc=str(out / "roc.png"), distances=str(out / "distances.png"))
-        else:
-            log.warning(
-                "roc.png and distances.png need matplotlib: pip install 'facenet-keras[plots]'"
-            )
-    report["timing"]["total_s"] = round(time.perf_counter() - started, 3)
-    report["summary"] = summary_table(report)
-    if out_dir is not None:
-        write_json(Path(out_dir) / "report.json", report)
-    return report
+
+def _write_plots(out: Path, pairs: PairList, scored: _Scored, metrics, options) -> dict:
+    """roc.png and distances.png in `out` (when matplotlib is there); the files entry."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"report": str(out / "report.json")}
+    if not plots_available():
+        log.warning("roc.png and distances.png need matplotlib: pip install 'facenet-keras[plots]'")
+        return files
+    title = f"{pairs.name} ({options['distance']})"
+    wrong = metrics_wrong(scored.wrong, scored.failed_pair)
+    plot_roc(distances_for_plot(scored.distances, pairs.labels, wrong), pairs.labels,
+             out / "roc.png", title=title, metrics=metrics)  # fmt: skip
+    kfold = metrics["threshold_mean"] is not None
+    label = "mean k-fold threshold" if kfold else f"{options['threshold_source']} threshold"
+    plot_distances(
+        scored.distances, pairs.labels, out / "distances.png", title=title,
+        threshold=metrics["threshold_mean"] if kfold else options["threshold"],
+        threshold_label=label,
+    )  # fmt: skip
+    files.update(roc=str(out / "roc.png"), distances=str(out / "distances.png"))
+    return files
 
 
 def metrics_wrong(wrong, failed):

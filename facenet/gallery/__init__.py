@@ -1,15 +1,8 @@
-"""Persistent face gallery (SQLite + FAISS): enrolment and open-set identification."""
+"""Persistent face gallery (SQLite + a search index): enrolment and open-set identification."""
 
-from .gallery import (
-    UNKNOWN,
-    EnrollReport,
-    FaceRecord,
-    Gallery,
-    IdentifiedFace,
-    Match,
-    Person,
-    most_prominent,
-)
+from .enrol import most_prominent
+from .gallery import Gallery
+from .results import UNKNOWN, EnrollReport, FaceRecord, IdentifiedFace, Match, Person
 
 __all__ = [
     "UNKNOWN",

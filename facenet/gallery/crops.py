@@ -50,10 +50,12 @@ class StoredCrop:
 
     @property
     def geometry(self) -> str:
+        """JSON text of how the crop sits in the photo (stored beside the image)."""
         return json.dumps([self.left, self.top, self.sx, self.sy])
 
     @classmethod
     def from_row(cls, image: bytes, geometry: str) -> StoredCrop:
+        """A StoredCrop from its database columns."""
         left, top, sx, sy = json.loads(geometry)
         return cls(bytes(image), left, top, sx, sy)
 

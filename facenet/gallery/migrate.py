@@ -214,7 +214,7 @@ def _photo_path(row) -> Path | None:
 
 
 def _load_if_same(path: Path, content_hash: str) -> tuple[np.ndarray | None, str]:
-    from .gallery import _file_hash
+    from .enrol import _file_hash
 
     if not path.is_file():
         return None, f"photo {path} is missing"

@@ -20,6 +20,7 @@ from ..errors import GalleryError
 
 
 def now() -> str:
+    """The current UTC time as ISO text, as the database stores times."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -106,10 +107,12 @@ class Store:
         self.db.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
+        """Close the database connection."""
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one write transaction: committed on exit, rolled back on error."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -145,6 +148,7 @@ class Store:
         return applied
 
     def is_gallery(self) -> bool:
+        """True when the file is a SQLite database with the gallery's tables."""
         tables = {
             r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
@@ -153,9 +157,11 @@ class Store:
     # -- meta ---------------------------------------------------------------------------------
 
     def meta(self) -> dict[str, str]:
+        """The gallery's key/value record (model id, thresholds...)."""
         return {r["key"]: r["value"] for r in self.db.execute("SELECT key, value FROM meta")}
 
     def set_meta(self, db: sqlite3.Connection, values: dict[str, object]) -> None:
+        """Insert or replace meta keys inside the transaction `db`."""
         db.executemany(
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(k, str(v)) for k, v in values.items()],
@@ -164,9 +170,11 @@ class Store:
     # -- people -------------------------------------------------------------------------------
 
     def person(self, name: str) -> sqlite3.Row | None:
+        """The person row called `name`, or None."""
         return self.db.execute("SELECT * FROM people WHERE name = ?", (name,)).fetchone()
 
     def add_person(self, db: sqlite3.Connection, name: str, metadata: dict | None) -> int:
+        """Insert a person; returns their id."""
         cursor = db.execute(
             "INSERT INTO people (name, metadata, created) VALUES (?, ?, ?)",
             (name, json.dumps(metadata or {}, sort_keys=True), now()),
@@ -174,18 +182,21 @@ class Store:
         return int(cursor.lastrowid)
 
     def update_metadata(self, db: sqlite3.Connection, person_id: int, metadata: dict) -> None:
+        """Replace a person's metadata."""
         db.execute(
             "UPDATE people SET metadata = ? WHERE id = ?",
             (json.dumps(metadata, sort_keys=True), person_id),
         )
 
     def people(self) -> list[sqlite3.Row]:
+        """Every person with their face count, by name."""
         return self.db.execute(
             "SELECT p.*, COUNT(f.id) AS face_count FROM people p "
             "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
         ).fetchall()
 
     def person_count(self) -> int:
+        """How many people are enrolled."""
         return int(self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
 
     # -- faces --------------------------------------------------------------------------------
@@ -214,6 +225,7 @@ class Store:
         )
 
     def crop(self, face_id: int) -> sqlite3.Row | None:
+        """The stored crop row of a face, or None."""
         return self.db.execute(
             "SELECT c.image, c.geometry, f.box, f.landmarks FROM face_crops c "
             "JOIN faces f ON f.id = c.face_id WHERE c.face_id = ?",
@@ -221,6 +233,7 @@ class Store:
         ).fetchone()
 
     def hash_owner(self, content_hash: str) -> str | None:
+        """The name of the person a photo with this content hash was enrolled as, or None."""
         row = self.db.execute(
             "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id "
             "WHERE f.content_hash = ? LIMIT 1",
@@ -229,6 +242,7 @@ class Store:
         return None if row is None else row[0]
 
     def faces(self, person_id: int | None = None) -> list[sqlite3.Row]:
+        """Face rows (of one person, or all), oldest first."""
         sql = "SELECT f.*, p.name AS person FROM faces f JOIN people p ON p.id = f.person_id"
         if person_id is None:
             return self.db.execute(sql + " ORDER BY f.id").fetchall()
@@ -237,9 +251,11 @@ class Store:
         ).fetchall()
 
     def face(self, face_id: int) -> sqlite3.Row | None:
+        """One face row, or None."""
         return self.db.execute("SELECT * FROM faces WHERE id = ?", (face_id,)).fetchone()
 
     def face_ids(self, person_id: int) -> list[int]:
+        """The face ids of one person."""
         return [
             r[0] for r in self.db.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))
         ]

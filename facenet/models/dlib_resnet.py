@@ -1,6 +1,6 @@
 """dlib's 128-d face ResNet as a Keras network (a FaceNet-style model: raw pixels in, unit out).
 
-The weights come from dlib's model file through `facenet.weights.convert_dlib` (parsed and
+The weights come from dlib's model file through `facenet.convert.dlib_format` (parsed and
 folded with numpy), so this network is dlib's exactly: convolution padding as stored ('valid'
 for strided layers), dlib's zero-padded residual sums, and its fc output, L2-normalised here
 (the product's convention; dlib's raw descriptors have |d| ~ 1.3-1.6) unless `normalize=False`
@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from ..weights.convert_dlib import CHIP_SIZE, read_folded
+from ..convert.dlib_format import CHIP_SIZE, read_folded
 from .layers import L2Normalize
 
 

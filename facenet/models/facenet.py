@@ -5,13 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..metadata import BACKBONES, check_choice
-from .inception_resnet_v1 import inception_resnet_v1
+from ..backbones import get_backbone
 from .layers import L2Normalize, Preprocessing
-from .mobilenet_v1 import mobilenet_v1
-
-#: The bottleneck's BatchNorm is named differently in the two public weight files.
-BOTTLENECK_BN = {"mobilenet": "BatchNorm_Bottleneck", "inception_resnet_v1": "Bottleneck_BatchNorm"}
 
 
 def build_facenet(
@@ -20,30 +15,29 @@ def build_facenet(
     embedding_size: int = 128,
     num_classes: int | None = None,
     *,
-    alpha: float = 1.0,
     dropout: float = 0.2,
     preprocessing: str = "fixed",
+    **options,
 ) -> keras.Model:
     """Build a FaceNet model taking raw RGB pixels (0..255) and returning unit embeddings.
 
     With `num_classes`, the model is in training form: outputs {"embedding", "logits",
     "bottleneck"}, the logits being a Dense classifier on the batch-normalised bottleneck (before
     normalisation), which is output too (distillation regresses it onto a teacher).
+    `options` are the backbone's own (`backbones.py`, e.g. MobileNet's `alpha`); the others
+    are ignored.
     """
-    check_choice("backbone", backbone, BACKBONES)
+    spec = get_backbone(backbone)
     if embedding_size < 1:
         raise ValueError(f"embedding_size must be positive; got {embedding_size}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocessing(preprocessing, name="preprocessing")(inputs)
-    if backbone == "mobilenet":
-        x = mobilenet_v1(x, alpha=alpha)
-    else:
-        x = inception_resnet_v1(x)
+    x = spec.build(x, **options)
     x = layers.GlobalAveragePooling2D(name="AvgPool")(x)
     x = layers.Dropout(dropout, name="Dropout")(x)
     x = layers.Dense(embedding_size, use_bias=False, name="Bottleneck")(x)
     bottleneck = layers.BatchNormalization(
-        momentum=0.995, epsilon=0.001, scale=False, name=BOTTLENECK_BN[backbone]
+        momentum=0.995, epsilon=0.001, scale=False, name=spec.bottleneck_bn
     )(x)
     embedding = L2Normalize(name="embedding")(bottleneck)
     name = f"facenet_{backbone}"

@@ -17,6 +17,7 @@ import h5py
 import keras
 import numpy as np
 
+from ..backbones import BACKBONES, get_backbone
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo
 from .facenet import build_facenet, embedding_model
@@ -98,22 +99,17 @@ def inspect_h5(path: str | os.PathLike) -> ModelInfo:
         with h5py.File(path, "r") as f:
             group = _weights_group(f)
             names = set(_decode(group.attrs.get("layer_names", []))) or set(group.keys())
-            if "conv_dw_1" in names:
-                backbone = "mobilenet"
-                alpha = _layer_arrays(group, "conv1")[0].shape[-1] / 32
-            elif "Block35_1_Conv2d_1x1" in names:
-                backbone, alpha = "inception_resnet_v1", 1.0
-            else:
-                raise ModelError(
-                    f"{path}: no FaceNet layers found (expected MobileNet 'conv_dw_1' or "
-                    "Inception-ResNet-v1 'Block35_1_Conv2d_1x1')"
-                )
+            spec = next((b for b in BACKBONES.values() if b.h5_signature in names), None)
+            if spec is None:
+                expected = " or ".join(f"{b.name} {b.h5_signature!r}" for b in BACKBONES.values())
+                raise ModelError(f"{path}: no FaceNet layers found (expected {expected})")
+            options = spec.h5_options(lambda n: _layer_arrays(group, n)) if spec.h5_options else {}
             if "Bottleneck" not in names:
                 raise ModelError(f"{path}: no 'Bottleneck' layer: not a FaceNet weights file")
             embedding_size = _layer_arrays(group, "Bottleneck")[0].shape[-1]
     except OSError as exc:
         raise ModelError(f"{path}: not a readable HDF5 weights file ({exc})") from None
-    return ModelInfo(backbone=backbone, alpha=float(alpha), embedding_size=int(embedding_size))
+    return ModelInfo(backbone=spec.name, embedding_size=int(embedding_size), **options)
 
 
 def load_weights_h5(
@@ -127,8 +123,8 @@ def load_weights_h5(
             info.backbone,
             (info.input_size, info.input_size, 3),
             info.embedding_size,
-            alpha=info.alpha,
             preprocessing=info.preprocessing,
+            **get_backbone(info.backbone).options_from(info),
         )
     with h5py.File(path, "r") as f:
         group = _weights_group(f)

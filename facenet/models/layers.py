@@ -22,6 +22,7 @@ class Preprocessing(keras.layers.Layer):
         self.mode = mode
 
     def call(self, inputs):
+        """Scale raw pixels as the mode says."""
         x = ops.cast(inputs, "float32")
         if self.mode == "fixed":
             return (x - 127.5) / 128.0
@@ -33,26 +34,33 @@ class Preprocessing(keras.layers.Layer):
         return (x - mean) / ops.maximum(std, 1.0 / ops.sqrt(size))
 
     def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
         return input_shape
 
     def get_config(self):
+        """Keras serialisation."""
         return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="facenet")
 class L2Normalize(keras.layers.Layer):
+    """Unit-length rows: x / sqrt(max(|x|^2, epsilon))."""
+
     def __init__(self, epsilon: float = 1e-10, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
 
     def call(self, inputs):
+        """Normalise each row."""
         squared = ops.sum(ops.square(inputs), axis=-1, keepdims=True)
         return inputs * ops.rsqrt(ops.maximum(squared, self.epsilon))
 
     def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
         return input_shape
 
     def get_config(self):
+        """Keras serialisation."""
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
@@ -65,11 +73,14 @@ class ScaledResidual(keras.layers.Layer):
         self.scale = float(scale)
 
     def call(self, inputs):
+        """shortcut + scale x residual."""
         shortcut, residual = inputs
         return shortcut + self.scale * residual
 
     def compute_output_shape(self, input_shape):
+        """The shortcut's shape."""
         return input_shape[0]
 
     def get_config(self):
+        """Keras serialisation."""
         return {**super().get_config(), "scale": self.scale}

@@ -5,7 +5,7 @@ an embedder (aligned uint8 crops (n, S, S, 3) -> unit float32 embeddings (n, D))
 the file's ModelInfo, which travels inside the file (ONNX `metadata_props` and TFLite model
 metadata, both under the key "facenet"). A `<file>.json` sidecar is read for files that carry
 none. This package never imports TensorFlow: it is what the light install runs. Writing exports
-needs TensorFlow and lives in `facenet.runtime.export`, which imports it only when called.
+needs TensorFlow and lives outside this package, in `facenet.export`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo
+from .common import METADATA_KEY, num_threads
 
-#: The metadata key under which ModelInfo JSON is stored in exported files.
-METADATA_KEY = "facenet"
 EXPORT_SUFFIXES = (".onnx", ".tflite")
 
 __all__ = [
@@ -63,45 +62,6 @@ def read_exported_info(path: str | os.PathLike) -> ModelInfo:
 
         return read_tflite_info(path)
     raise ModelError(f"{path}: not an exported model (expected .onnx or .tflite)")
-
-
-def num_threads() -> int:
-    """Threads for inference: $FACENET_NUM_THREADS, else the cores this process may use."""
-    value = os.environ.get("FACENET_NUM_THREADS")
-    if value:
-        try:
-            threads = int(value)
-        except ValueError:
-            raise ValueError(f"FACENET_NUM_THREADS must be an integer; got {value!r}") from None
-        if threads < 1:
-            raise ValueError(f"FACENET_NUM_THREADS must be positive; got {threads}")
-        return threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def info_from_text(text: str | bytes | None, path: Path) -> ModelInfo:
-    """Parse embedded ModelInfo JSON, falling back to a `<file>.json` sidecar."""
-    if text is None:
-        sidecar = sidecar_path(path)
-        if not sidecar.is_file():
-            raise ModelError(
-                f"{path}: not a FaceNet export (no '{METADATA_KEY}' metadata in the file and no "
-                f"{sidecar.name} beside it); export it with `facenet export`"
-            )
-        text = sidecar.read_text()
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    try:
-        return ModelInfo.from_json(text)
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: damaged FaceNet metadata ({exc})") from None
-
-
-def sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
 
 
 def _existing(path: str | os.PathLike) -> Path:

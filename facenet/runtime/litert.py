@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..metadata import ModelInfo
-from . import METADATA_KEY, info_from_text, num_threads
 from .batching import prepare, run_fixed_batch, unit_rows
+from .common import METADATA_KEY, info_from_text, num_threads
 
 INSTALL_HINT = "pip install 'facenet-keras[litert]' (or ai-edge-litert)"
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..metadata import ModelInfo
-from . import METADATA_KEY, info_from_text, num_threads
 from .batching import prepare, run_fixed_batch, unit_rows
+from .common import METADATA_KEY, info_from_text, num_threads
 
 #: Execution providers used when present, fastest first (TensorRT is left out: it compiles the
 #: graph for minutes on first use).

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GalleryError, ImageError, NoFaceError
-from .guard import RequestGuardMiddleware
+from .guard import RequestGuardMiddleware, error_response
 from .memory import configure_malloc
 from .service import ApiError, Service
 from .settings import Settings
@@ -47,12 +47,6 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int):
         super().__init__(413, f"request body too large (the limit is {limit / 2**20:g} MB)")
-
-
-def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
 
 
 class BodyLimitMiddleware:

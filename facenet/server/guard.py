@@ -13,6 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 
 #: Host names a loopback server is always reached by.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -52,14 +53,20 @@ def same_origin(origin: str, host: str, trusted: frozenset[str]) -> bool:
     return _netloc(scheme, parts.netloc) == _netloc(scheme, host.strip())
 
 
+def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    """The API's error body, `{"error": {"code", "message"}}`, shared by every refusal (here,
+    in `app.py`'s handlers and middleware)."""
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
 class RequestGuardMiddleware:
     """400 `host_not_allowed` for a Host header outside `allowed_hosts` (plus the loopback
     names; '*' allows any), and 403 `cross_origin` for an unsafe method whose Origin (or, when
     absent, Referer) is another site. Requests without either header (curl, scripts) pass."""
 
     def __init__(self, app, allowed_hosts: tuple[str, ...], trusted_origins: tuple[str, ...]):
-        from .app import error_response  # late: app imports this module
-
         self.app = app
         self.any_host = "*" in allowed_hosts
         self.hosts = frozenset(host_name(h) for h in (*LOOPBACK_HOSTS, *allowed_hosts))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
-from ..types import Face
+from ..types import Face, Verification
 from .settings import Settings
 from .uploads import ApiError, Probe, Upload, decode_image, probe_image
 
@@ -79,19 +79,16 @@ class LockedModel:
         )
         return self._model.embed_crops(crops, batch_size=EMBED_BATCH)
 
-    def compare(self, first: np.ndarray, second: np.ndarray):
-        """What `FaceNet.verify` computes, keeping the faces it found: (faces of each image,
-        the most prominent face of each (None: no face), their two embeddings or None)."""
-        from ..detect import most_prominent
-
+    def compare(
+        self, first: np.ndarray, second: np.ndarray, threshold: float | None
+    ) -> tuple[list[list[Face]], Verification | None]:
+        """`FaceNet.verify`, keeping every face it found: (faces of each image, the
+        verification; None when an image has no face)."""
         with self._lock:
             faces = self._model.detector.detect_batch([first, second])
-            chosen = [
-                most_prominent(f, rgb.shape) for f, rgb in zip(faces, (first, second), strict=True)
-            ]
-            if any(face is None for face in chosen):
-                return faces, chosen, None
-            return faces, chosen, self._embed([first, second], chosen)
+            if not all(faces):
+                return faces, None
+            return faces, self._model.verify(first, second, threshold=threshold, detections=faces)
 
 
 class Service:
@@ -139,19 +136,20 @@ class Service:
         return {**_size(upload), **cap, "faces": [f.to_dict() for f in faces]}
 
     def verify(self, first: Upload, second: Upload, threshold: float | None) -> dict:
-        faces, chosen, embeddings = self.model.compare(first.rgb, second.rgb)
-        for upload, face in zip((first, second), chosen, strict=True):
-            if face is None:
+        """`FaceNet.verify` on two uploads, with every face found in each (up to the cap)."""
+        faces, verification = self.model.compare(first.rgb, second.rgb, threshold)
+        for upload, found in zip((first, second), faces, strict=True):
+            if not found:
                 raise ApiError(422, "no_face", f"{upload.filename}: no face found")
-        distance = float(np.sum((embeddings[0] - embeddings[1]) ** 2))
-        threshold = self.model.threshold if threshold is None else float(threshold)
         return {
-            "distance": round(distance, 6),
-            "threshold": threshold,
-            "same": distance <= threshold,
+            "distance": round(verification.distance, 6),
+            "threshold": verification.threshold,
+            "same": verification.same,
             "images": [
                 self._verified(upload, found, face)
-                for upload, found, face in zip((first, second), faces, chosen, strict=True)
+                for upload, found, face in zip(
+                    (first, second), faces, verification.faces, strict=True
+                )
             ],
         }
 
@@ -163,7 +161,7 @@ class Service:
             **_size(upload),
             "faces_found": len(found),
             "faces_capped": len(found) > len(listed),
-            "chosen": next(i for i, f in enumerate(listed) if f is chosen),
+            "chosen": next(i for i, f in enumerate(listed) if f.box == chosen.box),
             "faces": [_face_out(_rescale(f, upload.scale)) for f in listed],
         }
 

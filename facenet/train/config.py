@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..metadata import ALIGNMENT_MODES, BACKBONES, PREPROCESSING_MODES, check_choice
+from ..backbones import backbone_names
+from ..metadata import ALIGNMENT_MODES, PREPROCESSING_MODES, check_choice
 
 MINING = ("semi_hard", "batch_hard", "batch_all")
 LOSSES = ("triplet", "ce", "triplet+ce")
@@ -24,6 +25,8 @@ DEFAULT_VAL_PAIRS = str(
 
 @dataclass
 class TrainConfig:
+    """Every training option, validated on creation; saved as config.json in the run folder."""
+
     data: str
     out: str = "runs/facenet"
     backbone: str = "mobilenet"
@@ -93,7 +96,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("backbone", self.backbone, backbone_names())
         check_choice("preprocessing", self.preprocessing, PREPROCESSING_MODES)
         check_choice("loss", self.loss, LOSSES)
         check_choice("mining", self.mining, MINING)
@@ -140,19 +143,24 @@ class TrainConfig:
 
     @property
     def uses_triplet(self) -> bool:
+        """True when the loss has a triplet term."""
         return self.loss in ("triplet", "triplet+ce")
 
     @property
     def uses_ce(self) -> bool:
+        """True when the loss has a softmax (cross-entropy) term."""
         return self.loss in ("ce", "triplet+ce")
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict."""
         return asdict(self)
 
     def to_json(self) -> str:
+        """The options as JSON (sorted keys)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config from stored options; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..backbones import get_backbone
 from ..data.dataset import scan_folder
 from ..data.loader import ViewLoader
 from ..data.sampler import PKSampler, ShuffleSampler
@@ -40,9 +41,9 @@ from ..data.views import ViewSpec
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet, load_keras_model, save_model
-from ..models.facenet import BOTTLENECK_BN
 from .config import TrainConfig
 from .distill import regression_loss, target_projection
+from .optim import base_optimizer
 from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 from .view_targets import ViewTargets
 
@@ -90,8 +91,9 @@ class _Run:
             if stored else None  # fmt: skip
         self.student = build_facenet(
             config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
-            num_classes=dataset.num_classes if config.ce_weight else None, alpha=config.alpha,
+            num_classes=dataset.num_classes if config.ce_weight else None,
             dropout=config.dropout, preprocessing=config.preprocessing,
+            **get_backbone(config.backbone).options_from(config),
         )  # fmt: skip
         self.network = _with_bottleneck(self.student, config.backbone)
         self.optimizer = _optimizer(config, self.steps * config.epochs)
@@ -143,7 +145,7 @@ class _Run:
             self.projection, mean = self.stored.projection, self.stored.mean
         else:
             self.projection, mean = self._fit_projection()
-        bn = self.network.get_layer(BOTTLENECK_BN[self.config.backbone])
+        bn = self.network.get_layer(get_backbone(self.config.backbone).bottleneck_bn)
         bn.beta.assign(mean @ self.projection)
 
     # --- the step -----------------------------------------------------------------------------
@@ -305,7 +307,7 @@ class _Run:
         info = ModelInfo(
             backbone=c.backbone, input_size=c.input_size, embedding_size=c.embedding_size,
             preprocessing=c.preprocessing, alignment=c.alignment, margin=c.margin_px,
-            alpha=c.alpha,
+            **get_backbone(c.backbone).options_from(c),
         )  # fmt: skip
         info.extra = {
             "training": {
@@ -367,7 +369,7 @@ def _with_bottleneck(model, backbone: str):
     """The training form with outputs {"embedding", "bottleneck"[, "logits"]}."""
     if isinstance(model.output, dict):
         return model
-    bottleneck = model.get_layer(BOTTLENECK_BN[backbone]).output
+    bottleneck = model.get_layer(get_backbone(backbone).bottleneck_bn).output
     return keras.Model(model.input, {"embedding": model.output, "bottleneck": bottleneck})
 
 
@@ -384,14 +386,7 @@ def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimi
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
     else:
         lr = config.lr
-    wd = config.weight_decay or None
-    if config.optimizer == "adam":
-        opt = keras.optimizers.Adam(lr, weight_decay=wd)
-    else:
-        opt = keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd)
-    if wd:
-        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return opt
+    return base_optimizer(config, lr)
 
 
 def _variables(model) -> tuple[list, list]:

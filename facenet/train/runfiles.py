@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from ..errors import FaceNetError
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +93,36 @@ def init_from(model, path: str) -> None:
             target.set_weights(layer.get_weights())
             copied += 1
     log.info("started from %s (%d layers)", path, copied)
+
+
+def save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None:
+    """`checkpoint.npz`: model and optimiser variables, sampler position and run state,
+    written atomically (the TensorFlow trainer's format)."""
+    arrays = {f"model_{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
+    arrays.update({f"opt_{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+    meta = {**state, "sampler": sampler.state_dict(), "format": 1}
+    buffer = io.BytesIO()
+    np.savez(buffer, state=np.array(json.dumps(meta)), **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def restore_checkpoint(path: Path, model, optimizer, sampler) -> dict:
+    """Load `save_checkpoint`'s file into the model, optimiser and sampler; the run state."""
+    with np.load(path) as z:
+        meta = json.loads(str(z["state"]))
+        model_vars, opt_vars = model.variables, optimizer.variables
+        n_model = sum(1 for k in z.files if k.startswith("model_"))
+        n_opt = sum(1 for k in z.files if k.startswith("opt_"))
+        if n_model != len(model_vars) or n_opt != len(opt_vars):
+            raise FaceNetError(
+                f"{path}: the checkpoint does not match this configuration "
+                f"({n_model}/{n_opt} model/optimiser variables, expected "
+                f"{len(model_vars)}/{len(opt_vars)})"
+            )
+        for i, v in enumerate(model_vars):
+            v.assign(z[f"model_{i:04d}"])
+        for i, v in enumerate(opt_vars):
+            v.assign(z[f"opt_{i:04d}"])
+    sampler.load_state_dict(meta.pop("sampler"))
+    meta.pop("format", None)
+    return meta

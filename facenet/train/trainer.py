@@ -17,77 +17,37 @@ replica gets whole identities (see `facenet.data.sampler`), so mining always see
 
 from __future__ import annotations
 
-import io
-import json
+import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from ..backbones import get_backbone
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet, save_model
 from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
-from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
+from .optim import WarmupSchedule, make_optimizer, make_strategy, statistics_sync
+from .runfiles import (
+    TrainResult,
+    init_from,
+    restore_checkpoint,
+    save_checkpoint,
+    sigterm_as_interrupt,
+    write_atomic,
+    write_log,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.npz"
-
-
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up, then cosine decay to 0 or steps of 0.1 at 50% and 75% of training."""
-
-    def __init__(self, base: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"):
-        self.base, self.total, self.warmup, self.kind = (
-            float(base),
-            int(total_steps),
-            int(warmup_steps),
-            kind,
-        )
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = float(max(self.warmup, 1))
-        span = float(max(self.total - self.warmup, 1))
-        progress = tf.clip_by_value((step - self.warmup) / span, 0.0, 1.0)
-        if self.kind == "cosine":
-            lr = 0.5 * self.base * (1.0 + tf.cos(math.pi * progress))
-        elif self.kind == "step":
-            lr = (
-                self.base
-                * tf.where(progress >= 0.5, 0.1, 1.0)
-                * tf.where(progress >= 0.75, 0.1, 1.0)
-            )
-        else:
-            lr = tf.constant(self.base, tf.float32)
-        if self.warmup > 0:
-            lr = tf.where(step < self.warmup, self.base * (step + 1.0) / warm, lr)
-        return lr
-
-    def get_config(self):
-        return {
-            "base": self.base,
-            "total_steps": self.total,
-            "warmup_steps": self.warmup,
-            "kind": self.kind,
-        }
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # cluster from TF_CONFIG
-    return tf.distribute.get_strategy()
 
 
 def train(
@@ -110,14 +70,63 @@ def train(
     if ckpt_path.exists() and not config.resume:
         raise FaceNetError(f"{out}: holds a checkpoint already; pass --resume or another --out")
     strategy = strategy or make_strategy(config.strategy)
-    replicas = strategy.num_replicas_in_sync
     keras.utils.set_random_seed(config.seed)
     chief = _is_chief(strategy)  # in multi-worker training only the chief writes files
     if chief:
         write_atomic(out / "config.json", config.to_json().encode())
+    train_set, val_set, source = _datasets(config, out)
+    sampler, steps = _sampler(config, train_set, strategy.num_replicas_in_sync)
+    model, optimizer, schedule = _build(config, strategy, train_set.num_classes, steps)
+    teacher = _teacher(config, train_set, model)
+    if config.init and not ckpt_path.exists():
+        init_from(model, config.init)
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
+    if ckpt_path.exists():
+        state = restore_checkpoint(ckpt_path, model, optimizer, sampler)
+        log.info("resuming %s at epoch %d", out, state["epoch"] + 1)
+    run = _Run(config, out, chief, strategy, train_set, source, sampler, steps, model,
+               optimizer, schedule, state)  # fmt: skip
+    validator = _validator(config, val_set, out, source) if chief else None
+    interrupted = _fit(run, validator, _train_step(model, optimizer, config, strategy, teacher),
+                       on_step)  # fmt: skip
+    model_path = out / "model.keras"
+    return TrainResult(
+        out, model_path if model_path.exists() else None, state["epoch"], state["best_accuracy"],
+        state["best_epoch"], state["history"], interrupted,
+    )  # fmt: skip
 
+
+@dataclasses.dataclass
+class _Run:
+    """What the epochs of one training run share."""
+
+    config: TrainConfig
+    out: Path
+    chief: bool
+    strategy: Any
+    train_set: Any
+    source: str
+    sampler: Any
+    steps: int
+    model: Any
+    optimizer: Any
+    schedule: Any
+    state: dict[str, Any]
+
+    @property
+    def info(self) -> ModelInfo:
+        c = self.config
+        return ModelInfo(
+            backbone=c.backbone, input_size=c.input_size, embedding_size=c.embedding_size,
+            preprocessing=c.preprocessing, alignment=c.alignment, margin=c.margin_px,
+            **get_backbone(c.backbone).options_from(c),
+        )  # fmt: skip
+
+
+def _datasets(config: TrainConfig, out: Path):
+    """(training set, validation identities, "aligned" or "context"): the data folder, aligned
+    into a crop cache first with `align="mtcnn"`."""
     from ..data.dataset import scan_folder, split_identities
-    from ..data.sampler import PKSampler
 
     dataset = scan_folder(config.data, min_images=config.min_images,
                           max_identities=config.max_identities)  # fmt: skip
@@ -132,6 +141,13 @@ def train(
     val_fraction = config.val_fraction or (0.05 if config.val_pairs == "split" else 0.0)
     train_set, val_set = split_identities(dataset, val_fraction, config.seed)
     log.info("training on %s; validation identities: %d", train_set.describe(), val_set.num_classes)
+    return train_set, val_set, source
+
+
+def _sampler(config: TrainConfig, train_set, replicas: int):
+    """The P x K sampler (with extra single-image identities for the softmax when asked) and
+    the steps per epoch."""
+    from ..data.sampler import PKSampler
 
     extra = config.batch_extra
     counts = train_set.counts()
@@ -141,9 +157,12 @@ def train(
         extra = min(extra, small) // replicas * replicas
     sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
                         extra=extra, replicas=replicas)  # fmt: skip
-    steps = config.steps_per_epoch or sampler.steps_per_epoch()
-    total_steps = steps * config.epochs
+    return sampler, config.steps_per_epoch or sampler.steps_per_epoch()
 
+
+def _build(config: TrainConfig, strategy, num_classes: int, steps: int):
+    """(training-form network, built optimiser, schedule), under the strategy's scope and the
+    mixed-precision policy when asked (restored afterwards)."""
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -151,114 +170,99 @@ def train(
         with strategy.scope():
             model = build_facenet(
                 config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
-                num_classes=train_set.num_classes if config.uses_ce else None,
-                alpha=config.alpha, dropout=config.dropout, preprocessing=config.preprocessing,
+                num_classes=num_classes if config.uses_ce else None,
+                dropout=config.dropout, preprocessing=config.preprocessing,
+                **get_backbone(config.backbone).options_from(config),
             )  # fmt: skip
-            schedule = WarmupSchedule(config.lr, total_steps, int(config.warmup_epochs * steps),
-                                      config.schedule)  # fmt: skip
-            optimizer = _optimizer(config, schedule)
+            warmup = int(config.warmup_epochs * steps)
+            schedule = WarmupSchedule(config.lr, steps * config.epochs, warmup, config.schedule)
+            optimizer = make_optimizer(config, schedule)
             optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+    return model, optimizer, schedule
 
-    teacher = None
-    if config.distill:
-        from .distill import load_teacher_targets
 
-        teacher = load_teacher_targets(config.distill, train_set.paths, config.data,
-                                       config.embedding_size, config.seed)  # fmt: skip
-        log.info("distilling %s: the teacher saw %.1f%% of the training images",
-                 config.distill, 100 * teacher.coverage)  # fmt: skip
-        _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)
+def _teacher(config: TrainConfig, train_set, model):
+    """The distillation targets (None without `distill`); the bottleneck's BatchNorm offset
+    starts at the teacher's mean."""
+    if not config.distill:
+        return None
+    from .distill import load_teacher_targets
 
-    if config.init and not ckpt_path.exists():
-        init_from(model, config.init)
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_accuracy": None, "best_epoch": None}
-    if ckpt_path.exists():
-        state = _restore(ckpt_path, model, optimizer, sampler)
-        log.info("resuming %s at epoch %d", out, state["epoch"] + 1)
+    teacher = load_teacher_targets(config.distill, train_set.paths, config.data,
+                                   config.embedding_size, config.seed)  # fmt: skip
+    log.info("distilling %s: the teacher saw %.1f%% of the training images",
+             config.distill, 100 * teacher.coverage)  # fmt: skip
+    _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)
+    return teacher
 
-    info = ModelInfo(
-        backbone=config.backbone, input_size=config.input_size,
-        embedding_size=config.embedding_size, preprocessing=config.preprocessing,
-        alignment=config.alignment, margin=config.margin_px, alpha=config.alpha,
-    )  # fmt: skip
-    validator = _validator(config, val_set, out, source) if chief else None
-    embedder = KerasEmbedder(model, info) if validator is not None else None
 
+def _fit(run: _Run, validator, step_fn, on_step) -> bool:
+    """Run the remaining epochs (validating, checkpointing, logging each); True when
+    interrupted (Ctrl-C, SIGTERM)."""
+    config, state = run.config, run.state
+    embedder = KerasEmbedder(run.model, run.info) if validator is not None else None
     if validator is not None and config.val_initial and not state["history"]:
         metrics = validator.evaluate(embedder)  # the untrained network: a baseline, epoch 0
         state["history"].append({"epoch": 0, "val_accuracy": float(metrics["accuracy"]),
                                  "val_seconds": float(metrics["seconds"])})  # fmt: skip
         log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
-    step_fn = _train_step(model, optimizer, config, strategy, teacher)
-    sync_statistics = _statistics_sync(model, strategy)
-    writer = tf.summary.create_file_writer(str(out / "tensorboard")) if chief else None
-    interrupted = False
+    sync_statistics = statistics_sync(run.model, run.strategy)
+    writer = tf.summary.create_file_writer(str(run.out / "tensorboard")) if run.chief else None
     restore_signal = sigterm_as_interrupt()
     try:
         for epoch in range(state["epoch"], config.epochs):
-            sampler.epoch = epoch
-            batches = sampler.epoch_batches(epoch, steps)
-            dist = strategy.distribute_datasets_from_function(
-                _dataset_fn(train_set, batches, config, epoch, source, replicas)
-            )
-            row = _run_epoch(step_fn, dist, epoch, steps, sampler.batch_size, config, on_step)
+            run.sampler.epoch = epoch
+            batches = run.sampler.epoch_batches(epoch, run.steps)
+            dist = run.strategy.distribute_datasets_from_function(
+                _dataset_fn(run.train_set, batches, config, epoch, run.source,
+                            run.strategy.num_replicas_in_sync)
+            )  # fmt: skip
+            row = _run_epoch(step_fn, dist, epoch, run.steps, run.sampler.batch_size, config,
+                             on_step)  # fmt: skip
             sync_statistics()
-            row["lr"] = float(schedule(optimizer.iterations))
+            row["lr"] = float(run.schedule(run.optimizer.iterations))
             if validator is not None:
                 metrics = validator.evaluate(embedder)
                 row["val_accuracy"] = float(metrics["accuracy"])
                 row["val_seconds"] = float(metrics["seconds"])
-            state["history"].append(row)
-            state["epoch"] = epoch + 1
-            sampler.epoch = epoch + 1
-            acc = row.get("val_accuracy")
-            best = state["best_accuracy"]
-            if validator is None or best is None or acc > best:
-                state["best_accuracy"], state["best_epoch"] = acc, epoch + 1
-                if chief:
-                    _save_final(model, info, config, state, out)
-            if chief:
-                _save_checkpoint(ckpt_path, model, optimizer, sampler, state)
-                write_log(out / "log.csv", state["history"])
-                _write_scalars(writer, row, epoch + 1)
-            log.info("epoch %d: %s", epoch + 1, _format(row))
+            _end_epoch(run, row, epoch, writer, validated=validator is not None)
     except KeyboardInterrupt:
-        interrupted = True
         log.warning("interrupted; the checkpoint of epoch %d is kept: rerun with --resume",
                     state["epoch"])  # fmt: skip
+        return True
     finally:
         restore_signal()
         if writer is not None:
             writer.close()
-    model_path = out / "model.keras"
-    return TrainResult(
-        out, model_path if model_path.exists() else None, state["epoch"], state["best_accuracy"],
-        state["best_epoch"], state["history"], interrupted,
-    )  # fmt: skip
+    return False
+
+
+def _end_epoch(run: _Run, row: dict, epoch: int, writer, validated: bool) -> None:
+    """Record the epoch; save the model when it is the best so far, and the checkpoint."""
+    state = run.state
+    state["history"].append(row)
+    state["epoch"] = epoch + 1
+    run.sampler.epoch = epoch + 1
+    acc = row.get("val_accuracy")
+    best = state["best_accuracy"]
+    if not validated or best is None or acc > best:
+        state["best_accuracy"], state["best_epoch"] = acc, epoch + 1
+        if run.chief:
+            _save_final(run.model, run.info, run.config, state, run.out)
+    if run.chief:
+        save_checkpoint(run.out / CHECKPOINT, run.model, run.optimizer, run.sampler, state)
+        write_log(run.out / "log.csv", state["history"])
+        _write_scalars(writer, row, epoch + 1)
+    log.info("epoch %d: %s", epoch + 1, _format(row))
 
 
 # --- pieces -----------------------------------------------------------------------------------
 
 
-def _optimizer(config: TrainConfig, schedule) -> keras.optimizers.Optimizer:
-    wd = config.weight_decay or None
-    if config.optimizer == "adam":
-        opt = keras.optimizers.Adam(schedule, weight_decay=wd)
-    else:
-        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
-    if wd:
-        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    if config.mixed_precision:
-        opt = keras.optimizers.LossScaleOptimizer(opt)
-    return opt
-
-
 def _bottleneck_norm(model, backbone: str):
-    from ..models.facenet import BOTTLENECK_BN
-
-    return model.get_layer(BOTTLENECK_BN[backbone])
+    return model.get_layer(get_backbone(backbone).bottleneck_bn)
 
 
 def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
@@ -309,29 +313,6 @@ def _train_step(model, optimizer, config: TrainConfig, strategy, teacher=None):
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     return step
-
-
-def _statistics_sync(model, strategy) -> Callable[[], None]:
-    """A function that sets every replica's batch-norm moving statistics to their mean over
-    the replicas. Why: Keras 3 updates them on each replica's own batches without
-    aggregation, so the replicas (the workers of multi_worker) drift apart and the chief would
-    save statistics of its share of the data only; the mean is what TF-Keras 2 read."""
-    moving = [v for v in model.non_trainable_variables
-              if v.path.endswith(("moving_mean", "moving_variance"))]  # fmt: skip
-    if strategy.num_replicas_in_sync == 1 or not moving:
-        return lambda: None
-
-    def replica_means():
-        context = tf.distribute.get_replica_context()
-        return context.all_reduce("MEAN", [tf.identity(v.value) for v in moving])
-
-    @tf.function
-    def sync():
-        means = strategy.experimental_local_results(strategy.run(replica_means))[0]
-        for variable, mean in zip(moving, means, strict=True):
-            variable.value.assign(mean)
-
-    return sync
 
 
 def _dataset_fn(train_set, batches, config: TrainConfig, epoch: int, source: str, replicas: int):
@@ -425,36 +406,6 @@ def _is_chief(strategy) -> bool:
 # --- files ------------------------------------------------------------------------------------
 
 
-def _save_checkpoint(path: Path, model, optimizer, sampler, state: dict) -> None:
-    arrays = {f"model_{i:04d}": np.asarray(v) for i, v in enumerate(model.variables)}
-    arrays.update({f"opt_{i:04d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    meta = {**state, "sampler": sampler.state_dict(), "format": 1}
-    buffer = io.BytesIO()
-    np.savez(buffer, state=np.array(json.dumps(meta)), **arrays)
-    write_atomic(path, buffer.getvalue())
-
-
-def _restore(path: Path, model, optimizer, sampler) -> dict:
-    with np.load(path) as z:
-        meta = json.loads(str(z["state"]))
-        model_vars, opt_vars = model.variables, optimizer.variables
-        n_model = sum(1 for k in z.files if k.startswith("model_"))
-        n_opt = sum(1 for k in z.files if k.startswith("opt_"))
-        if n_model != len(model_vars) or n_opt != len(opt_vars):
-            raise FaceNetError(
-                f"{path}: the checkpoint does not match this configuration "
-                f"({n_model}/{n_opt} model/optimiser variables, expected "
-                f"{len(model_vars)}/{len(opt_vars)})"
-            )
-        for i, v in enumerate(model_vars):
-            v.assign(z[f"model_{i:04d}"])
-        for i, v in enumerate(opt_vars):
-            v.assign(z[f"opt_{i:04d}"])
-    sampler.load_state_dict(meta.pop("sampler"))
-    meta.pop("format", None)
-    return meta
-
-
 def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: Path) -> None:
     info.extra = {
         "training": {
@@ -481,8 +432,8 @@ def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: P
 def _float32_copy(model, config: TrainConfig):
     size = config.input_size
     copy = build_facenet(
-        config.backbone, (size, size, 3), config.embedding_size, alpha=config.alpha,
-        dropout=config.dropout, preprocessing=config.preprocessing,
+        config.backbone, (size, size, 3), config.embedding_size, dropout=config.dropout,
+        preprocessing=config.preprocessing, **get_backbone(config.backbone).options_from(config),
     )  # fmt: skip
     for layer in copy.layers:
         if layer.weights:

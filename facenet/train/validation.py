@@ -121,23 +121,21 @@ def _align_files(
 ) -> np.ndarray:
     from tqdm.auto import tqdm
 
-    from ..detect import MTCNN, align_face, center_crop, most_prominent
+    from ..detect import make_detector
+    from ..detect.crops import aligned, face_crops
     from ..images import load_image
 
-    detector = detector or MTCNN()
+    detector = detector or make_detector()
     crops = np.zeros((len(files), image_size, image_size, 3), np.uint8)
     missing = 0
     for start in tqdm(range(0, len(files), 16), desc="align val pairs", unit="batch",
                       disable=not log.isEnabledFor(logging.INFO)):  # fmt: skip
         chunk = files[start : start + 16]
         rgbs = [load_image(f) for f in chunk]
-        for k, (rgb, faces) in enumerate(zip(rgbs, detector.detect_batch(rgbs), strict=True)):
-            face = most_prominent(faces, rgb.shape)
-            if face is None:
-                missing += 1
-                crops[start + k] = center_crop(rgb, image_size)
-            else:
-                crops[start + k] = align_face(rgb, face, image_size, alignment, margin)
+        faces = face_crops(rgbs, detector, aligned(image_size, alignment, margin), image_size)
+        for k, face in enumerate(faces):
+            missing += face.fallback
+            crops[start + k] = face.crop
     if missing:
         log.warning(
             "no face found in %d of %d validation images: centre-cropped", missing, len(files)

@@ -1,1 +1,1 @@
-"""The bundled default model, and converters for the public FaceNet weights (`convert*.py`)."""
+"""The bundled models (`facenet models` lists them); converters live in `facenet.convert`."""

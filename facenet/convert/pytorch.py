@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..metadata import ModelInfo
-from .convert import (
+from .base import (
     Names,
     TensorSource,
     build_inception,

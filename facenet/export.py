@@ -24,17 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..images import load_image, resize
-from ..metadata import ModelInfo
-from . import METADATA_KEY
+from .errors import ModelError
+from .images import IMAGE_SUFFIXES, load_image, resize
+from .metadata import ModelInfo
+from .runtime import METADATA_KEY
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_DTYPES = ("uint8", "float32")
 QUANTIZE_MODES = ("int8",)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: ONNX opset: 17 is read by every ONNX Runtime from 1.13 on.
 OPSET = 17
 #: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
@@ -56,7 +55,7 @@ def _need(module: str, extra: str = "export"):
 def load_keras(path: str | os.PathLike):
     """A Keras FaceNet model and its ModelInfo from a `.keras` or weights-only `.h5` file."""
     try:
-        from ..models import load_keras_model, load_weights_h5
+        from .models import load_keras_model, load_weights_h5
     except ImportError:
         raise ModelError(
             "exporting needs TensorFlow: pip install 'facenet-keras[tf,export]'"
@@ -85,7 +84,7 @@ def serving_function(model, info: ModelInfo, batch: int | None = None, input_dty
     """A traced tf.function: raw pixels (batch, S, S, 3) -> {"embeddings": unit rows}."""
     import tensorflow as tf
 
-    from ..models import embedding_model
+    from .models import embedding_model
 
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(

@@ -1,8 +1,10 @@
 """Converting public face-recognition weights into a FaceNet model file (.keras or .onnx).
 
 Sources: weights-only Keras `.h5` files (the Keras FaceNet 128-d Inception-ResNet-v1 file and
-this package's own), davidsandberg/facenet TF checkpoints (`convert_checkpoint`),
-facenet-pytorch state dicts (`convert_pytorch`) and dlib's face ResNet (`convert_dlib`). The
+this package's own), davidsandberg/facenet TF checkpoints (`checkpoint.py`), facenet-pytorch
+state dicts (`pytorch.py`) and dlib's face ResNet (`dlib.py`, its file format in
+`dlib_format.py`); what the converters share is in `base.py`. This module only dispatches: it
+imports each converter when used, and none imports it back (no import cycle). The
 FaceNet files do not record their preprocessing, so it is given by the caller; every tensor's
 name and shape is checked, and a missing, misshapen or unexpected tensor is a ModelError that
 names it. Needs TensorFlow.
@@ -11,14 +13,11 @@ names it. Needs TensorFlow.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo, check_choice
+from .base import check_embedding_size
 
 SOURCES = ("h5", "checkpoint", "pytorch", "dlib")
 PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".npz")
@@ -77,7 +76,7 @@ def convert(
     source = source or detect_source(src)
     check_choice("source", source, SOURCES)
     if source == "dlib":
-        from .convert_dlib import convert_dlib
+        from .dlib import convert_dlib
 
         model, info = convert_dlib(src, name=name)
         check_embedding_size(src, info.embedding_size, embedding_size)
@@ -92,7 +91,7 @@ def convert(
 def write_model(model, info: ModelInfo, out: Path) -> Path:
     """Save a converted network as `.keras` or export it as `.onnx`, by the name's suffix."""
     if out.suffix.lower() == ".onnx":
-        from ..runtime.export import export_onnx
+        from ..export import export_onnx
 
         return export_onnx(model, info, out)
     from ..models import save_model
@@ -121,10 +120,10 @@ def _convert_facenet(src, source, backbone, preprocessing, input_size, embedding
     if info.backbone != "inception_resnet_v1":
         raise ModelError(f"{src}: {source} weights are Inception-ResNet-v1, not {info.backbone}")
     if source == "checkpoint":
-        from .convert_checkpoint import convert_checkpoint
+        from .checkpoint import convert_checkpoint
 
         return convert_checkpoint(src, info, embedding_size)
-    from .convert_pytorch import convert_pytorch
+    from .pytorch import convert_pytorch
 
     return convert_pytorch(src, info, embedding_size)
 
@@ -137,129 +136,15 @@ def convert_h5(path: Path, info: ModelInfo, embedding_size: int | None = None):
     if info.backbone not in (found.backbone, "inception_resnet_v1"):
         raise ModelError(f"{path}: holds {found.backbone} weights, not {info.backbone}")
     check_embedding_size(path, found.embedding_size, embedding_size)
+    from ..backbones import get_backbone
+
+    options = get_backbone(found.backbone).options_from(found)
     info = ModelInfo.from_dict(
         {
             **info.__dict__,
+            **options,
             "backbone": found.backbone,
-            "alpha": found.alpha,
             "embedding_size": found.embedding_size,
         }
     )
     return load_weights_h5(path, info)
-
-
-def check_embedding_size(path, found: int, wanted: int | None) -> None:
-    if wanted is not None and wanted != found:
-        raise ModelError(f"{path}: the weights give {found}-d embeddings, not {wanted}")
-
-
-# --- shared by the checkpoint and PyTorch converters -----------------------------------------
-
-
-class TensorSource:
-    """Named source tensors, handed out once each; what is left over is an error."""
-
-    def __init__(self, tensors: dict[str, np.ndarray], path: Path, ignored: Callable[[str], bool]):
-        self.tensors = tensors
-        self.path = path
-        self.ignored = ignored
-        self.used: set[str] = set()
-
-    def has(self, name: str) -> bool:
-        return name in self.tensors
-
-    def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        if name not in self.tensors:
-            raise ModelError(f"{self.path}: tensor '{name}' is missing")
-        array = np.asarray(self.tensors[name])
-        if tuple(array.shape) != tuple(shape):
-            raise ModelError(
-                f"{self.path}: tensor '{name}' has shape {tuple(array.shape)}; the network needs "
-                f"{tuple(shape)}"
-            )
-        self.used.add(name)
-        return array.astype(np.float32)
-
-    def check_all_used(self) -> None:
-        extra = sorted(n for n in self.tensors if n not in self.used and not self.ignored(n))
-        if extra:
-            more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
-            names = ", ".join(f"'{n}'" for n in extra[:5])
-            raise ModelError(f"{self.path}: unexpected tensor(s) {names}{more}: not this network")
-
-
-@dataclass(frozen=True)
-class Names:
-    """Source tensor names of one Keras weight layer (None where the source has none)."""
-
-    kernel: str
-    bias: str | None = None
-    gamma: str | None = None
-    beta: str | None = None
-    mean: str | None = None
-    variance: str | None = None
-
-
-def load_inception(
-    model,
-    source: TensorSource,
-    names: Callable[[str, str], Names],
-    kernel_layout: Callable[[np.ndarray], np.ndarray],
-    kernel_source_shape: Callable[[tuple[int, ...]], tuple[int, ...]],
-) -> None:
-    """Fill an Inception-ResNet-v1 Keras model from `source`, checking every tensor.
-
-    names(layer_name, kind) gives the source names for a Conv2D/Dense layer (kind "conv_bn",
-    "conv_bias" or "dense_bn"); kernel_layout maps a source kernel to Keras' layout. A BatchNorm
-    scale (gamma), which the Keras network does not have, is folded exactly into the kernel
-    and the moving mean: gamma*(Wx - m)/s + b == ((gamma W)x - gamma m)/s + b.
-    """
-    from ..models.facenet import BOTTLENECK_BN
-
-    layers = {layer.name: layer for layer in model.layers}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        kind_name = type(layer).__name__
-        if kind_name == "BatchNormalization":
-            continue  # filled with its convolution
-        if kind_name == "Dense":
-            bn = layers.get(BOTTLENECK_BN["inception_resnet_v1"])
-            kind = "dense_bn"
-        elif kind_name == "Conv2D":
-            bn = layers.get(f"{layer.name}_BatchNorm")
-            kind = "conv_bn" if bn is not None else "conv_bias"
-        else:
-            raise ModelError(f"converter: unexpected weighted layer {layer.name} ({kind_name})")
-        n = names(layer.name, kind)
-        kernel_shape = tuple(layer.kernel.shape)
-        kernel = kernel_layout(source.take(n.kernel, kernel_source_shape(kernel_shape)))
-        if kind == "conv_bias":
-            layer.set_weights([kernel, source.take(n.bias, (kernel_shape[-1],))])
-            continue
-        channels = (kernel_shape[-1],)
-        beta = source.take(n.beta, channels)
-        mean = source.take(n.mean, channels)
-        variance = source.take(n.variance, channels)
-        if n.gamma is not None and source.has(n.gamma):
-            gamma = source.take(n.gamma, channels)
-            kernel = kernel * gamma
-            mean = mean * gamma
-        layer.set_weights([kernel])
-        bn.set_weights([beta, mean, variance])
-    source.check_all_used()
-
-
-def build_inception(info: ModelInfo, embedding_size: int):
-    from ..models import build_facenet
-
-    size = info.input_size
-    if size < 75:
-        raise ModelError(f"Inception-ResNet-v1 needs an input of at least 75 px; got {size}")
-    return build_facenet(
-        "inception_resnet_v1", (size, size, 3), embedding_size, preprocessing=info.preprocessing
-    )
-
-
-def with_embedding_size(info: ModelInfo, embedding_size: int) -> ModelInfo:
-    return ModelInfo.from_dict({**info.__dict__, "embedding_size": int(embedding_size)})

@@ -1,0 +1,281 @@
+"""Enrolment: photos (or ready embeddings) into the gallery (a mixin of `Gallery`).
+
+Each photo is read, hashed (duplicates are skipped), embedded, and its most prominent face kept
+with a crop (so another model can re-embed it); each batch is one transaction, then the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import GalleryError, ImageError
+from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image
+from ..types import Face
+from .crops import cut_crop
+from .index import Index
+from .results import Enrolled, EnrollReport, Skipped
+from .validation import check_metadata, check_name
+
+log = logging.getLogger(__name__)
+
+
+class EnrolMixin:
+    """`enroll`, `enroll_folder` and `add_embeddings`."""
+
+    def enroll(
+        self,
+        name: str,
+        images: ImageInput | Iterable[ImageInput],
+        metadata: dict | None = None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> EnrollReport:
+        """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
+        merged into theirs). Photos already in the gallery (same content hash), photos with no
+        face and unreadable files are skipped and reported, never raised."""
+        name = check_name(name)
+        metadata = check_metadata(metadata)
+        if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+            images = [images]
+        items = [(name, source) for source in images]
+        return self._enroll(items, {name: metadata} if metadata else {}, batch_size, progress)
+
+    def enroll_folder(
+        self, root: str | os.PathLike, *, batch_size: int = 32, progress: bool = True
+    ) -> EnrollReport:
+        """Enrol a folder-per-identity tree: `root/<name>/<photo>`; the folder name is the
+        person's name. Files already enrolled (by content hash) are skipped, so an interrupted
+        enrolment is resumed by running it again."""
+        root = Path(root)
+        if not root.is_dir():
+            raise GalleryError(f"{root}: not a directory")
+        items = []
+        for folder in sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
+            try:
+                name = check_name(folder.name)
+            except GalleryError as exc:
+                raise GalleryError(f"{folder}: {exc}") from None
+            for file in sorted(folder.iterdir()):
+                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                    items.append((name, file))
+        if not items:
+            raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
+        return self._enroll(items, {}, batch_size, progress)
+
+    def add_embeddings(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        sources: Sequence[str] | None = None,
+        metadata: dict | None = None,
+    ) -> list[int]:
+        """Add ready embeddings (n x d, of the gallery's model) as faces of `name`, in one
+        transaction; returns their face ids. For callers that embed photos themselves
+        (batched `FaceNet.embed`, an embedding cache); no duplicate check is made."""
+        name = check_name(name)
+        metadata = check_metadata(metadata)
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
+        if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:
+            raise GalleryError(
+                f"embeddings of shape {np.shape(embeddings)} do not fit this gallery "
+                f"({self.embedding_size}-d)"
+            )
+        vectors = (
+            np.stack([_unit(v, self.embedding_size) for v in vectors]) if len(vectors) else vectors
+        )
+        sources = list(sources) if sources is not None else [None] * len(vectors)
+        if len(sources) != len(vectors):
+            raise GalleryError(f"{len(vectors)} embeddings but {len(sources)} sources")
+        with self._lock:
+            index = self.index
+            with self._store.transaction() as db:
+                row = self._store.person(name)
+                if row is None:
+                    person_id = self._store.add_person(db, name, metadata)
+                else:
+                    person_id = row["id"]
+                    if metadata:
+                        merged = {**json.loads(row["metadata"]), **metadata}
+                        self._store.update_metadata(db, person_id, merged)
+                rows = [
+                    (
+                        person_id,
+                        source,
+                        hashlib.sha256(b"embedding:" + v.tobytes()).hexdigest(),
+                        None,
+                        None,
+                        v.tobytes(),
+                        self.model_id,
+                        None,
+                        None,
+                        None,
+                    )
+                    for v, source in zip(vectors, sources, strict=True)
+                ]
+                ids = self._store.add_faces(db, rows)
+            index.add(vectors, ids)
+            self._save_index()
+        return ids
+
+    def _enroll(
+        self,
+        items: Sequence[tuple[str, ImageInput]],
+        metadata: dict[str, dict],
+        batch_size: int,
+        progress: bool,
+    ) -> EnrollReport:
+        model = self._require_model()
+        report = EnrollReport()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), unit="photo", desc="enrolling")
+        with self._lock:
+            index = self.index
+            seen: set[str] = set()
+            try:
+                for start in range(0, len(items), max(1, batch_size)):
+                    batch = items[start : start + max(1, batch_size)]
+                    pending = []  # (name, source, digest, face, n_faces, crop, photo)
+                    for offset, (name, item) in enumerate(batch):
+                        source = describe(item, start + offset)
+                        result = self._embed_one(model, item, source, seen)
+                        if isinstance(result, str):
+                            report.skipped.append(Skipped(name, source, result))
+                        else:
+                            pending.append((name, source, *result))
+                        if bar is not None:
+                            bar.update(1)
+                    if pending:
+                        self._insert(pending, metadata, index, report)
+            finally:
+                if bar is not None:
+                    bar.close()
+                self._save_index()
+        for note in report.notes:
+            log.info(note)
+        return report
+
+    def _embed_one(self, model, item, source: str, seen: set[str]):
+        """(digest, face, number of faces, crop, photo path) for one photo, or the reason to
+        skip it. The crop and the photo's absolute path let another model re-embed the face."""
+        photo = None
+        try:
+            if isinstance(item, (str, os.PathLike)):
+                digest = _file_hash(Path(item), source)
+                image = load_image(item, source)
+                photo = str(Path(item).resolve())
+            else:
+                image = load_image(item, source)
+                digest = _pixel_hash(image)
+        except ImageError as exc:
+            return f"unreadable: {exc}"
+        owner = self._store.hash_owner(digest) if digest not in seen else "this enrolment"
+        if owner is not None:
+            return f"duplicate: already enrolled (as {owner})"
+        try:
+            faces = model.represent(image)
+        except ImageError as exc:
+            return f"unreadable: {exc}"
+        if not faces:
+            return "no face found"
+        seen.add(digest)
+        face = most_prominent(faces, image.shape)
+        return digest, face, len(faces), cut_crop(image, face.box), photo
+
+    def _insert(self, pending, metadata, index: Index, report: EnrollReport) -> None:
+        vectors = np.stack([_unit(p[3].embedding, self.embedding_size) for p in pending])
+        with self._store.transaction() as db:
+            person_ids: dict[str, int] = {}
+            for name in dict.fromkeys(p[0] for p in pending):
+                row = self._store.person(name)
+                extra = metadata.get(name)
+                if row is None:
+                    person_ids[name] = self._store.add_person(db, name, extra)
+                else:
+                    person_ids[name] = row["id"]
+                    if extra:
+                        merged = {**json.loads(row["metadata"]), **extra}
+                        self._store.update_metadata(db, row["id"], merged)
+            rows = [
+                (
+                    person_ids[name],
+                    source,
+                    digest,
+                    json.dumps([round(float(v), 2) for v in face.box]),
+                    float(face.score),
+                    vector.tobytes(),
+                    self.model_id,
+                    _landmarks_json(face.landmarks),
+                    photo,
+                    crop,
+                )
+                for (name, source, digest, face, _n, crop, photo), vector in zip(
+                    pending, vectors, strict=True
+                )
+            ]
+            ids = self._store.add_faces(db, rows)
+        index.add(vectors, ids)
+        for (name, source, _digest, _face, n, *_), face_id in zip(pending, ids, strict=True):
+            report.enrolled.append(Enrolled(name, source, face_id, n))
+
+
+def most_prominent(faces: Sequence[Face], image_shape: Sequence[int]) -> Face:
+    """The face to enrol from a photo with several: the largest (the most central on a tie), as
+    `FaceNet.align` chooses."""
+    from ..detect.align import most_prominent as choose
+
+    return choose(faces, image_shape)
+
+
+def _unit(embedding, size: int) -> np.ndarray:
+    v = np.asarray(embedding, dtype=np.float32).reshape(-1)
+    if v.shape[0] != size or not np.all(np.isfinite(v)):
+        raise GalleryError(
+            f"the model returned an embedding of shape {v.shape}; expected ({size},)"
+        )
+    norm = float(np.linalg.norm(v))
+    if not math.isfinite(norm) or norm == 0:
+        raise GalleryError("the model returned a zero embedding")
+    return v / norm
+
+
+def _landmarks_json(landmarks) -> str | None:
+    if landmarks is None:
+        return None
+    return json.dumps(np.round(np.asarray(landmarks, np.float64), 3).tolist())
+
+
+def _file_hash(path: Path, source: str) -> str:
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except FileNotFoundError:
+        raise ImageError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{source}: is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{source}: cannot read ({exc.strerror})") from None
+
+
+def _pixel_hash(image: np.ndarray) -> str:
+    digest = hashlib.sha256(f"pixels:{image.shape}".encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
