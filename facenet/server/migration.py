@@ -15,12 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .routes import ERRORS, read_access, write_access
 from .schemas import ErrorOut
@@ -41,7 +40,7 @@ class MigrateIn(BaseModel):
 
 
 class MigrationOut(BaseModel):
-    state: Literal["idle", "running", "done", "failed", "stopped"]
+    state: Literal["idle", "running", "done", "failed", "stopped"] = "idle"
     model: str | None = None
     dry_run: bool = False
     rollback: bool = False
@@ -53,24 +52,18 @@ class MigrationOut(BaseModel):
     error: str | None = None
 
 
-@dataclass
-class Job:
-    """The server's one migration job and what it has done so far."""
+class Job(MigrationOut):
+    """The server's one migration job: what it has done so far (the API's answer) and a flag
+    that asks it to stop."""
 
-    state: str = "idle"
-    model: str | None = None
-    dry_run: bool = False
-    rollback: bool = False
-    done: int = 0
-    total: int = 0
-    started: float | None = None
-    finished: float | None = None
-    report: dict | None = None
-    error: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = PrivateAttr(default_factory=threading.Event)
+
+    @property
+    def stop(self) -> threading.Event:
+        return self._stop
 
     def out(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "stop"}
+        return self.model_dump()
 
 
 def resolve_model(spec: str, service: Service) -> str:
@@ -176,7 +169,10 @@ async def start(request: Request, body: MigrateIn):
     if body.rollback and body.dry_run:
         raise ApiError(400, "invalid_migration", "dry_run is not available with rollback")
     spec = resolve_model(body.model, service) if body.model else None
-    job = Job("running", spec, body.dry_run, body.rollback, started=time.time())
+    job = Job(
+        state="running", model=spec, dry_run=body.dry_run, rollback=body.rollback,
+        started=time.time(),
+    )  # fmt: skip
     request.app.state.migration = job
     threading.Thread(target=run_job, args=(service, job), daemon=True, name="migrate").start()
     return job.out()
