@@ -51,7 +51,8 @@ def _lines(row: dict) -> list[str]:
     speed = row["images_per_s"] or {}
     accuracy = f"{100 * lfw['accuracy']:.2f}% ± {100 * lfw['std']:.2f}" if lfw else "not measured"
     rate = (
-        f"{speed['batch_1']:.0f} img/s at batch 1, {speed['batch_32']:.0f} at batch 32"
+        f"{speed['batch_1']:.0f} img/s at batch 1, {speed['batch_32']:.0f} at batch 32 "
+        f"({speed.get('measured') or speed.get('machine', '')})"
         if speed
         else "not measured"
     )
@@ -61,7 +62,12 @@ def _lines(row: dict) -> list[str]:
         f"  {row['architecture']}, {params} parameters, {row['input_size']} px "
         f"{row['alignment']} alignment, {row['embedding_size']}-d",
         f"  LFW View 2 (whole pipeline): {accuracy}",
-        f"  thresholds: verify {row['threshold']}, identify {row['identification_threshold']}",
+        f"  thresholds: verify {row['threshold']}, identify "
+        + (
+            f"{row['identification_threshold']}"
+            if row["identification_threshold"] is not None
+            else "= verify (none calibrated)"
+        ),
         f"  speed: {rate}",
         f"  file: {row['file']} ({row['file_mb']} MB); licence: {row['licence']}",
         f"  trained on: {row['training_data']}; card: {row['card']}",
