@@ -92,3 +92,14 @@ def test_mobilenet_keras_copy_matches_its_onnx_file():
     np.testing.assert_allclose(
         keras_model.embed_crops(crops), onnx_model.embed_crops(crops), atol=1e-4
     )
+
+
+def test_a_gallery_from_before_names_still_finds_its_model(tmp_path):
+    """Galleries record the model they were made with; the old default file was renamed."""
+    from facenet.catalog import resolve
+
+    old = tmp_path / "site-packages" / "facenet" / "weights" / "default.onnx"
+    path, name = resolve(old)
+    assert name == "facenet-mobilenet" and path == WEIGHTS_DIR / "facenet-mobilenet.onnx"
+    model = FaceNet.load(old)
+    assert model.model_id == FaceNet.load("facenet-mobilenet").model_id
