@@ -82,7 +82,10 @@ def test_calibrate_command_dry_run_and_errors(tmp_path, monkeypatch):
     g.close()
     monkeypatch.setattr(facenet.cli.gallery, "load_model", lambda path: model)
     path = str(tmp_path / "g.db")
-    result = CliRunner().invoke(main, ["gallery", "calibrate", path, "--dry-run", "--json"])
+    result = CliRunner().invoke(main, ["gallery", "calibrate", path, "--dry-run"])
+    assert result.exit_code == 2 and "needs at least 100 faces; the gallery has 18" in result.output
+    command = ["gallery", "calibrate", path, "--far", "0.1", "--dry-run", "--json"]
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.splitlines()[-1])
     assert report["strangers"] == 18 and 0 < report["threshold"] < 4

@@ -226,8 +226,8 @@ def calibrate(gallery_path, far, dry_run, as_json):
     """Choose the identification threshold on this gallery's own people.
 
     Each face plays a stranger against everyone else: the threshold lets at most FAR of them
-    match someone. Needs two or more people; people with two or more faces also measure how
-    many genuine probes are still identified at that threshold.
+    match someone. Needs two or more people and at least 1/FAR faces (100 at 1%); people with
+    two or more faces also measure how many genuine probes are still identified at it.
     """
     with open_gallery(gallery_path) as g:
         result = g.calibrate(far, save=not dry_run)

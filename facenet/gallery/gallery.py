@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -224,6 +225,12 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         labels = np.array([owners[int(i)][0] for i in ids])
         if len(set(labels.tolist())) < 2:
             raise GalleryError(f"{self.path}: calibration needs at least two people")
+        needed = math.ceil(1 / far) if far > 0 else 1
+        if len(labels) < needed:  # fewer strangers than it takes to see one false accept
+            raise GalleryError(
+                f"{self.path}: measuring a {far:.2%} false-accept rate needs at least {needed} "
+                f"faces; the gallery has {len(labels)} (enrol more, or give a larger --far)"
+            )
         result = calibrate_gallery(np.concatenate(vectors), labels, far)
         result["previous_threshold"] = self.threshold
         if save:

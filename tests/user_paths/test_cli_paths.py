@@ -242,7 +242,9 @@ def test_gallery_calibrate_json(tmp_path):
     facenet("gallery", "create", path)
     facenet("gallery", "enroll", path, "--name", "Colin Powell", A1, A2)
     facenet("gallery", "enroll", path, "--name", "Serena Williams", B1, B2)
-    result = facenet("gallery", "calibrate", path, "--dry-run", "--json")
+    result = facenet("gallery", "calibrate", path, "--dry-run")
+    assert result.code == 2 and "needs at least 100 faces" in result.stderr  # 1% of 4 faces
+    result = facenet("gallery", "calibrate", path, "--far", "0.25", "--dry-run", "--json")
     assert result.code == 0, result.stderr
     (row,) = result.json_lines()
     assert 0 < row["threshold"] <= 4
