@@ -146,6 +146,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             return cls(path, store, model, index, uri)
         except BaseException:
             store.close()
+            for leftover in (path, *(path.with_name(path.name + x) for x in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)  # no half-made gallery (e.g. a bad backend)
             raise
 
     @classmethod
