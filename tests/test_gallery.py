@@ -413,3 +413,24 @@ def test_add_embeddings(gallery):
     with pytest.raises(GalleryError, match="do not fit"):
         gallery.add_embeddings("Ada", np.ones((2, 5)))
     assert_index_matches_db(gallery)
+
+
+def test_index_backend_choice_uri_and_switch(tmp_path, model, monkeypatch):
+    from facenet.gallery import index as index_module
+
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    path, shared = tmp_path / "g.db", tmp_path / "shared.db"
+    with Gallery.create(path, model, index="milvus", uri=str(shared)) as g:
+        g.enroll("Ada", [photo((1, v, 30)) for v in range(2)])
+    with Gallery.open(path, model) as g:  # the backend and its URI are recorded
+        assert (g.index_backend, g.index_uri, g.index_status) == ("milvus", str(shared), "loaded")
+    with Gallery.open(path, model, index="faiss") as g:  # another backend: rebuilt from SQLite
+        assert g.index_status == "rebuilt (no index file)"
+        assert_index_matches_db(g)
+    with pytest.raises(GalleryError, match="takes no URI"):
+        Gallery.create(tmp_path / "f.db", model, uri="http://localhost:19530")
+    monkeypatch.setitem(index_module.BACKENDS, "absent", "facenet_absent_module:Index")
+    with pytest.raises(GalleryError, match=r"needs facenet_absent_module: pip install"):
+        Gallery.create(tmp_path / "a.db", model, index="absent")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db", "g.db.faiss", "g.db.faiss.json",
+        "g.db.milvus.json", "shared.db"]  # fmt: skip

@@ -89,7 +89,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         #: The index backend (`index.BACKENDS`): the one given, else the one the gallery records.
         self.index_backend: str = index or meta.get("index_backend", DEFAULT_BACKEND)
         #: Where the backend's server is (Milvus), else None for its local default.
-        self.index_uri: str | None = uri or meta.get("index_uri") or None
+        recorded = self.index_backend == meta.get("index_backend", DEFAULT_BACKEND)
+        self.index_uri: str | None = uri or (meta.get("index_uri") if recorded else None) or None
         self._index: Index = open_index(
             self.index_backend, path, self.embedding_size, self.index_uri
         )
