@@ -1,16 +1,20 @@
-"""Gallery search: exact vs approximate FAISS indexes on random unit vectors.
+"""Gallery search: exact vs approximate FAISS indexes, and Milvus, on random unit vectors.
 
-Measures, for each gallery size: build time, single-query latency (p50/p99, one query at a
-time, as `Gallery.identify` does), recall@1 of the approximate index against the exact one,
-and the resident-memory growth (RSS delta) of building the index. Queries are noisy copies of
-gallery vectors (squared-L2 distance about 0.5 to their source, like a new photo of an enrolled
-person); `--random-queries` uses fresh random vectors instead (the worst case for ANN recall).
+Measures, for each gallery size: build (insert) time, single-query latency (p50/p99, one query
+at a time, as `Gallery.identify` does), latency of batches of `--batch` queries, recall@1 of the
+approximate index against the exact one, and the resident-memory growth (RSS delta) of building
+the index. Queries are noisy copies of gallery vectors (squared-L2 distance about 0.5 to their
+source, like a new photo of an enrolled person); `--random-queries` uses fresh random vectors
+instead (the worst case for ANN recall).
 
 The index kinds are the ones `facenet.gallery.index` builds: "flat" (exact inner product),
-"ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw".
+"ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw";
+"milvus" is the gallery's Milvus backend (`facenet[milvus]`): Milvus Lite in a temporary
+folder (in-process, so its memory is counted), or the server at `--milvus-uri`, with the
+`--milvus-index` index type (FLAT, the gallery's default; HNSW, IVF_FLAT, ...).
 
     python benchmarks/gallery_search.py                       # 10k, 100k, 1M
-    python benchmarks/gallery_search.py --sizes 10000 100000 --kinds flat ivf
+    python benchmarks/gallery_search.py --sizes 100000 --kinds flat ivf milvus
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,14 +54,43 @@ def make_queries(base: np.ndarray, nq: int, rng, random_queries: bool) -> np.nda
     return unit(picks + rng.standard_normal((nq, d)).astype(np.float32) * (0.75 / np.sqrt(d)))
 
 
-def time_queries(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def time_queries(index, queries: np.ndarray, k: int, batch: int = 1) -> tuple[np.ndarray, ...]:
+    """(milliseconds per search call, ids (nq, k)), searching `batch` queries per call."""
     times, ids = [], []
-    for q in queries:
+    for start in range(0, len(queries), batch):
         t0 = time.perf_counter()
-        _, i = index.search(q[None, :], k)
+        _, i = index.search(queries[start : start + batch], k)
         times.append(time.perf_counter() - t0)
-        ids.append(i[0])
+        ids.extend(i)
     return np.asarray(times) * 1000, np.asarray(ids)
+
+
+def build_milvus(base: np.ndarray, ids: np.ndarray, folder: str, args):
+    """The gallery's Milvus backend over `base`: Milvus Lite in `folder`, or `--milvus-uri`."""
+    from facenet.gallery.milvus_index import MilvusIndex
+
+    index = MilvusIndex(
+        Path(folder) / f"bench{len(base)}.db",
+        base.shape[1],
+        uri=args.milvus_uri,
+        index_type=args.milvus_index,
+    )
+    if index.client.has_collection(index.collection):
+        index.client.drop_collection(index.collection)
+    index.add(base, ids)
+    index.client.flush(index.collection)  # as `MilvusIndex.save` does after each enrolment
+    index.search(base[:1], 1)  # a first search builds what the loaded collection lacks
+    return index
+
+
+def build(kind: str, base: np.ndarray, ids: np.ndarray, folder: str, args):
+    """An index of `kind` over `base` (FAISS threads set for building)."""
+    if kind == "milvus":
+        return build_milvus(base, ids, folder, args)
+    faiss.omp_set_num_threads(args.threads)
+    index = build_index(base, ids, kind=kind)
+    faiss.omp_set_num_threads(1)  # one query at a time, one thread: the identify case
+    return index
 
 
 def main() -> None:
@@ -65,6 +99,10 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw"])
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=100, help="queries per batched search")
+    parser.add_argument("--batches", type=int, default=10, help="batched searches timed")
+    parser.add_argument("--milvus-uri", default=None, help="a Milvus server (default: Lite)")
+    parser.add_argument("--milvus-index", default="FLAT", help="Milvus index type")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="FAISS threads for building")
     parser.add_argument(
@@ -78,41 +116,47 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     header = (
         f"{'n':>9} {'index':>6} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'recall@1':>8} {'RSS +MB':>8}"
+        f"{f'x{args.batch} p50':>9} {f'x{args.batch} p99':>9} {'recall@1':>8} {'RSS +MB':>8}"
     )
     print(header)
     print("-" * len(header), flush=True)
-    for n in args.sizes:
-        base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
-        ids = np.arange(n, dtype=np.int64)
-        queries = make_queries(base, args.queries, rng, args.random_queries)
-        exact_top1 = None
-        for kind in args.kinds:
-            if kind == "hnsw" and n > args.hnsw_max:
-                continue
-            gc.collect()
-            before = rss_mb()
-            faiss.omp_set_num_threads(args.threads)
-            t0 = time.perf_counter()
-            index = build_index(base, ids, kind=kind)
-            build = time.perf_counter() - t0
-            grown = rss_mb() - before
-            faiss.omp_set_num_threads(1)  # one query at a time, one thread: the identify case
-            times, found = time_queries(index, queries, args.k)
-            if kind == "flat":
-                exact_top1 = found[:, 0]
-                recall = 1.0
-            else:
-                recall = (
-                    float(np.mean(found[:, 0] == exact_top1)) if exact_top1 is not None else np.nan
-                )
-            print(
-                f"{n:>9,} {kind:>6} {build:>8.2f} {np.percentile(times, 50):>8.3f} "
-                f"{np.percentile(times, 99):>8.3f} {recall:>8.3f} {grown:>8.0f}",
-                flush=True,
-            )
-            del index
-        del base
+    with tempfile.TemporaryDirectory() as folder:
+        for n in args.sizes:
+            base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
+            queries = make_queries(base, args.queries, rng, args.random_queries)
+            batched = make_queries(base, args.batch * args.batches, rng, args.random_queries)
+            exact = None
+            for kind in args.kinds:
+                if kind == "hnsw" and n > args.hnsw_max:
+                    continue
+                row = measure(kind, base, queries, batched, folder, args)
+                found = row.pop("top1")
+                if kind == "flat":
+                    exact = found
+                recall = float(np.mean(found == exact)) if exact is not None else np.nan
+                print(f"{n:>9,} {kind:>6} " + row["line"] + f" {recall:>8.3f} {row['rss']:>8.0f}")
+            del base
+
+
+def measure(kind: str, base, queries, batched, folder: str, args) -> dict:
+    """Build `kind` over `base` and time single and batched queries: a printable row."""
+    gc.collect()
+    before = rss_mb()
+    t0 = time.perf_counter()
+    index = build(kind, base, np.arange(len(base), dtype=np.int64), folder, args)
+    seconds = time.perf_counter() - t0
+    grown = rss_mb() - before
+    single, found = time_queries(index, queries, args.k)
+    batch, _ = time_queries(index, batched, args.k, args.batch)
+    if kind == "milvus":
+        index.client.drop_collection(index.collection)
+        index.close()
+    p = np.percentile
+    line = (
+        f"{seconds:>8.2f} {p(single, 50):>8.3f} {p(single, 99):>8.3f} "
+        f"{p(batch, 50):>9.2f} {p(batch, 99):>9.2f}"
+    )
+    return {"line": line, "top1": found[:, 0], "rss": grown}
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +105,40 @@ def model():
     return FakeModel()
 
 
+@pytest.fixture(params=["faiss", "milvus"])
+def backend(request) -> str:
+    """The index backend: each gallery test runs on FAISS and on Milvus Lite."""
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    return request.param
+
+
 @pytest.fixture
-def gallery(tmp_path, model):
-    with Gallery.create(tmp_path / "g.db", model) as g:
+def gallery(tmp_path, model, backend):
+    with Gallery.create(tmp_path / "g.db", model, index=backend) as g:
         yield g
+
+
+def snapshot(path: Path) -> Path:
+    """A copy of an index file (FAISS) or folder (Milvus Lite) beside it."""
+    copy = path.with_name(path.name + ".copy")
+    shutil.rmtree(copy, ignore_errors=True)
+    (shutil.copytree if path.is_dir() else shutil.copyfile)(path, copy)
+    return copy
+
+
+def restore(copy: Path, path: Path) -> None:
+    """Put a `snapshot` back in place of the index."""
+    discard(path)
+    (shutil.copytree if copy.is_dir() else shutil.copyfile)(copy, path)
+
+
+def discard(path: Path) -> None:
+    """Delete an index file or folder."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def assert_index_matches_db(g: Gallery) -> None:
@@ -192,12 +223,12 @@ def test_photo_with_several_faces_enrols_the_most_prominent(gallery):
     np.testing.assert_allclose(record.embedding, fake_embedding(1, 0), atol=1e-6)
 
 
-def test_enroll_folder_resumes_and_skips_known_files(tmp_path, model):
+def test_enroll_folder_resumes_and_skips_known_files(tmp_path, model, backend):
     root = make_tree(tmp_path / "people", people=3, photos=4)
     save(root / "person_01" / "empty.png", np.zeros((20, 20, 3), np.uint8))
     (root / "person_01" / "notes.txt").write_text("ignored: not an image")
     (root / "loose.png").write_bytes((root / "person_02" / "000.png").read_bytes())
-    with Gallery.create(tmp_path / "g.db", model) as g:
+    with Gallery.create(tmp_path / "g.db", model, index=backend) as g:
         report = g.enroll_folder(root, progress=False, batch_size=5)
         assert len(report.enrolled) == 12
         assert [(Path(s.source).name, s.reason) for s in report.skipped] == [
@@ -256,9 +287,9 @@ def test_reserved_and_bad_names(gallery):
 # -- persistence, model checks, index repair ---------------------------------------------
 
 
-def test_reopen_persists_and_model_mismatch_is_refused(tmp_path, model):
+def test_reopen_persists_and_model_mismatch_is_refused(tmp_path, model, backend):
     path = tmp_path / "g.db"
-    with Gallery.create(path, model) as g:
+    with Gallery.create(path, model, index=backend) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
     with pytest.raises(GalleryError, match="already exists"):
         Gallery.create(path, model)
@@ -281,20 +312,20 @@ def test_reopen_persists_and_model_mismatch_is_refused(tmp_path, model):
         Gallery.open(tmp_path / "junk.db")
 
 
-def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model):
+def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model, backend):
     path = tmp_path / "g.db"
-    with Gallery.create(path, model) as g:
+    with Gallery.create(path, model, index=backend) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
         index_file, state_file = g.index.path, g.index.state_path
-    index_file.unlink()
+    discard(index_file)
     with Gallery.open(path, model) as g:
         assert g.index_status == "rebuilt (no index file)"
         assert_index_matches_db(g)
-    saved = index_file.read_bytes(), state_file.read_text()
+    saved = snapshot(index_file), state_file.read_text()
 
     with Gallery.open(path, model) as g:  # faces added after the index was saved
         g.enroll("Bob", [photo((2, v, 30)) for v in range(2)])
-    index_file.write_bytes(saved[0])
+    restore(saved[0], index_file)
     state_file.write_text(saved[1])
     with Gallery.open(path, model) as g:
         assert g.index_status == "repaired (+2 faces)"
@@ -303,12 +334,13 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model):
 
     with Gallery.open(path, model) as g:  # faces removed after the index was saved
         g.remove_person("Ada")
-    index_file.write_bytes(saved[0])
+    restore(saved[0], index_file)
     state_file.write_text(saved[1])
     with Gallery.open(path, model) as g:
         assert g.index_status.startswith("rebuilt")
         assert_index_matches_db(g)
 
+    discard(index_file)
     index_file.write_bytes(b"garbage")
     with Gallery.open(path, model) as g:
         assert g.index_status.startswith("rebuilt")
@@ -381,3 +413,24 @@ def test_add_embeddings(gallery):
     with pytest.raises(GalleryError, match="do not fit"):
         gallery.add_embeddings("Ada", np.ones((2, 5)))
     assert_index_matches_db(gallery)
+
+
+def test_index_backend_choice_uri_and_switch(tmp_path, model, monkeypatch):
+    from facenet.gallery import index as index_module
+
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    path, shared = tmp_path / "g.db", tmp_path / "shared.db"
+    with Gallery.create(path, model, index="milvus", uri=str(shared)) as g:
+        g.enroll("Ada", [photo((1, v, 30)) for v in range(2)])
+    with Gallery.open(path, model) as g:  # the backend and its URI are recorded
+        assert (g.index_backend, g.index_uri, g.index_status) == ("milvus", str(shared), "loaded")
+    with Gallery.open(path, model, index="faiss") as g:  # another backend: rebuilt from SQLite
+        assert g.index_status == "rebuilt (no index file)"
+        assert_index_matches_db(g)
+    with pytest.raises(GalleryError, match="takes no URI"):
+        Gallery.create(tmp_path / "f.db", model, uri="http://localhost:19530")
+    monkeypatch.setitem(index_module.BACKENDS, "absent", "facenet_absent_module:Index")
+    with pytest.raises(GalleryError, match=r"needs facenet_absent_module: pip install"):
+        Gallery.create(tmp_path / "a.db", model, index="absent")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db", "g.db.faiss", "g.db.faiss.json",
+        "g.db.milvus.json", "shared.db"]  # fmt: skip

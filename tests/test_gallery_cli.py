@@ -97,3 +97,25 @@ def test_cluster_command(tmp_path, fake):
     assert result.exit_code == 0, result.output
     assert "6 faces from 7 photos -> 2 clusters" in result.output
     assert (out / "index.html").is_file() and (out / "cluster_001").is_dir()
+
+
+def test_create_with_an_index_backend(tmp_path, fake):
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    g, shared = tmp_path / "g.db", tmp_path / "elsewhere" / "faces.db"
+    shared.parent.mkdir()
+    result = run("gallery", "create", g, "--index", "milvus", "--index-uri", shared)
+    assert result.exit_code == 0, result.output
+    root = make_tree(tmp_path / "people", people=2, photos=2)
+    assert run("gallery", "enroll", g, "--folder", root).exit_code == 0
+    assert shared.is_dir() and not (tmp_path / "g.db.milvus.db").exists()
+    query = save(tmp_path / "q.png", photo((2, 9, 30)))
+    result = run("identify", query, "--gallery", g, "--json")
+    assert json.loads(result.output)["faces"][0]["name"] == "person_02"
+
+    for args, message in [
+        (["--index", "nosuch"], "unknown index backend 'nosuch'"),
+        (["--index", "faiss", "--index-uri", "http://x:19530"], "takes no URI"),
+    ]:
+        result = run("gallery", "create", tmp_path / "other.db", *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert result.output.count("\n") == 1

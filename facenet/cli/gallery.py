@@ -58,15 +58,35 @@ def gallery() -> None:
     """A persistent gallery of people: enrol photos, then `facenet identify`."""
 
 
+index_option = click.option(
+    "--index",
+    "index",
+    metavar="NAME",
+    help="Search index backend: faiss (default), or milvus (facenet[milvus]; Milvus Lite by "
+    "default); an existing gallery uses the one it records.",
+)
+index_uri_option = click.option(
+    "--index-uri",
+    "index_uri",
+    metavar="URI",
+    help="Milvus server (http://host:19530) or Milvus Lite file (*.db); default beside GALLERY.",
+)
+
+
 @gallery.command()
 @gallery_argument
 @model_option
-def create(gallery_path, model_path):
+@index_option
+@index_uri_option
+def create(gallery_path, model_path, index, index_uri):
     """Create an empty gallery (a SQLite file) for a model's embeddings."""
     from ..gallery import Gallery
+    from ..gallery.index import DEFAULT_BACKEND
 
     model = load_model(model_path)
-    with Gallery.create(gallery_path, model, model_path=model_path or "") as g:
+    with Gallery.create(
+        gallery_path, model, model_path or "", index=index or DEFAULT_BACKEND, uri=index_uri
+    ) as g:
         click.echo(f"created {g.path} for model {g.model_name!r} ({g.embedding_size}-d)")
 
 

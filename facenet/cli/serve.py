@@ -9,6 +9,7 @@ import click
 
 from ..errors import FaceNetError
 from . import UserError, model_option
+from .gallery import index_option, index_uri_option
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     help="Gallery file (SQLite); created empty if missing. Without it: no gallery endpoints.",
 )
 @model_option
+@index_option
+@index_uri_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -105,6 +108,8 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 def serve(
     gallery_path,
     model_path,
+    index,
+    index_uri,
     host,
     port,
     api_key,
@@ -145,7 +150,7 @@ def serve(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _warn_about_exposure(host, api_key, allowed_hosts)
-    model, gallery = _model_and_gallery(model_path, gallery_path)
+    model, gallery = _model_and_gallery(model_path, gallery_path, index, index_uri)
     try:
         app = create_app(model, gallery, settings)
     except (FaceNetError, ValueError):
@@ -176,21 +181,25 @@ def _warn_about_exposure(host: str, api_key, allowed_hosts) -> None:
         )
 
 
-def _model_and_gallery(model_path, gallery_path):
+def _model_and_gallery(model_path, gallery_path, index=None, index_uri=None):
     """The model (by default the one the gallery records) and the gallery, created empty when
-    `gallery_path` does not exist yet; None without `gallery_path`."""
+    `gallery_path` does not exist yet (with the `index` backend at `index_uri`); None without
+    `gallery_path`."""
     from ..api import FaceNet
     from ..gallery import Gallery
+    from ..gallery.index import DEFAULT_BACKEND
 
     gallery = None
     if gallery_path and Path(gallery_path).exists():
-        gallery = Gallery.open(gallery_path)
+        gallery = Gallery.open(gallery_path, index=index, uri=index_uri)
         if model_path is None and gallery.model_path and Path(gallery.model_path).is_file():
             model_path = gallery.model_path
     try:
         model = FaceNet.load(model_path)
         if gallery is None and gallery_path:
-            gallery = Gallery.create(gallery_path, model, model_path or "")
+            gallery = Gallery.create(
+                gallery_path, model, model_path or "", index=index or DEFAULT_BACKEND, uri=index_uri
+            )
             click.echo(f"created an empty gallery at {gallery_path}", err=True)
     except (FaceNetError, ValueError):
         if gallery is not None:

@@ -67,7 +67,12 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
     """
 
     def __init__(
-        self, path: Path, store: Store, model: EmbeddingModel | None, index: str | None = None
+        self,
+        path: Path,
+        store: Store,
+        model: EmbeddingModel | None,
+        index: str | None = None,
+        uri: str | None = None,
     ):
         self.path = path
         self._store = store
@@ -84,7 +89,12 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         self.model = None
         #: The index backend (`index.BACKENDS`): the one given, else the one the gallery records.
         self.index_backend: str = index or meta.get("index_backend", DEFAULT_BACKEND)
-        self._index: Index = open_index(self.index_backend, path, self.embedding_size)
+        #: Where the backend's server is (Milvus), else None for its local default.
+        recorded = self.index_backend == meta.get("index_backend", DEFAULT_BACKEND)
+        self.index_uri: str | None = uri or (meta.get("index_uri") if recorded else None) or None
+        self._index: Index = open_index(
+            self.index_backend, path, self.embedding_size, self.index_uri
+        )
         self._index_synced = False
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
         self.index_status = "not loaded"
@@ -102,11 +112,13 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         model_path: str | os.PathLike = "",
         *,
         index: str = DEFAULT_BACKEND,
+        uri: str | None = None,
     ) -> Gallery:
         """Create an empty gallery at `path` (a SQLite file) for `model`'s embeddings.
 
         The model (`model_path`, else the bundled model's name, else its file) is recorded so
-        that the CLI can reload it later; so is the `index` backend when it is not the default.
+        that the CLI can reload it later; so are the `index` backend when it is not the default
+        and its server's `uri` (Milvus; none: Milvus Lite in a file beside the gallery).
         """
         path = Path(path)
         if path.exists():
@@ -130,11 +142,14 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                         "threshold": _open_set_threshold(model),
                         "model_path": _model_reference(source),
                         **({} if index == DEFAULT_BACKEND else {"index_backend": index}),
+                        **({"index_uri": uri} if uri else {}),
                     },
                 )
-            return cls(path, store, model, index)
+            return cls(path, store, model, index, uri)
         except BaseException:
             store.close()
+            for leftover in (path, *(path.with_name(path.name + x) for x in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)  # no half-made gallery (e.g. a bad backend)
             raise
 
     @classmethod
@@ -144,10 +159,11 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         model: EmbeddingModel | None = None,
         *,
         index: str | None = None,
+        uri: str | None = None,
     ) -> Gallery:
         """Open an existing gallery; with `model`, check it is the gallery's model and load the
-        index (repairing or rebuilding it from the database if needed). `index` overrides the
-        backend the gallery records."""
+        index (repairing or rebuilding it from the database if needed). `index` and `uri`
+        override the backend (and its server) the gallery records."""
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery (create it with `facenet gallery create`)")
@@ -162,7 +178,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             if isinstance(exc, GalleryError):
                 raise
             raise GalleryError(f"{path}: cannot open gallery ({exc})") from None
-        return cls(path, store, model, index)
+        return cls(path, store, model, index, uri)
 
     def attach(self, model: EmbeddingModel) -> None:
         """Use `model` for enrolment and identification; it must be the gallery's model."""
@@ -185,6 +201,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                 return
             self._save_index()
             self._store.close()
+            if hasattr(self._index, "close"):  # a backend with a connection (Milvus)
+                self._index.close()
             self._closed = True
 
     def __enter__(self) -> Gallery:

@@ -23,6 +23,7 @@ Distances are squared L2 between unit vectors (0..4), computed as 2 - 2 * inner 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import math
@@ -89,12 +90,14 @@ class Index(Protocol):
 #: "module:attribute" to import it only when used (a backend with a heavy client library).
 BACKENDS: dict[str, Callable[[Path, int], Index] | str] = {
     "faiss": "facenet.gallery.index:FaissIndex",
+    "milvus": "facenet.gallery.milvus_index:MilvusIndex",
 }
 DEFAULT_BACKEND = "faiss"
 
 
-def open_index(backend: str, gallery_path: Path, dim: int) -> Index:
-    """The index named `backend` for the gallery at `gallery_path` (not yet synced)."""
+def open_index(backend: str, gallery_path: Path, dim: int, uri: str | None = None) -> Index:
+    """The index named `backend` for the gallery at `gallery_path` (not yet synced); `uri`
+    points a backend that has a server (Milvus) at it."""
     from ..errors import GalleryError
 
     factory = BACKENDS.get(backend)
@@ -104,8 +107,17 @@ def open_index(backend: str, gallery_path: Path, dim: int) -> Index:
         )
     if isinstance(factory, str):
         module, _, attribute = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attribute)
-    return factory(Path(gallery_path), int(dim))
+        try:
+            factory = getattr(importlib.import_module(module), attribute)
+        except ImportError as exc:
+            raise GalleryError(
+                f"index backend {backend!r} needs {exc.name}: pip install 'facenet[{backend}]'"
+            ) from None
+    if not uri:
+        return factory(Path(gallery_path), int(dim))
+    if "uri" not in inspect.signature(factory).parameters:
+        raise GalleryError(f"index backend {backend!r} takes no URI")
+    return factory(Path(gallery_path), int(dim), uri=uri)
 
 
 def stored_vectors(store: Store, model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
