@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from facenet.gallery import Gallery
 
+from .killing import kill_when
 from .test_gallery import FakeModel, assert_index_matches_db, make_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,25 +49,12 @@ def test_killed_enrolment_leaves_a_consistent_gallery(tmp_path):
     script = tmp_path / "enroll.py"
     script.write_text(ENROLL_SCRIPT)
 
-    process = subprocess.Popen(
+    returncode = kill_when(
         [sys.executable, str(script), str(path), str(root), str(REPO)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        lambda: face_count(path) >= 12,
+        "enrolment",
     )
-    try:
-        deadline = time.monotonic() + 120
-        while face_count(path) < 12:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "enrolment made no progress"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        process.stdout.close()
-        process.stderr.close()
-    assert process.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
 
     model = FakeModel()
     with Gallery.open(path, model) as g:

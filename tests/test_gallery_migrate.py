@@ -4,13 +4,10 @@ models: what is kept, the switch, rollback, prune, resumption, flagged faces, a 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from facenet.gallery import migrate as m
 from facenet.gallery.crops import StoredCrop
 from facenet.gallery.store import MIGRATIONS, Store
 
+from .killing import kill_when
 from .test_gallery import FakeModel, assert_index_matches_db, make_tree, photo, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,24 +247,12 @@ def test_killed_migration_leaves_the_old_model_usable_and_resumes(tmp_path):
     total = len(snapshot_faces(path))
     script = tmp_path / "migrate.py"
     script.write_text(MIGRATE_SCRIPT)
-    process = subprocess.Popen(
+    returncode = kill_when(
         [sys.executable, str(script), str(path), str(REPO)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        lambda: embedded(path) >= 12,
+        "migration",
     )
-    try:
-        deadline = time.monotonic() + 120
-        while embedded(path) < 12:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "migration made no progress"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        process.stdout.close()
-        process.stderr.close()
+    assert returncode == -signal.SIGKILL
     done = embedded(path)
     assert 12 <= done < total and done % 4 == 0  # whole batches only
     with Gallery.open(path, FakeModel()) as g:  # the old model still answers

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from .killing import kill_when
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -61,22 +61,10 @@ def kill_during_migration(path: Path, new: str) -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "facenet", "gallery", "migrate", str(path), "--model", new,
                "--batch-size", "1"]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO
+    returncode = kill_when(
+        command, lambda: rows(path, "face_embeddings") >= 5, "migration", 300, env=env, cwd=REPO
     )
-    try:
-        deadline = time.monotonic() + 300
-        while rows(path, "face_embeddings") < 5:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "migration made no progress"
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        process.stderr.close()
-    assert process.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
     return rows(path, "face_embeddings")
 
 
