@@ -30,11 +30,12 @@ import tensorflow as tf
 from ..backbones import get_backbone
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
-from ..models import build_facenet, save_model
+from ..models import build_facenet
 from ..models.embedder import KerasEmbedder
 from .config import DEFAULT_VAL_PAIRS, TrainConfig
 from .losses import softmax_loss, triplet_loss_with_stats
 from .optim import WarmupSchedule, make_optimizer, make_strategy, statistics_sync
+from .outputs import format_row, save_final, write_scalars
 from .runfiles import (
     TrainResult,
     init_from,
@@ -250,12 +251,12 @@ def _end_epoch(run: _Run, row: dict, epoch: int, writer, validated: bool) -> Non
     if not validated or best is None or acc > best:
         state["best_accuracy"], state["best_epoch"] = acc, epoch + 1
         if run.chief:
-            _save_final(run.model, run.info, run.config, state, run.out)
+            save_final(run.model, run.info, run.config, state, run.out)
     if run.chief:
         save_checkpoint(run.out / CHECKPOINT, run.model, run.optimizer, run.sampler, state)
         write_log(run.out / "log.csv", state["history"])
-        _write_scalars(writer, row, epoch + 1)
-    log.info("epoch %d: %s", epoch + 1, _format(row))
+        write_scalars(writer, row, epoch + 1)
+    log.info("epoch %d: %s", epoch + 1, format_row(row))
 
 
 # --- pieces -----------------------------------------------------------------------------------
@@ -401,60 +402,3 @@ def _is_chief(strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def _save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: Path) -> None:
-    info.extra = {
-        "training": {
-            "command": config.command,
-            "epochs": state["epoch"],
-            "epochs_planned": config.epochs,
-            "data": str(config.data),
-            "loss": config.loss,
-            "mining": config.mining,
-            "triplet_margin": config.margin,
-            "batch": f"{config.batch_p}x{config.batch_k}",
-            "seed": config.seed,
-            "val_pairs": config.val_pairs,
-            "val_accuracy": state["best_accuracy"],
-            "distill": config.distill,
-        },
-        **config.extra,
-    }
-    if config.mixed_precision:  # the model file computes in float32, wherever it runs
-        model = _float32_copy(model, config)
-    save_model(model, info, out / "model.keras")
-
-
-def _float32_copy(model, config: TrainConfig):
-    size = config.input_size
-    copy = build_facenet(
-        config.backbone, (size, size, 3), config.embedding_size, dropout=config.dropout,
-        preprocessing=config.preprocessing, **get_backbone(config.backbone).options_from(config),
-    )  # fmt: skip
-    for layer in copy.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return copy
-
-
-def _write_scalars(writer, row: dict, step: int) -> None:
-    """TensorBoard scalars as plain `simple_value` summaries (no tensorboard package needed)."""
-    values = [
-        tf.compat.v1.Summary.Value(tag=key, simple_value=float(value))
-        for key, value in row.items()
-        if key != "epoch" and value is not None
-    ]
-    with writer.as_default(step=step):
-        tf.summary.experimental.write_raw_pb(tf.compat.v1.Summary(value=values).SerializeToString())
-    writer.flush()
-
-
-def _format(row: dict) -> str:
-    return "  ".join(
-        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-        for k, v in row.items() if k != "epoch" and v is not None
-    )  # fmt: skip
