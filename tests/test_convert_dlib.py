@@ -74,3 +74,26 @@ def test_a_foreign_dat_file_is_one_line_error(tmp_path):
     assert result.exit_code == 2
     assert "not dlib's face recognition ResNet" in result.output
     assert "Traceback" not in result.output
+
+
+def test_converted_keras_file_loads_in_a_fresh_process(dat, tmp_path):
+    """The dlib network's custom layers (mirror, padded add) must be known to whoever loads the
+    .keras file, e.g. `tools/teacher_views.py` or the views trainer's online teacher, not only
+    to the process that converted it."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "dlib.keras"
+    result = CliRunner().invoke(main, ["convert", str(dat), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    code = (
+        "import sys, numpy as np; from facenet.models import load_keras_model\n"
+        "model, info = load_keras_model(sys.argv[1])\n"
+        "chips = np.load(sys.argv[2])['chips'].astype(np.float32)\n"
+        "print(info.backbone, np.linalg.norm(np.asarray(model(chips)), axis=1).round(4).tolist())"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, str(out), str(REFERENCE)], cwd=root,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "dlib_resnet" and "[1.0, 1.0]" in done.stdout

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .test_train_jax import ROOT, _faces
+from .test_train_views import ROOT, _faces
 
 pytest.importorskip("jax")
 

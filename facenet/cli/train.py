@@ -137,23 +137,25 @@ from ..metadata import ALIGNMENT_MODES
     type=click.Choice(["tensorflow", "jax"]),
     default="tensorflow",
     show_default=True,
-    help="jax: Keras on JAX (softmax and/or --teacher distillation; no TensorFlow needed).",
+    help="jax: Keras on JAX (the views trainer: softmax and/or --teacher distillation; no "
+    "TensorFlow needed).",
 )
 @click.option(
     "--teacher",
     default=None,
     type=click.Path(dir_okay=False, exists=True),
-    help="--backend jax: a FaceNet-style .keras model run on the same view inside every step, "
-    "or a tools/teacher_views.py .npz of its outputs on stored views.",
+    help="Distil on consistent views (the views trainer): a FaceNet-style .keras model run on "
+    "the same view inside every step, or a tools/teacher_views.py .npz of its outputs on stored "
+    "views (fast on a CPU).",
 )
-@click.option("--mixup", default=0.0, show_default=True, help="Mixup probability (--backend jax).")
+@click.option("--mixup", default=0.0, show_default=True, help="Mixup probability (views trainer).")
 @click.option(
     "--max-seconds",
     default=None,
     type=click.FloatRange(min=1),
-    help="Stop after this much training time, checkpoint and model saved (--backend jax).",
+    help="Stop after this much training time, checkpoint and model saved (views trainer).",
 )
-@click.option("--workers", default=8, show_default=True, help="Loader threads (--backend jax).")
+@click.option("--workers", default=8, show_default=True, help="Loader threads (views trainer).")
 @click.option("--seed", default=0, show_default=True)
 def train(data, out, **options):
     """Train on DATA (<identity>/<image> folders): triplet loss with online mining + softmax."""
@@ -172,11 +174,13 @@ def train(data, out, **options):
             raise click.UsageError(
                 f"--backend jax needs {' and '.join(missing)}: pip install 'facenet-keras[jax]'"
             )
-        if os.environ.get("KERAS_BACKEND") != "jax":  # Keras reads it once, when first imported
-            env = {**os.environ, "KERAS_BACKEND": "jax"}
+    if config.uses_views_trainer:
+        if os.environ.get("KERAS_BACKEND", "tensorflow") != config.backend:
+            # Keras reads KERAS_BACKEND once, when first imported: train in a child process
+            env = {**os.environ, "KERAS_BACKEND": config.backend}
             child = subprocess.Popen([sys.executable, "-m", "facenet", *sys.argv[1:]], env=env)
             sys.exit(_wait(child))
-        from ..train.jax_trainer import train as run
+        from ..train.views_trainer import train as run
     else:
         from ..train import train as run
     result = run(config)

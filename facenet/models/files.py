@@ -62,6 +62,10 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
 
 def load_keras_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
     info = read_info(path)
+    # The converted dlib network's custom layers register themselves on import; load_model
+    # needs them registered before it meets them in the file.
+    import facenet.models.dlib_resnet  # noqa: F401
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged file

@@ -2,7 +2,8 @@
 
 `TrainConfig` needs no TensorFlow; the TensorFlow trainer and losses below are imported on first
 use (importing `facenet.train.trainer` or `facenet.train.losses` imports TensorFlow).
-`facenet.train.jax_trainer` is the Keras-on-JAX trainer (`facenet train --backend jax`).
+`facenet.train.views_trainer` is the consistent-views trainer (`--teacher`, or `--backend jax`:
+Keras on JAX, no TensorFlow).
 """
 
 from typing import Any

@@ -76,17 +76,17 @@ class TrainConfig:
     min_images: int = 1
     max_identities: int | None = None
     resume: bool = False
-    #: "tensorflow" (facenet.train.trainer) or "jax" (facenet.train.jax_trainer: Keras on JAX,
-    #: softmax and/or distillation from an online `teacher`, no TensorFlow needed)
+    #: Keras's backend: "tensorflow" or "jax" (no TensorFlow needed; always the views trainer)
     backend: str = "tensorflow"
     #: a FaceNet-style .keras model run inside every step on the same view, or a
-    #: tools/teacher_views.py .npz of its outputs on stored views (jax backend)
+    #: tools/teacher_views.py .npz of its outputs on stored views; given, the views trainer
+    #: (facenet.train.views_trainer) trains instead of facenet.train.trainer
     teacher: str | None = None
-    #: probability that a view is mixed with another training face (jax backend)
+    #: probability that a view is mixed with another training face (views trainer)
     mixup: float = 0.0
-    #: stop (checkpoint and model saved) after this many seconds of training (jax backend)
+    #: stop (checkpoint and model saved) after this many seconds of training (views trainer)
     max_seconds: float | None = None
-    #: loader threads (jax backend)
+    #: loader threads (views trainer)
     workers: int = 8
     strategy: str = "none"
     mixed_precision: bool = False
@@ -118,28 +118,32 @@ class TrainConfig:
             raise ValueError("batch_p and epochs must be positive and input_size at least 32")
 
     def _check_backend(self) -> None:
-        if self.backend == "tensorflow":
-            jax_only = {"teacher": self.teacher, "mixup": self.mixup or None,
-                        "max_seconds": self.max_seconds}  # fmt: skip
-            used = [k for k, v in jax_only.items() if v is not None]
+        if not self.uses_views_trainer:
+            views_only = {"mixup": self.mixup or None, "max_seconds": self.max_seconds}
+            used = [k for k, v in views_only.items() if v is not None]
             if used:
-                raise ValueError(f"{', '.join(used)}: only with backend='jax'")
+                raise ValueError(f"{', '.join(used)}: only with a teacher or backend='jax'")
             return
         if self.uses_triplet:
             raise ValueError(
-                "the jax backend trains the softmax head and/or distillation from --teacher: "
-                "pass --loss ce (with --ce-weight 0 for distillation alone)"
+                "the views trainer (a teacher or backend='jax') trains the softmax head and/or "
+                "distillation from --teacher: pass --loss ce (--ce-weight 0 for distillation alone)"
             )
         unsupported = {"distill": self.distill, "strategy": self.strategy != "none" or None,
                        "align": self.align != "none" or None,
                        "mixed_precision": self.mixed_precision or None}  # fmt: skip
         used = [k for k, v in unsupported.items() if v is not None]
         if used:
-            raise ValueError(f"{', '.join(used)}: not supported by the jax backend")
+            raise ValueError(f"{', '.join(used)}: not supported by the views trainer")
         if self.teacher is None and not self.ce_weight:
             raise ValueError("the jax backend needs --teacher or a softmax loss (--ce-weight > 0)")
         if not 0.0 <= self.mixup <= 1.0 or self.workers < 1:
             raise ValueError("mixup must be in [0, 1] and workers at least 1")
+
+    @property
+    def uses_views_trainer(self) -> bool:
+        """True for facenet.train.views_trainer: backend jax, or a teacher (stored/online views)."""
+        return self.backend == "jax" or self.teacher is not None
 
     @property
     def uses_triplet(self) -> bool:

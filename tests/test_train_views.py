@@ -1,6 +1,7 @@
-"""`facenet train --backend jax`: a few steps with an online teacher on real CelebA faces, with
-TensorFlow blocked in the training process; the TensorFlow path then loads the model and exports
-it to ONNX with the same embeddings."""
+"""The views trainer. `facenet train --backend jax`: a few steps with an online teacher on real
+CelebA faces, with TensorFlow blocked in the training process; the TensorFlow path then loads the
+model and exports it to ONNX with the same embeddings. `facenet train --teacher VIEWS.npz` on
+TensorFlow (the CPU path): stored views, resumed mid-run."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 from .conftest import CELEBA_DIR
 
-pytest.importorskip("jax")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,6 +59,7 @@ def _facenet(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProc
 
 
 def test_jax_training_with_an_online_teacher_loads_in_tensorflow_and_onnx(tmp_path):
+    pytest.importorskip("jax")
     import onnxruntime as ort
 
     from facenet.export import export_onnx
@@ -114,3 +115,39 @@ def test_jax_backend_options_fail_in_one_line(tmp_path):
     out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--mixup", "0.5"],
                    tmp_path)  # fmt: skip
     assert out.returncode == 2 and "jax" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file):
+    """The CPU path: the teacher's outputs on stored views (tools/teacher_views.py) regressed by
+    the views trainer on TensorFlow; the run stops after its first epoch, resumes,
+    and the network moves towards the targets."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from teacher_views import teacher_views
+
+    from facenet.data.views import ViewSpec
+    from facenet.models import load_keras_model
+
+    data = _faces(tmp_path / "faces", count=24)
+    views = teacher_views(data, small_model_file, 2, spec=ViewSpec(mixup=0.5), batch=8, workers=1)
+    np.savez(tmp_path / "views.npz", **views)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--teacher", str(tmp_path / "views.npz"),
+            "--input-size", "64", "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0",
+            "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "3", "--workers", "2",
+            "--lr", "0.01", "--schedule", "constant", "--align-mode", "chip"]  # fmt: skip
+    environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    environ["PYTHONPATH"] = str(ROOT)
+    for epochs, extra in (("1", []), ("3", ["--resume"])):
+        done = subprocess.run([sys.executable, "-m", "facenet", *args, "--epochs", epochs, *extra],
+                              env=environ, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
+    column = rows[0].index("distill_loss")
+    losses = [float(r[column]) for r in rows[1:]]
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"] and all(np.isfinite(losses))
+    assert losses[-1] < losses[0]  # lr 0.01 on 24 faces: the regression loss falls
+    with np.load(run / "checkpoint.npz") as z:
+        assert json.loads(str(z["state"]))["images"] == 3 * 3 * 8
+    model, info = load_keras_model(run / "model.keras")
+    assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64

@@ -1,18 +1,20 @@
-"""The Keras-on-JAX trainer (`facenet train --backend jax`): no TensorFlow anywhere on this path.
+"""The consistent-views trainer: Keras 3, on JAX or on TensorFlow.
 
-Why: a lent GPU machine has JAX but no TensorFlow, and an online teacher run on the *same*
-augmented view as the student inside every step is what distillation wants (Beyer et al. 2022).
-KERAS_BACKEND=jax must be set before Keras is imported; `facenet train --backend jax` runs the
-training in a child process with it set.
+Why: distillation wants the student and the teacher to see the *same* augmented view (Beyer et
+al. 2022). On a lent GPU (JAX, no TensorFlow) the teacher runs online inside every step
+(`facenet train --backend jax --teacher T.keras`); on a CPU it cannot, so its outputs on K stored
+views per face (`tools/teacher_views.py`) are regressed instead, each step regenerating one stored
+view per face (`view_targets`), on TensorFlow (`facenet train --teacher VIEWS.npz`), whose CPU
+convolutions are ~15x faster than XLA's here. KERAS_BACKEND must be set before Keras is imported;
+`facenet train --backend jax` runs the training in a child process with it set.
 
-The step is one `jax.jit`-ed function: the teacher (any FaceNet-style `.keras` file, at its own
-input size) computes its embedding of the view, mapped into the student's target space by
-`distill.target_projection` (fitted once on centre views of up to 512 training faces and kept in
-the checkpoint); the student's `stateless_call` gives its bottleneck (regressed onto the target,
-`distill.regression_loss`) and, with --ce-weight > 0, logits (softmax, mixup-weighted); the
-Keras optimizer's `stateless_apply` updates the weights. Views come from `facenet.data.loader`.
-With `--teacher VIEWS.npz` (`tools/teacher_views.py`: the teacher's outputs on K stored views per
-face, for CPUs) each step regenerates one stored view per face instead (`view_targets`).
+The step: the teacher (any FaceNet-style `.keras` file, at its own input size) computes its
+embedding of the view, mapped into the student's target space by `distill.target_projection`
+(fitted once on centre views of up to 512 training faces and kept in the checkpoint), or the
+stored target is taken; the student's bottleneck is regressed onto the target
+(`distill.regression_loss`) and, with --ce-weight > 0, its logits trained by a mixup-weighted
+softmax. The step itself is per backend (`view_steps`: a pure `jax.jit` step, or a `tf.function`
+GradientTape step); views come from `facenet.data.loader`; nothing else differs.
 
 The run folder is the TensorFlow trainer's: `checkpoint.npz` (weights, optimiser state, position
 to the step, projection; written atomically at every epoch end, on Ctrl-C / SIGTERM and when
@@ -45,6 +47,7 @@ from .config import TrainConfig
 from .distill import regression_loss, target_projection
 from .optim import base_optimizer
 from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
+from .view_steps import make_step, values
 from .view_targets import ViewTargets
 
 log = logging.getLogger(__name__)
@@ -54,13 +57,13 @@ PROJECTION_SAMPLE = 512
 
 
 def train(config: TrainConfig | dict) -> TrainResult:
-    """Train as `config` says (backend "jax"); see the module docstring for the run folder."""
+    """Train as `config` says (the views trainer); see the module docstring for the run folder."""
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    if keras.backend.backend() != "jax":
+    if keras.backend.backend() != config.backend:
         raise FaceNetError(
-            "the jax trainer needs KERAS_BACKEND=jax set before Keras is imported "
-            "(`facenet train --backend jax` sets it)"
+            f"backend {config.backend!r} needs KERAS_BACKEND={config.backend} set before Keras "
+            f"is imported (`facenet train` sets it); Keras runs on {keras.backend.backend()!r}"
         )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +76,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
                               max_identities=config.max_identities)  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         raise FaceNetError(str(exc)) from None
-    log.info("training on %s (jax backend; no per-epoch validation: evaluate model.keras with "
-             "`facenet evaluate`)", dataset.describe())  # fmt: skip
+    log.info("training on %s (views trainer on %s; no per-epoch validation: evaluate model.keras "
+             "with `facenet evaluate`)", dataset.describe(), config.backend)  # fmt: skip
     return _Run(config, dataset, out).fit()
 
 
@@ -150,46 +153,33 @@ class _Run:
 
     # --- the step -----------------------------------------------------------------------------
 
-    def _step_fn(self):
-        import jax
+    def _objective(self):
+        """(student outputs, the online teacher's embedding or None, batch) -> (loss, stats)."""
+        config = self.config
+        projection = None if self.projection is None else ops.convert_to_tensor(self.projection)
 
-        network, teacher, config = self.network, self.teacher, self.config
-        optimizer = self.optimizer
-        projection = None if self.projection is None else jax.numpy.asarray(self.projection)
-
-        def loss_fn(trainable, fixed, teacher_vars, batch):
-            outputs, fixed = network.stateless_call(trainable, fixed, batch["student"],
-                                                    training=True)  # fmt: skip
+        def objective(outputs, seen, batch):
             zero = ops.convert_to_tensor(0.0, "float32")
             dl = ce = zero
             if "target" in batch:  # stored views (tools/teacher_views.py)
                 dl = regression_loss(outputs["bottleneck"], batch["target"], batch["weight"])
-            elif teacher is not None:
-                seen, _ = teacher.stateless_call(*teacher_vars, batch["teacher"], training=False)
-                target = jax.lax.stop_gradient(ops.cast(seen, "float32")) @ projection
+            elif seen is not None:
+                target = ops.stop_gradient(ops.cast(seen, "float32")) @ projection
                 dl = regression_loss(outputs["bottleneck"], target)
             if config.ce_weight:
                 ce = mixed_softmax_loss(batch["labels"], batch["partner_labels"], batch["mix"],
                                         outputs["logits"], config.label_smoothing)  # fmt: skip
             loss = config.distill_weight * dl + config.ce_weight * ce
-            return loss, (fixed, {"loss": loss, "ce_loss": ce, "distill_loss": dl})
+            return loss, {"loss": loss, "ce_loss": ce, "distill_loss": dl}
 
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-        def step(state, teacher_vars, batch):
-            trainable, fixed, opt_vars = state
-            (_, (fixed, stats)), grads = grad_fn(trainable, fixed, teacher_vars, batch)
-            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            return (trainable, fixed, opt_vars), stats
-
-        return jax.jit(step, donate_argnums=0)
+        return objective
 
     def _loop(self) -> None:
         from tqdm.auto import tqdm
 
         config, meta = self.config, self.meta
-        step_fn, state = self._step_fn(), self._pull()
-        teacher_vars = _variables(self.teacher) if self.teacher else ((), ())
+        step = make_step(self.network, self.optimizer, self.teacher, self._objective(),
+                         config.backend)  # fmt: skip
         deadline = time.monotonic() + config.max_seconds if config.max_seconds else None
         try:
             for epoch in range(meta["epoch"], config.epochs):
@@ -207,7 +197,7 @@ class _Run:
                         data = pending.result()
                         if s + 1 < self.steps:
                             pending = self.loader.submit(plan[s + 1], epoch, s + 1)
-                        state, stats = step_fn(state, teacher_vars, _device_batch(data))
+                        stats = step(_device_batch(data))
                         meta["step"], meta["images"] = s + 1, meta["images"] + len(plan[s])
                         sums = {k: sums.get(k, 0.0) + v for k, v in stats.items()}
                         bar.update(1)
@@ -216,12 +206,12 @@ class _Run:
                         if deadline is not None and time.monotonic() > deadline:
                             log.info("max_seconds reached at epoch %d step %d", epoch + 1, s + 1)
                             return
-                self._end_epoch(epoch, self.steps - start, sums, started, state)
+                step.sync()
+                self._end_epoch(epoch, self.steps - start, sums, started)
         finally:
-            self._push(state)
+            step.sync()
 
-    def _end_epoch(self, epoch: int, steps_run: int, sums: dict, started: float, state) -> None:
-        self._push(state)  # the step donates its input: the variables are read back from state
+    def _end_epoch(self, epoch: int, steps_run: int, sums: dict, started: float) -> None:
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update({k: float(v) / max(steps_run, 1) for k, v in sums.items()})
         row["seconds"] = time.perf_counter() - started
@@ -236,25 +226,25 @@ class _Run:
 
     def _pull(self):
         return (
-            [v.value for v in self.network.trainable_variables],
-            [v.value for v in self.network.non_trainable_variables],
-            [v.value for v in self.optimizer.variables],
+            values(self.network.trainable_variables),
+            values(self.network.non_trainable_variables),
+            values(self.optimizer.variables),
         )
 
     def _push(self, state) -> None:
         trainable, fixed, opt_vars = state
         groups = (self.network.trainable_variables, self.network.non_trainable_variables,
                   self.optimizer.variables)  # fmt: skip
-        for variables, values in zip(groups, (trainable, fixed, opt_vars), strict=True):
-            for variable, value in zip(variables, values, strict=True):
+        for variables, stored in zip(groups, (trainable, fixed, opt_vars), strict=True):
+            for variable, value in zip(variables, stored, strict=True):
                 variable.assign(value)
 
     def _save(self) -> None:
         """Checkpoint, log and model.keras, each written atomically."""
         arrays = {
             f"{prefix}_{i:04d}": np.asarray(v)
-            for prefix, values in zip(("train", "fixed", "opt"), self._pull(), strict=True)
-            for i, v in enumerate(values)
+            for prefix, group in zip(("train", "fixed", "opt"), self._pull(), strict=True)
+            for i, v in enumerate(group)
         }
         if self.projection is not None:
             arrays["projection"] = self.projection
@@ -311,7 +301,7 @@ class _Run:
         )  # fmt: skip
         info.extra = {
             "training": {
-                "command": c.command, "backend": "jax", "teacher": c.teacher,
+                "command": c.command, "backend": c.backend, "teacher": c.teacher,
                 "epochs": self.meta["epoch"], "steps_in_epoch": self.meta["step"],
                 "image_steps": self.meta["images"], "epochs_planned": c.epochs,
                 "data": str(c.data), "loss": c.loss, "ce_weight": c.ce_weight,
@@ -387,12 +377,6 @@ def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimi
     else:
         lr = config.lr
     return base_optimizer(config, lr)
-
-
-def _variables(model) -> tuple[list, list]:
-    return [v.value for v in model.trainable_variables], [
-        v.value for v in model.non_trainable_variables
-    ]
 
 
 def _device_batch(data: dict) -> dict:

@@ -1,0 +1,100 @@
+"""The views trainer's train step, one per Keras backend.
+
+Why: JAX wants a pure function (`stateless_call` and the optimizer's `stateless_apply` under
+`jax.jit`, the weights carried as arrays between steps), while Keras on TensorFlow refuses
+`stateless_apply`; there the step is the ordinary stateful `tf.GradientTape` step under
+`tf.function`. Both minimise the same `objective(outputs, seen, batch) -> (loss, stats)`, where
+`outputs` is the student's {"embedding", "bottleneck"[, "logits"]} and `seen` the online
+teacher's embedding of the view (None with stored targets or no teacher).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from keras import ops
+
+Objective = Callable[[dict, object, dict], tuple[object, dict]]
+
+
+def make_step(network, optimizer, teacher, objective: Objective, backend: str):
+    """The step for `backend` ("jax" or "tensorflow"); call it with a batch, `sync()` before
+    reading or saving the network's variables."""
+    kind = TensorflowStep if backend == "tensorflow" else JaxStep
+    return kind(network, optimizer, teacher, objective)
+
+
+def values(variables) -> list:
+    """The variables' current values as tensors (JAX's step carries values, not variables)."""
+    return [ops.convert_to_tensor(v.value) for v in variables]
+
+
+class JaxStep:
+    """`jax.jit`-ed pure step; the weights live in `state` until `sync()` writes them back."""
+
+    def __init__(self, network, optimizer, teacher, objective: Objective):
+        import jax
+
+        def loss_fn(trainable, fixed, teacher_vars, batch):
+            outputs, fixed = network.stateless_call(trainable, fixed, batch["student"],
+                                                    training=True)  # fmt: skip
+            seen = None
+            if teacher is not None and "target" not in batch:
+                seen, _ = teacher.stateless_call(*teacher_vars, batch["teacher"], training=False)
+            loss, stats = objective(outputs, seen, batch)
+            return loss, (fixed, stats)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+        def step(state, teacher_vars, batch):
+            trainable, fixed, opt_vars = state
+            (_, (fixed, stats)), grads = grad_fn(trainable, fixed, teacher_vars, batch)
+            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            return (trainable, fixed, opt_vars), stats
+
+        self._fn = jax.jit(step, donate_argnums=0)
+        self._groups = (network.trainable_variables, network.non_trainable_variables,
+                        optimizer.variables)  # fmt: skip
+        self._state = tuple(values(group) for group in self._groups)
+        self._teacher_vars = (
+            (values(teacher.trainable_variables), values(teacher.non_trainable_variables))
+            if teacher is not None
+            else ((), ())
+        )
+
+    def __call__(self, batch: dict) -> dict:
+        self._state, stats = self._fn(self._state, self._teacher_vars, batch)
+        return stats
+
+    def sync(self) -> None:
+        """Write the carried weights back into the Keras variables (the step donates its input)."""
+        for variables, state in zip(self._groups, self._state, strict=True):
+            for variable, value in zip(variables, state, strict=True):
+                variable.assign(value)
+
+
+class TensorflowStep:
+    """`tf.function` GradientTape step updating the Keras variables in place."""
+
+    def __init__(self, network, optimizer, teacher, objective: Objective):
+        import tensorflow as tf
+
+        variables = network.trainable_variables
+
+        def step(batch):
+            with tf.GradientTape() as tape:
+                outputs = network(batch["student"], training=True)
+                seen = None
+                if teacher is not None and "target" not in batch:
+                    seen = teacher(batch["teacher"], training=False)
+                loss, stats = objective(outputs, seen, batch)
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            return stats
+
+        self._fn = tf.function(step, jit_compile=False, reduce_retracing=True)
+
+    def __call__(self, batch: dict) -> dict:
+        return self._fn(batch)
+
+    def sync(self) -> None:
+        """Nothing to do: the variables are the state."""
