@@ -82,14 +82,19 @@ class Library(CorrectionsMixin):
             gallery = Gallery.create(path, model, index=index)
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
+        return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+
+    @classmethod
+    def from_gallery(
+        cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
+    ) -> Library:
+        """The library in an open gallery (its thresholds recorded in the file on first use)."""
         meta = gallery._store.meta()
+        threshold = meta.get("people_threshold") if threshold is None else threshold
         if threshold is None:
-            threshold = meta.get("people_threshold")
-        if threshold is None:
-            source = model.info if model is not None else None
-            threshold = source.verification_threshold if source else gallery._stored_threshold
-        if min_faces is None:
-            min_faces = int(meta.get("people_min_faces", 2))
+            model = gallery.model
+            threshold = model.info.verification_threshold if model else gallery._stored_threshold
+        min_faces = int(meta.get("people_min_faces", 2)) if min_faces is None else min_faces
         if not 0 < float(threshold) <= 4 or int(min_faces) < 2:
             gallery.close()
             raise LibraryError("threshold must be in (0, 4] and min_faces at least 2")
