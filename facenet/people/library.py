@@ -200,9 +200,10 @@ class Library(CorrectionsMixin):
         if rows:
             distances, ids = index.search(vectors, NEIGHBOURS)
             existing = self._existing(ids)
+            sums = self._sums({e.person_id for e in existing.values()} - {None})
             photos = [r[0] for r in rows]
             decisions = assign_batch(
-                vectors, low, photos, distances, ids, existing,
+                vectors, low, photos, distances, ids, existing, sums,
                 self.threshold, self.low_threshold, self.min_faces,
             )  # fmt: skip
         with self._store.transaction() as db:
@@ -256,13 +257,29 @@ class Library(CorrectionsMixin):
         for chunk in range(0, len(wanted), 500):
             part = wanted[chunk : chunk + 500]
             for r in self._store.db.execute(
-                "SELECT id, person_id, low_quality, rejected, content_hash FROM faces "
+                "SELECT id, person_id, low_quality, rejected, content_hash, embedding FROM faces "
                 f"WHERE id IN ({','.join('?' * len(part))})",
                 part,
             ):
                 if r[3] is None:
                     free = r[1] is None and r[0] not in linked
-                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4])
+                    vector = np.frombuffer(r[5], np.float32)
+                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        return out
+
+    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int]]:
+        """person id -> (sum of their faces' embeddings, face count)."""
+        out: dict[int, tuple[np.ndarray, int]] = {}
+        wanted = sorted(person_ids)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            for person, blob in self._store.db.execute(
+                "SELECT person_id, embedding FROM faces "
+                f"WHERE person_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                total, n = out.get(person, (0.0, 0))
+                out[person] = (total + np.frombuffer(blob, np.float32).astype(np.float64), n + 1)
         return out
 
     @staticmethod
