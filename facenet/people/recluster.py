@@ -46,6 +46,9 @@ class Items:
     seed_person: np.ndarray
     apart: set[tuple[int, int]]
     fixed: np.ndarray | None = None
+    #: Distances between a fixed item and another are multiplied by this (>= 1: a face joins a
+    #: person only when clearly closer; `assign.py`).
+    fixed_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.fixed is None:
@@ -124,6 +127,8 @@ def _linkage(items: Items, members: np.ndarray, means: np.ndarray, threshold: fl
         if a in position and b in position:
             d[position[a], position[b]] = d[position[b], position[a]] = APART
     seeds = np.flatnonzero(items.fixed[members])
+    d[seeds, :] *= items.fixed_scale
+    d[:, seeds] *= items.fixed_scale
     for x in seeds:
         for y in seeds:
             if x != y:
