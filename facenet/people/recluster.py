@@ -70,14 +70,16 @@ def cluster_items(items: Items, threshold: float, block: int = 4096) -> np.ndarr
     parent = np.arange(len(active))
     for start in range(0, len(active), block):
         sims = sub[start : start + block] @ sub.T
-        rows, cols = np.nonzero(2.0 - 2.0 * sims < threshold)
+        rows, cols = np.nonzero(sims > 1.0 - threshold / 2.0)  # squared L2 < threshold
         for r, c in zip(rows + start, cols, strict=True):
             if r < c:
                 _union(parent, r, c)
-    roots = np.array([_find(parent, i) for i in range(len(active))])
+    roots = np.array([_find(parent, i) for i in range(len(active))], np.int64)
+    order = np.argsort(roots, kind="stable")
+    bounds = np.flatnonzero(np.diff(roots[order])) + 1
     next_label = 0
-    for root in np.unique(roots):
-        members = active[roots == root]
+    for component in np.split(order, bounds):
+        members = active[component]
         if len(members) == 1:
             labels[members[0]] = next_label
             next_label += 1
