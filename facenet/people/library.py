@@ -1,0 +1,196 @@
+"""The people library: every face of every photo, grouped into people as photos arrive, with
+corrections that later adds and re-clusterings honour.
+
+It lives in a gallery file (`facenet.gallery.Gallery`: one SQLite database, one `Index`):
+named people and unnamed clusters are rows of the gallery's `people` table (name NULL for a
+cluster), a face may belong to nobody, and the corrections are rows of `face_links` (see
+`links.py`) and the faces' `rejected` column. Each batch of photos is one transaction (faces,
+their quality, their assignment), so a killed `add` leaves whole batches; `recluster` and every
+correction are one transaction each.
+
+    >>> from facenet import FaceNet, Library
+    >>> lib = Library.open("photos.db", FaceNet.load())
+    >>> lib.add(["party.jpg", "beach.jpg"]).summary()
+    >>> [(p.id, p.name, p.face_count) for p in lib.people()]
+    >>> lib.name(3, "Ada"); lib.merge([3, 7]); lib.split(3, [41, 42])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..errors import LibraryError
+from ..gallery import Gallery
+from . import links
+from .adding import AddMixin
+from .corrections import CorrectionsMixin
+from .quality import GATE
+from .reclustering import recluster
+from .records import Constraint, Face, Person, ReclusterReport, face_from_row
+
+#: A low-quality face joins a person only this much closer than a good one (Ente: 0.16/0.24).
+LOW_QUALITY_FACTOR = 0.75
+
+FACE_SQL = "SELECT f.*, p.name AS person_name FROM faces f LEFT JOIN people p ON p.id = f.person_id"
+
+
+class Library(AddMixin, CorrectionsMixin):
+    """Every face of a photo collection, grouped into people (see the module doc).
+
+    Open with `Library.open(path, model)`; the model is needed to `add` photos, not to list,
+    correct or re-cluster. `threshold` (squared L2; default: the model's verification threshold)
+    decides whether a face joins a person and whether two faces open a cluster; `min_faces` is
+    the smallest cluster. Both are recorded in the file on creation.
+    """
+
+    def __init__(self, gallery: Gallery, threshold: float, min_faces: int):
+        self.gallery = gallery
+        self._store = gallery._store  # the gallery's database: one file, one set of migrations
+        self._lock = gallery._lock
+        self.threshold = float(threshold)
+        self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
+        self.min_faces = int(min_faces)
+        self.gate = dict(GATE)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        model=None,
+        *,
+        index: str = "faiss",
+        create: bool = True,
+        threshold: float | None = None,
+        min_faces: int | None = None,
+    ) -> Library:
+        """Open the library (a gallery file) at `path`, creating it when `create` and missing."""
+        path = Path(path)
+        if not path.exists() and create:
+            if model is None:
+                raise LibraryError(f"{path}: no such library; creating one needs a model")
+            gallery = Gallery.create(path, model, index=index)
+        else:
+            gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
+        return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+
+    @classmethod
+    def from_gallery(
+        cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
+    ) -> Library:
+        """The library in an open gallery (its thresholds recorded in the file on first use)."""
+        meta = gallery._store.meta()
+        threshold = meta.get("people_threshold") if threshold is None else threshold
+        if threshold is None:
+            model = gallery.model
+            threshold = model.info.verification_threshold if model else gallery._stored_threshold
+        min_faces = int(meta.get("people_min_faces", 2)) if min_faces is None else min_faces
+        if not 0 < float(threshold) <= 4 or int(min_faces) < 2:
+            gallery.close()
+            raise LibraryError("threshold must be in (0, 4] and min_faces at least 2")
+        if "people_threshold" not in meta:
+            with gallery._store.transaction() as db:
+                values = {"people_threshold": threshold, "people_min_faces": min_faces}
+                gallery._store.set_meta(db, values)
+        return cls(gallery, float(threshold), int(min_faces))
+
+    def close(self) -> None:
+        """Save the index and close the database."""
+        self.gallery.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        """The library's database file."""
+        return self.gallery.path
+
+    # -- re-clustering ------------------------------------------------------------------------
+
+    def recluster(self) -> ReclusterReport:
+        """Re-cluster the unassigned faces and those of unnamed clusters, honouring every
+        constraint; named people keep their faces and may gain some (see `reclustering.py`)."""
+        start = time.monotonic()
+        with self._lock:
+            report = recluster(self._store, self.threshold, self.low_threshold, self.min_faces)
+        report.seconds = time.monotonic() - start
+        return report
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def people(self, *, named: bool | None = None) -> list[Person]:
+        """Named people (by name) then unnamed clusters (largest first); `named` filters."""
+        rows = self._store.db.execute(
+            "SELECT p.id, p.name, p.created, COUNT(f.id) AS n, MIN(f.id) AS cover FROM people p "
+            "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id"
+        ).fetchall()
+        out = [Person(r[0], r[1], r[3], r[4], r[2]) for r in rows]
+        if named is not None:
+            out = [p for p in out if (p.name is not None) == named]
+        return sorted(out, key=lambda p: (p.name is None, p.name or "", -p.face_count, p.id))
+
+    def person(self, person_id: int) -> Person:
+        """One person or cluster (LibraryError when there is none)."""
+        for p in self.people():
+            if p.id == int(person_id):
+                return p
+        raise LibraryError(f"no person or cluster with id {person_id}")
+
+    def faces(self, person_id: int | None = None, *, unassigned: bool = False) -> list[Face]:
+        """The faces of one person (or of everyone; with `unassigned`, of nobody), oldest first."""
+        if person_id is not None:
+            self.person(person_id)
+            rows = self._store.db.execute(
+                FACE_SQL + " WHERE f.person_id = ? ORDER BY f.id", (int(person_id),)
+            )
+        elif unassigned:
+            rows = self._store.db.execute(
+                FACE_SQL + " WHERE f.person_id IS NULL AND f.rejected IS NULL ORDER BY f.id"
+            )
+        else:
+            rows = self._store.db.execute(FACE_SQL + " ORDER BY f.id")
+        return [face_from_row(r) for r in rows]
+
+    def face(self, face_id: int) -> Face:
+        """One face (LibraryError when there is none)."""
+        row = self._store.db.execute(FACE_SQL + " WHERE f.id = ?", (int(face_id),)).fetchone()
+        if row is None:
+            raise LibraryError(f"no face with id {face_id}")
+        return face_from_row(row)
+
+    def thumbnail(self, face_id: int, size: int = 112) -> bytes:
+        """A square JPEG of the face, cut from the crop kept with it."""
+        data = self.gallery.thumbnail(int(face_id), size)
+        if data is None:
+            raise LibraryError(f"no face with id {face_id} (or no crop kept for it)")
+        return data
+
+    def constraints(self) -> list[Constraint]:
+        """Every stored correction: links, rejections, names."""
+        db = self._store.db
+        out = [
+            Constraint(*r)
+            for r in db.execute(
+                "SELECT id, kind, face_a, face_b, origin, created FROM face_links ORDER BY id"
+            )
+        ]
+        out += [
+            Constraint(None, "reject", r[0], None, r[1], r[2])
+            for r in db.execute(
+                "SELECT id, rejected, created FROM faces WHERE rejected IS NOT NULL"
+            )
+        ]
+        out += [
+            Constraint(None, "name", None, None, r[1], r[2], person_id=r[0])
+            for r in db.execute("SELECT id, name, created FROM people WHERE name IS NOT NULL")
+        ]
+        return out
+
+    def violations(self) -> list[dict]:
+        """Stored constraints the current assignment breaks: always empty (a test checks)."""
+        return links.violations(self._store.db)
