@@ -100,6 +100,7 @@ class Service:
         self.gallery = gallery
         self.settings = settings
         self._gallery_lock = threading.RLock()
+        self._library = None  # the people library over `gallery`, made when first used
         if gallery is not None:
             with self._gallery_lock:
                 gallery.attach(self.model)  # every gallery inference goes through the lock
@@ -202,6 +203,22 @@ class Service:
                 404, "no_gallery", "this server has no gallery (start it with --gallery)"
             )
         return self.gallery
+
+    def library_service(self):
+        """The people library over the served gallery (built again after a migration swaps the
+        gallery); 404 `no_library` without a gallery."""
+        from ..people import Library
+        from .library_service import LibraryService
+
+        if self.gallery is None:
+            raise ApiError(
+                404, "no_library", "this server has no library (start it with --gallery)"
+            )
+        with self._gallery_lock:
+            library = self._library
+            if library is None or library.gallery is not self.gallery:
+                library = self._library = Library.of(self.gallery)
+            return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
 
     def gallery_counts(self) -> dict | None:
         if self.gallery is None:
