@@ -4,7 +4,8 @@
     model = FaceNet.load("model.keras")
     model.verify("a.jpg", "b.jpg")
 
-`Gallery` (identification against known people) and `cluster` are imported on first use, so
+`Gallery` (identification against known people), `Library` (the people of a photo
+collection) and `cluster` are imported on first use, so
 `import facenet` stays light.
 """
 
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from .gallery import Gallery
 
         return Gallery
+    if name == "Library":
+        from .people import Library
+
+        return Library
     if name == "cluster":
         from .clustering import cluster
 
@@ -40,6 +45,7 @@ __all__ = [
     "Face",
     "FaceNet",
     "Gallery",
+    "Library",
     "cluster",
     "FaceNetError",
     "GalleryError",

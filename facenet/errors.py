@@ -25,3 +25,8 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
 
 class GalleryError(FaceNetError):
     """A gallery operation cannot be carried out (unknown person, model mismatch...)."""
+
+
+class LibraryError(GalleryError):
+    """A people-library operation cannot be carried out (unknown face or person, a correction
+    that contradicts another one)."""

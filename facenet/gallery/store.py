@@ -86,10 +86,84 @@ def _m002_face_sources(db: sqlite3.Connection) -> None:
     )
 
 
+def _m003_people_library(db: sqlite3.Connection) -> None:
+    """The people library (facenet.people, issue 19): a person's name becomes optional (an
+    unnamed cluster is a person without one) and a face may belong to nobody yet (deleting a
+    person unassigns its faces instead of deleting them). SQLite cannot drop NOT NULL in place,
+    so both tables are rebuilt (foreign keys are off while migrations run, see `migrate`); ids
+    and the AUTOINCREMENT counters are kept. New: each face's quality (and whether it passed
+    the gate), a rejection reason, who assigned it; the photos added; must/cannot links."""
+    sequences = dict(db.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+    _run(
+        db,
+        """
+        CREATE TABLE people_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT UNIQUE,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created TEXT NOT NULL
+        );
+        INSERT INTO people_new (id, name, metadata, created)
+            SELECT id, name, metadata, created FROM people;
+        DROP TABLE people;
+        ALTER TABLE people_new RENAME TO people;
+        CREATE TABLE faces_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
+            source TEXT,
+            content_hash TEXT NOT NULL,
+            box TEXT,
+            score REAL,
+            embedding BLOB NOT NULL,
+            model_id TEXT NOT NULL,
+            created TEXT NOT NULL,
+            landmarks TEXT,
+            photo TEXT,
+            quality TEXT,
+            low_quality INTEGER NOT NULL DEFAULT 0,
+            rejected TEXT,
+            assigned_by TEXT
+        );
+        INSERT INTO faces_new (id, person_id, source, content_hash, box, score, embedding,
+                               model_id, created, landmarks, photo)
+            SELECT id, person_id, source, content_hash, box, score, embedding, model_id,
+                   created, landmarks, photo FROM faces;
+        DROP TABLE faces;
+        ALTER TABLE faces_new RENAME TO faces;
+        CREATE INDEX faces_person ON faces(person_id);
+        CREATE INDEX faces_hash ON faces(content_hash);
+        CREATE TABLE photos (
+            content_hash TEXT PRIMARY KEY,
+            path TEXT,
+            faces INTEGER NOT NULL,
+            added TEXT NOT NULL
+        );
+        CREATE TABLE face_links (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('must', 'cannot')),
+            face_a INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            face_b INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            origin TEXT NOT NULL,
+            created TEXT NOT NULL,
+            CHECK (face_a < face_b),
+            UNIQUE (kind, face_a, face_b)
+        );
+        CREATE INDEX face_links_b ON face_links(face_b);
+        """,
+    )
+    for table in ("people", "faces"):
+        if table in sequences:
+            db.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?",
+                (sequences[table], table),
+            )
+
+
 #: Append only: (name, function). Never edit or reorder a released migration.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("m001_initial", _m001_initial),
     ("m002_face_sources", _m002_face_sources),
+    ("m003_people_library", _m003_people_library),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -125,7 +199,16 @@ class Store:
     # -- schema -------------------------------------------------------------------------------
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations; return their names."""
+        """Apply pending migrations; return their names. Foreign keys are off meanwhile (a
+        migration may rebuild a table, as SQLite's documented procedure requires) and checked
+        before the commit."""
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            return self._migrate()
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> list[str]:
         with self.transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations "
@@ -144,6 +227,8 @@ class Store:
                     function(db)
                     db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
                     applied.append(name)
+            if applied and db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                raise GalleryError(f"{self.path}: migration left dangling references")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return applied
 
@@ -235,8 +320,8 @@ class Store:
     def hash_owner(self, content_hash: str) -> str | None:
         """The name of the person a photo with this content hash was enrolled as, or None."""
         row = self.db.execute(
-            "SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id "
-            "WHERE f.content_hash = ? LIMIT 1",
+            "SELECT COALESCE(p.name, 'a face of the people library') FROM faces f "
+            "LEFT JOIN people p ON p.id = f.person_id WHERE f.content_hash = ? LIMIT 1",
             (content_hash,),
         ).fetchone()
         return None if row is None else row[0]
@@ -261,14 +346,15 @@ class Store:
         ]
 
     def names_for(self, face_ids: list[int]) -> dict[int, tuple[int, str]]:
-        """face id -> (person id, person name)."""
+        """face id -> (person id, person name), for faces of named people only (identification
+        never answers with an unnamed cluster of the people library)."""
         out: dict[int, tuple[int, str]] = {}
         for start in range(0, len(face_ids), 500):
             chunk = face_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for r in self.db.execute(
                 "SELECT f.id, p.id, p.name FROM faces f JOIN people p ON p.id = f.person_id "
-                f"WHERE f.id IN ({marks})",
+                f"WHERE p.name IS NOT NULL AND f.id IN ({marks})",
                 chunk,
             ):
                 out[int(r[0])] = (int(r[1]), r[2])

@@ -1,0 +1,106 @@
+"""Constrained re-clustering of the faces nobody has named: average linkage with must-links,
+cannot-links and named people as fixed seeds.
+
+Items are must-link groups (a face without must-links is a group of one) of the free faces
+(unassigned or in an unnamed cluster, not rejected), plus one seed per named person (all its
+faces). Average linkage between two items is the mean squared L2 over their face pairs, which
+for unit vectors is `2 - 2 * mean_a . mean_b`, so an item needs only its faces' sum. Pairs that
+must stay apart (a cannot-link between their faces, two faces of one photo, two named people)
+are at `APART`, a distance no average can bring under the threshold. Average linkage stays
+reducible with such distances, so `facenet.clustering.average_linkage` (nearest-neighbour
+chain) runs on them unchanged, one connected component of the threshold graph at a time (a
+merge below the threshold needs a pair below it), which keeps the memory to the largest
+component's square.
+
+A cluster holding a seed joins that named person; other clusters of at least `min_faces` faces
+become unnamed clusters (keeping the id of the old cluster they overlap most); the rest are
+unassigned. Items whose faces all failed the quality gate never seed: afterwards they join the
+nearest cluster within `low_threshold`, or stay unassigned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..clustering import average_linkage
+
+#: The distance of pairs that must stay apart (far above any squared-L2 threshold <= 4).
+APART = 1e6
+
+
+@dataclass
+class Items:
+    """What is clustered: per item its faces' embedding sum, face count, whether it may seed
+    (holds a face that passed the gate) and the named person it is fixed to (or -1)."""
+
+    sums: np.ndarray
+    sizes: np.ndarray
+    seeding: np.ndarray
+    seed_person: np.ndarray
+    apart: set[tuple[int, int]]
+
+    def means(self) -> np.ndarray:
+        """Each item's mean embedding."""
+        return self.sums / self.sizes[:, None]
+
+
+def cluster_items(items: Items, threshold: float, block: int = 4096) -> np.ndarray:
+    """A cluster label per item (items that cannot seed get -1)."""
+    n = len(items.sizes)
+    labels = np.full(n, -1, np.int64)
+    active = np.flatnonzero(items.seeding)
+    means = items.means().astype(np.float32)
+    sub = means[active]
+    # threshold graph between seeding items, then its connected components
+    parent = np.arange(len(active))
+    for start in range(0, len(active), block):
+        sims = sub[start : start + block] @ sub.T
+        rows, cols = np.nonzero(2.0 - 2.0 * sims < threshold)
+        for r, c in zip(rows + start, cols, strict=True):
+            if r < c:
+                _union(parent, r, c)
+    roots = np.array([_find(parent, i) for i in range(len(active))])
+    next_label = 0
+    for root in np.unique(roots):
+        members = active[roots == root]
+        if len(members) == 1:
+            labels[members[0]] = next_label
+            next_label += 1
+            continue
+        raw = _linkage(items, members, means[members], threshold)
+        for value in np.unique(raw):
+            labels[members[raw == value]] = next_label
+            next_label += 1
+    return labels
+
+
+def _linkage(items: Items, members: np.ndarray, means: np.ndarray, threshold: float):
+    """Average linkage of one component's items, apart pairs at `APART`."""
+    m = means.astype(np.float64)
+    d = np.clip(2.0 - 2.0 * (m @ m.T), 0.0, 4.0)
+    position = {int(item): k for k, item in enumerate(members)}
+    for a, b in items.apart:
+        if a in position and b in position:
+            d[position[a], position[b]] = d[position[b], position[a]] = APART
+    seeds = np.flatnonzero(items.seed_person[members] >= 0)
+    for x in seeds:
+        for y in seeds:
+            if x != y:
+                d[x, y] = APART
+    np.fill_diagonal(d, 0.0)
+    return average_linkage(d, threshold, sizes=items.sizes[members])
+
+
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return int(i)
+
+
+def _union(parent: np.ndarray, a: int, b: int) -> None:
+    ra, rb = _find(parent, a), _find(parent, b)
+    if ra != rb:
+        parent[max(ra, rb)] = min(ra, rb)
