@@ -19,6 +19,19 @@ from .uploads import ApiError
 NOT_FOUND = re.compile(r"^no (person|face)\b")
 
 
+def library_over(gallery):
+    """A `facenet.Library` over the served (already open) gallery: one connection, one index.
+    Its threshold and smallest cluster as `Library.open` resolves them (recorded in the file,
+    else the model's verification threshold and 2)."""
+    from ..people import Library
+
+    meta = gallery._store.meta()
+    threshold = meta.get("people_threshold")
+    if threshold is None:
+        threshold = gallery.model.info.verification_threshold
+    return Library(gallery, float(threshold), int(meta.get("people_min_faces", 2)))
+
+
 class LibraryService:
     """The server's people library (a `facenet.Library` over the served gallery), its calls
     one at a time."""
@@ -93,9 +106,13 @@ class LibraryService:
                 yield upload.rgb
 
         with self._lock:
-            report = self.library.add(photos(), names=names)
+            report = self.library.add(photos())
         out = report.to_dict()
-        out["failed"] = [{"filename": f["photo"], "reason": f["error"]} for f in out["failed"]]
+        out["failed"] = [
+            {"filename": _upload_name(f["photo"], names), "reason": f["error"]}
+            for f in out["failed"]
+        ]
+        out["duplicates"] = [_upload_name(d, names) for d in out["duplicates"]]
         return out
 
     def recluster(self) -> dict:
@@ -172,3 +189,10 @@ class LibraryService:
                 kind = "person" if message.startswith("no person") else "face"
                 raise ApiError(404, f"{kind}_not_found", message) from None
             raise ApiError(400, code, message) from None
+
+
+def _upload_name(source: str, names: list[str]) -> str:
+    """The library names in-memory photos "array #i": the i-th upload's file name."""
+    match = re.fullmatch(r"array #(\d+)", source)
+    index = int(match.group(1)) if match else -1
+    return names[index] if 0 <= index < len(names) else source

@@ -207,8 +207,7 @@ class Service:
     def library_service(self):
         """The people library over the served gallery (built again after a migration swaps the
         gallery); 404 `no_library` without a gallery."""
-        from ..people import Library
-        from .library_service import LibraryService
+        from .library_service import LibraryService, library_over
 
         if self.gallery is None:
             raise ApiError(
@@ -217,7 +216,7 @@ class Service:
         with self._gallery_lock:
             library = self._library
             if library is None or library.gallery is not self.gallery:
-                library = self._library = Library.of(self.gallery)
+                library = self._library = library_over(self.gallery)
             return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
 
     def gallery_counts(self) -> dict | None:
