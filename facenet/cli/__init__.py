@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gallery": ("gallery", "gallery", "A persistent gallery of people (create, enroll, list...)."),
     "identify": ("gallery", "identify", "Identify every face in photos against a gallery."),
     "cluster": ("cluster", "cluster", "Group the faces of photos by person (folders + HTML)."),
+    "library": (
+        "library",
+        "library",
+        "The people of a photo collection: add photos, correct, re-cluster.",
+    ),
     "classify": ("classify", "classify", "Train / apply a closed-set SVM or k-NN classifier."),
     "export": ("export", "export", "Export a model to ONNX, LiteRT (.tflite) or SavedModel."),
     "convert": (

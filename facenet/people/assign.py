@@ -1,9 +1,12 @@
 """Incremental assignment: where each new face of a batch goes, without re-clustering the rest.
 
 For each new face, in order (faces that pass the quality gate first):
-1. its nearest faces (the gallery's `Index`, plus the batch's earlier faces) vote by person:
-   a person's distance is the mean of its (up to `VOTERS`) nearest faces; the nearest person
-   within the threshold takes the face, unless it already has a face of the same photo;
+1. the people of its nearest faces (the gallery's `Index`, plus the batch's earlier faces) are
+   the candidates; a person's distance is the mean squared L2 to all their faces (what average
+   linkage would merge on: `2 - 2 * x . mean`, so a person is its faces' sum); the nearest
+   person within the threshold takes the face, unless it already has a face of the same photo.
+   (The mean of the nearest few faces instead chains people together: on 600 LFW photos it
+   put pairwise precision at 0.39 against 0.74 for batch clustering.)
 2. else, a face that passed the gate and has close unassigned neighbours (within the threshold,
    passed the gate, not of its photo, never touched by a correction) opens a new cluster with
    them when they are at least `min_faces - 1` (Immich's rule, made stricter by the gate);
@@ -16,13 +19,10 @@ face has none but its photo's other faces, which step 1 and 2 keep apart).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-#: How many of a person's nearest faces set its distance to a new face.
-VOTERS = 3
 #: Neighbours fetched from the index per new face.
 NEIGHBOURS = 32
 
@@ -35,6 +35,7 @@ class Existing:
     low: bool
     free: bool  # unassigned, not rejected, no link: may be pulled into a new cluster
     photo: str
+    vector: np.ndarray
 
 
 @dataclass
@@ -54,20 +55,25 @@ def assign_batch(
     distances: np.ndarray,
     neighbour_ids: np.ndarray,
     existing: dict[int, Existing],
+    sums: dict[int, np.ndarray],
     threshold: float,
     low_threshold: float,
     min_faces: int = 2,
 ) -> Decisions:
     """Decide every new face's place (see the module doc). `distances`/`neighbour_ids`: the
-    index's answer for `vectors` (squared L2, nearest first; ids < 0 are padding)."""
+    index's answer for `vectors` (squared L2, nearest first; ids < 0 are padding); `sums`:
+    person id -> (sum of their faces' embeddings, face count) for the people among them."""
     batch = _Batch(vectors, np.asarray(low, bool), photos, existing)
+    batch.sums = {("p", p): (np.asarray(s, np.float64), n) for p, (s, n) in sums.items()}
     for i in sorted(range(len(vectors)), key=lambda i: (bool(low[i]), i)):
         candidates = batch.candidates(i, distances[i], neighbour_ids[i])
         limit = low_threshold if low[i] else threshold
-        target = _nearest_person(candidates, limit, batch.blocked(i))
+        target = batch.nearest_person(i, candidates, limit)
         if target is None and not low[i]:
             target = batch.new_cluster(i, candidates, threshold, min_faces)
         batch.out.person[i] = target
+        if target is not None:
+            batch.join(target, vectors[i])
         batch.done.append(i)
     return batch.out
 
@@ -78,9 +84,29 @@ class _Batch:
     def __init__(self, vectors, low, photos, existing):
         m = len(vectors)
         self.inner = np.clip(2.0 - 2.0 * (vectors @ vectors.T), 0.0, 4.0) if m else None
-        self.low, self.photos, self.existing = low, photos, existing
+        self.vectors, self.low, self.photos, self.existing = vectors, low, photos, existing
+        self.sums: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
         self.out = Decisions(person=[None] * m)
         self.done: list[int] = []
+
+    def join(self, key, vector) -> None:
+        """Count a face into a person's (or new cluster's) sum."""
+        total, n = self.sums.get(key, (np.zeros(len(vector)), 0))
+        self.sums[key] = (total + vector, n + 1)
+
+    def nearest_person(self, i: int, candidates, limit: float):
+        """The candidate person nearest on average to face i, within `limit`, that holds no
+        face of its photo; or None."""
+        blocked = self.blocked(i)
+        best, best_d = None, np.inf
+        for key in dict.fromkeys(c[1] for c in candidates if c[1] is not None):
+            if key in blocked or key not in self.sums:
+                continue
+            total, n = self.sums[key]
+            d = 2.0 - 2.0 * float(self.vectors[i] @ total) / n
+            if d <= limit and d < best_d:
+                best, best_d = key, d
+        return best
 
     def blocked(self, i: int) -> set:
         """People that already hold a face of face i's photo."""
@@ -129,19 +155,8 @@ class _Batch:
         for where, ref in chosen:
             if where == "old":
                 self.out.claimed[ref] = cluster[1]
+                self.join(cluster, self.existing[ref].vector)
             else:
                 self.out.person[ref] = cluster
+                self.join(cluster, self.vectors[ref])
         return cluster
-
-
-def _nearest_person(candidates, limit: float, blocked: set):
-    by_person: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for d, key, _ in candidates:
-        if key is not None and len(by_person[key]) < VOTERS:
-            by_person[key].append(d)
-    best, best_d = None, np.inf
-    for key, ds in by_person.items():
-        score = float(np.mean(ds))
-        if key not in blocked and score <= limit and score < best_d:
-            best, best_d = key, score
-    return best

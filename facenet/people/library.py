@@ -82,14 +82,19 @@ class Library(CorrectionsMixin):
             gallery = Gallery.create(path, model, index=index)
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
+        return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+
+    @classmethod
+    def from_gallery(
+        cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
+    ) -> Library:
+        """The library in an open gallery (its thresholds recorded in the file on first use)."""
         meta = gallery._store.meta()
+        threshold = meta.get("people_threshold") if threshold is None else threshold
         if threshold is None:
-            threshold = meta.get("people_threshold")
-        if threshold is None:
-            source = model.info if model is not None else None
-            threshold = source.verification_threshold if source else gallery._stored_threshold
-        if min_faces is None:
-            min_faces = int(meta.get("people_min_faces", 2))
+            model = gallery.model
+            threshold = model.info.verification_threshold if model else gallery._stored_threshold
+        min_faces = int(meta.get("people_min_faces", 2)) if min_faces is None else min_faces
         if not 0 < float(threshold) <= 4 or int(min_faces) < 2:
             gallery.close()
             raise LibraryError("threshold must be in (0, 4] and min_faces at least 2")
@@ -195,9 +200,10 @@ class Library(CorrectionsMixin):
         if rows:
             distances, ids = index.search(vectors, NEIGHBOURS)
             existing = self._existing(ids)
+            sums = self._sums({e.person_id for e in existing.values()} - {None})
             photos = [r[0] for r in rows]
             decisions = assign_batch(
-                vectors, low, photos, distances, ids, existing,
+                vectors, low, photos, distances, ids, existing, sums,
                 self.threshold, self.low_threshold, self.min_faces,
             )  # fmt: skip
         with self._store.transaction() as db:
@@ -251,13 +257,29 @@ class Library(CorrectionsMixin):
         for chunk in range(0, len(wanted), 500):
             part = wanted[chunk : chunk + 500]
             for r in self._store.db.execute(
-                "SELECT id, person_id, low_quality, rejected, content_hash FROM faces "
+                "SELECT id, person_id, low_quality, rejected, content_hash, embedding FROM faces "
                 f"WHERE id IN ({','.join('?' * len(part))})",
                 part,
             ):
                 if r[3] is None:
                     free = r[1] is None and r[0] not in linked
-                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4])
+                    vector = np.frombuffer(r[5], np.float32)
+                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        return out
+
+    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int]]:
+        """person id -> (sum of their faces' embeddings, face count)."""
+        out: dict[int, tuple[np.ndarray, int]] = {}
+        wanted = sorted(person_ids)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            for person, blob in self._store.db.execute(
+                "SELECT person_id, embedding FROM faces "
+                f"WHERE person_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                total, n = out.get(person, (0.0, 0))
+                out[person] = (total + np.frombuffer(blob, np.float32).astype(np.float64), n + 1)
         return out
 
     @staticmethod

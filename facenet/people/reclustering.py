@@ -20,7 +20,8 @@ def recluster(
     db = store.db
     rows = db.execute(
         "SELECT f.id, f.person_id, p.name IS NOT NULL, f.low_quality, f.rejected, f.content_hash, "
-        "f.embedding, f.assigned_by FROM faces f LEFT JOIN people p ON p.id = f.person_id ORDER BY f.id"
+        "f.embedding, f.assigned_by FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+        "ORDER BY f.id"
     ).fetchall()
     groups = links.must_groups(db)
     item_of: dict[int, int] = {}
