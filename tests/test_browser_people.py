@@ -20,6 +20,7 @@ Skipped when Playwright or Chromium is missing (see test_browser.py).
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,19 @@ class Api:
         return [p for p, names in self.groups().items() if identity in names]
 
 
+def wait_until(page, expression: str, timeout: float = 60.0) -> None:
+    """Poll a JS expression from Python (`page.wait_for_function` evaluates strings in the page,
+    which the page's Content-Security-Policy forbids once it has to poll)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
+def thumbnails_loaded(page, within: str) -> None:
+    wait_until(page, f"[...document.querySelectorAll('{within} img')].every(i => i.naturalWidth > 0)")
+
+
 def add_photos(page, files: list[Path], expect: str) -> None:
     page.set_input_files("#lib-add-images", [str(f) for f in files])
     page.click("#lib-add-form button[type=submit]")
@@ -152,7 +166,7 @@ def test_people_tab_corrections(page, served, photo_files):
     # 1. the user adds photos: the model's mistakes are there to correct
     add_photos(page, first, f"from {len(first)} photos")
     groups = api.groups()
-    page.wait_for_function(f"document.querySelectorAll('.lib-card').length === {len(groups)}")
+    wait_until(page, f"document.querySelectorAll('.lib-card').length === {len(groups)}")
     kidman = api.person_with("Nicole_Kidman")
     assert len(kidman) == 2 and all(groups[p] == ["Nicole_Kidman"] * 2 for p in kidman), groups
     (mixed,) = api.person_with("Jeong_Se-hyun")
@@ -161,9 +175,7 @@ def test_people_tab_corrections(page, served, photo_files):
     blurred, schroeder = api.face_of(BLURRED_BUSH), api.face_of("Gerhard_Schroeder_0001.jpg")
     assert blurred["low_quality"] and blurred["person_id"] is None, blurred
     assert schroeder["person_id"] is None, schroeder
-    page.wait_for_function(
-        "[...document.querySelectorAll('.lib-card img')].every(i => i.complete && i.naturalWidth > 0)"
-    )
+    thumbnails_loaded(page, ".lib-card")
     assert page.locator(".lib-card .lib-name.unnamed").count() == len(groups)
     screenshot(page, "people-grid.png")
 
@@ -182,7 +194,7 @@ def test_people_tab_corrections(page, served, photo_files):
         page.check(f".lib-card[data-id='{person}'] .lib-select input")
     page.click("#lib-merge:has-text('Merge 2 selected')")
     page.wait_for_selector("#lib-status:has-text('merged 2 into')")
-    page.wait_for_function(f"document.querySelectorAll('.lib-card').length === {len(groups) - 1}")
+    wait_until(page, f"document.querySelectorAll('.lib-card').length === {len(groups) - 1}")
 
     # 4. split: Jeong Se-hyun's face out of the Chen Shui-bian cluster
     jeong = api.face_of("Jeong_Se-hyun_0001.jpg")["id"]
@@ -199,6 +211,7 @@ def test_people_tab_corrections(page, served, photo_files):
     open_person(page, bush)
     for face in (blurred, schroeder):
         page.wait_for_selector(f".lib-suggestion[data-face-id='{face['id']}']")
+    thumbnails_loaded(page, "#lib-person")
     screenshot(page, "people-person.png")
     page.click(f".lib-suggestion[data-face-id='{blurred['id']}'] button.accept")
     page.wait_for_selector(f"#lib-faces .lib-face[data-face-id='{blurred['id']}']")
@@ -206,6 +219,7 @@ def test_people_tab_corrections(page, served, photo_files):
     page.wait_for_selector(f"#lib-status:has-text('face {schroeder['id']} is not')")
     assert page.locator(f".lib-suggestion[data-face-id='{schroeder['id']}']").count() == 0
     back(page)
+    thumbnails_loaded(page, ".lib-card")
     screenshot(page, "people-grid-corrected.png")
 
     # 6. the state, through the API; and again after a re-clustering

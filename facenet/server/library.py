@@ -115,7 +115,7 @@ async def add_photos(
     a new cluster, or leave it unassigned; what exists is not re-clustered."""
     probes = await _read(request, images)
     add = _decoded(request, _library(request).add)
-    return await _infer(request, add, probes)
+    return await _infer(request, add, probes, tuple(p.filename for p in probes))
 
 
 @writer.post("/recluster", response_model=s.ReclusterOut)

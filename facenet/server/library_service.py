@@ -96,23 +96,13 @@ class LibraryService:
 
     # -- changes ------------------------------------------------------------------------------
 
-    def add(self, uploads) -> dict:
-        """Add uploaded photos (`uploads` yields them decoded, one at a time)."""
-        names: list[str] = []
-
-        def photos():
-            for upload in uploads:
-                names.append(upload.filename)
-                yield upload.rgb
-
+    def add(self, uploads, names: tuple[str, ...]) -> dict:
+        """Add uploaded photos (`uploads` yields them decoded, one at a time), labelled with
+        their file names."""
         with self._lock:
-            report = self.library.add(photos())
+            report = self.library.add((u.rgb for u in uploads), names=list(names))
         out = report.to_dict()
-        out["failed"] = [
-            {"filename": _upload_name(f["photo"], names), "reason": f["error"]}
-            for f in out["failed"]
-        ]
-        out["duplicates"] = [_upload_name(d, names) for d in out["duplicates"]]
+        out["failed"] = [{"filename": f["photo"], "reason": f["error"]} for f in out["failed"]]
         return out
 
     def recluster(self) -> dict:
@@ -190,9 +180,3 @@ class LibraryService:
                 raise ApiError(404, f"{kind}_not_found", message) from None
             raise ApiError(400, code, message) from None
 
-
-def _upload_name(source: str, names: list[str]) -> str:
-    """The library names in-memory photos "array #i": the i-th upload's file name."""
-    match = re.fullmatch(r"array #(\d+)", source)
-    index = int(match.group(1)) if match else -1
-    return names[index] if 0 <= index < len(names) else source

@@ -9,8 +9,8 @@ function libStatus(text, isError = false) {
   status("lib-status", text, isError);
 }
 
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
+function plural(n, word, many = `${word}s`) {
+  return `${n} ${n === 1 ? word : many}`;
 }
 
 function personTitle(person) {
@@ -42,13 +42,12 @@ function button(text, className, onClick) {
   return b;
 }
 
-// Run a change, report it, refresh what is shown; an error goes to the status line.
-async function libChange(work, done) {
+// Run a change, refresh what is shown, then report it; an error goes to the status line.
+async function libChange(work) {
   try {
     const message = await work();
-    libStatus(message || "");
     await (libState.person === null ? loadLibrary() : openPerson(libState.person));
-    if (done) done();
+    libStatus(message || "");
   } catch (err) {
     libStatus(err.message, true);
   }
@@ -65,7 +64,7 @@ async function loadLibrary() {
   try {
     const [counts, people] = await Promise.all([call("GET", LIB), call("GET", `${LIB}/people`)]);
     $("lib-summary").textContent =
-      `${plural(counts.named, "named person")}, ${plural(counts.clusters, "unnamed cluster")}, ` +
+      `${plural(counts.named, "named person", "named people")}, ${plural(counts.clusters, "unnamed cluster")}, ` +
       `${plural(counts.faces, "face")} (${counts.unassigned} unassigned)`;
     $("lib-grid").replaceChildren(...people.map(personCard));
     $("lib-grid").dataset.loaded = String(people.length);
@@ -88,7 +87,10 @@ function personCard(person) {
   title.className = person.name === null ? "lib-name unnamed" : "lib-name";
   title.textContent = personTitle(person);
   open.append(libThumbnail(person.cover_face_id), title);
-  open.addEventListener("click", () => openPerson(person.id));
+  open.addEventListener("click", () => {
+    libStatus("");
+    openPerson(person.id);
+  });
   const count = document.createElement("span");
   count.className = "muted lib-count";
   count.textContent = plural(person.face_count, "face");
@@ -130,13 +132,14 @@ $("lib-add-form").addEventListener("submit", async (event) => {
   try {
     const r = await call("POST", `${LIB}/photos`, form);
     const failed = r.failed.map((f) => `${f.filename}: ${f.reason}`).join("; ");
+    event.target.reset();
+    await loadLibrary();
     libStatus(
       `added ${plural(r.faces, "face")} from ${plural(r.photos, "photo")}: ${r.assigned} to known people, ` +
       `${plural(r.new_clusters, "new cluster")}, ${r.unassigned} unassigned` +
+      (r.duplicates.length ? `; ${r.duplicates.length} already in the library` : "") +
       (failed ? `; failed ${failed}` : ""),
     );
-    event.target.reset();
-    loadLibrary();
   } catch (err) {
     libStatus(err.message, true);
   }
@@ -226,7 +229,10 @@ function suggestionTile(person, suggestion) {
   return tile;
 }
 
-$("lib-back").addEventListener("click", () => loadLibrary());
+$("lib-back").addEventListener("click", () => {
+  libStatus("");
+  loadLibrary();
+});
 
 $("lib-rename-form").addEventListener("submit", (event) => {
   event.preventDefault();
