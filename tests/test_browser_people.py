@@ -137,7 +137,9 @@ def wait_until(page, expression: str, timeout: float = 60.0) -> None:
 
 
 def thumbnails_loaded(page, within: str) -> None:
-    wait_until(page, f"[...document.querySelectorAll('{within} img')].every(i => i.naturalWidth > 0)")
+    wait_until(
+        page, f"[...document.querySelectorAll('{within} img')].every(i => i.naturalWidth > 0)"
+    )
 
 
 def add_photos(page, files: list[Path], expect: str) -> None:

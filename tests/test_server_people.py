@@ -37,7 +37,9 @@ LFW_PHOTOS = [
 
 def photo_set() -> dict[str, tuple[str, bytes]]:
     """upload file name -> (identity, bytes): the five examples and a few LFW photos."""
-    out = {f"{k}.jpg": (who, (EXAMPLES / f"{k}.jpg").read_bytes()) for k, who in EXAMPLE_PEOPLE.items()}
+    out = {
+        f"{k}.jpg": (who, (EXAMPLES / f"{k}.jpg").read_bytes()) for k, who in EXAMPLE_PEOPLE.items()
+    }
     for who, index in LFW_PHOTOS:
         path = lfw_image(who, index)
         out[path.name] = (who, path.read_bytes())
@@ -349,7 +351,11 @@ CHANGES = [
 
 def _fill(value, ids: dict):
     if isinstance(value, str):
-        return ids[value[1:-1]] if value.startswith("{") and value[1:-1] in ids else value.format(**ids)
+        return (
+            ids[value[1:-1]]
+            if value.startswith("{") and value[1:-1] in ids
+            else value.format(**ids)
+        )
     if isinstance(value, list):
         return [_fill(v, ids) for v in value]
     if isinstance(value, dict):

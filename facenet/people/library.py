@@ -151,9 +151,7 @@ class Library(CorrectionsMixin):
                     pending = []
                     for offset, item in enumerate(items[start : start + max(1, batch_size)]):
                         name = names[start + offset] if names is not None else None
-                        pending.append(
-                            self._read(model, item, start + offset, seen, report, name)
-                        )
+                        pending.append(self._read(model, item, start + offset, seen, report, name))
                         if bar is not None:
                             bar.update(1)
                     self._store_batch([p for p in pending if p is not None], report)

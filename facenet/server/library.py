@@ -43,7 +43,9 @@ async def counts(request: Request):
 @reader.get("/people", response_model=list[s.LibraryPersonOut])
 async def people(
     request: Request,
-    named: Annotated[bool | None, Query(description="true: named only; false: clusters only")] = None,
+    named: Annotated[
+        bool | None, Query(description="true: named only; false: clusters only")
+    ] = None,
 ):
     """People and unnamed clusters, largest first, each with its face count and cover face."""
     return await _io(_library(request).people, named)
@@ -55,7 +57,9 @@ async def person(request: Request, person_id: PersonId):
 
 
 @reader.get("/people/{person_id}/faces", response_model=list[s.LibraryFaceOut])
-async def person_faces(request: Request, person_id: PersonId, limit: Limit = 500, offset: Offset = 0):
+async def person_faces(
+    request: Request, person_id: PersonId, limit: Limit = 500, offset: Offset = 0
+):
     """The faces of one person or cluster."""
     return await _io(_library(request).faces, person_id, False, limit, offset)
 
@@ -84,7 +88,9 @@ async def face(request: Request, face_id: FaceId):
 async def thumbnail(request: Request, face_id: FaceId):
     """A small JPEG of a face, cut from the crop the library keeps."""
     data = await _io(_library(request).thumbnail, face_id)
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @reader.get("/people/{person_id}/suggestions", response_model=list[s.SuggestionOut])

@@ -81,7 +81,9 @@ class MergeIn(BaseModel):
 
 class SplitIn(BaseModel):
     faces: list[Id] = Field(
-        min_length=1, max_length=10_000, description="Faces of the person that become a new cluster."
+        min_length=1,
+        max_length=10_000,
+        description="Faces of the person that become a new cluster.",
     )
 
 

@@ -179,4 +179,3 @@ class LibraryService:
                 kind = "person" if message.startswith("no person") else "face"
                 raise ApiError(404, f"{kind}_not_found", message) from None
             raise ApiError(400, code, message) from None
-
