@@ -92,7 +92,8 @@ def _m003_people_library(db: sqlite3.Connection) -> None:
     person unassigns its faces instead of deleting them). SQLite cannot drop NOT NULL in place,
     so both tables are rebuilt (foreign keys are off while migrations run, see `migrate`); ids
     and the AUTOINCREMENT counters are kept. New: each face's quality (and whether it passed
-    the gate), a rejection reason, who assigned it; the photos added; must/cannot links."""
+    the gate), a rejection reason, who assigned it, whether it still awaits its placement; the
+    photos added; must/cannot links."""
     sequences = dict(db.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
     _run(
         db,
@@ -122,7 +123,8 @@ def _m003_people_library(db: sqlite3.Connection) -> None:
             quality TEXT,
             low_quality INTEGER NOT NULL DEFAULT 0,
             rejected TEXT,
-            assigned_by TEXT
+            assigned_by TEXT,
+            pending INTEGER NOT NULL DEFAULT 0
         );
         INSERT INTO faces_new (id, person_id, source, content_hash, box, score, embedding,
                                model_id, created, landmarks, photo)

@@ -17,27 +17,18 @@ correction are one transaction each.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from ..errors import ImageError, LibraryError
+from ..errors import LibraryError
 from ..gallery import Gallery
-from ..gallery.crops import cut_crop
-from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
-from ..gallery.store import now
-from ..images import ImageInput, describe, load_image
 from . import links
-from .assign import NEIGHBOURS, Existing, assign_batch
+from .adding import AddMixin
 from .corrections import CorrectionsMixin
-from .quality import GATE, measure
+from .quality import GATE
 from .reclustering import recluster
-from .records import AddReport, Constraint, Face, Person, ReclusterReport, face_from_row
+from .records import Constraint, Face, Person, ReclusterReport, face_from_row
 
 #: A low-quality face joins a person only this much closer than a good one (Ente: 0.16/0.24).
 LOW_QUALITY_FACTOR = 0.75
@@ -45,7 +36,7 @@ LOW_QUALITY_FACTOR = 0.75
 FACE_SQL = "SELECT f.*, p.name AS person_name FROM faces f LEFT JOIN people p ON p.id = f.person_id"
 
 
-class Library(CorrectionsMixin):
+class Library(AddMixin, CorrectionsMixin):
     """Every face of a photo collection, grouped into people (see the module doc).
 
     Open with `Library.open(path, model)`; the model is needed to `add` photos, not to list,
@@ -118,187 +109,6 @@ class Library(CorrectionsMixin):
     def path(self) -> Path:
         """The library's database file."""
         return self.gallery.path
-
-    # -- add ----------------------------------------------------------------------------------
-
-    def add(
-        self,
-        photos: ImageInput | Iterable[ImageInput],
-        *,
-        batch_size: int = 16,
-        progress: bool = False,
-        names: Sequence[str] | None = None,
-    ) -> AddReport:
-        """Detect, embed and store every face of each photo, then assign each new face to a
-        person, a new cluster, or nobody (see `assign.py`). Photos already in the library (same
-        content) are skipped; unreadable ones are reported, never raised. Interrupted, it is
-        resumed by running it again (each batch of `batch_size` photos is one transaction).
-        `names` label in-memory photos (the server's uploads) in the faces and the report."""
-        model = self.gallery._require_model()
-        if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
-            photos = [photos]
-        items = list(photos)
-        report = AddReport()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(items), unit="photo", desc="adding")
-        seen: set[str] = set()
-        try:
-            with self._lock:
-                for start in range(0, len(items), max(1, batch_size)):
-                    pending = []
-                    for offset, item in enumerate(items[start : start + max(1, batch_size)]):
-                        name = names[start + offset] if names is not None else None
-                        pending.append(self._read(model, item, start + offset, seen, report, name))
-                        if bar is not None:
-                            bar.update(1)
-                    self._store_batch([p for p in pending if p is not None], report)
-        finally:
-            if bar is not None:
-                bar.close()
-            self.gallery._save_index()
-        return report
-
-    def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
-        """(digest, path, source, [(face, quality, crop, vector)]) of one photo, or None."""
-        source = name or describe(item, number)
-        try:
-            if isinstance(item, (str, os.PathLike)):
-                digest, path = _file_hash(Path(item), source), str(Path(item).resolve())
-                rgb = load_image(item, source)
-            else:
-                rgb, path = load_image(item, source), None
-                digest = _pixel_hash(rgb)
-            if (
-                digest in seen
-                or self._store.db.execute(
-                    "SELECT 1 FROM photos WHERE content_hash = ?", (digest,)
-                ).fetchone()
-            ):
-                report.duplicates.append(source)
-                return None
-            detected = model.represent(rgb)
-        except ImageError as exc:
-            report.failed.append((source, str(exc)))
-            return None
-        seen.add(digest)
-        faces = []
-        for face in detected:
-            quality = measure(rgb, face.box, face.landmarks, face.score)
-            vector = _unit(face.embedding, self.gallery.embedding_size)
-            faces.append((face, quality, cut_crop(rgb, face.box), vector))
-        return digest, path, source, faces
-
-    def _store_batch(self, pending: list, report: AddReport) -> None:
-        """Assign and insert one batch in one transaction, then add it to the index."""
-        rows = [
-            (digest, path, source, *f) for digest, path, source, faces in pending for f in faces
-        ]
-        index = self.gallery.index
-        vectors = np.stack([r[-1] for r in rows]) if rows else np.zeros((0, 1), np.float32)
-        low = np.array([bool(r[4].failures(self.gate)) for r in rows], bool)
-        decisions = None
-        if rows:
-            distances, ids = index.search(vectors, NEIGHBOURS)
-            existing = self._existing(ids)
-            sums = self._sums({e.person_id for e in existing.values()} - {None})
-            photos = [r[0] for r in rows]
-            decisions = assign_batch(
-                vectors, low, photos, distances, ids, existing, sums,
-                self.threshold, self.low_threshold, self.min_faces,
-            )  # fmt: skip
-        with self._store.transaction() as db:
-            for digest, path, source, faces in pending:
-                db.execute(
-                    "INSERT INTO photos VALUES (?, ?, ?, ?)",
-                    (digest, path or source, len(faces), now()),
-                )
-            clusters = {}
-            if decisions is not None:
-                for k in range(decisions.clusters):
-                    clusters[k] = db.execute(
-                        "INSERT INTO people (name, created) VALUES (NULL, ?)", (now(),)
-                    ).lastrowid
-                for face_id, k in decisions.claimed.items():
-                    db.execute(
-                        "UPDATE faces SET person_id = ?, assigned_by = 'auto' WHERE id = ?",
-                        (clusters[k], face_id),
-                    )
-            face_ids = []
-            for i, (digest, path, source, face, quality, crop, vector) in enumerate(rows):
-                target = decisions.person[i]
-                person_id = (
-                    None
-                    if target is None
-                    else (target[1] if target[0] == "p" else clusters[target[1]])
-                )
-                cursor = db.execute(
-                    "INSERT INTO faces (person_id, source, content_hash, box, score, embedding, "
-                    "model_id, created, landmarks, photo, quality, low_quality, assigned_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        person_id, source, digest,
-                        json.dumps([round(float(v), 2) for v in face.box]), float(face.score),
-                        vector.astype(np.float32).tobytes(), self.gallery.model_id, now(),
-                        _landmarks_json(face.landmarks), path, json.dumps(quality.to_dict()),
-                        int(low[i]), None if person_id is None else "auto",
-                    ),
-                )  # fmt: skip
-                face_ids.append(int(cursor.lastrowid))
-                self._store.set_crop(db, face_ids[-1], crop)
-        if rows:
-            index.add(vectors, face_ids)
-        self._tally(report, pending, decisions, low, face_ids)
-
-    def _existing(self, ids: np.ndarray) -> dict[int, Existing]:
-        """What assignment needs of the stored faces among `ids` (rejected ones left out)."""
-        wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
-        out: dict[int, Existing] = {}
-        linked = links.linked_faces(self._store.db)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            for r in self._store.db.execute(
-                "SELECT id, person_id, low_quality, rejected, content_hash, embedding FROM faces "
-                f"WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                if r[3] is None:
-                    free = r[1] is None and r[0] not in linked
-                    vector = np.frombuffer(r[5], np.float32)
-                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
-        return out
-
-    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int]]:
-        """person id -> (sum of their faces' embeddings, face count)."""
-        out: dict[int, tuple[np.ndarray, int]] = {}
-        wanted = sorted(person_ids)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            for person, blob in self._store.db.execute(
-                "SELECT person_id, embedding FROM faces "
-                f"WHERE person_id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                total, n = out.get(person, (0.0, 0))
-                out[person] = (total + np.frombuffer(blob, np.float32).astype(np.float64), n + 1)
-        return out
-
-    @staticmethod
-    def _tally(report: AddReport, pending, decisions, low, face_ids) -> None:
-        report.photos += len(pending)
-        report.faces += len(face_ids)
-        report.face_ids.extend(face_ids)
-        report.low_quality += int(np.sum(low))
-        if decisions is None:
-            return
-        report.new_clusters += decisions.clusters
-        for target in decisions.person:
-            if target is None:
-                report.unassigned += 1
-            elif target[0] == "p":
-                report.assigned += 1
 
     # -- re-clustering ------------------------------------------------------------------------
 

@@ -12,14 +12,18 @@ chain) runs on them unchanged, one connected component of the threshold graph at
 merge below the threshold needs a pair below it), which keeps the memory to the largest
 component's square.
 
-A cluster holding a seed joins that named person; other clusters of at least `min_faces` faces
-become unnamed clusters (keeping the id of the old cluster they overlap most); the rest are
-unassigned. Items whose faces all failed the quality gate never seed: afterwards they join the
-nearest cluster within `low_threshold`, or stay unassigned.
+Must-link groups of two faces or more (what merges, splits and moves leave behind: clusters the
+user has confirmed) are fixed like named people: they take free faces but never merge with
+another fixed item, so a re-clustering cannot undo a correction by joining two corrected
+clusters. A cluster holding a seed joins that named person; other clusters of at least
+`min_faces` faces become unnamed clusters (keeping the id of the old cluster they overlap
+most); the rest are unassigned. Items whose faces all failed the quality gate never seed:
+afterwards they join the nearest standing cluster within `low_threshold`, or stay unassigned.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +37,22 @@ APART = 1e6
 @dataclass
 class Items:
     """What is clustered: per item its faces' embedding sum, face count, whether it may seed
-    (holds a face that passed the gate) and the named person it is fixed to (or -1)."""
+    (holds a face that passed the gate), the named person it is fixed to (or -1), and whether
+    it is fixed (default: when it has a person): fixed items never merge with each other."""
 
     sums: np.ndarray
     sizes: np.ndarray
     seeding: np.ndarray
     seed_person: np.ndarray
     apart: set[tuple[int, int]]
+    fixed: np.ndarray | None = None
+    #: Distances between a fixed item and another are multiplied by this (>= 1: a face joins a
+    #: person only when clearly closer; `assign.py`).
+    fixed_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fixed is None:
+            self.fixed = self.seed_person >= 0
 
     def means(self) -> np.ndarray:
         """Each item's mean embedding."""
@@ -57,14 +70,16 @@ def cluster_items(items: Items, threshold: float, block: int = 4096) -> np.ndarr
     parent = np.arange(len(active))
     for start in range(0, len(active), block):
         sims = sub[start : start + block] @ sub.T
-        rows, cols = np.nonzero(2.0 - 2.0 * sims < threshold)
+        rows, cols = np.nonzero(sims > 1.0 - threshold / 2.0)  # squared L2 < threshold
         for r, c in zip(rows + start, cols, strict=True):
             if r < c:
                 _union(parent, r, c)
-    roots = np.array([_find(parent, i) for i in range(len(active))])
+    roots = np.array([_find(parent, i) for i in range(len(active))], np.int64)
+    order = np.argsort(roots, kind="stable")
+    bounds = np.flatnonzero(np.diff(roots[order])) + 1
     next_label = 0
-    for root in np.unique(roots):
-        members = active[roots == root]
+    for component in np.split(order, bounds):
+        members = active[component]
         if len(members) == 1:
             labels[members[0]] = next_label
             next_label += 1
@@ -76,6 +91,35 @@ def cluster_items(items: Items, threshold: float, block: int = 4096) -> np.ndarr
     return labels
 
 
+def place_low(items: Items, labels: np.ndarray, low_threshold: float, min_faces: int) -> None:
+    """Items that may not seed join the nearest cluster within `low_threshold`, if any; only
+    a cluster that stands without them (a named person's, or `min_faces` seeding faces)."""
+    todo = np.flatnonzero(labels < 0)
+    if len(todo) == 0 or labels.max(initial=-1) < 0:
+        return
+    n_clusters = int(labels.max()) + 1
+    sums = np.zeros((n_clusters, items.sums.shape[1]))
+    sizes = np.zeros(n_clusters)
+    np.add.at(sums, labels[labels >= 0], items.sums[labels >= 0])
+    np.add.at(sizes, labels[labels >= 0], items.sizes[labels >= 0])
+    means = sums / sizes[:, None]
+    standing = sizes >= min_faces
+    standing[labels[(labels >= 0) & items.fixed]] = True
+    cluster_items_of: dict[int, list[int]] = defaultdict(list)
+    for k in np.flatnonzero(labels >= 0):
+        cluster_items_of[int(labels[k])].append(int(k))
+    for k in todo:
+        d = 2.0 - 2.0 * (means @ items.means()[k])
+        for c in np.argsort(d):
+            if d[c] > low_threshold:
+                break
+            if standing[c] and not any(
+                _pair(k, o) in items.apart for o in cluster_items_of[int(c)]
+            ):
+                labels[k] = c
+                break
+
+
 def _linkage(items: Items, members: np.ndarray, means: np.ndarray, threshold: float):
     """Average linkage of one component's items, apart pairs at `APART`."""
     m = means.astype(np.float64)
@@ -84,7 +128,9 @@ def _linkage(items: Items, members: np.ndarray, means: np.ndarray, threshold: fl
     for a, b in items.apart:
         if a in position and b in position:
             d[position[a], position[b]] = d[position[b], position[a]] = APART
-    seeds = np.flatnonzero(items.seed_person[members] >= 0)
+    seeds = np.flatnonzero(items.fixed[members])
+    d[seeds, :] *= items.fixed_scale
+    d[:, seeds] *= items.fixed_scale
     for x in seeds:
         for y in seeds:
             if x != y:
@@ -104,3 +150,7 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
     ra, rb = _find(parent, a), _find(parent, b)
     if ra != rb:
         parent[max(ra, rb)] = min(ra, rb)
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..gallery.store import Store, now
 from . import links
-from .recluster import APART, Items, cluster_items
+from .recluster import APART, Items, cluster_items, place_low
 from .records import ReclusterReport
 
 
@@ -55,7 +55,7 @@ def recluster(
         members[key].append(fid)
     items = _items(members, seed_person, vectors, low, item_of, rows, db)
     labels = cluster_items(items, threshold)
-    _place_low(items, labels, low_threshold)
+    place_low(items, labels, low_threshold, min_faces)
     return _write(store, members, items, labels, old_person, min_faces, user_placed)
 
 
@@ -66,6 +66,7 @@ def _items(members, seed_person, vectors, low, item_of, rows, db) -> Items:
         sums[k] = np.sum([vectors[f] for f in faces], axis=0)
     sizes = np.array([len(m) for m in members], np.float64)
     seed = np.array(seed_person, np.int64)
+    fixed = np.array([s >= 0 or len(m) >= 2 for s, m in zip(seed, members, strict=True)], bool)
     seeding = np.array(
         [s >= 0 or any(not low[f] for f in m) for s, m in zip(seed, members, strict=True)], bool
     )
@@ -80,32 +81,7 @@ def _items(members, seed_person, vectors, low, item_of, rows, db) -> Items:
     for found in by_photo.values():
         found = sorted(found)
         apart.update((a, b) for i, a in enumerate(found) for b in found[i + 1 :])
-    return Items(sums, sizes, seeding, seed, apart)
-
-
-def _place_low(items: Items, labels: np.ndarray, low_threshold: float) -> None:
-    """Items that may not seed join the nearest cluster within `low_threshold`, if any."""
-    todo = np.flatnonzero(labels < 0)
-    if len(todo) == 0 or labels.max(initial=-1) < 0:
-        return
-    n_clusters = int(labels.max()) + 1
-    sums = np.zeros((n_clusters, items.sums.shape[1]))
-    sizes = np.zeros(n_clusters)
-    np.add.at(sums, labels[labels >= 0], items.sums[labels >= 0])
-    np.add.at(sizes, labels[labels >= 0], items.sizes[labels >= 0])
-    means = sums / sizes[:, None]
-    cluster_items_of: dict[int, list[int]] = defaultdict(list)
-    for k in np.flatnonzero(labels >= 0):
-        cluster_items_of[int(labels[k])].append(int(k))
-    for k in todo:
-        d = 2.0 - 2.0 * (means @ items.means()[k])
-        for c in np.argsort(d):
-            if d[c] > low_threshold:
-                break
-            if not any(links.pair(k, o) in items.apart for o in cluster_items_of[int(c)]):
-                labels[k] = c
-                break
-    return
+    return Items(sums, sizes, seeding, seed, apart, fixed)
 
 
 def _write(
@@ -153,6 +129,7 @@ def _write(
             "(SELECT 1 FROM faces f WHERE f.person_id = p.id)"
         ).fetchall()
         db.executemany("DELETE FROM people WHERE id = ?", gone)
+        db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")  # placed here instead
     report.clusters = len(unnamed)
     report.removed_clusters = len(gone)
     report.unassigned = sum(1 for p in target.values() if p is None)

@@ -1,0 +1,220 @@
+"""Adding photos to the library (a mixin of `Library`): store every face, then place the new
+faces (`assign.py`).
+
+Two steps, so that the placement sees the whole call's faces at once (as a batch clustering of
+them would) while storage stays in small transactions: photos are read, detected and embedded
+and their faces stored `batch_size` photos per transaction, unassigned and marked `pending`;
+then every pending face is placed in one transaction. A run killed in the first step leaves
+whole photos (the next `add` skips them and places their faces); killed in the second, the
+faces stay pending until the next `add` or `recluster` places them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageError
+from ..gallery.crops import cut_crop
+from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
+from ..gallery.store import now
+from ..images import ImageInput, describe, load_image
+from . import links
+from .assign import NEIGHBOURS, Existing, assign_batch
+from .quality import measure
+from .records import AddReport
+
+
+class AddMixin:
+    """`add` (see the module doc)."""
+
+    def add(
+        self,
+        photos: ImageInput | Iterable[ImageInput],
+        *,
+        batch_size: int = 16,
+        progress: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> AddReport:
+        """Detect, embed and store every face of each photo, then place each new face with a
+        person, in a new cluster, or nowhere yet (see `assign.py`). Photos already in the
+        library (same content) are skipped; unreadable ones are reported, never raised.
+        Interrupted, it is resumed by running it again. `names` label in-memory photos (the
+        server's uploads) in the faces and the report."""
+        model = self.gallery._require_model()
+        if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
+            photos = [photos]
+        items = list(photos)
+        report = AddReport()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), unit="photo", desc="adding")
+        seen: set[str] = set()
+        step = max(1, batch_size)
+        try:
+            with self._lock:
+                for start in range(0, len(items), step):
+                    pending = []
+                    for offset, item in enumerate(items[start : start + step]):
+                        name = names[start + offset] if names is not None else None
+                        pending.append(self._read(model, item, start + offset, seen, report, name))
+                        if bar is not None:
+                            bar.update(1)
+                    self._ingest([p for p in pending if p is not None], report)
+                self.place_pending(report)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.gallery._save_index()
+        return report
+
+    def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
+        """(digest, path, source, [(face, quality, crop, vector)]) of one photo, or None."""
+        source = name or describe(item, number)
+        try:
+            if isinstance(item, (str, os.PathLike)):
+                digest, path = _file_hash(Path(item), source), str(Path(item).resolve())
+                rgb = load_image(item, source)
+            else:
+                rgb, path = load_image(item, source), None
+                digest = _pixel_hash(rgb)
+            if (
+                digest in seen
+                or self._store.db.execute(
+                    "SELECT 1 FROM photos WHERE content_hash = ?", (digest,)
+                ).fetchone()
+            ):
+                report.duplicates.append(source)
+                return None
+            detected = model.represent(rgb)
+        except ImageError as exc:
+            report.failed.append((source, str(exc)))
+            return None
+        seen.add(digest)
+        faces = []
+        for face in detected:
+            quality = measure(rgb, face.box, face.landmarks, face.score)
+            vector = _unit(face.embedding, self.gallery.embedding_size)
+            faces.append((face, quality, cut_crop(rgb, face.box), vector))
+        return digest, path, source, faces
+
+    def _ingest(self, pending: list, report: AddReport) -> None:
+        """Store one batch of photos and their faces (pending) in one transaction; index them."""
+        index = self.gallery.index
+        ids, vectors = [], []
+        with self._store.transaction() as db:
+            for digest, path, source, faces in pending:
+                db.execute(
+                    "INSERT INTO photos VALUES (?, ?, ?, ?)",
+                    (digest, path or source, len(faces), now()),
+                )
+                for face, quality, crop, vector in faces:
+                    cursor = db.execute(
+                        "INSERT INTO faces (source, content_hash, box, score, embedding, "
+                        "model_id, created, landmarks, photo, quality, low_quality, pending) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        (
+                            source, digest, json.dumps([round(float(v), 2) for v in face.box]),
+                            float(face.score), vector.astype(np.float32).tobytes(),
+                            self.gallery.model_id, now(), _landmarks_json(face.landmarks), path,
+                            json.dumps(quality.to_dict()), int(bool(quality.failures(self.gate))),
+                        ),
+                    )  # fmt: skip
+                    ids.append(int(cursor.lastrowid))
+                    vectors.append(vector)
+                    self._store.set_crop(db, ids[-1], crop)
+        if ids:
+            index.add(np.stack(vectors), ids)
+        report.photos += len(pending)
+        report.faces += len(ids)
+        report.face_ids.extend(ids)
+
+    def place_pending(self, report: AddReport | None = None) -> AddReport:
+        """Place every face still pending (see `assign.py`), in one transaction."""
+        report = AddReport() if report is None else report
+        rows = self._store.db.execute(
+            "SELECT id, embedding, low_quality, content_hash FROM faces "
+            "WHERE pending = 1 AND rejected IS NULL ORDER BY id"
+        ).fetchall()
+        if not rows:
+            return report
+        new_ids = [int(r[0]) for r in rows]
+        vectors = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+        low = np.array([bool(r[2]) for r in rows])
+        _, ids = self.gallery.index.search(vectors, NEIGHBOURS)
+        existing = self._existing(ids, set(new_ids))
+        sums = self._sums({e.person_id for e in existing.values()} - {None})
+        decisions = assign_batch(
+            vectors, low, [r[3] for r in rows], existing, sums,
+            self.threshold, self.low_threshold, self.min_faces,
+        )  # fmt: skip
+        with self._store.transaction() as db:
+            clusters = [
+                db.execute(
+                    "INSERT INTO people (name, created) VALUES (NULL, ?)", (now(),)
+                ).lastrowid
+                for _ in range(decisions.clusters)
+            ]
+            places = list(zip(new_ids, decisions.person, strict=True))
+            places += list(decisions.claimed.items())
+            db.executemany(
+                "UPDATE faces SET person_id = ?, assigned_by = ?, pending = 0 WHERE id = ?",
+                [
+                    (_person(place, clusters), None if place is None else "auto", face_id)
+                    for face_id, place in places
+                ],
+            )
+            db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
+        report.low_quality += int(low.sum())
+        report.new_clusters += decisions.clusters
+        report.assigned += sum(1 for p in decisions.person if p is not None and p[0] == "p")
+        report.unassigned += sum(1 for p in decisions.person if p is None)
+        return report
+
+    def _existing(self, ids: np.ndarray, new: set[int]) -> dict[int, Existing]:
+        """What placement needs of the stored faces among `ids` that are not `new` (rejected
+        ones left out; `free`: unassigned and touched by no correction)."""
+        wanted = sorted({int(i) for i in ids.ravel() if i >= 0} - new)
+        out: dict[int, Existing] = {}
+        linked = links.linked_faces(self._store.db)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            for r in self._store.db.execute(
+                "SELECT id, person_id, low_quality, rejected, content_hash, embedding "
+                f"FROM faces WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                if r[3] is None:
+                    free = r[1] is None and r[0] not in linked
+                    vector = np.frombuffer(r[5], np.float32)
+                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        return out
+
+    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int]]:
+        """person id -> (sum of their faces' embeddings, face count)."""
+        out: dict[int, tuple[np.ndarray, int]] = {}
+        wanted = sorted(person_ids)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            for person, blob in self._store.db.execute(
+                "SELECT person_id, embedding FROM faces "
+                f"WHERE person_id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                total, n = out.get(person, (0.0, 0))
+                out[person] = (total + np.frombuffer(blob, np.float32).astype(np.float64), n + 1)
+        return out
+
+
+def _person(place, clusters: list[int]) -> int | None:
+    if place is None:
+        return None
+    kind, ref = place
+    return ref if kind == "p" else clusters[ref]
