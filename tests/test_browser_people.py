@@ -10,8 +10,9 @@ face per photo) and the test first checks the mistake is there:
   no pair across under 0.25 (the model's threshold is 0.18): merged by the user;
 - two people in one cluster: Chen Shui-bian 1 and 3, and Jeong Se-hyun 1 (all three within
   0.071): split by the user;
-- a blurred copy of George W Bush 4 (Gaussian radius 3): under the quality gate, so it joins
-  nobody, but is suggested for Bush, and accepted; Gerhard Schroeder 1, within 0.2 of Bush's
+- blurred copies of George W Bush 4 and 6 (Gaussian radius 3 and 4): under the quality gate,
+  so they join nobody, but are suggested for Bush: the first is accepted, the second found
+  among the unassigned faces and moved to him; Gerhard Schroeder 1, within 0.2 of Bush's
   faces and so suggested for him too, is declined.
 
 Skipped when Playwright or Chromium is missing (see test_browser.py).
@@ -41,7 +42,12 @@ LFW_FIRST = [
     ("George_W_Bush", 1), ("George_W_Bush", 2), ("George_W_Bush", 3),
 ]  # fmt: skip
 BLURRED_BUSH = "George_W_Bush_0004_blurred.png"
-LATER = {BLURRED_BUSH: "George_W_Bush", "Gerhard_Schroeder_0001.jpg": "Gerhard_Schroeder"}
+BLURRED_BUSH_2 = "George_W_Bush_0006_blurred.png"
+LATER = {
+    BLURRED_BUSH: "George_W_Bush",
+    BLURRED_BUSH_2: "George_W_Bush",
+    "Gerhard_Schroeder_0001.jpg": "Gerhard_Schroeder",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +64,11 @@ def photo_files(tmp_path_factory) -> tuple[list[Path], list[Path], dict[str, str
         source = lfw_image(person, index)
         first.append(Path(shutil.copy(source, folder / source.name)))
         who[source.name] = person
-    bush = Image.open(lfw_image("George_W_Bush", 4)).convert("RGB")
-    bush.filter(ImageFilter.GaussianBlur(3)).save(folder / BLURRED_BUSH)
-    later = [folder / BLURRED_BUSH]
+    later = []
+    for index, radius, name in ((4, 3, BLURRED_BUSH), (6, 4, BLURRED_BUSH_2)):
+        bush = Image.open(lfw_image("George_W_Bush", index)).convert("RGB")
+        bush.filter(ImageFilter.GaussianBlur(radius)).save(folder / name)
+        later.append(folder / name)
     later.append(Path(shutil.copy(lfw_image("Gerhard_Schroeder", 1), folder)))
     who.update(LATER)
     return first, later, who
@@ -173,9 +181,11 @@ def test_people_tab_corrections(page, served, photo_files):
     assert len(kidman) == 2 and all(groups[p] == ["Nicole_Kidman"] * 2 for p in kidman), groups
     (mixed,) = api.person_with("Jeong_Se-hyun")
     assert groups[mixed] == ["Chen_Shui-bian", "Chen_Shui-bian", "Jeong_Se-hyun"], groups
-    add_photos(page, later, "from 2 photos")
+    add_photos(page, later, "from 3 photos")
     blurred, schroeder = api.face_of(BLURRED_BUSH), api.face_of("Gerhard_Schroeder_0001.jpg")
-    assert blurred["low_quality"] and blurred["person_id"] is None, blurred
+    blurred_2 = api.face_of(BLURRED_BUSH_2)
+    for face in (blurred, blurred_2):
+        assert face["low_quality"] and face["person_id"] is None, face
     assert schroeder["person_id"] is None, schroeder
     thumbnails_loaded(page, ".lib-card")
     assert page.locator(".lib-card .lib-name.unnamed").count() == len(groups)
@@ -221,10 +231,21 @@ def test_people_tab_corrections(page, served, photo_files):
     page.wait_for_selector(f"#lib-status:has-text('face {schroeder['id']} is not')")
     assert page.locator(f".lib-suggestion[data-face-id='{schroeder['id']}']").count() == 0
     back(page)
+
+    # 6. the other blurred Bush photo, found among the unassigned faces, moved to him
+    page.click("#lib-show-unassigned")
+    page.wait_for_selector("#lib-person-name:has-text('Unassigned faces')")
+    assert page.locator("#lib-rename-form").is_hidden()
+    page.click(f"#lib-faces .lib-face[data-face-id='{blurred_2['id']}']")
+    page.select_option("#lib-move-target", str(bush))
+    page.click("#lib-move")
+    page.wait_for_selector("#lib-status:has-text('1 face moved to')")
+    assert page.locator(f"#lib-faces .lib-face[data-face-id='{blurred_2['id']}']").count() == 0
+    back(page)
     thumbnails_loaded(page, ".lib-card")
     screenshot(page, "people-grid-corrected.png")
 
-    # 6. the state, through the API; and again after a re-clustering
+    # 7. the state, through the API; and again after a re-clustering
     def check() -> None:
         groups = api.groups()
         named = {p["name"]: p["id"] for p in api.get("/people", named="true")}
@@ -234,7 +255,7 @@ def test_people_tab_corrections(page, served, photo_files):
         assert groups[kidman_now] == ["Nicole_Kidman"] * 4
         assert groups[mixed] == ["Chen_Shui-bian"] * 2
         assert api.get(f"/faces/{jeong}")["person_id"] not in (None, mixed)
-        assert groups[bush] == ["George_W_Bush"] * 4
+        assert groups[bush] == ["George_W_Bush"] * 5
         assert api.get(f"/faces/{schroeder['id']}")["person_id"] != bush
         suggested = [s["face_id"] for s in api.get(f"/people/{bush}/suggestions", k=100)]
         assert schroeder["id"] not in suggested

@@ -44,6 +44,7 @@ class LibraryService:
     # -- reads --------------------------------------------------------------------------------
 
     def counts(self) -> dict:
+        """People (named and unnamed), faces and unassigned faces, counted."""
         with self._lock:
             people = self.library.people()
             faces = self.library.faces()
@@ -57,14 +58,17 @@ class LibraryService:
         }
 
     def people(self, named: bool | None = None) -> list[dict]:
+        """Everyone, named people first (`named` filters), as the library orders them."""
         with self._lock:
             return [p.to_dict() for p in self.library.people(named=named)]
 
     def person(self, person_id: int) -> dict:
+        """One person or cluster (404 if unknown)."""
         with self._lock:
             return self._call(self.library.person, person_id).to_dict()
 
     def faces(self, person_id: int | None, unassigned: bool, limit: int, offset: int) -> list[dict]:
+        """A page of faces: of one person, or every face (or the unassigned ones)."""
         with self._lock:
             if person_id is not None:
                 found = self._call(self.library.faces, person_id)
@@ -73,10 +77,12 @@ class LibraryService:
         return [f.to_dict() for f in found[offset : offset + limit]]
 
     def face(self, face_id: int) -> dict:
+        """One face (404 if unknown)."""
         with self._lock:
             return self._call(self.library.face, face_id).to_dict()
 
     def thumbnail(self, face_id: int) -> bytes:
+        """The face's JPEG thumbnail, cut from the crop the library keeps."""
         with self._lock:
             try:
                 return self.library.thumbnail(face_id, self.thumbnail_size)
@@ -86,11 +92,13 @@ class LibraryService:
                 ) from None
 
     def suggestions(self, person_id: int, k: int) -> list[dict]:
+        """The unassigned faces nearest a person, nearest first."""
         with self._lock:
             found = self._call(self.library.suggestions, person_id, k=k)
         return [{"face_id": x.face_id, "distance": round(float(x.distance), 6)} for x in found]
 
     def constraints(self) -> list[dict]:
+        """Every stored correction."""
         with self._lock:
             return [c.to_dict() for c in self.library.constraints()]
 
@@ -106,14 +114,17 @@ class LibraryService:
         return out
 
     def recluster(self) -> dict:
+        """Re-cluster the unassigned faces and unnamed clusters."""
         with self._lock:
             return self._call(self.library.recluster).to_dict()
 
     def name(self, person_id: int, name: str) -> dict:
+        """Name a person or cluster; a name another person has answers 400 (merge instead)."""
         with self._lock:
             return self._call(self.library.name, person_id, name, code="invalid_name").to_dict()
 
     def merge(self, person_ids: list[int]) -> dict:
+        """Merge people; answers the survivor. Unknown ids answer 404 before anything changes."""
         with self._lock:
             for person_id in person_ids:  # unknown ids answer 404, not 400
                 self._call(self.library.person, person_id)
@@ -121,6 +132,7 @@ class LibraryService:
             return self.library.person(survivor).to_dict()
 
     def split(self, person_id: int, face_ids: list[int]) -> dict:
+        """The given faces become a new cluster; answers it and what is left."""
         with self._lock:
             self._call(self.library.person, person_id)
             new_id = self._call(self.library.split, person_id, face_ids, code="invalid_split")
@@ -130,6 +142,7 @@ class LibraryService:
             }
 
     def move(self, face_id: int, person_id: int | None) -> dict:
+        """Move a face to a person, or to nobody (None)."""
         with self._lock:
             self._call(self.library.face, face_id)
             if person_id is not None:
@@ -137,10 +150,12 @@ class LibraryService:
             return self._call(self.library.move, face_id, person_id).to_dict()
 
     def reject(self, face_id: int, reason: str) -> dict:
+        """Reject a face (not a face, or ignore it): never placed again."""
         with self._lock:
             return self._call(self.library.reject, face_id, reason).to_dict()
 
     def link(self, kind: str, face_a: int, face_b: int) -> dict:
+        """Record a must- or cannot-link between two faces; answers the stored link."""
         with self._lock:
             for face_id in (face_a, face_b):
                 self._call(self.library.face, face_id)
@@ -157,9 +172,11 @@ class LibraryService:
         return found[-1].to_dict()
 
     def accept(self, person_id: int, face_id: int) -> dict:
+        """Accept a suggestion: the face joins the person."""
         return self._answer(self.library.accept, person_id, face_id)
 
     def decline(self, person_id: int, face_id: int) -> dict:
+        """Decline a suggestion: the face is never this person."""
         return self._answer(self.library.decline, person_id, face_id)
 
     def _answer(self, function, person_id: int, face_id: int) -> dict:

@@ -5,7 +5,9 @@
 
 (() => {
   const LIB = "/library";
-  const libState = { person: null, selectedPeople: new Set(), selectedFaces: new Set() };
+  const UNASSIGNED = "unassigned"; // libState.view for the unassigned faces
+  // view: null (the grid), a person id, or UNASSIGNED
+  const libState = { view: null, people: [], selectedPeople: new Set(), selectedFaces: new Set() };
 
   function libStatus(text, isError = false) {
     status("lib-status", text, isError);
@@ -23,7 +25,6 @@
   function libThumbnail(faceId) {
     const img = document.createElement("img");
     img.alt = `face ${faceId}`;
-    img.dataset.faceId = String(faceId);
     if (faceId === null || faceId === undefined) return img;
     call("GET", `${LIB}/faces/${faceId}/thumbnail`)
       .then((blob) => {
@@ -35,7 +36,7 @@
     return img;
   }
 
-  function button(text, className, onClick) {
+  function libButton(text, className, onClick) {
     const b = document.createElement("button");
     b.type = "button";
     b.textContent = text;
@@ -44,32 +45,40 @@
     return b;
   }
 
+  function refresh() {
+    if (libState.view === null) return loadLibrary();
+    if (libState.view === UNASSIGNED) return openUnassigned();
+    return openPerson(libState.view);
+  }
+
   // Run a change, refresh what is shown, then report it; an error goes to the status line.
   async function libChange(work) {
     try {
       const message = await work();
-      await (libState.person === null ? loadLibrary() : openPerson(libState.person));
+      await refresh();
       libStatus(message || "");
     } catch (err) {
       libStatus(err.message, true);
     }
   }
 
-  // -- overview: the grid of people and clusters --------------------------------------------------
+  // -- overview: the grid of people and clusters ------------------------------------------------
 
   async function loadLibrary() {
-    libState.person = null;
+    libState.view = null;
     libState.selectedPeople.clear();
     $("lib-person").hidden = true;
     $("lib-overview").hidden = false;
     updateMerge();
     try {
       const [counts, people] = await Promise.all([call("GET", LIB), call("GET", `${LIB}/people`)]);
+      libState.people = people;
       $("lib-summary").textContent =
-        `${plural(counts.named, "named person", "named people")}, ${plural(counts.clusters, "unnamed cluster")}, ` +
-        `${plural(counts.faces, "face")} (${counts.unassigned} unassigned)`;
+        `${plural(counts.named, "named person", "named people")}, ` +
+        `${plural(counts.clusters, "unnamed cluster")}, ${plural(counts.faces, "face")}`;
+      $("lib-show-unassigned").textContent = `Unassigned faces (${counts.unassigned})`;
+      $("lib-show-unassigned").disabled = counts.unassigned === 0;
       $("lib-grid").replaceChildren(...people.map(libCard));
-      $("lib-grid").dataset.loaded = String(people.length);
       if (!counts.faces) libStatus("the library is empty: add photos");
     } catch (err) {
       libStatus(err.message, true);
@@ -135,7 +144,7 @@
       const r = await call("POST", `${LIB}/photos`, form);
       const failed = r.failed.map((f) => `${f.filename}: ${f.reason}`).join("; ");
       event.target.reset();
-      await loadLibrary();
+      await refresh();
       libStatus(
         `added ${plural(r.faces, "face")} from ${plural(r.photos, "photo")}: ${r.assigned} to known people, ` +
         `${plural(r.new_clusters, "new cluster")}, ${r.unassigned} unassigned` +
@@ -155,26 +164,35 @@
     });
   });
 
-  // -- one person: faces, rename, split, suggestions ---------------------------------------------
+  // -- one person (or the unassigned faces): faces, rename, split, move, suggestions ------------
 
-  async function openPerson(personId) {
-    libState.person = personId;
+  function showFaces(faces, titleText, unnamed, count) {
     libState.selectedFaces.clear();
     updateFaceActions();
+    $("lib-overview").hidden = true;
+    $("lib-person").hidden = false;
+    $("lib-person").dataset.id = String(libState.view);
+    $("lib-person-name").textContent = titleText;
+    $("lib-person-name").classList.toggle("unnamed", unnamed);
+    $("lib-person-count").textContent = plural(count, "face");
+    $("lib-faces").replaceChildren(...faces.map(faceTile));
+    const isPerson = libState.view !== UNASSIGNED;
+    for (const el of document.querySelectorAll("#lib-person .lib-only-person")) el.hidden = !isPerson;
+    fillMoveTargets();
+  }
+
+  async function openPerson(personId) {
+    libState.view = personId;
     try {
-      const [person, faces, suggestions] = await Promise.all([
+      const [person, faces, suggestions, people] = await Promise.all([
         call("GET", `${LIB}/people/${personId}`),
         call("GET", `${LIB}/people/${personId}/faces`),
         call("GET", `${LIB}/people/${personId}/suggestions`),
+        call("GET", `${LIB}/people`),
       ]);
-      $("lib-overview").hidden = true;
-      $("lib-person").hidden = false;
-      $("lib-person").dataset.id = String(person.id);
-      $("lib-person-name").textContent = personTitle(person);
-      $("lib-person-name").classList.toggle("unnamed", person.name === null);
-      $("lib-person-count").textContent = plural(person.face_count, "face");
+      libState.people = people;
+      showFaces(faces, personTitle(person), person.name === null, person.face_count);
       $("lib-rename-input").value = person.name || "";
-      $("lib-faces").replaceChildren(...faces.map(faceTile));
       $("lib-suggestions").replaceChildren(...suggestions.map((s) => suggestionTile(person, s)));
       if (!suggestions.length) {
         const none = document.createElement("p");
@@ -188,12 +206,43 @@
     }
   }
 
+  async function openUnassigned() {
+    libState.view = UNASSIGNED;
+    try {
+      const [faces, people] = await Promise.all([
+        call("GET", `${LIB}/faces?unassigned=true&limit=5000`),
+        call("GET", `${LIB}/people`),
+      ]);
+      libState.people = people;
+      showFaces(faces, "Unassigned faces", false, faces.length);
+    } catch (err) {
+      libStatus(err.message, true);
+    }
+  }
+
+  function fillMoveTargets() {
+    const options = libState.people
+      .filter((p) => p.id !== libState.view)
+      .map((p) => {
+        const option = document.createElement("option");
+        option.value = String(p.id);
+        option.textContent = `${p.name === null ? `unnamed #${p.id}` : p.name} (${plural(p.face_count, "face")})`;
+        return option;
+      });
+    const nobody = document.createElement("option");
+    nobody.value = "";
+    nobody.textContent = "nobody (unassigned)";
+    if (libState.view !== UNASSIGNED) options.push(nobody);
+    $("lib-move-target").replaceChildren(...options);
+  }
+
   function faceTile(face) {
     const tile = document.createElement("button");
     tile.type = "button";
     tile.className = face.low_quality ? "lib-face low" : "lib-face";
     tile.dataset.faceId = String(face.id);
     tile.title = `${face.photo || "photo"}${face.low_quality ? " (low quality)" : ""}`;
+    tile.setAttribute("aria-pressed", "false");
     tile.append(libThumbnail(face.id));
     tile.addEventListener("click", () => {
       const on = !libState.selectedFaces.has(face.id);
@@ -208,7 +257,7 @@
 
   function updateFaceActions() {
     const none = libState.selectedFaces.size === 0;
-    for (const id of ["lib-split", "lib-unassign", "lib-reject"]) $(id).disabled = none;
+    for (const id of ["lib-split", "lib-unassign", "lib-reject", "lib-move"]) $(id).disabled = none;
   }
 
   function suggestionTile(person, suggestion) {
@@ -225,10 +274,19 @@
     tile.append(
       libThumbnail(suggestion.face_id),
       distance,
-      button("Yes", "accept", answer("added to", "accept")),
-      button("No", "decline", answer("is not", "decline")),
+      libButton("Yes", "accept", answer("added to", "accept")),
+      libButton("No", "decline", answer("is not", "decline")),
     );
     return tile;
+  }
+
+  // Apply `path(face)` with `body` to every selected face, one request each.
+  function eachSelected(path, body, message) {
+    const faces = [...libState.selectedFaces];
+    libChange(async () => {
+      for (const face of faces) await call("POST", `${LIB}/faces/${face}/${path}`, body);
+      return `${plural(faces.length, "face")} ${message}`;
+    });
   }
 
   $("lib-back").addEventListener("click", () => {
@@ -236,11 +294,16 @@
     loadLibrary();
   });
 
+  $("lib-show-unassigned").addEventListener("click", () => {
+    libStatus("");
+    openUnassigned();
+  });
+
   $("lib-rename-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = $("lib-rename-input").value;
     libChange(async () => {
-      const person = await call("PATCH", `${LIB}/people/${libState.person}`, { name });
+      const person = await call("PATCH", `${LIB}/people/${libState.view}`, { name });
       return `named ${person.name}`;
     });
   });
@@ -248,25 +311,24 @@
   $("lib-split").addEventListener("click", () => {
     const faces = [...libState.selectedFaces];
     libChange(async () => {
-      const r = await call("POST", `${LIB}/people/${libState.person}/split`, { faces });
+      const r = await call("POST", `${LIB}/people/${libState.view}/split`, { faces });
       return `split ${plural(faces.length, "face")} into a new cluster (#${r.person.id})`;
     });
   });
 
   $("lib-unassign").addEventListener("click", () => {
-    const faces = [...libState.selectedFaces];
-    libChange(async () => {
-      for (const face of faces) await call("POST", `${LIB}/faces/${face}/move`, { person: null });
-      return `${plural(faces.length, "face")} taken out of this person`;
-    });
+    eachSelected("move", { person: null }, "taken out of this person");
   });
 
   $("lib-reject").addEventListener("click", () => {
-    const faces = [...libState.selectedFaces];
-    libChange(async () => {
-      for (const face of faces) await call("POST", `${LIB}/faces/${face}/reject`, { reason: "not_a_face" });
-      return `${plural(faces.length, "face")} marked as not a face`;
-    });
+    eachSelected("reject", { reason: "not_a_face" }, "marked as not a face");
+  });
+
+  $("lib-move").addEventListener("click", () => {
+    const target = $("lib-move-target");
+    const person = target.value === "" ? null : Number(target.value);
+    const label = target.selectedOptions.length ? target.selectedOptions[0].textContent : "";
+    eachSelected("move", { person }, `moved to ${label}`);
   });
 
   for (const tab of document.querySelectorAll(".tab[data-tab=library]")) {
