@@ -95,6 +95,39 @@ def _m003_people_library(db: sqlite3.Connection) -> None:
     the gate), a rejection reason, who assigned it, whether it still awaits its placement; the
     photos added; must/cannot links."""
     sequences = dict(db.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+    _m003_rebuild(db)
+    _run(
+        db,
+        """
+        CREATE TABLE photos (
+            content_hash TEXT PRIMARY KEY,
+            path TEXT,
+            faces INTEGER NOT NULL,
+            added TEXT NOT NULL
+        );
+        CREATE TABLE face_links (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('must', 'cannot')),
+            face_a INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            face_b INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+            origin TEXT NOT NULL,
+            created TEXT NOT NULL,
+            CHECK (face_a < face_b),
+            UNIQUE (kind, face_a, face_b)
+        );
+        CREATE INDEX face_links_b ON face_links(face_b);
+        """,
+    )
+    for table in ("people", "faces"):
+        if table in sequences:
+            db.execute(
+                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?",
+                (sequences[table], table),
+            )
+
+
+def _m003_rebuild(db: sqlite3.Connection) -> None:
+    """people.name and faces.person_id become nullable (new tables, rows copied, ids kept)."""
     _run(
         db,
         """
@@ -134,31 +167,8 @@ def _m003_people_library(db: sqlite3.Connection) -> None:
         ALTER TABLE faces_new RENAME TO faces;
         CREATE INDEX faces_person ON faces(person_id);
         CREATE INDEX faces_hash ON faces(content_hash);
-        CREATE TABLE photos (
-            content_hash TEXT PRIMARY KEY,
-            path TEXT,
-            faces INTEGER NOT NULL,
-            added TEXT NOT NULL
-        );
-        CREATE TABLE face_links (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            kind TEXT NOT NULL CHECK (kind IN ('must', 'cannot')),
-            face_a INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
-            face_b INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
-            origin TEXT NOT NULL,
-            created TEXT NOT NULL,
-            CHECK (face_a < face_b),
-            UNIQUE (kind, face_a, face_b)
-        );
-        CREATE INDEX face_links_b ON face_links(face_b);
         """,
     )
-    for table in ("people", "faces"):
-        if table in sequences:
-            db.execute(
-                "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?",
-                (sequences[table], table),
-            )
 
 
 #: Append only: (name, function). Never edit or reorder a released migration.

@@ -15,9 +15,10 @@ component's square.
 Must-link groups of two faces or more (what merges, splits and moves leave behind: clusters the
 user has confirmed) are fixed like named people: they take free faces but never merge with
 another fixed item, so a re-clustering cannot undo a correction by joining two corrected
-clusters. A cluster holding a seed joins that named person; other clusters of at least
-`min_faces` faces become unnamed clusters (keeping the id of the old cluster they overlap
-most); the rest are unassigned. Items whose faces all failed the quality gate never seed:
+clusters; as in `add`, a face joins a fixed item only within threshold / `JOIN_FACTOR`. A
+cluster holding a seed joins that named person; other clusters of at least `min_faces` faces
+become unnamed clusters (keeping the id of the old cluster they overlap most); the rest are
+unassigned. Items whose faces all failed the quality gate never seed:
 afterwards they join the nearest standing cluster within `low_threshold`, or stay unassigned.
 """
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..gallery.store import Store, now
 from . import links
+from .assign import JOIN_FACTOR
 from .recluster import APART, Items, cluster_items, place_low
 from .records import ReclusterReport
 
@@ -81,7 +82,7 @@ def _items(members, seed_person, vectors, low, item_of, rows, db) -> Items:
     for found in by_photo.values():
         found = sorted(found)
         apart.update((a, b) for i, a in enumerate(found) for b in found[i + 1 :])
-    return Items(sums, sizes, seeding, seed, apart, fixed)
+    return Items(sums, sizes, seeding, seed, apart, fixed, fixed_scale=JOIN_FACTOR)
 
 
 def _write(
