@@ -223,7 +223,8 @@ class Service:
         if self.gallery is None:
             return None
         with self._gallery_lock:
-            return {"people": len(self.gallery.people()), "faces": len(self.gallery)}
+            people = self._named_people()
+            return {"people": len(people), "faces": sum(p.faces for p in people)}
 
     def people(self) -> list[dict]:
         gallery = self._require_gallery()
@@ -231,7 +232,7 @@ class Service:
             faces: dict[str, list[int]] = {}
             for record in gallery.faces():
                 faces.setdefault(record.person, []).append(record.id)
-            return [_person_out(p, faces.get(p.name, [])) for p in gallery.people()]
+            return [_person_out(p, faces.get(p.name, [])) for p in self._named_people()]
 
     def person(self, person_id: int) -> dict:
         gallery = self._require_gallery()
@@ -240,13 +241,18 @@ class Service:
             return _person_out(person, [r.id for r in gallery.faces(person.name)])
 
     def _person(self, person_id: int):
-        for person in self.gallery.people():
+        for person in self._named_people():
             if person.id == person_id:
                 return person
         raise ApiError(404, "person_not_found", f"no person with id {person_id} in the gallery")
 
     def _person_id_by_name(self, name: str) -> int | None:
-        return next((p.id for p in self.gallery.people() if p.name == name), None)
+        return next((p.id for p in self._named_people() if p.name == name), None)
+
+    def _named_people(self) -> list:
+        """The gallery's people: its named ones. The people library keeps its unnamed clusters
+        (name None) in the same table; the gallery endpoints never show or change those."""
+        return [p for p in self.gallery.people() if p.name is not None]
 
     def identify(self, upload: Upload, k: int, threshold: float | None) -> dict:
         from ..gallery import UNKNOWN
