@@ -30,6 +30,7 @@ from .conftest import lfw_image
 from .test_browser import browser, screenshot  # noqa: F401 (fixture)
 
 pytest.importorskip("fastapi")
+from facenet.server.background import BackgroundServer  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIRST = {
@@ -80,7 +81,6 @@ def served(tmp_path):
     from facenet import FaceNet
     from facenet.gallery import Gallery
     from facenet.server import Settings, create_app
-    from facenet.server.background import BackgroundServer
 
     model = FaceNet.load()
     gallery = Gallery.create(tmp_path / "photos.db", model)
@@ -265,3 +265,57 @@ def test_people_tab_corrections(page, served, photo_files):
     r = api.http.post("/recluster", headers={"X-Requested-With": "test"})
     assert r.status_code == 200, r.text
     check()
+
+
+ATTACK = """<!doctype html>
+<html><body>
+<form id="attack" method="POST" enctype="multipart/form-data" action="{url}/api/v1/library/photos">
+  <input id="photo" type="file" name="images">
+</form>
+<script>
+  // a JSON correction as a "simple" request (text/plain, no preflight), then a form upload
+  fetch("{url}/api/v1/library/merge", {{
+    method: "POST", mode: "no-cors", headers: {{ "Content-Type": "text/plain" }},
+    body: JSON.stringify({{ people: [{a}, {b}] }}),
+  }}).finally(() => {{
+    const bytes = Uint8Array.from(atob("{photo}"), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "stranger.jpg", {{ type: "image/jpeg" }}));
+    document.getElementById("photo").files = transfer.files;
+    document.getElementById("attack").submit();
+  }});
+</script>
+</body></html>"""
+
+
+def test_other_sites_cannot_change_the_library(browser, served, photo_files):  # noqa: F811
+    """A page on another origin tries a merge (a no-cors fetch) and an upload (a form) on the
+    user's server: both refused (403 cross_origin), the library unchanged."""
+    import base64
+
+    import httpx
+
+    from .test_browser_security import attacker_app
+
+    url, _ = served
+    first, _, who = photo_files
+    files = [("images", (p.name, p.read_bytes())) for p in first[:4]]  # Powell, Serena
+    r = httpx.post(f"{url}/api/v1/library/photos", files=files, headers={"X-Requested-With": "t"})
+    assert r.status_code == 200, r.text
+    api = Api(url, who)
+    before = api.groups()
+    a, b = sorted(before)[:2]
+    photo = base64.b64encode(lfw_image("George_W_Bush", 1).read_bytes()).decode()
+    html = ATTACK.format(url=url, a=a, b=b, photo=photo)
+    with BackgroundServer(attacker_app(html)) as evil:
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            with page.expect_navigation(url=f"{url}/api/v1/library/photos", timeout=60_000):
+                page.goto(evil + "/")
+            answer = page.inner_text("body")
+        finally:
+            context.close()
+    assert '"cross_origin"' in answer, answer
+    assert api.groups() == before
+    assert len(api.get("/faces")) == 4
