@@ -45,6 +45,27 @@
     return b;
   }
 
+  // Show `items` in `container` SHOWN at a time (thumbnails are fetched as they are shown), with a
+  // "show more" button while some are left.
+  const SHOWN = 120;
+  function showSome(container, items, make) {
+    container.replaceChildren();
+    let next = 0;
+    const more = libButton("", "lib-more", () => {
+      more.remove();
+      addPage();
+    });
+    const addPage = () => {
+      container.append(...items.slice(next, next + SHOWN).map(make));
+      next += SHOWN;
+      if (next < items.length) {
+        more.textContent = `Show ${Math.min(SHOWN, items.length - next)} more of ${items.length - next}`;
+        container.append(more);
+      }
+    };
+    addPage();
+  }
+
   function refresh() {
     if (libState.view === null) return loadLibrary();
     if (libState.view === UNASSIGNED) return openUnassigned();
@@ -78,7 +99,7 @@
         `${plural(counts.clusters, "unnamed cluster")}, ${plural(counts.faces, "face")}`;
       $("lib-show-unassigned").textContent = `Unassigned faces (${counts.unassigned})`;
       $("lib-show-unassigned").disabled = counts.unassigned === 0;
-      $("lib-grid").replaceChildren(...people.map(libCard));
+      showSome($("lib-grid"), people, libCard);
       if (!counts.faces) libStatus("the library is empty: add photos");
     } catch (err) {
       libStatus(err.message, true);
@@ -175,7 +196,7 @@
     $("lib-person-name").textContent = titleText;
     $("lib-person-name").classList.toggle("unnamed", unnamed);
     $("lib-person-count").textContent = plural(count, "face");
-    $("lib-faces").replaceChildren(...faces.map(faceTile));
+    showSome($("lib-faces"), faces, faceTile);
     const isPerson = libState.view !== UNASSIGNED;
     for (const el of document.querySelectorAll("#lib-person .lib-only-person")) el.hidden = !isPerson;
     fillMoveTargets();
@@ -186,7 +207,7 @@
     try {
       const [person, faces, suggestions, people] = await Promise.all([
         call("GET", `${LIB}/people/${personId}`),
-        call("GET", `${LIB}/people/${personId}/faces`),
+        call("GET", `${LIB}/people/${personId}/faces?limit=5000`),
         call("GET", `${LIB}/people/${personId}/suggestions`),
         call("GET", `${LIB}/people`),
       ]);
