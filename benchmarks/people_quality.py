@@ -62,8 +62,9 @@ def drop_table(name: str, found) -> list[tuple]:
     return rows
 
 
-def subjects(found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(embeddings, identity labels, passes gate) of each photo's most prominent face."""
+def subjects(found) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(embeddings, identity labels, passes gate, gate -> fails it) of each photo's most
+    prominent face."""
     best: dict[Path, tuple] = {}
     for path, face, quality in found:
         if path not in best or face.area > best[path][0].area:
@@ -72,11 +73,13 @@ def subjects(found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.stack([best[p][0].embedding for p in paths]).astype(np.float32)
     labels = np.array([p.parent.name for p in paths])
     ok = np.array([not best[p][1].failures() for p in paths])
-    return x, labels, ok
+    fails = {g: np.array([g in best[p][1].failures() for p in paths]) for g in GATES}
+    return x, labels, ok, fails
 
 
-def verification(x, labels, ok, threshold: float, rng) -> list[tuple]:
-    """FRR / FAR at the threshold for pairs where both pass vs at least one fails."""
+def verification(x, labels, ok, fails, threshold: float, rng) -> list[tuple]:
+    """FRR / FAR at the threshold for pairs where both pass vs at least one fails (any gate,
+    then each gate alone)."""
     n = len(labels)
     same_i, same_j = np.nonzero(np.triu(labels[:, None] == labels[None, :], 1))
     diff_i = rng.integers(0, n, 400_000)
@@ -87,10 +90,13 @@ def verification(x, labels, ok, threshold: float, rng) -> list[tuple]:
     for kind, (i, j) in (("same", (same_i, same_j)), ("different", (diff_i, diff_j))):
         d = np.sum((x[i] - x[j]) ** 2, axis=1)
         both = ok[i] & ok[j]
-        for group, mask in (("both pass", both), ("one fails", ~both), ("all", both | ~both)):
+        groups = [("both pass", both), ("one fails", ~both), ("all", both | ~both)]
+        groups += [(f"one fails {g}", fails[g][i] | fails[g][j]) for g in GATES]
+        for group, mask in groups:
             wrong = d[mask] > threshold if kind == "same" else d[mask] <= threshold
             rate = "FRR" if kind == "same" else "FAR"
-            rows.append(("LFW", f"{rate} {group}", int(mask.sum()), float(np.mean(wrong))))
+            value = float(np.mean(wrong)) if mask.any() else float("nan")
+            rows.append(("LFW", f"{rate} {group}", int(mask.sum()), value))
     return rows
 
 
@@ -127,9 +133,9 @@ def main() -> None:
     utk_found = faces_with_quality(build(model, chips, args.utk_cache), chips)
     rows = drop_table("LFW", lfw_found) + drop_table("UTKFace", utk_found)
     print(f"UTKFace: {len(chips)} chips, {len(utk_found)} faces found")
-    x, labels, ok = subjects(lfw_found)
+    x, labels, ok, fails = subjects(lfw_found)
     threshold = model.info.verification_threshold
-    rows += verification(x, labels, ok, threshold, rng)
+    rows += verification(x, labels, ok, fails, threshold, rng)
     rows += clustering(x, labels, ok, threshold)
     for row in rows:
         print(f"{row[0]:8} {row[1]:32} n {row[2]:8d} {row[3]:.4f}")
