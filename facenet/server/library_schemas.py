@@ -37,7 +37,7 @@ class LibraryCounts(BaseModel):
     people: int = Field(description="People and clusters with at least one face.")
     named: int
     clusters: int = Field(description="Unnamed clusters.")
-    faces: int
+    faces: int = Field(description="Faces of people and clusters, and unassigned ones.")
     unassigned: int
 
 

@@ -44,17 +44,18 @@ class LibraryService:
     # -- reads --------------------------------------------------------------------------------
 
     def counts(self) -> dict:
-        """People (named and unnamed), faces and unassigned faces, counted."""
+        """People (named and unnamed), their faces and the unassigned faces, counted (rejected
+        faces are not: they are nobody's and never will be)."""
         with self._lock:
             people = self.library.people()
-            faces = self.library.faces()
+            unassigned = len(self.library.faces(unassigned=True))
         named = sum(1 for p in people if p.name is not None)
         return {
             "people": len(people),
             "named": named,
             "clusters": len(people) - named,
-            "faces": len(faces),
-            "unassigned": sum(1 for f in faces if f.state == "unassigned"),
+            "faces": sum(p.face_count for p in people) + unassigned,
+            "unassigned": unassigned,
         }
 
     def people(self, named: bool | None = None) -> list[dict]:
