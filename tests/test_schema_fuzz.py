@@ -82,6 +82,8 @@ OPERATIONS = [
     "POST /api/v1/library/recluster",
     "POST /api/v1/library/merge",
     "POST /api/v1/library/links",
+    "POST /api/v1/library/unlink",
+    "POST /api/v1/library/faces/{face_id}/unreject",
 ]
 CHECKS = [
     not_a_server_error,

@@ -235,6 +235,13 @@ def test_name_merge_split_move_reject(filled, photos):
     assert client.get(f"{LIB}/faces/{faces[1]}").json()["state"] == "rejected"
     kinds = {c["kind"] for c in client.get(f"{LIB}/constraints").json()}
     assert kinds >= {"must", "cannot", "reject", "name"}
+    # and undone: the rejection, then the links of the moved face to a Powell face
+    r = client.post(f"{LIB}/faces/{faces[1]}/unreject")
+    assert r.status_code == 200 and r.json()["state"] == "unassigned"
+    r = client.post(f"{LIB}/unlink", json={"faces": [faces[0], faces[2]]})
+    assert r.status_code == 200 and r.json()["removed"] >= 1
+    pairs = {(c["face_a"], c["face_b"]) for c in client.get(f"{LIB}/constraints").json()}
+    assert tuple(sorted((faces[0], faces[2]))) not in pairs
 
 
 def test_links_and_suggestions(filled, photos):
@@ -346,6 +353,8 @@ CHANGES = [
     ("POST", "/links", {"kind": "cannot", "faces": ["{face}", "{stranger}"]}),
     ("POST", "/people/{person}/accept", {"face": "{stranger}"}),
     ("POST", "/people/{person}/decline", {"face": "{stranger}"}),
+    ("POST", "/unlink", {"faces": ["{face}", "{stranger}"]}),
+    ("POST", "/faces/{face}/unreject", None),
 ]
 
 

@@ -166,6 +166,18 @@ async def link(request: Request, body: s.LinkIn):
     return await _io(_library(request).link, body.kind, *body.faces)
 
 
+@writer.post("/unlink", response_model=s.UnlinkOut)
+async def unlink(request: Request, body: s.UnlinkIn):
+    """Forget every link between two faces (what a later add or recluster then decides)."""
+    return await _io(_library(request).unlink, *body.faces)
+
+
+@writer.post("/faces/{face_id}/unreject", response_model=s.LibraryFaceOut)
+async def unreject(request: Request, face_id: FaceId):
+    """Undo a rejection: the face is unassigned again, and placed by later runs."""
+    return await _io(_library(request).unreject, face_id)
+
+
 @writer.post("/people/{person_id}/accept", response_model=s.LibraryFaceOut)
 async def accept(request: Request, person_id: PersonId, body: s.FaceIn):
     """Accept a suggestion: the face joins this person (must-link)."""

@@ -101,6 +101,14 @@ class LinkIn(BaseModel):
     faces: list[Id] = Field(min_length=2, max_length=2, description="The two face ids.")
 
 
+class UnlinkIn(BaseModel):
+    faces: list[Id] = Field(min_length=2, max_length=2, description="The two face ids.")
+
+
+class UnlinkOut(BaseModel):
+    removed: int = Field(description="Links removed (0: there were none).")
+
+
 class RejectIn(BaseModel):
     reason: Literal["not_a_face", "ignore"] = "not_a_face"
 

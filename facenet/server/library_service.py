@@ -172,6 +172,16 @@ class LibraryService:
                     "origin": "user", "created": "", "person_id": None}  # fmt: skip
         return found[-1].to_dict()
 
+    def unlink(self, face_a: int, face_b: int) -> dict:
+        """Forget the links between two faces."""
+        with self._lock:
+            return {"removed": self._call(self.library.unlink, face_a, face_b)}
+
+    def unreject(self, face_id: int) -> dict:
+        """Undo a rejection."""
+        with self._lock:
+            return self._call(self.library.unreject, face_id).to_dict()
+
     def accept(self, person_id: int, face_id: int) -> dict:
         """Accept a suggestion: the face joins the person."""
         return self._answer(self.library.accept, person_id, face_id)
