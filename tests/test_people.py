@@ -184,3 +184,31 @@ def test_refusals_are_one_line_errors(lib):
     lib.must_link(faces[0], faces[1])
     with pytest.raises(LibraryError, match="must-linked"):
         lib.cannot_link(faces[0], faces[1])
+
+
+def test_placement_keeps_one_photos_faces_apart_from_a_person():
+    """An unassigned face never joins a person who has another face of its photo, however
+    close (the algorithm alone, on made-up vectors)."""
+    import numpy as np
+
+    from facenet.people.assign import Existing, assign_batch
+
+    rng = np.random.default_rng(0)
+    centre = rng.normal(size=128)
+    near = [centre + rng.normal(scale=0.01, size=128) for _ in range(4)]
+    near = [v / np.linalg.norm(v) for v in near]
+    existing = {10: Existing(None, False, True, "photo-x", near[1].astype(np.float32))}
+    sums = {7: (near[2] + near[3], 2, {"photo-x", "photo-y"})}  # person 7 has a face of photo-x
+    decisions = assign_batch(
+        np.stack([near[0]]).astype(np.float32), np.array([False]), ["photo-new"], existing,
+        sums, threshold=0.18, low_threshold=0.135,
+    )  # fmt: skip
+    # face 10 cannot be person 7; the new face, closer to face 10 than to 7, goes with it
+    assert decisions.claimed.get(10) != ("p", 7) and decisions.person != [("p", 7)]
+    free_sums = {7: (near[2] + near[3], 2, {"photo-y"})}
+    decisions = assign_batch(
+        np.stack([near[0]]).astype(np.float32), np.array([False]), ["photo-new"], existing,
+        free_sums, threshold=0.18, low_threshold=0.135,
+    )  # fmt: skip
+    assert decisions.claimed == {10: ("p", 7)}  # without the shared photo: all three together
+    assert decisions.person == [("p", 7)]

@@ -121,15 +121,20 @@ def _threshold(threshold: float | None, model) -> float:
 
 
 def average_linkage(
-    distances: np.ndarray, threshold: float, sizes: np.ndarray | None = None
+    distances: np.ndarray,
+    threshold: float,
+    sizes: np.ndarray | None = None,
+    *,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Average-linkage clusters of a distance matrix, cut where the linkage distance reaches
     `threshold`: raw labels. Nearest-neighbour chain (O(n^2) time): merge reciprocal nearest
     neighbours, updating distances by Lance-Williams; average linkage is reducible, so this
     builds the same tree as merging the globally closest pair each time. `sizes`: how many
     faces each row already stands for (the people library clusters must-link groups), so that
-    merged distances stay averages over faces."""
-    d = np.array(distances, dtype=np.float64)
+    merged distances stay averages over faces. `overwrite`: use (and spoil) a float64
+    `distances` instead of copying it."""
+    d = np.asarray(distances, dtype=np.float64) if overwrite else np.array(distances, np.float64)
     n = len(d)
     np.fill_diagonal(d, np.inf)
     size = np.ones(n) if sizes is None else np.asarray(sizes, dtype=np.float64).copy()

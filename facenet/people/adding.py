@@ -197,19 +197,20 @@ class AddMixin:
                     out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
         return out
 
-    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int]]:
-        """person id -> (sum of their faces' embeddings, face count)."""
-        out: dict[int, tuple[np.ndarray, int]] = {}
+    def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int, set[str]]]:
+        """person id -> (sum of their faces' embeddings, face count, their photos)."""
+        out: dict[int, tuple[np.ndarray, int, set[str]]] = {}
         wanted = sorted(person_ids)
         for chunk in range(0, len(wanted), 500):
             part = wanted[chunk : chunk + 500]
-            for person, blob in self._store.db.execute(
-                "SELECT person_id, embedding FROM faces "
+            for person, blob, photo in self._store.db.execute(
+                "SELECT person_id, embedding, content_hash FROM faces "
                 f"WHERE person_id IN ({','.join('?' * len(part))})",
                 part,
             ):
-                total, n = out.get(person, (0.0, 0))
-                out[person] = (total + np.frombuffer(blob, np.float32).astype(np.float64), n + 1)
+                total, n, photos = out.get(person, (0.0, 0, set()))
+                vector = np.frombuffer(blob, np.float32).astype(np.float64)
+                out[person] = (total + vector, n + 1, photos | {photo})
         return out
 
 

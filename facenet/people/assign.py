@@ -62,14 +62,14 @@ def assign_batch(
     low: np.ndarray,
     photos: list[str],
     existing: dict[int, Existing],
-    sums: dict[int, tuple[np.ndarray, int]],
+    sums: dict[int, tuple[np.ndarray, int, set[str]]],
     threshold: float,
     low_threshold: float,
     min_faces: int = 2,
 ) -> Decisions:
     """Decide the new faces' places (see the module doc). `existing`: the stored faces near
-    them; `sums`: person id -> (sum of their faces' embeddings, face count) for the people
-    among those."""
+    them; `sums`: person id -> (sum of their faces' embeddings, face count, their photos) for
+    the people among those."""
     m = len(vectors)
     free = [fid for fid, e in existing.items() if e.free and e.person_id is None]
     seeds = sorted(sums)
@@ -83,6 +83,8 @@ def assign_batch(
     for k, key in enumerate(photo):
         by_photo.setdefault(key, []).append(k)
     apart = {(a, b) for ks in by_photo.values() for i, a in enumerate(ks) for b in ks[i + 1 :]}
+    for s, person in enumerate(seeds, start=len(photo)):  # a person holding a face of the photo
+        apart.update((k, s) for p in sums[person][2] for k in by_photo.get(p, ()))
     items = Items(
         sums=np.stack(rows) if rows else np.zeros((0, vectors.shape[1])),
         sizes=np.array(sizes),
