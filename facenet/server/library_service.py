@@ -19,19 +19,6 @@ from .uploads import ApiError
 NOT_FOUND = re.compile(r"^no (person|face)\b")
 
 
-def library_over(gallery):
-    """A `facenet.Library` over the served (already open) gallery: one connection, one index.
-    Its threshold and smallest cluster as `Library.open` resolves them (recorded in the file,
-    else the model's verification threshold and 2)."""
-    from ..people import Library
-
-    meta = gallery._store.meta()
-    threshold = meta.get("people_threshold")
-    if threshold is None:
-        threshold = gallery.model.info.verification_threshold
-    return Library(gallery, float(threshold), int(meta.get("people_min_faces", 2)))
-
-
 class LibraryService:
     """The server's people library (a `facenet.Library` over the served gallery), its calls
     one at a time."""

@@ -207,7 +207,8 @@ class Service:
     def library_service(self):
         """The people library over the served gallery (built again after a migration swaps the
         gallery); 404 `no_library` without a gallery."""
-        from .library_service import LibraryService, library_over
+        from ..people import Library
+        from .library_service import LibraryService
 
         if self.gallery is None:
             raise ApiError(
@@ -216,7 +217,7 @@ class Service:
         with self._gallery_lock:
             library = self._library
             if library is None or library.gallery is not self.gallery:
-                library = self._library = library_over(self.gallery)
+                library = self._library = Library.from_gallery(self.gallery)
             return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
 
     def gallery_counts(self) -> dict | None:
