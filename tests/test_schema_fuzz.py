@@ -30,9 +30,9 @@ def fuzz_app(small_model, tmp_path_factory):
     gallery = Gallery.create(tmp_path_factory.mktemp("fuzz") / "people.db", small_model)
     if photo_path("bush1").is_file():  # a person to find (ids 1), when LFW is here
         gallery.enroll("Bush", [photo_path("bush1")])
-        from facenet.people import Library  # the people library: faces 2 and 3, unassigned
+        from facenet.people import Library  # library faces too (ids 2 and 3)
 
-        Library(gallery, 0.5, 2).add([photo_path("powell1"), photo_path("blair1")])
+        Library.from_gallery(gallery).add([photo_path("powell1"), photo_path("blair1")])
     settings = Settings(max_upload_mb=1, max_files=5, allowed_hosts=("testserver", "localhost"))
     yield create_app(small_model, gallery, settings)
     gallery.close()
