@@ -332,12 +332,19 @@ def test_gallery_endpoints_see_only_named_people(filled, photos):
     grouped = state(client)
     bush = next(p for p, faces in grouped.items() if who[faces[0]] == "George_W_Bush")
     assert client.get(f"{API}/people").json() == []
+    assert error_of(client.get(f"{API}/people/{bush}"), 404) == "person_not_found"
+    unassigned = client.get(f"{LIB}/faces", params={"unassigned": True}).json()[0]["id"]
+    for face in (grouped[bush][0], unassigned):  # not the gallery's to delete
+        assert error_of(client.delete(f"{API}/faces/{face}"), 404) == "face_not_found"
     client.patch(f"{LIB}/people/{bush}", json={"name": "George W Bush"})
     listed = client.get(f"{API}/people").json()
     assert [(p["name"], p["faces"]) for p in listed] == [("George W Bush", len(grouped[bush]))]
     name = next(n for n in photos if photos[n][0] == "George_W_Bush")
     r = client.post(f"{API}/identify", files=[("image", (name, photos[name][1]))])
     assert r.status_code == 200 and r.json()["faces"][0]["name"] == "George W Bush"
+    r = client.delete(f"{API}/faces/{grouped[bush][0]}")  # a named person's face: it is
+    assert r.status_code == 200 and r.json()["person"] == "George W Bush"
+    assert client.get(f"{LIB}/people/{bush}").json()["face_count"] == len(grouped[bush]) - 1
 
 
 # -- security: the rules of every other change ----------------------------------------------------

@@ -349,9 +349,14 @@ class Service:
             return {"id": person.id, "name": person.name, "faces_removed": removed}
 
     def remove_face(self, face_id: int) -> dict:
+        """Delete a named person's face. The people library's other faces (of unnamed clusters,
+        or of nobody) are not the gallery's: 404 (the library rejects them instead)."""
         gallery = self._require_gallery()
         with self._gallery_lock:
+            library = self.library_service()
             try:
+                if library.face(face_id)["state"] != "named":
+                    raise GalleryError(f"face {face_id} is not a gallery face")
                 record = gallery.remove_face(face_id)
             except GalleryError:
                 raise ApiError(404, "face_not_found", f"no face with id {face_id}") from None
