@@ -10,6 +10,7 @@ After each batch, pairwise precision/recall/F1 and BCubed F1 against the identit
 - incremental: `add` only;
 - batch: a full re-clustering of the same faces (the library's `recluster` on a copy with every
   assignment cleared);
+- add+recluster: a library that re-clusters after each add (no corrections);
 - corrected: another library that re-clusters after each add, where an oracle user fixes the
   largest remaining error (a merge or a split) `--corrections` times between batches; F1 after
   each correction, and F1 of the faces already there before vs after the next add/recluster.
@@ -174,6 +175,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="people_bench_"))
     plain = Library.open(tmp / "plain.db", model, threshold=args.threshold)
     fixed = Library.open(tmp / "fixed.db", model, threshold=args.threshold)
+    flow = Library.open(tmp / "flow.db", model, threshold=args.threshold)
     print(f"{len(order)} photos, {len(set(identity[str(p.resolve())] for p in order))} people, "
           f"threshold {plain.threshold}")  # fmt: skip
     for b, chunk in enumerate(batches, 1):
@@ -185,6 +187,9 @@ def main() -> None:
         log(f"batch {b}", "incremental", {**scores(plain, ids, true), "seconds": seconds})
         print(f"{'':>14} {'':>12} {report.summary()}")
         log(f"batch {b}", "batch", batch_scores(plain, ids, true, tmp))
+        flow.add(files)
+        flow.recluster()
+        log(f"batch {b}", "add+recluster", scores(flow, ids, true))
         before = b > 1
         fixed.add(files)
         ids, true = labelled(fixed.path, identity)
@@ -202,6 +207,7 @@ def main() -> None:
             max_id = max(ids)
             log(f"batch {b}", "corrected", scores(fixed, ids, true))
     plain.close()
+    flow.close()
     fixed.close()
     if args.tsv:
         keys = sorted({k for _, _, s in rows for k in s})

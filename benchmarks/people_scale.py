@@ -98,7 +98,6 @@ def main() -> None:
         pass
     fill(tmp / "big.db", x, model.model_id)
     with Library.open(tmp / "big.db", source) as lib:
-        timed("open + index rebuild", lambda: lib.gallery.index)
         report, _ = timed(f"recluster {len(x)} faces (first time)", lib.recluster)
         print(f"{'':58} {report.summary()}")
         report, add_s = timed(f"add {len(chosen)} photos to the {len(x):,}-face library",
