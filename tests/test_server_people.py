@@ -220,6 +220,8 @@ def test_name_merge_split_move_reject(filled, photos):
     r = client.post(f"{LIB}/recluster")
     assert r.status_code == 200 and r.json()["faces"] >= 1
     assert [f["id"] for f in members(client, split["person"]["id"])] == faces[:1]  # kept apart
+    listed = {p["id"]: p["face_count"] for p in client.get(f"{LIB}/people").json()}
+    assert listed[split["person"]["id"]] == 1 and 0 not in listed.values()
     r = client.post(f"{LIB}/merge", json={"people": [split["person"]["id"], powell]})
     assert r.status_code == 200, r.text
     assert r.json()["id"] == powell and r.json()["face_count"] == len(faces)  # the named survives
@@ -242,6 +244,11 @@ def test_name_merge_split_move_reject(filled, photos):
     assert r.status_code == 200 and r.json()["removed"] >= 1
     pairs = {(c["face_a"], c["face_b"]) for c in client.get(f"{LIB}/constraints").json()}
     assert tuple(sorted((faces[0], faces[2]))) not in pairs
+    # a cluster emptied by a correction is not listed (nor counted)
+    single = client.post(f"{LIB}/people/{powell}/split", json={"faces": [faces[3]]}).json()
+    client.post(f"{LIB}/faces/{faces[3]}/move", json={"person": None})  # the cluster is empty:
+    assert single["person"]["id"] not in [p["id"] for p in client.get(f"{LIB}/people").json()]
+    assert client.get(LIB).json()["people"] == len(client.get(f"{LIB}/people").json())
 
 
 def test_links_and_suggestions(filled, photos):

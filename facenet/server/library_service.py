@@ -34,7 +34,7 @@ class LibraryService:
         """People (named and unnamed), their faces and the unassigned faces, counted (rejected
         faces are not: they are nobody's and never will be)."""
         with self._lock:
-            people = self.library.people()
+            people = _shown(self.library.people())
             unassigned = len(self.library.faces(unassigned=True))
         named = sum(1 for p in people if p.name is not None)
         return {
@@ -46,9 +46,10 @@ class LibraryService:
         }
 
     def people(self, named: bool | None = None) -> list[dict]:
-        """Everyone, named people first (`named` filters), as the library orders them."""
+        """Everyone, named people first (`named` filters), as the library orders them; not the
+        unnamed clusters left empty by corrections (until a recluster drops them)."""
         with self._lock:
-            return [p.to_dict() for p in self.library.people(named=named)]
+            return [p.to_dict() for p in _shown(self.library.people(named=named))]
 
     def person(self, person_id: int) -> dict:
         """One person or cluster (404 if unknown)."""
@@ -194,3 +195,8 @@ class LibraryService:
                 kind = "person" if message.startswith("no person") else "face"
                 raise ApiError(404, f"{kind}_not_found", message) from None
             raise ApiError(400, code, message) from None
+
+
+def _shown(people: list) -> list:
+    """People as the API lists them: named ones, and unnamed clusters with a face."""
+    return [p for p in people if p.name is not None or p.face_count > 0]
