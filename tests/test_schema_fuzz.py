@@ -30,6 +30,9 @@ def fuzz_app(small_model, tmp_path_factory):
     gallery = Gallery.create(tmp_path_factory.mktemp("fuzz") / "people.db", small_model)
     if photo_path("bush1").is_file():  # a person to find (ids 1), when LFW is here
         gallery.enroll("Bush", [photo_path("bush1")])
+        from facenet.people import Library  # library faces too (ids 2 and 3)
+
+        Library.from_gallery(gallery).add([photo_path("powell1"), photo_path("blair1")])
     settings = Settings(max_upload_mb=1, max_files=5, allowed_hosts=("testserver", "localhost"))
     yield create_app(small_model, gallery, settings)
     gallery.close()
@@ -60,6 +63,27 @@ OPERATIONS = [
     "GET /api/v1/gallery/migrate",
     "POST /api/v1/gallery/migrate",
     "DELETE /api/v1/gallery/migrate",
+    "GET /api/v1/library",
+    "GET /api/v1/library/people",
+    "GET /api/v1/library/people/{person_id}",
+    "PATCH /api/v1/library/people/{person_id}",
+    "GET /api/v1/library/people/{person_id}/faces",
+    "POST /api/v1/library/people/{person_id}/split",
+    "GET /api/v1/library/people/{person_id}/suggestions",
+    "POST /api/v1/library/people/{person_id}/accept",
+    "POST /api/v1/library/people/{person_id}/decline",
+    "GET /api/v1/library/faces",
+    "GET /api/v1/library/faces/{face_id}",
+    "GET /api/v1/library/faces/{face_id}/thumbnail",
+    "POST /api/v1/library/faces/{face_id}/move",
+    "POST /api/v1/library/faces/{face_id}/reject",
+    "GET /api/v1/library/constraints",
+    "POST /api/v1/library/photos",
+    "POST /api/v1/library/recluster",
+    "POST /api/v1/library/merge",
+    "POST /api/v1/library/links",
+    "POST /api/v1/library/unlink",
+    "POST /api/v1/library/faces/{face_id}/unreject",
 ]
 CHECKS = [
     not_a_server_error,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +39,13 @@ class AddMixin:
         *,
         batch_size: int = 16,
         progress: bool = False,
+        names: Sequence[str] | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of each photo, then place each new face with a
         person, in a new cluster, or nowhere yet (see `assign.py`). Photos already in the
         library (same content) are skipped; unreadable ones are reported, never raised.
-        Interrupted, it is resumed by running it again."""
+        Interrupted, it is resumed by running it again. `names` label in-memory photos (the
+        server's uploads) in the faces and the report."""
         model = self.gallery._require_model()
         if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
             photos = [photos]
@@ -61,7 +63,8 @@ class AddMixin:
                 for start in range(0, len(items), step):
                     pending = []
                     for offset, item in enumerate(items[start : start + step]):
-                        pending.append(self._read(model, item, start + offset, seen, report))
+                        name = names[start + offset] if names is not None else None
+                        pending.append(self._read(model, item, start + offset, seen, report, name))
                         if bar is not None:
                             bar.update(1)
                     self._ingest([p for p in pending if p is not None], report)
@@ -72,9 +75,9 @@ class AddMixin:
             self.gallery._save_index()
         return report
 
-    def _read(self, model, item, number: int, seen: set[str], report: AddReport):
+    def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
         """(digest, path, source, [(face, quality, crop, vector)]) of one photo, or None."""
-        source = describe(item, number)
+        source = name or describe(item, number)
         try:
             if isinstance(item, (str, os.PathLike)):
                 digest, path = _file_hash(Path(item), source), str(Path(item).resolve())

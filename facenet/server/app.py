@@ -125,7 +125,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     closes the gallery after the server stops. It sets the process's malloc mmap threshold
     (see `memory`), so that memory returns to the system after large requests.
     """
-    from . import migration, routes
+    from . import library, migration, routes
 
     settings = settings or Settings()
     configure_malloc()  # process-wide: large blocks go back to the system when freed
@@ -143,6 +143,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.state.inference = ThreadPoolExecutor(settings.workers, thread_name_prefix="facenet-infer")
     app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(migration.router, prefix=API_PREFIX)
+    app.include_router(library.router, prefix=API_PREFIX)
     _install_error_handlers(app)
     if locked:
         _install_locked_docs(app, routes.read_access)

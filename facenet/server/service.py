@@ -100,6 +100,7 @@ class Service:
         self.gallery = gallery
         self.settings = settings
         self._gallery_lock = threading.RLock()
+        self._library = None  # the people library over `gallery`, made when first used
         if gallery is not None:
             with self._gallery_lock:
                 gallery.attach(self.model)  # every gallery inference goes through the lock
@@ -203,11 +204,28 @@ class Service:
             )
         return self.gallery
 
+    def library_service(self):
+        """The people library over the served gallery (built again after a migration swaps the
+        gallery); 404 `no_library` without a gallery."""
+        from ..people import Library
+        from .library_service import LibraryService
+
+        if self.gallery is None:
+            raise ApiError(
+                404, "no_library", "this server has no library (start it with --gallery)"
+            )
+        with self._gallery_lock:
+            library = self._library
+            if library is None or library.gallery is not self.gallery:
+                library = self._library = Library.from_gallery(self.gallery)
+            return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
+
     def gallery_counts(self) -> dict | None:
         if self.gallery is None:
             return None
         with self._gallery_lock:
-            return {"people": len(self.gallery.people()), "faces": len(self.gallery)}
+            people = self._named_people()
+            return {"people": len(people), "faces": sum(p.faces for p in people)}
 
     def people(self) -> list[dict]:
         gallery = self._require_gallery()
@@ -215,7 +233,7 @@ class Service:
             faces: dict[str, list[int]] = {}
             for record in gallery.faces():
                 faces.setdefault(record.person, []).append(record.id)
-            return [_person_out(p, faces.get(p.name, [])) for p in gallery.people()]
+            return [_person_out(p, faces.get(p.name, [])) for p in self._named_people()]
 
     def person(self, person_id: int) -> dict:
         gallery = self._require_gallery()
@@ -224,13 +242,18 @@ class Service:
             return _person_out(person, [r.id for r in gallery.faces(person.name)])
 
     def _person(self, person_id: int):
-        for person in self.gallery.people():
+        for person in self._named_people():
             if person.id == person_id:
                 return person
         raise ApiError(404, "person_not_found", f"no person with id {person_id} in the gallery")
 
     def _person_id_by_name(self, name: str) -> int | None:
-        return next((p.id for p in self.gallery.people() if p.name == name), None)
+        return next((p.id for p in self._named_people() if p.name == name), None)
+
+    def _named_people(self) -> list:
+        """The gallery's people: its named ones. The people library keeps its unnamed clusters
+        (name None) in the same table; the gallery endpoints never show or change those."""
+        return [p for p in self.gallery.people() if p.name is not None]
 
     def identify(self, upload: Upload, k: int, threshold: float | None) -> dict:
         from ..gallery import UNKNOWN
@@ -326,9 +349,14 @@ class Service:
             return {"id": person.id, "name": person.name, "faces_removed": removed}
 
     def remove_face(self, face_id: int) -> dict:
+        """Delete a named person's face. The people library's other faces (of unnamed clusters,
+        or of nobody) are not the gallery's: 404 (the library rejects them instead)."""
         gallery = self._require_gallery()
         with self._gallery_lock:
+            library = self.library_service()
             try:
+                if library.face(face_id)["state"] != "named":
+                    raise GalleryError(f"face {face_id} is not a gallery face")
                 record = gallery.remove_face(face_id)
             except GalleryError:
                 raise ApiError(404, "face_not_found", f"no face with id {face_id}") from None

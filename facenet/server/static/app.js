@@ -20,11 +20,15 @@ async function call(method, path, body) {
   const type = response.headers.get("Content-Type") || "";
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
+    let code = null;
     if (type.includes("json")) {
       const data = await response.json();
-      if (data.error) message = data.error.message;
+      if (data.error) ({ message, code } = data.error);
     }
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    error.code = code;
+    throw error;
   }
   return type.includes("json") ? response.json() : response.blob();
 }
