@@ -30,3 +30,12 @@ class GalleryError(FaceNetError):
 class LibraryError(GalleryError):
     """A people-library operation cannot be carried out (unknown face or person, a correction
     that contradicts another one)."""
+
+
+class LibraryNotFoundError(LibraryError, LookupError):
+    """No face, or no person or cluster, with the given id in the people library. `kind` says
+    which ("face" or "person"), so a caller (the server: 404) tells them apart by type."""
+
+    def __init__(self, message: str, kind: str = "face"):
+        super().__init__(message)
+        self.kind = kind

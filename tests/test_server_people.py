@@ -311,6 +311,39 @@ def test_errors_are_one_line_with_a_code(filled, photos, model):
     assert r.status_code == 200 and r.json()["faces"] == 0 and r.json()["photos"] == 1
 
 
+def test_not_found_is_told_by_the_error_type_not_its_wording(client, monkeypatch):
+    """404 for `LibraryNotFoundError` whatever it says; 400 for another refusal, even one that
+    reads like a not-found."""
+    from facenet.errors import LibraryError, LibraryNotFoundError
+    from facenet.people import Library
+
+    def gone(self, person_id):
+        raise LibraryNotFoundError(f"person {person_id} was deleted meanwhile", "person")
+
+    def refused(self, person_id):
+        raise LibraryError("no person may be shown right now")
+
+    monkeypatch.setattr(Library, "person", gone)
+    assert error_of(client.get(f"{LIB}/people/5"), 404) == "person_not_found"
+    monkeypatch.setattr(Library, "person", refused)
+    assert error_of(client.get(f"{LIB}/people/5"), 400) == "library_error"
+
+
+def test_a_bad_library_threshold_leaves_the_served_gallery_open(make_app):
+    """A gallery file recording an invalid people threshold: the library endpoints answer a
+    one-line error, and the server's gallery (which the library does not own) stays open."""
+    app = make_app()
+    gallery = app.state.service.gallery
+    with gallery._store.transaction() as db:
+        gallery._store.set_meta(db, {"people_threshold": 9})
+    with TestClient(app, headers=CLIENT_HEADER) as client:
+        r = client.get(f"{LIB}/people")
+        assert error_of(r, 400) == "gallery_error"
+        assert client.get(f"{API}/people").status_code == 200  # the gallery is still open
+        assert client.get(f"{LIB}/people").status_code == 400
+        assert "people threshold must be in (0, 4]" in r.json()["error"]["message"]
+
+
 def test_upload_limits(make_app, photos):
     names = list(photos)[:3]
     with TestClient(make_app(max_files=2), headers=CLIENT_HEADER) as client:

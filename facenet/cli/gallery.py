@@ -167,7 +167,8 @@ def enroll(gallery_path, photos, name, folder, metadata, parquet, all_faces, mod
 @click.option("--faces", "show_faces", is_flag=True, help="List every face too.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per person.")
 def list_(gallery_path, show_faces, as_json):
-    """List the people in a gallery, with their number of faces."""
+    """List the named people in a gallery, with their number of faces (the people library's
+    unnamed clusters are listed by `facenet library people`)."""
     with open_gallery(gallery_path) as g:
         people = g.people()
         for person in people:
@@ -183,11 +184,18 @@ def list_(gallery_path, show_faces, as_json):
             for face in faces:
                 click.echo(f"  #{face.id}\t{face.source}")
         if not as_json:
+            named_faces = sum(p.faces for p in people)
             click.echo(
-                f"{plural(len(people), 'person', 'people')}, {plural(len(g), 'face')} "
+                f"{plural(len(people), 'person', 'people')}, {plural(named_faces, 'face')} "
                 f"(model {g.model_name!r})",
                 err=True,
             )
+            if len(g) > named_faces:  # unnamed clusters and unassigned faces: `facenet library`
+                click.echo(
+                    f"{plural(len(g) - named_faces, 'more face')} in the people library "
+                    "(not named; see `facenet library people`)",
+                    err=True,
+                )
             stale = g.unsearched_faces()
             if stale:  # faces a model migration could not re-embed (see its report)
                 click.echo(
@@ -209,7 +217,8 @@ def remove(gallery_path, name, face_ids):
             click.echo(f"removed {name} and {plural(count, 'face')}")
         for face_id in face_ids:
             record = g.remove_face(face_id)
-            click.echo(f"removed face #{record.id} of {record.person} ({record.source})")
+            owner = record.person or "nobody named (a people-library face)"
+            click.echo(f"removed face #{record.id} of {owner} ({record.source})")
 
 
 @gallery.command()

@@ -18,11 +18,13 @@ class EditingMixin:
     """People and faces: list, look up, add, rename, merge, remove."""
 
     def __len__(self) -> int:
-        """The number of enrolled faces."""
+        """The number of faces in the file (and its index): those of named people, and a
+        people library's others (unnamed clusters, unassigned, rejected)."""
         return self._store.aggregate()[0]
 
     def people(self) -> list[Person]:
-        """Every enrolled person, by name."""
+        """Every named person, by name (a people library's unnamed clusters are listed by
+        `facenet.people.Library.people`)."""
         return [person_from_row(r) for r in self._store.people()]
 
     def person(self, name: str) -> Person:
@@ -33,7 +35,7 @@ class EditingMixin:
         raise GalleryError(f"no person named {name!r} in the gallery")
 
     def faces(self, name: str | None = None) -> list[FaceRecord]:
-        """The faces of `name` (every face when None), oldest first."""
+        """The faces of `name` (of every named person when None), oldest first."""
         person_id = None if name is None else self._person_id(name)
         return [face_record_from_row(r) for r in self._store.faces(person_id)]
 
@@ -92,30 +94,30 @@ class EditingMixin:
         return self.person(dst)
 
     def remove_person(self, name: str) -> int:
-        """Delete a person and their faces; return how many faces went."""
+        """Delete a person and their faces; return how many faces went. A people-library photo
+        left with no face is forgotten (`Store.delete_faces`): adding it again detects it anew."""
         with self._lock:
             index = self.index
             with self._store.transaction() as db:
                 person_id = self._person_id(name)
                 face_ids = self._store.face_ids(person_id)
-                db.execute("DELETE FROM faces WHERE person_id = ?", (person_id,))
+                self._store.delete_faces(db, face_ids)
                 db.execute("DELETE FROM people WHERE id = ?", (person_id,))
             index.remove(face_ids)
             self._save_index()
         return len(face_ids)
 
     def remove_face(self, face_id: int) -> FaceRecord:
-        """Delete one enrolled face (its person stays, even with no face left)."""
+        """Delete one face: of a named person (who stays, even with no face left), or a
+        people-library face of an unnamed cluster (dropped when left empty) or of nobody
+        (`FaceRecord.person` None). GalleryError when there is no such face."""
         with self._lock:
             index = self.index
             with self._store.transaction() as db:
-                row = self._store.face(int(face_id))
-                if row is None:
+                record = self._store.face_with_person(int(face_id))
+                if record is None:
                     raise GalleryError(f"no face with id {face_id} in the gallery")
-                record = next(
-                    r for r in self._store.faces(row["person_id"]) if r["id"] == row["id"]
-                )
-                db.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
+                self._store.delete_faces(db, [int(face_id)])
             index.remove([int(face_id)])
             self._save_index()
         return face_record_from_row(record)

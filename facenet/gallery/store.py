@@ -180,6 +180,19 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def drop_empty_clusters(db: sqlite3.Connection, person_ids) -> int:
+    """Delete those of `person_ids` that are unnamed clusters with no face left (a named person
+    stays, even with no face); returns how many went. Inside the caller's transaction."""
+    gone = 0
+    for person_id in {int(p) for p in person_ids}:
+        gone += db.execute(
+            "DELETE FROM people WHERE id = ? AND name IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM faces WHERE person_id = ?)",
+            (person_id, person_id),
+        ).rowcount
+    return gone
+
+
 class Store:
     """Thin, typed access to the gallery database. Not a public API: use `Gallery`."""
 
@@ -286,15 +299,19 @@ class Store:
         )
 
     def people(self) -> list[sqlite3.Row]:
-        """Every person with their face count, by name."""
+        """Every named person with their face count, by name (the people library's unnamed
+        clusters, name NULL, are `facenet.people.Library`'s to list)."""
         return self.db.execute(
             "SELECT p.*, COUNT(f.id) AS face_count FROM people p "
-            "LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+            "LEFT JOIN faces f ON f.person_id = p.id WHERE p.name IS NOT NULL "
+            "GROUP BY p.id ORDER BY p.name"
         ).fetchall()
 
     def person_count(self) -> int:
-        """How many people are enrolled."""
-        return int(self.db.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+        """How many named people are enrolled."""
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM people WHERE name IS NOT NULL").fetchone()[0]
+        )
 
     # -- faces --------------------------------------------------------------------------------
 
@@ -339,13 +356,41 @@ class Store:
         return None if row is None else row[0]
 
     def faces(self, person_id: int | None = None) -> list[sqlite3.Row]:
-        """Face rows (of one person, or all), oldest first."""
-        sql = "SELECT f.*, p.name AS person FROM faces f JOIN people p ON p.id = f.person_id"
+        """Face rows (of one person, or of every named person), oldest first."""
+        sql = (
+            "SELECT f.*, p.name AS person FROM faces f JOIN people p ON p.id = f.person_id "
+            "WHERE p.name IS NOT NULL"
+        )
         if person_id is None:
             return self.db.execute(sql + " ORDER BY f.id").fetchall()
+        return self.db.execute(sql + " AND f.person_id = ? ORDER BY f.id", (person_id,)).fetchall()
+
+    def face_with_person(self, face_id: int) -> sqlite3.Row | None:
+        """One face row with its person's name (None: an unnamed cluster's, or nobody's)."""
         return self.db.execute(
-            sql + " WHERE f.person_id = ? ORDER BY f.id", (person_id,)
-        ).fetchall()
+            "SELECT f.*, p.name AS person FROM faces f LEFT JOIN people p ON p.id = f.person_id "
+            "WHERE f.id = ?",
+            (face_id,),
+        ).fetchone()
+
+    def delete_faces(self, db: sqlite3.Connection, face_ids: list[int]) -> None:
+        """Delete faces inside the transaction `db`, with what only they kept alive: the
+        unnamed clusters (people library) they leave empty, and the recorded photos they leave
+        with no face (so adding such a photo again detects its faces anew, instead of skipping
+        it as a duplicate; a photo in which nothing was ever detected stays recorded)."""
+        for start in range(0, len(face_ids), 500):
+            chunk = [int(f) for f in face_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT DISTINCT person_id, content_hash FROM faces WHERE id IN ({marks})", chunk
+            ).fetchall()
+            db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
+            drop_empty_clusters(db, {r[0] for r in rows if r[0] is not None})
+            db.executemany(
+                "DELETE FROM photos WHERE content_hash = ? AND faces > 0 "
+                "AND NOT EXISTS (SELECT 1 FROM faces WHERE content_hash = photos.content_hash)",
+                [(h,) for h in {r[1] for r in rows}],
+            )
 
     def face(self, face_id: int) -> sqlite3.Row | None:
         """One face row, or None."""

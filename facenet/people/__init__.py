@@ -2,7 +2,7 @@
 with corrections (merge, split, move, must/cannot-link, reject, name) that every later add and
 re-clustering honours. See `library.Library` and docs/recognition.md ("People library")."""
 
-from ..errors import LibraryError
+from ..errors import LibraryError, LibraryNotFoundError
 from .library import Library
 from .quality import GATE, Quality
 from .records import AddReport, Constraint, Face, Person, ReclusterReport, Suggestion
@@ -14,6 +14,7 @@ __all__ = [
     "Face",
     "Library",
     "LibraryError",
+    "LibraryNotFoundError",
     "Person",
     "Quality",
     "ReclusterReport",

@@ -10,6 +10,7 @@ What each records (the newest correction wins over an older one it contradicts):
 - decline: the face is cannot-linked to every face of that person;
 - must_link / cannot_link: the link, after bringing the two faces' groups together or apart;
 - reject: the face is unassigned for good, its must-links dropped (its cannot-links kept).
+An unnamed cluster a correction leaves with no face is deleted in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import LibraryError
-from ..gallery.store import now
+from ..errors import LibraryError, LibraryNotFoundError
+from ..gallery.store import drop_empty_clusters, now
 from ..gallery.validation import check_name
 from . import links
 from .records import Face, Person, Suggestion
@@ -150,13 +151,14 @@ class CorrectionsMixin:
         if reason not in REJECT_REASONS:
             raise LibraryError(f"reason must be one of {', '.join(REJECT_REASONS)}; got {reason!r}")
         with self._lock, self._store.transaction() as db:
-            _face_row(db, face_id)
+            old = _face_row(db, face_id)["person_id"]
             links.detach(db, int(face_id), "reject")
             db.execute(
                 "UPDATE faces SET rejected = ?, person_id = NULL, assigned_by = 'user' "
                 "WHERE id = ?",
                 (reason, int(face_id)),
             )
+            drop_empty_clusters(db, [] if old is None else [old])
         return self.face(face_id)
 
     def unreject(self, face_id: int) -> Face:
@@ -201,14 +203,14 @@ class CorrectionsMixin:
 def _face_row(db: sqlite3.Connection, face_id) -> sqlite3.Row:
     row = db.execute("SELECT * FROM faces WHERE id = ?", (int(face_id),)).fetchone()
     if row is None:
-        raise LibraryError(f"no face with id {face_id}")
+        raise LibraryNotFoundError(f"no face with id {face_id}", "face")
     return row
 
 
 def _person_row(db: sqlite3.Connection, person_id) -> sqlite3.Row:
     row = db.execute("SELECT id, name FROM people WHERE id = ?", (int(person_id),)).fetchone()
     if row is None:
-        raise LibraryError(f"no person or cluster with id {person_id}")
+        raise LibraryNotFoundError(f"no person or cluster with id {person_id}", "person")
     return row
 
 
@@ -222,10 +224,16 @@ def _face_ids(db: sqlite3.Connection, person_id) -> list[int]:
 
 
 def _assign(db: sqlite3.Connection, faces, person_id: int | None) -> None:
+    """Give `faces` to `person_id` (None: nobody); the unnamed clusters they leave empty go."""
+    faces = [int(f) for f in faces]
+    left = {
+        db.execute("SELECT person_id FROM faces WHERE id = ?", (f,)).fetchone()[0] for f in faces
+    }
     db.executemany(
         "UPDATE faces SET person_id = ?, assigned_by = 'user' WHERE id = ?",
-        [(person_id, int(f)) for f in faces],
+        [(person_id, f) for f in faces],
     )
+    drop_empty_clusters(db, left - {None, person_id})
 
 
 def _move(db: sqlite3.Connection, face_id: int, person_id: int | None, origin: str) -> None:

@@ -21,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import LibraryError
+from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery import Gallery
 from . import links
 from .adding import AddMixin
@@ -73,27 +73,31 @@ class Library(AddMixin, CorrectionsMixin):
             gallery = Gallery.create(path, model, index=index)
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
-        return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+        try:
+            return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+        except BaseException:
+            gallery.close()  # `open` made this gallery: it closes it (`from_gallery` never does)
+            raise
 
     @classmethod
     def from_gallery(
         cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
     ) -> Library:
-        """The library in an open gallery (its thresholds recorded in the file on first use)."""
+        """The library in an open gallery (its thresholds recorded in the file on first use).
+        The gallery stays its owner's: a bad threshold or min_faces (given, or recorded in the
+        file) raises LibraryError and leaves it open."""
         meta = gallery._store.meta()
         threshold = meta.get("people_threshold") if threshold is None else threshold
         if threshold is None:
             model = gallery.model
             threshold = model.info.verification_threshold if model else gallery._stored_threshold
-        min_faces = int(meta.get("people_min_faces", 2)) if min_faces is None else min_faces
-        if not 0 < float(threshold) <= 4 or int(min_faces) < 2:
-            gallery.close()
-            raise LibraryError("threshold must be in (0, 4] and min_faces at least 2")
+        min_faces = meta.get("people_min_faces", 2) if min_faces is None else min_faces
+        threshold, min_faces = _settings(gallery.path, threshold, min_faces)
         if "people_threshold" not in meta:
             with gallery._store.transaction() as db:
                 values = {"people_threshold": threshold, "people_min_faces": min_faces}
                 gallery._store.set_meta(db, values)
-        return cls(gallery, float(threshold), int(min_faces))
+        return cls(gallery, threshold, min_faces)
 
     def close(self) -> None:
         """Save the index and close the database."""
@@ -139,7 +143,7 @@ class Library(AddMixin, CorrectionsMixin):
         for p in self.people():
             if p.id == int(person_id):
                 return p
-        raise LibraryError(f"no person or cluster with id {person_id}")
+        raise LibraryNotFoundError(f"no person or cluster with id {person_id}", "person")
 
     def faces(self, person_id: int | None = None, *, unassigned: bool = False) -> list[Face]:
         """The faces of one person (or of everyone; with `unassigned`, of nobody), oldest first."""
@@ -160,14 +164,14 @@ class Library(AddMixin, CorrectionsMixin):
         """One face (LibraryError when there is none)."""
         row = self._store.db.execute(FACE_SQL + " WHERE f.id = ?", (int(face_id),)).fetchone()
         if row is None:
-            raise LibraryError(f"no face with id {face_id}")
+            raise LibraryNotFoundError(f"no face with id {face_id}", "face")
         return face_from_row(row)
 
     def thumbnail(self, face_id: int, size: int = 112) -> bytes:
         """A square JPEG of the face, cut from the crop kept with it."""
         data = self.gallery.thumbnail(int(face_id), size)
         if data is None:
-            raise LibraryError(f"no face with id {face_id} (or no crop kept for it)")
+            raise LibraryNotFoundError(f"no face with id {face_id} (or no crop kept for it)")
         return data
 
     def constraints(self) -> list[Constraint]:
@@ -194,3 +198,17 @@ class Library(AddMixin, CorrectionsMixin):
     def violations(self) -> list[dict]:
         """Stored constraints the current assignment breaks: always empty (a test checks)."""
         return links.violations(self._store.db)
+
+
+def _settings(path: Path, threshold, min_faces) -> tuple[float, int]:
+    """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2."""
+    try:
+        value, count = float(threshold), float(min_faces)
+    except (TypeError, ValueError):
+        value, count = float("nan"), float("nan")
+    if not (0 < value <= 4 and count >= 2 and count.is_integer()):
+        raise LibraryError(
+            f"{path}: people threshold must be in (0, 4] and min_faces an integer of at least 2 "
+            f"(got {threshold!r} and {min_faces!r})"
+        )
+    return value, int(count)

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import GalleryError, ImageError, NoFaceError
+from ..errors import GalleryError, ImageError, LibraryNotFoundError, NoFaceError
 from .guard import RequestGuardMiddleware, error_response
 from .memory import configure_malloc
 from .service import ApiError, Service
@@ -212,6 +212,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NoFaceError)
     async def no_face(request: Request, exc: NoFaceError) -> JSONResponse:
         return error_response(422, "no_face", str(exc))
+
+    @app.exception_handler(LibraryNotFoundError)
+    async def library_not_found(request: Request, exc: LibraryNotFoundError) -> JSONResponse:
+        return error_response(404, f"{exc.kind}_not_found", str(exc))
 
     @app.exception_handler(GalleryError)
     async def gallery_error(request: Request, exc: GalleryError) -> JSONResponse:

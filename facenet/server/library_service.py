@@ -9,14 +9,10 @@ as enrolment does.
 
 from __future__ import annotations
 
-import re
 import threading
 
-from ..errors import GalleryError
+from ..errors import GalleryError, LibraryNotFoundError
 from .uploads import ApiError
-
-#: How the library says an id is unknown (`LibraryError`): answered 404.
-NOT_FOUND = re.compile(r"^no (person|face)\b")
 
 
 class LibraryService:
@@ -186,15 +182,14 @@ class LibraryService:
 
     @staticmethod
     def _call(function, *args, code: str = "library_error", **kwargs):
-        """A library call; its refusals (one line) answer 404 for an unknown id, else 400."""
+        """A library call; its refusals (one line) answer 404 for an unknown id
+        (`LibraryNotFoundError`, by its kind), else 400."""
         try:
             return function(*args, **kwargs)
+        except LibraryNotFoundError as exc:
+            raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from None
         except GalleryError as exc:
-            message = str(exc)
-            if NOT_FOUND.match(message):
-                kind = "person" if message.startswith("no person") else "face"
-                raise ApiError(404, f"{kind}_not_found", message) from None
-            raise ApiError(400, code, message) from None
+            raise ApiError(400, code, str(exc)) from None
 
 
 def _shown(people: list) -> list:

@@ -1,0 +1,188 @@
+"""Defects found while integrating the people library with the gallery and the server (each
+test failed before its fix), on real LFW faces with the default model:
+
+1. `Gallery.remove_face` of a face of nobody (or of an unnamed cluster) removes it;
+2. a photo whose faces were all deleted is forgotten, so adding it again detects it anew;
+3. `Library.from_gallery` refuses a bad recorded threshold without closing the gallery;
+4. the gallery's listings (API and `facenet gallery list`) show named people only;
+5. an unnamed cluster emptied by a correction is deleted in the correction's transaction;
+6. an unknown id raises `LibraryNotFoundError` (its kind says face or person).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facenet.cli import main
+from facenet.errors import GalleryError, LibraryError, LibraryNotFoundError
+from facenet.images import load_image
+from facenet.people import Library
+
+from .people_support import memo_model, photos
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def lib(tmp_path):
+    """A library of 5 Colin Powell and 3 Tony Blair photos (unnamed clusters)."""
+    with Library.open(tmp_path / "lib.db", memo_model()) as library:
+        library.add(photos("Colin_Powell", 5) + photos("Tony_Blair", 3))
+        yield library
+
+
+def biggest(lib):
+    """The largest unnamed cluster and its face ids."""
+    person = max(lib.people(named=False), key=lambda p: p.face_count)
+    return person, [f.id for f in lib.faces(person.id)]
+
+
+def test_gallery_removes_a_face_of_nobody_and_of_a_cluster(lib):
+    g = lib.gallery
+    person, faces = biggest(lib)
+    lib.move(faces[0], None)
+    record = g.remove_face(faces[0])  # raised StopIteration
+    assert record.id == faces[0] and record.person is None
+    with pytest.raises(LibraryNotFoundError):
+        lib.face(faces[0])
+    with pytest.raises(GalleryError, match=f"no face with id {faces[0]}"):
+        g.remove_face(faces[0])
+    single = lib.split(person.id, [faces[1]])
+    assert g.remove_face(faces[1]).person is None
+    assert single not in [p.id for p in lib.people()]  # the cluster went with its last face
+    assert len(g.index) == len(g) == len(lib.faces())
+    assert lib.violations() == []
+
+
+def test_gallery_cli_removes_a_face_of_nobody(tmp_path):
+    path = tmp_path / "lib.db"
+    with Library.open(path, memo_model()) as library:
+        face = library.add(photos("Tony_Blair", 1)).face_ids[0]
+        library.move(face, None)
+    result = run("gallery", "remove", path, "--face", face)
+    assert result.exit_code == 0, result.output
+    assert f"removed face #{face} of nobody named" in result.stdout
+    result = run("gallery", "remove", path, "--face", face)
+    assert result.exit_code == 2 and f"no face with id {face}" in result.stderr
+    assert len(result.output.splitlines()) == 1
+
+
+def side_by_side(*paths) -> np.ndarray:
+    """One photo of several LFW photos next to each other: a photo with several faces."""
+    return np.hstack([load_image(p) for p in paths])
+
+
+def test_a_photo_whose_faces_are_all_deleted_is_added_again(lib):
+    g = lib.gallery
+    two = side_by_side(*photos("Serena_Williams", 1), *photos("Vladimir_Putin", 1))
+    first = lib.add(two)
+    assert first.faces == 2, first.summary()
+    g.remove_face(first.face_ids[0])
+    again = lib.add(two)  # a face is left: still the same photo, the deleted face stays gone
+    assert again.duplicates and again.faces == 0
+    g.remove_face(first.face_ids[1])
+    again = lib.add(two)  # no face left: forgotten, detected anew
+    assert again.duplicates == [] and again.faces == 2
+    # the same through remove_person, for a named person's photos
+    person, faces = biggest(lib)
+    lib.name(person.id, "Colin")
+    everyone = lib.faces()
+    emptied = {f.photo for f in everyone} - {f.photo for f in everyone if f.id not in faces}
+    assert emptied and g.remove_person("Colin") == len(faces)
+    back = lib.add(photos("Colin_Powell", 5) + photos("Tony_Blair", 3))
+    assert back.photos == len(emptied) and len(back.duplicates) == 8 - len(emptied)
+    # a photo in which nothing was detected stays recorded (nothing was deleted)
+    blank = np.full((200, 200, 3), 128, np.uint8)
+    assert lib.add(blank).faces == 0 and lib.add(blank).duplicates
+    assert lib.violations() == []
+
+
+def test_from_gallery_refuses_a_bad_threshold_and_leaves_the_gallery_open(tmp_path):
+    from facenet.gallery import Gallery
+
+    path = tmp_path / "lib.db"
+    Library.open(path, memo_model()).close()
+    for bad in ("9", "abc"):
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'people_threshold'", (bad,))
+        db.close()
+        with Gallery.open(path) as g:
+            with pytest.raises(LibraryError, match="threshold must be in") as caught:
+                Library.from_gallery(g)  # closed the gallery (or raised ValueError for "abc")
+            assert "\n" not in str(caught.value)
+            assert g.people() == [] and len(g) == 0  # still open
+            with pytest.raises(LibraryError, match="min_faces"):
+                Library.from_gallery(g, threshold=1.0, min_faces=1)
+            assert Library.from_gallery(g, threshold=1.0, min_faces=2).threshold == 1.0
+        with pytest.raises(LibraryError, match="threshold must be in"):
+            Library.open(path, create=False)
+
+
+def test_gallery_listings_show_named_people_only(lib):
+    g = lib.gallery
+    person, faces = biggest(lib)
+    lib.name(person.id, "Colin")
+    assert lib.people(named=False)  # unnamed clusters remain: the library lists them
+    assert [(p.name, p.faces) for p in g.people()] == [("Colin", len(faces))]
+    assert [f.id for f in g.faces()] == faces and {f.person for f in g.faces()} == {"Colin"}
+    lib.close()
+    result = run("gallery", "list", lib.path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"Colin\t{len(faces)} faces"]
+    assert "None" not in result.output
+    assert "1 person, " in result.stderr and "in the people library" in result.stderr
+    listed = run("gallery", "list", lib.path, "--json")
+    assert [json.loads(line)["name"] for line in listed.stdout.splitlines()] == ["Colin"]
+
+
+def test_a_cluster_emptied_by_a_correction_is_deleted_in_it(lib):
+    person, faces = biggest(lib)
+    assert len(faces) >= 4
+    corrections = [
+        lambda new, face: lib.move(face, None),
+        lambda new, face: lib.reject(face, "ignore"),
+        lambda new, face: lib.decline(new, face),
+        lambda new, face: lib.move(face, person.id),
+    ]
+    for correct, face in zip(corrections, faces[1:], strict=False):
+        new = lib.split(person.id, [face])
+        correct(new, face)
+        assert new not in [p.id for p in lib.people()]
+        with pytest.raises(LibraryNotFoundError):
+            lib.person(new)
+    # a named person stays, even with no face left
+    lib.name(person.id, "Colin")
+    for face in [f.id for f in lib.faces(person.id)]:
+        lib.move(face, None)
+    assert lib.person(person.id).face_count == 0
+    assert lib.violations() == []
+
+
+def test_unknown_ids_raise_library_not_found(lib):
+    person, faces = biggest(lib)
+    calls = {
+        "face": [
+            lambda: lib.face(999_999), lambda: lib.move(999_999, None),
+            lambda: lib.thumbnail(999_999), lambda: lib.reject(999_999),
+        ],
+        "person": [
+            lambda: lib.person(999_999), lambda: lib.faces(999_999),
+            lambda: lib.merge([person.id, 999_999]), lambda: lib.move(faces[0], 999_999),
+            lambda: lib.suggestions(999_999),
+        ],
+    }  # fmt: skip
+    for kind, functions in calls.items():
+        for function in functions:
+            with pytest.raises(LibraryNotFoundError) as caught:
+                function()
+            assert caught.value.kind == kind and isinstance(caught.value, LibraryError)
+    with pytest.raises(LibraryError) as caught:  # a refusal that is not a not-found
+        lib.split(person.id, faces)
+    assert not isinstance(caught.value, LibraryNotFoundError)
