@@ -378,6 +378,9 @@ class Store:
         unnamed clusters (people library) they leave empty, and the recorded photos they leave
         with no face (so adding such a photo again detects its faces anew, instead of skipping
         it as a duplicate; a photo in which nothing was ever detected stays recorded)."""
+        photos = db.execute(  # no such table in a file of an older schema (tests make one)
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'photos'"
+        ).fetchone()
         for start in range(0, len(face_ids), 500):
             chunk = [int(f) for f in face_ids[start : start + 500]]
             marks = ",".join("?" * len(chunk))
@@ -386,6 +389,8 @@ class Store:
             ).fetchall()
             db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
             drop_empty_clusters(db, {r[0] for r in rows if r[0] is not None})
+            if photos is None:
+                continue
             db.executemany(
                 "DELETE FROM photos WHERE content_hash = ? AND faces > 0 "
                 "AND NOT EXISTS (SELECT 1 FROM faces WHERE content_hash = photos.content_hash)",
