@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from .index import IndexState, stored_vectors
+from .index import APPROXIMATE_ABOVE, IndexState, choose_kind, stored_vectors
 
 if TYPE_CHECKING:
     from .store import Store
@@ -36,6 +36,20 @@ log = logging.getLogger(__name__)
 
 #: Rows per insert request (keeps each gRPC message well under Milvus's 64 MB limit).
 INSERT_BATCH = 10_000
+#: (build, search) parameters by index type, in Milvus's names. IVF: lists per segment
+#: (Milvus Lite 3 segments hold up to 200k rows) and lists probed per search, a fifth as in
+#: the FAISS backend (recall@1 >= 0.99 measured, benchmarks/gallery_search.py); HNSW: graph
+#: degree and search beam. Other types get the server's defaults.
+INDEX_PARAMS: dict[str, tuple[dict, dict]] = {
+    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 205}),
+    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 64}),
+}
+
+
+def index_params(index_type: str) -> tuple[dict, dict]:
+    """(build, search) parameters for a Milvus index type (none for FLAT)."""
+    build, search = INDEX_PARAMS.get(index_type.upper(), ({}, {}))
+    return dict(build), dict(search)
 
 
 def collection_name(gallery_path: Path) -> str:
@@ -48,7 +62,7 @@ class MilvusIndex:
     the server at `uri`. Writes go straight to Milvus; `save` records what it reflects."""
 
     def __init__(
-        self, gallery_path: Path, dim: int, uri: str | None = None, index_type: str = "FLAT"
+        self, gallery_path: Path, dim: int, uri: str | None = None, index_type: str | None = None
     ):
         #: Milvus Lite (a local `.db` database) rather than a server.
         self.local = not uri or uri.endswith(".db")
@@ -58,8 +72,14 @@ class MilvusIndex:
         self.state_path = gallery_path.with_name(gallery_path.name + ".milvus.json")
         self.collection = collection_name(gallery_path)
         self.dim = dim
-        self.kind = index_type.lower()
+        #: A fixed Milvus index type, or None for the size rule (`choose_index_type`).
+        self.index_type = index_type.upper() if index_type else None
+        #: The collection's index type, lower case ("flat", "ivf_flat", ...).
+        self.kind = (self.index_type or "FLAT").lower()
+        self.build_params, self.search_params = index_params(self.kind)
         self._client: MilvusClient | None = None
+        #: Whether the collection exists, as last seen (saves a round trip per call).
+        self._present: bool | None = None
 
     @property
     def client(self) -> MilvusClient:
@@ -74,13 +94,21 @@ class MilvusIndex:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._present = None
             if self.local:
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(self.uri)
 
+    @property
+    def present(self) -> bool:
+        """Whether the collection exists (asked once per connection, then tracked)."""
+        if self._present is None:
+            self._present = bool(self.client.has_collection(self.collection))
+        return self._present
+
     def __len__(self) -> int:
-        if not self.client.has_collection(self.collection):
+        if not self.present:
             return 0
         rows = self.client.query(
             self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
@@ -91,8 +119,8 @@ class MilvusIndex:
         """Insert unit vectors under face ids."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
-        if not self.client.has_collection(self.collection):
-            self._create()
+        if not self.present:
+            self._create(len(ids))
         for start in range(0, len(ids), INSERT_BATCH):
             end = start + INSERT_BATCH
             rows = [
@@ -104,21 +132,21 @@ class MilvusIndex:
     def remove(self, ids) -> None:
         """Delete the given face ids (unknown ids are ignored)."""
         ids = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
-        if ids and self.client.has_collection(self.collection):
+        if ids and self.present:
             self.client.delete(self.collection, ids=ids)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(squared-L2 distances, ids), each (nq, min(k, len)), nearest first."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         hits = []
-        if k > 0 and len(queries) and self.client.has_collection(self.collection):
+        if k > 0 and len(queries) and self.present:
             hits = self.client.search(
                 self.collection,
                 data=list(queries),
                 limit=k,
                 output_fields=[],
-                search_params={"metric_type": "IP"},
-                consistency_level="Strong",
+                search_params={"metric_type": "IP", "params": self.search_params},
+                consistency_level="Session",  # sees this process's writes, waits for no other
             )
         width = max((len(row) for row in hits), default=0)  # min(k, len) without counting
         distances = np.full((len(queries), width), 4.0, np.float32)
@@ -143,7 +171,7 @@ class MilvusIndex:
         it disagrees with its record or the store."""
         state = IndexState.load(self.state_path)
         try:
-            present = self.client.has_collection(self.collection)
+            present = self.present
         except Exception as exc:  # a damaged Milvus Lite folder is only a lost cache
             log.warning("%s: unreadable index (%s); rebuilding", self.uri, exc)
             self._discard_local()
@@ -151,6 +179,7 @@ class MilvusIndex:
         if state is None or not present:
             return "rebuilt (no index file)"
         self.client.load_collection(self.collection)  # a reopened database starts released
+        self._set_kind(state.kind)
         if state.model_id != model_id:
             return "rebuilt (index of another model)"
         if (state.count, state.id_sum) != store.aggregate(up_to=state.max_id, model_id=model_id)[
@@ -163,8 +192,11 @@ class MilvusIndex:
         for ids, vectors in store.embeddings(after=state.max_id, model_id=model_id):
             self.add(vectors, ids)
             added += len(ids)
-        if len(self) != store.aggregate(model_id=model_id)[0]:
+        count = store.aggregate(model_id=model_id)[0]
+        if len(self) != count:
             return "rebuilt (face count differs)"
+        if self.needs_rebuild(count):
+            return f"rebuilt ({count} faces: index kind changes)"
         return "loaded" if added == 0 else f"repaired (+{added} faces)"
 
     def _discard_local(self) -> None:
@@ -176,21 +208,46 @@ class MilvusIndex:
             else:
                 self.path.unlink(missing_ok=True)
 
-    def _create(self) -> None:
-        """Create the collection: int64 face id, float vector, an inner-product index."""
+    def choose_index_type(self, n: int) -> str:
+        """The index type for `n` faces: the fixed one, else the FAISS backend's size rule
+        (exact FLAT up to `APPROXIMATE_ABOVE` faces, IVF_FLAT above)."""
+        return self.index_type or {"flat": "FLAT", "ivf": "IVF_FLAT"}[choose_kind(n)]
+
+    def needs_rebuild(self, n: int) -> bool:
+        """True when a gallery of `n` faces has outgrown (or shrunk well below) its index type;
+        IVF galleries stay IVF down to half the threshold, as in the FAISS backend."""
+        wanted = self.choose_index_type(n).lower()
+        if wanted == self.kind:
+            return False
+        return not (self.kind == "ivf_flat" and n > APPROXIMATE_ABOVE // 2)
+
+    def _set_kind(self, kind: str) -> None:
+        self.kind = kind.lower()
+        self.build_params, self.search_params = index_params(self.kind)
+
+    def _create(self, n: int) -> None:
+        """Create the collection for about `n` faces: int64 face id, float vector, an
+        inner-product index of the type `choose_index_type(n)`."""
+        self._set_kind(self.choose_index_type(n))
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
         params = self.client.prepare_index_params()
-        params.add_index("vector", index_type=self.kind.upper(), metric_type="IP")
+        # nested under "params": Milvus Lite 3 reads only that key, a server reads both forms
+        params.add_index(
+            "vector", index_type=self.kind.upper(), metric_type="IP",
+            params={"params": self.build_params} if self.build_params else {},
+        )  # fmt: skip
         self.client.create_collection(self.collection, schema=schema, index_params=params)
+        self._present = True
 
     def rebuild(self, store: Store, model_id: str) -> None:
         """Drop the collection and insert every face of `model_id` from the store."""
-        if self.client.has_collection(self.collection):
+        if self.present:
             self.client.drop_collection(self.collection)
-        self._create()
+            self._present = False
         vectors, ids = stored_vectors(store, model_id, self.dim)
+        self._create(len(ids))
         if len(ids):
             self.add(vectors, ids)
         self.client.flush(self.collection)
@@ -199,9 +256,9 @@ class MilvusIndex:
         """Flush the collection (unflushed rows are searched ~10x slower by Milvus Lite) and
         record what it holds; rebuild first if another process changed the gallery meanwhile."""
         count, id_sum, max_id = store.aggregate(model_id=model_id)
-        if len(self) != count:
+        if len(self) != count or self.needs_rebuild(count):
             self.rebuild(store, model_id)
             count, id_sum, max_id = store.aggregate(model_id=model_id)
-        elif self.client.has_collection(self.collection):
+        elif self.present:
             self.client.flush(self.collection)
         IndexState(model_id, count, id_sum, max_id, self.kind).save(self.state_path)
