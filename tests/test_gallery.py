@@ -356,18 +356,20 @@ def test_schema_is_versioned_with_migrations(gallery):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_index_switches_to_approximate_above_the_threshold(tmp_path, model, monkeypatch):
+def test_index_switches_to_approximate_above_the_threshold(tmp_path, model, backend, monkeypatch):
+    """Both backends: exact up to APPROXIMATE_ABOVE faces, IVF above (Milvus: IVF_FLAT)."""
     from facenet.gallery import index as index_module
 
     monkeypatch.setattr(index_module, "APPROXIMATE_ABOVE", 20)
-    with Gallery.create(tmp_path / "g.db", model) as g:
+    ivf = {"faiss": "ivf", "milvus": "ivf_flat"}[backend]
+    with Gallery.create(tmp_path / "g.db", model, index=backend) as g:
         g.enroll_folder(make_tree(tmp_path / "p", people=5, photos=3), progress=False)
         assert g.index.kind == "flat"
         g.enroll_folder(make_tree(tmp_path / "q", people=9, photos=3), progress=False)
-        assert len(g) == 27 and g.index.kind == "ivf"
+        assert len(g) == 27 and g.index.kind == ivf
         assert_index_matches_db(g)
     with Gallery.open(tmp_path / "g.db", model) as g:
-        assert g.index_status == "loaded" and g.index.kind == "ivf"
+        assert g.index_status == "loaded" and g.index.kind == ivf
         assert g.identify(photo((4, 9, 30)))[0].name == "person_04"
 
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from .index import APPROXIMATE_ABOVE, IndexState, choose_kind, stored_vectors
+from . import index as faiss_rules  # the size rule, shared (and patched by tests) at run time
+from .index import IndexState, stored_vectors
 
 if TYPE_CHECKING:
     from .store import Store
@@ -211,7 +212,7 @@ class MilvusIndex:
     def choose_index_type(self, n: int) -> str:
         """The index type for `n` faces: the fixed one, else the FAISS backend's size rule
         (exact FLAT up to `APPROXIMATE_ABOVE` faces, IVF_FLAT above)."""
-        return self.index_type or {"flat": "FLAT", "ivf": "IVF_FLAT"}[choose_kind(n)]
+        return self.index_type or {"flat": "FLAT", "ivf": "IVF_FLAT"}[faiss_rules.choose_kind(n)]
 
     def needs_rebuild(self, n: int) -> bool:
         """True when a gallery of `n` faces has outgrown (or shrunk well below) its index type;
@@ -219,7 +220,7 @@ class MilvusIndex:
         wanted = self.choose_index_type(n).lower()
         if wanted == self.kind:
             return False
-        return not (self.kind == "ivf_flat" and n > APPROXIMATE_ABOVE // 2)
+        return not (self.kind == "ivf_flat" and n > faiss_rules.APPROXIMATE_ABOVE // 2)
 
     def _set_kind(self, kind: str) -> None:
         self.kind = kind.lower()
