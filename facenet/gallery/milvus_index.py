@@ -10,10 +10,18 @@ SQLite stays the source of truth: the collection is a cache keyed by face id, ch
 against a record of what it held when last saved (`<gallery>.milvus.json`, the same
 `IndexState` as FAISS) and repaired (faces added since) or rebuilt from the store otherwise.
 Vectors are unit embeddings searched by inner product; distances are returned as the
-gallery's squared L2 (2 - 2 * inner product). The default index type is FLAT (exact, like the
-FAISS backend below 200k faces). Milvus Lite 3 (pure Python, an in-process gRPC server per
-database) builds FLAT/BRUTE_FORCE itself and HNSW, HNSW_SQ, IVF_FLAT and IVF_SQ8 through
-faiss-cpu; a server takes any Milvus index type (`index_type="HNSW"`, ...).
+gallery's squared L2 (2 - 2 * inner product).
+
+Index type: the FAISS backend's size rule, so both backends answer alike: FLAT (exact) up to
+`index.APPROXIMATE_ABOVE` (200k) faces, IVF_FLAT above (nlist 1024 per segment, a fifth of the
+lists probed: recall@1 0.995 at 100k in benchmarks/gallery_search.py), the collection rebuilt
+from SQLite when a gallery crosses the line; `index_type="HNSW"` (...) fixes it instead.
+Searches use Session consistency: this process sees its own inserts and deletes at once and a
+server never waits for a newer time tick (Strong would); another process's writes show up
+within the server's staleness bound. Milvus Lite 3 (pure Python, an in-process gRPC server per
+database) builds FLAT itself (NumPy) and HNSW, HNSW_SQ, IVF_FLAT and IVF_SQ8 through faiss-cpu,
+per segment, in a background thread after each flush; its search latency grows with the
+collection (~1 ms per thousand rows: see docs/deploy.md), so a large gallery wants a server.
 """
 
 from __future__ import annotations
