@@ -21,7 +21,7 @@ server never waits for a newer time tick (Strong would); another process's write
 within the server's staleness bound. Milvus Lite 3 (pure Python, an in-process gRPC server per
 database) builds FLAT itself (NumPy) and HNSW, HNSW_SQ, IVF_FLAT and IVF_SQ8 through faiss-cpu,
 per segment, in a background thread after each flush; its search latency grows with the
-collection (~1 ms per thousand rows: see docs/deploy.md), so a large gallery wants a server.
+collection (~0.7 ms per thousand rows here: docs/deploy.md), so a large gallery wants a server.
 """
 
 from __future__ import annotations
