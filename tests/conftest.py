@@ -65,3 +65,26 @@ def second_model_file(small_model_file) -> Path:
     info = ModelInfo(backbone="mobilenet", input_size=48, embedding_size=64, alpha=0.25,
                      name="test-second", alignment="chip")  # fmt: skip
     return save_model(model, info, small_model_file.parent / "second.keras")
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory) -> str:
+    """A Milvus server for the session: $FACENET_TEST_MILVUS_URI, else an embedded one (the
+    `milvus` package, facenet[milvus-server]) in a temporary folder, stopped at the end.
+    Skipped without the package, or when the machine already runs an embedded server (only
+    one starts per machine: point $FACENET_TEST_MILVUS_URI at it instead)."""
+    uri = os.environ.get("FACENET_TEST_MILVUS_URI")
+    if uri:
+        yield uri
+        return
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    pytest.importorskip("milvus", reason="a Milvus server needs facenet[milvus-server]")
+    from facenet.gallery.milvus_embedded import EmbeddedMilvus
+
+    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus-server"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(f"no Milvus server: {exc}")
+    yield server.uri
+    server.stop()
