@@ -37,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from facenet.gallery.index import build_index  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), MB."""
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -85,8 +86,30 @@ def build_milvus(index_type: str, base: np.ndarray, ids: np.ndarray, folder: str
     index.add(base, ids)
     index.client.flush(index.collection)  # as `MilvusIndex.save` does after each enrolment
     wait_for_lite_indexes(index)
+    wait_for_server_index(index, len(base))
     index.search(base[:1], 1)
     return index
+
+
+def wait_for_server_index(index, n: int, timeout: float = 3600.0) -> None:
+    """Wait until a server has indexed every row and its query node serves the indexed
+    segments (a server builds indexes asynchronously after segments are sealed)."""
+    if index.local:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = index.client.describe_index(index.collection, "vector")
+        if int(described["indexed_rows"]) >= n and int(described["pending_index_rows"]) == 0:
+            break
+        time.sleep(1)
+    handler = index.client._get_connection()  # no MilvusClient call lists loaded segments
+    while time.monotonic() < deadline:
+        segments = handler.get_query_segment_info(index.collection)
+        served = sum(s.num_rows for s in segments if s.index_name)
+        if served >= n:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{index.collection}: not indexed and served in {timeout:.0f} s")
 
 
 def wait_for_lite_indexes(index) -> None:
@@ -119,10 +142,17 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--batch", type=int, default=100, help="queries per batched search")
     parser.add_argument("--batches", type=int, default=10, help="batched searches timed")
-    parser.add_argument("--milvus-uri", default=None, help="a Milvus server (default: Lite)")
+    parser.add_argument(
+        "--milvus-uri", default=None,
+        help="a Milvus server (default: Lite); 'embedded' starts one (the `milvus` package)",
+    )  # fmt: skip
     parser.add_argument(
         "--milvus-index", nargs="+", default=["default"],
         help="Milvus index types: default (the gallery's choice), FLAT, IVF_FLAT, HNSW, ...",
+    )  # fmt: skip
+    parser.add_argument(
+        "--milvus-ef", type=int, nargs="*", default=[],
+        help="HNSW beam widths to search a Milvus HNSW index with (default: the gallery's)",
     )  # fmt: skip
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="FAISS threads for building")
@@ -134,30 +164,48 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory() as folder:
+        if args.milvus_uri == "embedded":
+            from facenet.gallery.milvus_embedded import EmbeddedMilvus
+
+            with EmbeddedMilvus(Path(folder) / "milvus-server") as server:
+                args.milvus_uri, args.server_pid = server.uri, server.pid
+                print(f"embedded Milvus server {server.uri}, pid {server.pid}")
+                run(args, folder)
+        else:
+            args.server_pid = None
+            run(args, folder)
+
+
+def run(args, folder: str) -> None:
+    """Every size and kind: one printed row each."""
     rng = np.random.default_rng(args.seed)
     header = (
         f"{'n':>9} {'index':>11} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{f'x{args.batch} p50':>9} {f'x{args.batch} p99':>9} {'recall@1':>8} {'RSS +MB':>8}"
+        f" {'srv +MB':>8}"
     )
     print(header)
     print("-" * len(header), flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        for n in args.sizes:
-            base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
-            queries = make_queries(base, args.queries, rng, args.random_queries)
-            batched = make_queries(base, args.batch * args.batches, rng, args.random_queries)
-            exact = None
-            kinds = [k for kind in args.kinds for k in expand(kind, args)]
-            for kind in kinds:
-                if kind == "hnsw" and n > args.hnsw_max:
-                    continue
-                row = measure(kind, base, queries, batched, folder, args)
+    for n in args.sizes:
+        base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
+        queries = make_queries(base, args.queries, rng, args.random_queries)
+        batched = make_queries(base, args.batch * args.batches, rng, args.random_queries)
+        exact = None
+        kinds = [k for kind in args.kinds for k in expand(kind, args)]
+        for kind in kinds:
+            if kind == "hnsw" and n > args.hnsw_max:
+                continue
+            for row in measure(kind, base, queries, batched, folder, args):
                 found = row.pop("top1")
                 if kind == "flat":
                     exact = found
                 recall = float(np.mean(found == exact)) if exact is not None else np.nan
-                print(f"{n:>9,} {kind:>11} " + row["line"] + f" {recall:>8.3f} {row['rss']:>8.0f}")
-            del base
+                print(
+                    f"{n:>9,} {row['label']:>11} " + row["line"]
+                    + f" {recall:>8.3f} {row['rss']:>8.0f} {row['server']:>8.0f}", flush=True,
+                )  # fmt: skip
+        del base
 
 
 def expand(kind: str, args) -> list[str]:
@@ -165,25 +213,38 @@ def expand(kind: str, args) -> list[str]:
     return [f"mv-{t.lower()}" for t in args.milvus_index] if kind == "milvus" else [kind]
 
 
-def measure(kind: str, base, queries, batched, folder: str, args) -> dict:
-    """Build `kind` over `base` and time single and batched queries: a printable row."""
+def measure(kind: str, base, queries, batched, folder: str, args) -> list[dict]:
+    """Build `kind` over `base` and time single and batched queries: printable rows, one per
+    `--milvus-ef` for a Milvus HNSW index (searched with each beam width), else one."""
     gc.collect()
-    before = rss_mb()
+    server = args.server_pid if kind.startswith("mv-") else None
+    before, server_before = rss_mb(), rss_mb(server) if server else np.nan
     t0 = time.perf_counter()
     index = build(kind, base, np.arange(len(base), dtype=np.int64), folder, args)
     seconds = time.perf_counter() - t0
     grown = rss_mb() - before
-    single, found = time_queries(index, queries, args.k)
-    batch, _ = time_queries(index, batched, args.k, args.batch)
+    server_grown = rss_mb(server) - server_before if server else np.nan
+    settings = [None]
+    if kind.startswith("mv-") and index.kind == "hnsw" and args.milvus_ef:
+        settings = args.milvus_ef
+    rows = []
+    for ef in settings:
+        label = kind
+        if ef is not None:
+            index.search_params["ef"], label = ef, f"{kind}/{ef}"
+        single, found = time_queries(index, queries, args.k)
+        batch, _ = time_queries(index, batched, args.k, args.batch)
+        p = np.percentile
+        line = (
+            f"{seconds:>8.2f} {p(single, 50):>8.3f} {p(single, 99):>8.3f} "
+            f"{p(batch, 50):>9.2f} {p(batch, 99):>9.2f}"
+        )
+        rows.append({"label": label, "line": line, "top1": found[:, 0], "rss": grown,
+                     "server": server_grown})  # fmt: skip
     if kind.startswith("mv-"):
         index.client.drop_collection(index.collection)
         index.close()
-    p = np.percentile
-    line = (
-        f"{seconds:>8.2f} {p(single, 50):>8.3f} {p(single, 99):>8.3f} "
-        f"{p(batch, 50):>9.2f} {p(batch, 99):>9.2f}"
-    )
-    return {"line": line, "top1": found[:, 0], "rss": grown}
+    return rows
 
 
 if __name__ == "__main__":
