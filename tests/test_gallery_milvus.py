@@ -1,6 +1,7 @@
-"""The Milvus index backend on its own (Milvus Lite): the index type rule, index parameters
-reaching Milvus, and a process seeing its own writes at once under Session consistency.
-The gallery behaviour on both backends is in test_gallery.py (parametrised)."""
+"""The Milvus index backend on its own, on Milvus Lite and on a Milvus server (the session's,
+tests/conftest.py): the index type rule, index parameters reaching Milvus, and a process
+seeing its own writes and deletes at once. The gallery behaviour on every backend is in
+test_gallery.py (parametrised)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,15 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+@pytest.fixture(params=["lite", "server"])
+def uri(request) -> str | None:
+    """None for Milvus Lite, else the session's server."""
+    return request.getfixturevalue("milvus_server_uri") if request.param == "server" else None
+
+
 @pytest.fixture
-def milvus(tmp_path):
-    index = MilvusIndex(tmp_path / "g.db", 16, index_type="IVF_FLAT")
+def milvus(tmp_path, uri):
+    index = MilvusIndex(tmp_path / "g.db", 16, uri=uri, index_type="IVF_FLAT")
     yield index
     index.close()
 
@@ -35,6 +42,35 @@ def test_index_type_follows_gallery_size_unless_fixed(tmp_path, monkeypatch):
     fixed = MilvusIndex(tmp_path / "f.db", 16, index_type="hnsw")
     assert fixed.choose_index_type(10) == fixed.choose_index_type(10**6) == "HNSW"
     assert fixed.search_params == {"ef": 64} and not fixed.needs_rebuild(10**6)
+    server = MilvusIndex(tmp_path / "s.db", 16, uri="http://localhost:19530")
+    assert server.choose_index_type(10) == server.choose_index_type(10**6) == "HNSW"
+
+
+def test_server_collections_are_one_per_gallery(tmp_path):
+    """Galleries of one file name in two folders share a server, not a collection; Milvus
+    Lite keeps the plain name (one database per gallery)."""
+    a, b = tmp_path / "a" / "faces.db", tmp_path / "b" / "faces.db"
+    names = [MilvusIndex(p, 16, uri="http://localhost:19530").collection for p in (a, b)]
+    assert names[0] != names[1] and all(n.startswith("facenet_faces_") for n in names)
+    assert MilvusIndex(a, 16).collection == "facenet_faces"
+
+
+def test_server_default_is_hnsw_and_searches_exactly_small(tmp_path, milvus_server_uri):
+    """The default index on a server is HNSW with the module's parameters; a small gallery
+    (unsealed, unindexed rows) is searched exactly, the beam widened to k when k > ef."""
+    index = MilvusIndex(tmp_path / "h.db", 16, uri=milvus_server_uri)
+    vectors = unit_vectors(200, 16, seed=2)
+    index.add(vectors, np.arange(200))
+    described = index.client.describe_index(index.collection, "vector")
+    build = described.get("params", described)
+    assert described["index_type"] == "HNSW" and index.kind == "hnsw"
+    assert (str(build["M"]), str(build["efConstruction"])) == ("16", "200")
+    _, ids = index.search(vectors, 1)
+    assert ids[:, 0].tolist() == list(range(200))
+    _, wide = index.search(vectors[:2], 100)  # k above ef
+    assert wide.shape == (2, 100) and (wide >= 0).all()
+    index.client.drop_collection(index.collection)
+    index.close()
 
 
 def test_ivf_parameters_reach_milvus(milvus):
