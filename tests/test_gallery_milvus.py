@@ -97,3 +97,9 @@ def test_reads_its_own_writes_and_deletes_at_once(milvus):
     _, ids = milvus.search(vectors[[25, 30]], 3)
     assert not {25, 30} & set(ids.ravel().tolist())
     assert len(milvus) == 38
+
+
+def test_embedded_server_command_usage():
+    from facenet.gallery.milvus_embedded import main
+
+    assert main([]) == 2 and main(["a", "b"]) == 2

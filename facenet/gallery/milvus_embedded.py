@@ -12,11 +12,20 @@ one in the foreground (the package's own `milvus-server --data DIR` does the sam
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+#: Settings for a test server: writes visible to searches every 20 ms (200 by default) and the
+#: query coordinator's loops every 100 ms (1000, 500), so creating and loading a collection
+#: and enrol-then-identify take fractions of a second, not seconds. Not for production.
+TEST_CONFIG = {
+    "proxy.timeTickInterval": 20,
+    "queryCoord.checkInterval": 100,
+    "queryCoord.distPullInterval": 100,
+}
 #: Seconds to wait for a server to answer its health check (about 15 s on 2 busy cores).
 START_TIMEOUT = 120.0
 
@@ -78,18 +87,28 @@ class EmbeddedMilvus:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a server in the folder given until interrupted (exit 2 on a usage error)."""
+    """Run a server in the folder given until interrupted: exit 0 when stopped, 1 when it
+    fails to start or exits by itself, 2 on a usage error."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m facenet.gallery.milvus_embedded DATA_DIR", file=sys.stderr)
         return 2
-    with EmbeddedMilvus(args[0]) as server:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the server on kill too
+    server = EmbeddedMilvus(args[0])
+    try:
+        server.start()
         print(f"Milvus {server.uri} (pid {server.pid}, data {server.folder}); Ctrl+C stops it")
-        try:
-            while server._server.server_proc.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        while server._server.server_proc.poll() is None:
+            time.sleep(1)
+        print(f"error: Milvus exited; see {server.folder}/logs", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
     return 0
 
 

@@ -12,16 +12,21 @@ against a record of what it held when last saved (`<gallery>.milvus.json`, the s
 Vectors are unit embeddings searched by inner product; distances are returned as the
 gallery's squared L2 (2 - 2 * inner product).
 
-Index type: the FAISS backend's size rule, so both backends answer alike: FLAT (exact) up to
-`index.APPROXIMATE_ABOVE` (200k) faces, IVF_FLAT above (nlist 1024 per segment, a fifth of the
-lists probed: recall@1 0.995 at 100k in benchmarks/gallery_search.py), the collection rebuilt
-from SQLite when a gallery crosses the line; `index_type="HNSW"` (...) fixes it instead.
-Searches use Session consistency: this process sees its own inserts and deletes at once and a
-server never waits for a newer time tick (Strong would); another process's writes show up
-within the server's staleness bound. Milvus Lite 3 (pure Python, an in-process gRPC server per
-database) builds FLAT itself (NumPy) and HNSW, HNSW_SQ, IVF_FLAT and IVF_SQ8 through faiss-cpu,
-per segment, in a background thread after each flush; its search latency grows with the
-collection (~0.7 ms per thousand rows here: docs/deploy.md), so a large gallery wants a server.
+Index type: on Milvus Lite the FAISS backend's size rule, so both answer alike: FLAT (exact) up
+to `index.APPROXIMATE_ABOVE` (200k) faces, IVF_FLAT above (nlist 1024 per segment, a fifth of
+the lists probed: recall@1 0.995 at 100k in benchmarks/gallery_search.py), the collection
+rebuilt from SQLite when a gallery crosses the line. On a server, `SERVER_INDEX` (HNSW) at any
+size: a server indexes sealed segments itself and searches small and unsealed ones by brute
+force or its interim IVF index (`queryNode.segcore.interimIndex`).
+`index_type=` fixes a type instead. Searches use Session consistency: this process sees its
+own inserts at once and a server never waits for a newer time tick (Strong would); another
+process's writes show up within the server's staleness bound. Milvus 2.3 servers return no
+timestamp for a delete, so the search after a delete is Strong (one time tick, ~0.2 s).
+Milvus Lite 3 (pure Python, an in-process gRPC server per database) builds FLAT itself
+(NumPy) and HNSW, HNSW_SQ, IVF_FLAT and IVF_SQ8 through faiss-cpu, per segment, in a
+background thread after each flush; its search latency grows with the collection (~0.7 ms per
+thousand rows here: docs/deploy.md), so a large gallery wants a server
+(`milvus_embedded.py` starts one on this machine for tests and benchmarks).
 """
 
 from __future__ import annotations
