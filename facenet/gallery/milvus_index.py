@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 
+from ..errors import GalleryError
 from . import index as faiss_rules  # the size rule, shared (and patched by tests) at run time
 from .index import IndexState, stored_vectors
 
@@ -115,7 +116,10 @@ class MilvusIndex:
     def client(self) -> MilvusClient:
         """The connection (Milvus Lite starts its local server on first use)."""
         if self._client is None:
-            self._client = MilvusClient(self.uri)
+            try:
+                self._client = MilvusClient(self.uri)
+            except MilvusException as exc:  # a server down or a wrong URI: one line, no trace
+                raise GalleryError(f"{self.uri}: cannot reach Milvus ({exc.message})") from None
         return self._client
 
     def close(self) -> None:
@@ -209,6 +213,8 @@ class MilvusIndex:
         try:
             present = self.present
         except Exception as exc:  # a damaged Milvus Lite folder is only a lost cache
+            if not self.local:
+                raise  # a server unreachable: the caller's error, nothing to rebuild
             log.warning("%s: unreadable index (%s); rebuilding", self.uri, exc)
             self._discard_local()
             return "rebuilt (unreadable index)"
