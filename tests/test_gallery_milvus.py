@@ -41,7 +41,7 @@ def test_index_type_follows_gallery_size_unless_fixed(tmp_path, monkeypatch):
     assert not auto.needs_rebuild(51) and auto.needs_rebuild(50)
     fixed = MilvusIndex(tmp_path / "f.db", 16, index_type="hnsw")
     assert fixed.choose_index_type(10) == fixed.choose_index_type(10**6) == "HNSW"
-    assert fixed.search_params == {"ef": 64} and not fixed.needs_rebuild(10**6)
+    assert fixed.search_params == {"ef": 256} and not fixed.needs_rebuild(10**6)
     server = MilvusIndex(tmp_path / "s.db", 16, uri="http://localhost:19530")
     assert server.choose_index_type(10) == server.choose_index_type(10**6) == "HNSW"
 
@@ -67,8 +67,8 @@ def test_server_default_is_hnsw_and_searches_exactly_small(tmp_path, milvus_serv
     assert (str(build["M"]), str(build["efConstruction"])) == ("16", "200")
     _, ids = index.search(vectors, 1)
     assert ids[:, 0].tolist() == list(range(200))
-    _, wide = index.search(vectors[:2], 100)  # k above ef
-    assert wide.shape == (2, 100) and (wide >= 0).all()
+    _, wide = index.search(vectors[:2], 300)  # k above ef
+    assert wide.shape == (2, 200) and (wide >= 0).all()
     index.client.drop_collection(index.collection)
     index.close()
 
