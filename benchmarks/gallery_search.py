@@ -10,9 +10,12 @@ instead (the worst case for ANN recall).
 The index kinds are the ones `facenet.gallery.index` builds: "flat" (exact inner product),
 "ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw";
 "milvus" is the gallery's Milvus backend (`facenet[milvus]`): Milvus Lite in a temporary
-folder (in-process, so its memory is counted), or the server at `--milvus-uri`, one row per
+folder (in-process, so its memory is counted), or the server at `--milvus-uri` (`embedded`:
+one started here, `facenet/gallery/milvus_embedded.py`, its memory growth in "srv +MB"; the
+build waits until the server has indexed and serves every row), one row per
 `--milvus-index` index type, labelled "mv-default" (the gallery's rule: FLAT up to 200k
-faces, IVF_FLAT above), "mv-flat", "mv-ivf_flat", "mv-hnsw", .... Milvus Lite builds segment
+faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", ...
+(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite builds segment
 indexes in a background thread after a flush; the build time includes waiting for it (a
 diagnostic reach into milvus_lite).
 `benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down.
