@@ -15,9 +15,9 @@ one started here, `facenet/gallery/milvus_embedded.py`, its memory growth in "sr
 build waits until the server has indexed and serves every row), one row per
 `--milvus-index` index type, labelled "mv-default" (the gallery's rule: FLAT up to 200k
 faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", ...
-(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite builds segment
-indexes in a background thread after a flush; the build time includes waiting for it (a
-diagnostic reach into milvus_lite).
+(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite
+builds segment indexes in a background thread after a flush; the build time includes waiting
+for it (a diagnostic reach into milvus_lite).
 `benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down.
 
     python benchmarks/gallery_search.py                       # 10k, 100k, 1M
