@@ -10,8 +10,15 @@ instead (the worst case for ANN recall).
 The index kinds are the ones `facenet.gallery.index` builds: "flat" (exact inner product),
 "ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw";
 "milvus" is the gallery's Milvus backend (`facenet[milvus]`): Milvus Lite in a temporary
-folder (in-process, so its memory is counted), or the server at `--milvus-uri`, with the
-`--milvus-index` index type (FLAT, the gallery's default; HNSW, IVF_FLAT, ...).
+folder (in-process, so its memory is counted), or the server at `--milvus-uri` (`embedded`:
+one started here, `facenet/gallery/milvus_embedded.py`, its memory growth in "srv +MB"; the
+build waits until the server has indexed and serves every row), one row per
+`--milvus-index` index type, labelled "mv-default" (the gallery's rule: FLAT up to 200k
+faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", ...
+(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite
+builds segment indexes in a background thread after a flush; the build time includes waiting
+for it (a diagnostic reach into milvus_lite).
+`benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down.
 
     python benchmarks/gallery_search.py                       # 10k, 100k, 1M
     python benchmarks/gallery_search.py --sizes 100000 --kinds flat ivf milvus
@@ -33,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from facenet.gallery.index import build_index  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process (this one by default), MB."""
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -65,28 +73,64 @@ def time_queries(index, queries: np.ndarray, k: int, batch: int = 1) -> tuple[np
     return np.asarray(times) * 1000, np.asarray(ids)
 
 
-def build_milvus(base: np.ndarray, ids: np.ndarray, folder: str, args):
+def build_milvus(index_type: str, base: np.ndarray, ids: np.ndarray, folder: str, args):
     """The gallery's Milvus backend over `base`: Milvus Lite in `folder`, or `--milvus-uri`."""
     from facenet.gallery.milvus_index import MilvusIndex
 
     index = MilvusIndex(
-        Path(folder) / f"bench{len(base)}.db",
+        Path(folder) / f"bench{len(base)}_{index_type}.db",
         base.shape[1],
         uri=args.milvus_uri,
-        index_type=args.milvus_index,
+        index_type=None if index_type == "DEFAULT" else index_type,
     )
-    if index.client.has_collection(index.collection):
+    if index.present:
         index.client.drop_collection(index.collection)
+        index._present = False
     index.add(base, ids)
     index.client.flush(index.collection)  # as `MilvusIndex.save` does after each enrolment
-    index.search(base[:1], 1)  # a first search builds what the loaded collection lacks
+    wait_for_lite_indexes(index)
+    wait_for_server_index(index, len(base))
+    index.search(base[:1], 1)
     return index
+
+
+def wait_for_server_index(index, n: int, timeout: float = 3600.0) -> None:
+    """Wait until a server has indexed every row and its query node serves the indexed
+    segments (a server builds indexes asynchronously after segments are sealed)."""
+    if index.local:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = index.client.describe_index(index.collection, "vector")
+        if int(described["indexed_rows"]) >= n and int(described["pending_index_rows"]) == 0:
+            break
+        time.sleep(1)
+    handler = index.client._get_connection()  # no MilvusClient call lists loaded segments
+    while time.monotonic() < deadline:
+        segments = handler.get_query_segment_info(index.collection)
+        served = sum(s.num_rows for s in segments if s.index_name)
+        if served >= n:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{index.collection}: not indexed and served in {timeout:.0f} s")
+
+
+def wait_for_lite_indexes(index) -> None:
+    """Wait for Milvus Lite's background compaction and segment index builds (no public API
+    says when they are done; a server builds its indexes the same way, asynchronously)."""
+    if not index.local:
+        return
+    from milvus_lite.server_manager import server_manager_instance
+
+    entry = server_manager_instance._servers.get(str(Path(index.uri).absolute()))
+    if entry is not None:
+        entry[1].get_collection(index.collection)._wait_for_bg()
 
 
 def build(kind: str, base: np.ndarray, ids: np.ndarray, folder: str, args):
     """An index of `kind` over `base` (FAISS threads set for building)."""
-    if kind == "milvus":
-        return build_milvus(base, ids, folder, args)
+    if kind.startswith("mv-"):
+        return build_milvus(kind[3:].upper(), base, ids, folder, args)
     faiss.omp_set_num_threads(args.threads)
     index = build_index(base, ids, kind=kind)
     faiss.omp_set_num_threads(1)  # one query at a time, one thread: the identify case
@@ -101,8 +145,18 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--batch", type=int, default=100, help="queries per batched search")
     parser.add_argument("--batches", type=int, default=10, help="batched searches timed")
-    parser.add_argument("--milvus-uri", default=None, help="a Milvus server (default: Lite)")
-    parser.add_argument("--milvus-index", default="FLAT", help="Milvus index type")
+    parser.add_argument(
+        "--milvus-uri", default=None,
+        help="a Milvus server (default: Lite); 'embedded' starts one (the `milvus` package)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--milvus-index", nargs="+", default=["default"],
+        help="Milvus index types: default (the gallery's choice), FLAT, IVF_FLAT, HNSW, ...",
+    )  # fmt: skip
+    parser.add_argument(
+        "--milvus-ef", type=int, nargs="*", default=[],
+        help="HNSW beam widths to search a Milvus HNSW index with (default: the gallery's)",
+    )  # fmt: skip
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="FAISS threads for building")
     parser.add_argument(
@@ -113,50 +167,87 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory() as folder:
+        if args.milvus_uri == "embedded":
+            from facenet.gallery.milvus_embedded import EmbeddedMilvus
+
+            with EmbeddedMilvus(Path(folder) / "milvus-server") as server:
+                args.milvus_uri, args.server_pid = server.uri, server.pid
+                print(f"embedded Milvus server {server.uri}, pid {server.pid}")
+                run(args, folder)
+        else:
+            args.server_pid = None
+            run(args, folder)
+
+
+def run(args, folder: str) -> None:
+    """Every size and kind: one printed row each."""
     rng = np.random.default_rng(args.seed)
     header = (
-        f"{'n':>9} {'index':>6} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'n':>9} {'index':>11} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{f'x{args.batch} p50':>9} {f'x{args.batch} p99':>9} {'recall@1':>8} {'RSS +MB':>8}"
+        f" {'srv +MB':>8}"
     )
     print(header)
     print("-" * len(header), flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        for n in args.sizes:
-            base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
-            queries = make_queries(base, args.queries, rng, args.random_queries)
-            batched = make_queries(base, args.batch * args.batches, rng, args.random_queries)
-            exact = None
-            for kind in args.kinds:
-                if kind == "hnsw" and n > args.hnsw_max:
-                    continue
-                row = measure(kind, base, queries, batched, folder, args)
+    for n in args.sizes:
+        base = unit(rng.standard_normal((n, args.dim), dtype=np.float32))
+        queries = make_queries(base, args.queries, rng, args.random_queries)
+        batched = make_queries(base, args.batch * args.batches, rng, args.random_queries)
+        exact = None
+        kinds = [k for kind in args.kinds for k in expand(kind, args)]
+        for kind in kinds:
+            if kind == "hnsw" and n > args.hnsw_max:
+                continue
+            for row in measure(kind, base, queries, batched, folder, args):
                 found = row.pop("top1")
                 if kind == "flat":
                     exact = found
                 recall = float(np.mean(found == exact)) if exact is not None else np.nan
-                print(f"{n:>9,} {kind:>6} " + row["line"] + f" {recall:>8.3f} {row['rss']:>8.0f}")
-            del base
+                print(
+                    f"{n:>9,} {row['label']:>11} " + row["line"]
+                    + f" {recall:>8.3f} {row['rss']:>8.0f} {row['server']:>8.0f}", flush=True,
+                )  # fmt: skip
+        del base
 
 
-def measure(kind: str, base, queries, batched, folder: str, args) -> dict:
-    """Build `kind` over `base` and time single and batched queries: a printable row."""
+def expand(kind: str, args) -> list[str]:
+    """The rows for `kind`: "milvus" is one per `--milvus-index` type."""
+    return [f"mv-{t.lower()}" for t in args.milvus_index] if kind == "milvus" else [kind]
+
+
+def measure(kind: str, base, queries, batched, folder: str, args) -> list[dict]:
+    """Build `kind` over `base` and time single and batched queries: printable rows, one per
+    `--milvus-ef` for a Milvus HNSW index (searched with each beam width), else one."""
     gc.collect()
-    before = rss_mb()
+    server = args.server_pid if kind.startswith("mv-") else None
+    before, server_before = rss_mb(), rss_mb(server) if server else np.nan
     t0 = time.perf_counter()
     index = build(kind, base, np.arange(len(base), dtype=np.int64), folder, args)
     seconds = time.perf_counter() - t0
     grown = rss_mb() - before
-    single, found = time_queries(index, queries, args.k)
-    batch, _ = time_queries(index, batched, args.k, args.batch)
-    if kind == "milvus":
+    server_grown = rss_mb(server) - server_before if server else np.nan
+    settings = [None]
+    if kind.startswith("mv-") and index.kind == "hnsw" and args.milvus_ef:
+        settings = args.milvus_ef
+    rows = []
+    for ef in settings:
+        label = kind
+        if ef is not None:
+            index.search_params["ef"], label = ef, f"{kind}/{ef}"
+        single, found = time_queries(index, queries, args.k)
+        batch, _ = time_queries(index, batched, args.k, args.batch)
+        p = np.percentile
+        line = (
+            f"{seconds:>8.2f} {p(single, 50):>8.3f} {p(single, 99):>8.3f} "
+            f"{p(batch, 50):>9.2f} {p(batch, 99):>9.2f}"
+        )
+        rows.append({"label": label, "line": line, "top1": found[:, 0], "rss": grown,
+                     "server": server_grown})  # fmt: skip
+    if kind.startswith("mv-"):
         index.client.drop_collection(index.collection)
         index.close()
-    p = np.percentile
-    line = (
-        f"{seconds:>8.2f} {p(single, 50):>8.3f} {p(single, 99):>8.3f} "
-        f"{p(batch, 50):>9.2f} {p(batch, 99):>9.2f}"
-    )
-    return {"line": line, "top1": found[:, 0], "rss": grown}
+    return rows
 
 
 if __name__ == "__main__":

@@ -65,3 +65,36 @@ def second_model_file(small_model_file) -> Path:
     info = ModelInfo(backbone="mobilenet", input_size=48, embedding_size=64, alpha=0.25,
                      name="test-second", alignment="chip")  # fmt: skip
     return save_model(model, info, small_model_file.parent / "second.keras")
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory) -> str:
+    """A Milvus server for the session: $FACENET_TEST_MILVUS_URI, else an embedded one (the
+    `milvus` package, facenet[milvus-server]) in a temporary folder, stopped at the end.
+    Skipped without the package, or when the machine already runs an embedded server (only
+    one starts per machine: point $FACENET_TEST_MILVUS_URI at it instead), unless
+    $FACENET_REQUIRE_MILVUS_SERVER is set (CI): then those are failures. Writes reach
+    searches every 20 ms (the default 200 ms would make each enrol-then-identify slower)."""
+    uri = os.environ.get("FACENET_TEST_MILVUS_URI")
+    if uri:
+        yield uri
+        return
+    required = bool(os.environ.get("FACENET_REQUIRE_MILVUS_SERVER"))
+    try:
+        import milvus  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError as exc:
+        if required:
+            raise
+        pytest.skip(f"a Milvus server needs facenet[milvus-server] ({exc.name} missing)")
+    from facenet.gallery.milvus_embedded import TEST_CONFIG, EmbeddedMilvus
+
+    server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus-server"), **TEST_CONFIG)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        if required:
+            raise
+        pytest.skip(f"no Milvus server: {exc}")
+    yield server.uri
+    server.stop()

@@ -105,17 +105,25 @@ def model():
     return FakeModel()
 
 
-@pytest.fixture(params=["faiss", "milvus"])
-def backend(request) -> str:
-    """The index backend: each gallery test runs on FAISS and on Milvus Lite."""
+@pytest.fixture(params=["faiss", "milvus", "milvus-server"])
+def backend(request) -> dict:
+    """`Gallery.create` keywords for the index backend: each gallery test runs on FAISS, on
+    Milvus Lite and on a Milvus server (one per session, each gallery its own collection)."""
+    if request.param == "faiss":
+        return {"index": "faiss"}
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
     if request.param == "milvus":
-        pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
-    return request.param
+        return {"index": "milvus"}
+    return {"index": "milvus", "uri": request.getfixturevalue("milvus_server_uri")}
+
+
+def on_server(backend: dict) -> bool:
+    return "uri" in backend
 
 
 @pytest.fixture
 def gallery(tmp_path, model, backend):
-    with Gallery.create(tmp_path / "g.db", model, index=backend) as g:
+    with Gallery.create(tmp_path / "g.db", model, **backend) as g:
         yield g
 
 
@@ -228,7 +236,7 @@ def test_enroll_folder_resumes_and_skips_known_files(tmp_path, model, backend):
     save(root / "person_01" / "empty.png", np.zeros((20, 20, 3), np.uint8))
     (root / "person_01" / "notes.txt").write_text("ignored: not an image")
     (root / "loose.png").write_bytes((root / "person_02" / "000.png").read_bytes())
-    with Gallery.create(tmp_path / "g.db", model, index=backend) as g:
+    with Gallery.create(tmp_path / "g.db", model, **backend) as g:
         report = g.enroll_folder(root, progress=False, batch_size=5)
         assert len(report.enrolled) == 12
         assert [(Path(s.source).name, s.reason) for s in report.skipped] == [
@@ -289,7 +297,7 @@ def test_reserved_and_bad_names(gallery):
 
 def test_reopen_persists_and_model_mismatch_is_refused(tmp_path, model, backend):
     path = tmp_path / "g.db"
-    with Gallery.create(path, model, index=backend) as g:
+    with Gallery.create(path, model, **backend) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
     with pytest.raises(GalleryError, match="already exists"):
         Gallery.create(path, model)
@@ -314,7 +322,9 @@ def test_reopen_persists_and_model_mismatch_is_refused(tmp_path, model, backend)
 
 def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model, backend):
     path = tmp_path / "g.db"
-    with Gallery.create(path, model, index=backend) as g:
+    if on_server(backend):
+        return server_collection_is_rebuilt_or_repaired(path, model, backend["uri"])
+    with Gallery.create(path, model, **backend) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
         index_file, state_file = g.index.path, g.index.state_path
     discard(index_file)
@@ -347,6 +357,36 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model, backend
         assert_index_matches_db(g)
 
 
+def server_collection_is_rebuilt_or_repaired(path: Path, model, uri: str) -> None:
+    """The server variant (no index file to delete or restore: the collection is changed
+    behind the gallery's back through another connection)."""
+    from facenet.gallery.milvus_index import MilvusIndex
+
+    with Gallery.create(path, model, index="milvus", uri=uri) as g:
+        g.enroll("Ada", [photo((1, v, 30)) for v in range(3)])
+        state_file = g.index.state_path
+    other = MilvusIndex(path, DIM, uri=uri)
+    other.client.drop_collection(other.collection)  # lost by the server
+    with Gallery.open(path, model) as g:
+        assert g.index_status == "rebuilt (no index file)"
+        assert_index_matches_db(g)
+    saved = state_file.read_text()
+    with Gallery.open(path, model) as g:  # faces added, then lost by the server
+        added = [e.face_id for e in g.enroll("Bob", [photo((2, v, 30)) for v in range(2)]).enrolled]
+    other.client.delete(other.collection, ids=added)
+    state_file.write_text(saved)
+    with Gallery.open(path, model) as g:
+        assert g.index_status == "repaired (+2 faces)"
+        assert_index_matches_db(g)
+        assert g.identify(photo((2, 7, 30)))[0].name == "Bob"
+        ada = g.faces("Ada")[0].id
+    other.client.delete(other.collection, ids=[ada])  # a row lost, the record unchanged
+    with Gallery.open(path, model) as g:
+        assert g.index_status == "rebuilt (index does not match its record)"
+        assert_index_matches_db(g)
+    other.close()
+
+
 def test_schema_is_versioned_with_migrations(gallery):
     db = gallery._store.db
     from facenet.gallery.store import MIGRATIONS
@@ -356,18 +396,22 @@ def test_schema_is_versioned_with_migrations(gallery):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_index_switches_to_approximate_above_the_threshold(tmp_path, model, monkeypatch):
+def test_index_switches_to_approximate_above_the_threshold(tmp_path, model, backend, monkeypatch):
+    """FAISS and Milvus Lite: exact up to APPROXIMATE_ABOVE faces, IVF above (Milvus:
+    IVF_FLAT); a Milvus server: HNSW at any size, never rebuilt for it."""
     from facenet.gallery import index as index_module
 
     monkeypatch.setattr(index_module, "APPROXIMATE_ABOVE", 20)
-    with Gallery.create(tmp_path / "g.db", model) as g:
+    flat, ivf = ("hnsw", "hnsw") if on_server(backend) else ("flat", {"faiss": "ivf"}.get(
+        backend["index"], "ivf_flat"))  # fmt: skip
+    with Gallery.create(tmp_path / "g.db", model, **backend) as g:
         g.enroll_folder(make_tree(tmp_path / "p", people=5, photos=3), progress=False)
-        assert g.index.kind == "flat"
+        assert g.index.kind == flat
         g.enroll_folder(make_tree(tmp_path / "q", people=9, photos=3), progress=False)
-        assert len(g) == 27 and g.index.kind == "ivf"
+        assert len(g) == 27 and g.index.kind == ivf
         assert_index_matches_db(g)
     with Gallery.open(tmp_path / "g.db", model) as g:
-        assert g.index_status == "loaded" and g.index.kind == "ivf"
+        assert g.index_status == "loaded" and g.index.kind == ivf
         assert g.identify(photo((4, 9, 30)))[0].name == "person_04"
 
 

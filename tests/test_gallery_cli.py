@@ -115,7 +115,8 @@ def test_create_with_an_index_backend(tmp_path, fake):
     for args, message in [
         (["--index", "nosuch"], "unknown index backend 'nosuch'"),
         (["--index", "faiss", "--index-uri", "http://x:19530"], "takes no URI"),
+        (["--index", "milvus", "--index-uri", "http://127.0.0.1:1"], "cannot reach Milvus"),
     ]:
         result = run("gallery", "create", tmp_path / "other.db", *args)
         assert result.exit_code == 2 and message in result.output, result.output
-        assert result.output.count("\n") == 1
+        assert result.output.count("\n") == 1 and not (tmp_path / "other.db").exists()

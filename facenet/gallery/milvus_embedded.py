@@ -1,0 +1,116 @@
+"""A Milvus server on this machine, without containers: the `milvus` PyPI package ("embedded
+Milvus", 2.3.5: the C++/Go Milvus standalone server with its etcd and local storage inside),
+started in a data folder and listening on 127.0.0.1.
+
+Why: the tests and `benchmarks/gallery_search.py` run the gallery's Milvus backend against a
+real server, the code path of a production deployment (Docker or Helm, docs/deploy.md), where
+Milvus Lite cannot stand in (it is another implementation: pure Python, FLAT/IVF by faiss).
+One such server per machine: a second one fails to start (its embedded etcd), which `start`
+reports as an error rather than waiting. `python -m facenet.gallery.milvus_embedded DIR` runs
+one in the foreground (the package's own `milvus-server --data DIR` does the same).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+#: Settings for a test server: writes visible to searches every 20 ms (200 by default) and the
+#: query coordinator's loops every 100 ms (1000, 500), so creating and loading a collection
+#: and enrol-then-identify take fractions of a second, not seconds. Not for production.
+TEST_CONFIG = {
+    "proxy.timeTickInterval": 20,
+    "queryCoord.checkInterval": 100,
+    "queryCoord.distPullInterval": 100,
+}
+#: Seconds to wait for a server to answer its health check (about 15 s on 2 busy cores).
+START_TIMEOUT = 120.0
+
+
+class EmbeddedMilvus:
+    """A Milvus standalone server process with its data in `folder`; `uri` is its address."""
+
+    def __init__(self, folder: str | Path, **config: object):
+        """`config`: milvus.yaml settings by dotted name, e.g. `{"proxy.timeTickInterval": 50}`
+        (how often writes become visible to searches, ms; 200 by default)."""
+        from milvus import MilvusServer  # the `milvus` package: facenet[milvus-server]
+
+        self.folder = Path(folder)
+        self._server = MilvusServer(wait_for_started=False)
+        self._server.set_base_dir(str(self.folder))
+        for key, value in config.items():
+            self._server.config.set(key, value)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self._server.listen_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process (for its resident memory), or None when stopped."""
+        proc = self._server.server_proc
+        return proc.pid if proc is not None else None
+
+    def start(self, timeout: float = START_TIMEOUT) -> EmbeddedMilvus:
+        """Start the server and wait until it is healthy; RuntimeError (with the log's path)
+        if it exits or does not answer within `timeout` seconds."""
+        self._server.start()
+        health = f"http://127.0.0.1:{self._server.webservice_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.server_proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"Milvus exited at start; see {self.folder}/logs")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as reply:
+                    if b"OK" in reply.read():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"Milvus did not start in {timeout:.0f} s; see {self.folder}/logs")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL: its graceful stop takes tens of seconds,
+        and the data is flushed by then or rebuilt from SQLite by the gallery)."""
+        self._server.stop()
+
+    def __enter__(self) -> EmbeddedMilvus:
+        return self.start()
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a server in the folder given until interrupted: exit 0 when stopped, 1 when it
+    fails to start or exits by itself, 2 on a usage error."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m facenet.gallery.milvus_embedded DATA_DIR", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the server on kill too
+    server = EmbeddedMilvus(args[0])
+    try:
+        server.start()
+        print(f"Milvus {server.uri} (pid {server.pid}, data {server.folder}); Ctrl+C stops it")
+        while server._server.server_proc.poll() is None:
+            time.sleep(1)
+        print(f"error: Milvus exited; see {server.folder}/logs", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
