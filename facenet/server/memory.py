@@ -5,12 +5,16 @@ a burst of large photos the server's resident memory stayed at its peak (4 GB ag
 start, in a review) although nothing was held any more. Two measures, both measured with
 benchmarks/server_memory.py:
 
-- a fixed mmap threshold of 1 MiB: every block that large (photos, arrays, upload bodies) is
-  its own mapping, given back when freed. glibc's default threshold rises to the size of the
-  largest block freed (up to 32 MiB), after which such blocks come from the arenas and
-  fragment them (resident memory stayed 22% over its baseline after 20 hostile requests);
-- `malloc_trim(0)` after every inference call: returns the free pages of every arena (a few
-  milliseconds).
+- a fixed mmap threshold of 16 MiB: every block that large (big photos, detector canvases and
+  activations of large photos) is its own mapping, given back when freed. glibc's default
+  threshold rises to the size of the largest block freed (up to 32 MiB), after which such
+  blocks come from the arenas and fragment them (resident memory stayed 22% over its baseline
+  after 20 hostile requests). It was 1 MiB, which made every ordinary photo's arrays and the
+  detector's activations fresh mappings, page-faulted on every request: 70% more CPU time per
+  verify (72 against 40 ms, docs/performance.md); from 16 MiB on it costs nothing;
+- `malloc_trim(0)` once the server goes idle (`IdleTrim`: no request in the model for
+  `IDLE_TRIM_S`): returns the free pages of every arena. It ran after every request, which made
+  the next request fault its memory in again (a quarter slower under load).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import sys
+import threading
 
 
 @functools.cache
@@ -33,7 +38,7 @@ def _libc():
 
 #: mallopt parameter number (malloc.h) and the value set.
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 1 << 20
+MMAP_THRESHOLD = 16 << 20
 
 
 def configure_malloc() -> None:
@@ -49,3 +54,41 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+#: Seconds without a request in the model after which free heap pages go back to the system.
+IDLE_TRIM_S = 0.2
+
+
+class IdleTrim:
+    """Counts requests in the model; `release_memory` runs `delay` seconds after the last one
+    left, unless another came in meanwhile (a burst ends with its memory returned, a steady
+    stream of requests does not fault its memory in again every time)."""
+
+    def __init__(self, delay: float = IDLE_TRIM_S, release=release_memory):
+        self._delay = delay
+        self._release = release
+        self._lock = threading.Lock()
+        self._running = 0
+        self._generation = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self._running += 1
+            self._generation += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running:
+                return
+            generation = self._generation
+        timer = threading.Timer(self._delay, self._trim_if_idle, args=(generation,))
+        timer.daemon = True
+        timer.start()
+
+    def _trim_if_idle(self, generation: int) -> None:
+        with self._lock:
+            idle = self._running == 0 and self._generation == generation
+        if idle:
+            self._release()
