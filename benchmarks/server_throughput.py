@@ -195,8 +195,9 @@ def _print(report: dict) -> None:
               f"{'p99/p50':>7}")  # fmt: skip
         for level in LEVELS:
             lat = report["latency_ms"][kind][str(level)]
+            spread = lat["p99"] / lat["p50"]
             print(f"  {level:>7} {r[str(level)]:>12.2f} {ratio[str(level)]:>9.2f} "
-                  f"{lat['p50']:>8.0f} {lat['p99']:>8.0f} {lat['p99'] / lat['p50']:>7.2f}")  # fmt: skip
+                  f"{lat['p50']:>8.0f} {lat['p99']:>8.0f} {spread:>7.2f}")  # fmt: skip
     diff = report["max_distance_diff"]
     print(
         f"\nverify distances, server vs library: max |diff| {diff:.2e} over "

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
-from ..types import Face, Verification
 from ..runtime.common import num_threads
+from ..types import Face, Verification
 from .batching import BatchedEmbedder, SharedDetector
 from .settings import Settings
 from .uploads import ApiError, Probe, Upload, decode_image, probe_image
