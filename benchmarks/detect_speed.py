@@ -81,8 +81,53 @@ def ours(threads: int, max_side: int | None = 1600):
     }
 
 
+def _torchvision_stand_in() -> str | None:
+    """facenet-pytorch imports torchvision for `batched_nms` alone (detection). PyPI's
+    torchvision wheels are CUDA builds whose compiled ops do not load beside the CPU torch, so
+    when its ops are missing the same greedy NMS this package uses (mtcnn.nms, NumPy) stands in:
+    both detectors then pay the same for NMS. Returns a note when the stand-in is used."""
+    import types
+
+    try:
+        from torchvision.ops.boxes import batched_nms  # noqa: F401
+
+        return None
+    except (ImportError, RuntimeError, OSError):
+        pass
+    import torch
+
+    from facenet.detect.mtcnn import nms
+
+    def batched(boxes, scores, idxs, iou_threshold):
+        rows = torch.cat([boxes, scores[:, None]], 1).detach().cpu().double().numpy()
+        keep = nms(rows, float(iou_threshold), groups=idxs.cpu().numpy())
+        return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
+
+    tv = types.ModuleType("torchvision")
+    ops, box_ops = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    box_ops.batched_nms = batched
+    tv.ops, ops.boxes, tv.transforms, transforms.functional = ops, box_ops, transforms, functional
+    for name in list(sys.modules):
+        if name == "torchvision" or name.startswith("torchvision."):
+            del sys.modules[name]
+    sys.modules.update({
+        "torchvision": tv, "torchvision.ops": ops, "torchvision.ops.boxes": box_ops,
+        "torchvision.transforms": transforms, "torchvision.transforms.functional": functional,
+    })  # fmt: skip
+    return (
+        "facenet-pytorch: torchvision's compiled NMS does not load here; "
+        "facenet.detect's NMS stands in"
+    )
+
+
 def facenet_pytorch(threads: int):
     import torch
+
+    note = _torchvision_stand_in()
+    if note:
+        print(note, flush=True)
     from facenet_pytorch import MTCNN
 
     torch.set_num_threads(threads)
@@ -162,7 +207,7 @@ def main() -> None:
     print(
         f"python {sys.version.split()[0]}, {args.threads} threads, "
         f"{args.repeats} repeats (median), "
-        f"settings {SETTINGS}",
+        f"settings {SETTINGS}, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     detectors = {}
@@ -196,7 +241,7 @@ def main() -> None:
             print(f"  {name:22s} {task:30s} {ips:8.2f} img/s  ({found[name]} faces)", flush=True)
 
     base = "facenet (ours, ONNX)"
-    print("\nimages/s (median); ratio = ours / other")
+    print(f"\nimages/s (median); ratio = ours / other; load average {os.getloadavg()[0]:.2f}")
     names = list(table)
     print(
         f"{'task':32s}"
