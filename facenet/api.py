@@ -231,6 +231,8 @@ class FaceNet:
         check_choice("on_missing", on_missing, ON_MISSING)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size}")
+        if not detect and self._is_crop_batch(images):  # no per-image copies: slices go in
+            return self.embed_crops(images, batch_size=batch_size)
         items = _as_list(images)
         out = np.full((len(items), self.embedding_size), np.nan, dtype=np.float32)
         if show_progress is None:
@@ -285,6 +287,18 @@ class FaceNet:
         )
 
     # --- internals -----------------------------------------------------------------------
+
+    def _is_crop_batch(self, images: Any) -> bool:
+        """A uint8 (n, S, S, 3) array at the input size: what `detect=False` would turn it
+        into anyway (each image is already at the size, so `resize` would copy it unchanged)."""
+        size = self.input_size
+        return (
+            isinstance(images, np.ndarray)
+            and images.dtype == np.uint8
+            and images.ndim == 4
+            and images.shape[1:] == (size, size, 3)
+            and len(images) > 0
+        )
 
     def _align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         from .detect.crops import aligned
