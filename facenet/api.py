@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -237,15 +237,21 @@ class FaceNet:
         out = np.full((len(items), self.embedding_size), np.nan, dtype=np.float32)
         if show_progress is None:
             show_progress = log.isEnabledFor(logging.INFO) and len(items) > batch_size
+
+        def crops_of(start: int) -> tuple[int, list[np.ndarray | None]]:
+            chunk = items[start : start + batch_size]
+            return start, self._crops(chunk, start, detect, raise_missing=on_missing == "raise")
+
+        starts = range(0, len(items), batch_size)
+        # whole photos: the next chunk is read, detected and aligned while this one is embedded
+        chunks = _ahead(crops_of, starts) if detect and len(starts) > 1 else map(crops_of, starts)
         with tqdm(total=len(items), disable=not show_progress, unit="img", desc="embed") as bar:
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
-                crops = self._crops(chunk, start, detect, raise_missing=on_missing == "raise")
+            for start, crops in chunks:
                 rows = [i for i, crop in enumerate(crops) if crop is not None]
                 if rows:
                     batch = np.stack([crops[i] for i in rows])
                     out[[start + i for i in rows]] = self.embedder(batch)
-                bar.update(len(chunk))
+                bar.update(len(crops))
         return out
 
     def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -317,6 +323,23 @@ class FaceNet:
             ]
         faces = self.crops(items, on_missing="raise" if raise_missing else "none", offset=offset)
         return [None if face is None else face.crop for face in faces]
+
+
+def _ahead(function, args: Iterable) -> Iterator:
+    """`function(arg)` for each arg in order, the next one computed in a worker thread while
+    the caller works on the current result (whole-photo `embed`: detection, which is mostly
+    single-threaded, overlaps the embedder). An error is raised where its result is due."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="facenet-crops") as pool:
+        pending = None
+        for arg in args:
+            future = pool.submit(function, arg)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
 
 
 def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:
