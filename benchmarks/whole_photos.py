@@ -7,7 +7,8 @@ face_recognition is the reference users compare with (`pip install dlib-bin
 face_recognition_models` and `pip install --no-deps face_recognition`); it is skipped, and said
 so, when absent. Each round embeds the same photos with every engine in turn (interleaved, so
 a noisy machine slows all alike); the medians and the ratios to face_recognition are printed,
-with the faces each engine found.
+with the faces each engine found and the CPU time each used per photo (process time: every
+thread of the engine; a figure that depends less on what else runs on the machine).
 """
 
 from __future__ import annotations
@@ -66,20 +67,32 @@ def main() -> None:
     for run in runners.values():  # warm-up: sessions, thread pools
         run(files[:4])
     rates: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     found: dict[str, int] = {}
+    load = os.getloadavg()[0]
     for _ in range(args.rounds):
         for name, run in runners.items():
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             found[name] = run(files)
             rates[name].append(len(files) / (time.perf_counter() - start))
+            cpu[name].append(1000 * (time.process_time() - used) / len(files))
     medians = {name: statistics.median(r) for name, r in rates.items()}
+    cpu_ms = {name: statistics.median(c) for name, c in cpu.items()}
     base = medians.get("face_recognition")
-    print(f"{len(files)} LFW photos, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(files)} LFW photos, {args.rounds} rounds, load average {load:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
     for name, rate in medians.items():
         ratio = f"{rate / base:.2f}x face_recognition" if base else ""
-        print(f"{name:18} {rate:7.1f} photos/s  faces {found[name]:4d}  {ratio}")
+        work = f"(CPU time {cpu_ms['face_recognition'] / cpu_ms[name]:.2f}x less)" if base else ""
+        print(
+            f"{name:18} {rate:7.1f} photos/s {cpu_ms[name]:6.1f} ms CPU/photo  "
+            f"faces {found[name]:4d}  {ratio} {work}"
+        )
     if args.json:
-        print(json.dumps({"photos": len(files), "photos_per_s": medians, "faces": found}))
+        print(json.dumps({"photos": len(files), "photos_per_s": medians, "cpu_ms": cpu_ms,
+                          "faces": found}))  # fmt: skip
 
 
 if __name__ == "__main__":
