@@ -4,14 +4,15 @@ Why: profiled at 8 concurrent clients (docs/performance.md), the server spent it
 time inside one model lock: one request's detection (single-threaded on small photos) and its
 one or two faces' embedding at a time, about half of one core busy. Now
 
-- detection runs in up to `slots` requests at once (`SharedDetector`, one per core), each on
-  its own photos: MTCNN on a small photo is single-threaded, so two run on two cores. Merging
-  the photos of concurrent requests into one detector call was measured too, and was slower
-  (one merged call of about 6 photos took 49 ms a photo against 17 ms one by one: the mosaic
-  runs on the multi-threaded session beside the embedder, and its activations pass the malloc
-  mmap threshold);
-- embedding calls are merged (`Coalescer`): the crops of requests that reach the embedder
-  together go through one network call.
+- detection runs in up to `slots` requests at once (`SharedDetector`; one per core for the
+  bundled MTCNN, whose sessions run concurrently), each on its own photos: MTCNN on a small
+  photo is single-threaded, so two run on two cores. Merging the photos of concurrent requests
+  into one detector call was measured too, and was slower (about 6 photos a call took 49 ms a
+  photo against 17 ms one by one: its large mosaic ran out of the caches, see
+  `detect/mosaic.py`);
+- embedding calls run one at a time (the embedder may not be thread-safe: a LiteRT
+  interpreter is not) and are merged (`Coalescer`): the crops of requests that reach the
+  embedder while it is busy go through its next call together.
 
 The Coalescer has no thread of its own. A caller queues its items; if no call is running it
 runs one itself with everything queued (up to a budget), hands each caller its results, then

@@ -46,7 +46,7 @@ class ServedModel:
             model.info,
             model_id=model.model_id,
             source=getattr(model, "source", None),
-            detector=SharedDetector(model.detector, slots=num_threads()),
+            detector=SharedDetector(model.detector, slots=_detector_slots(model.detector)),
             name=getattr(model, "name", None),
         )
         self.max_faces = max_faces
@@ -100,6 +100,14 @@ class ServedModel:
         if not all(faces):
             return faces, None
         return faces, self._batched.verify(first, second, threshold=threshold, detections=faces)
+
+
+def _detector_slots(detector) -> int:
+    """Requests detected at once: one per core for the bundled MTCNN (its ONNX Runtime sessions
+    run concurrently), one for any other detector (it may hold state between calls)."""
+    from ..detect.mtcnn import MTCNN
+
+    return num_threads() if isinstance(detector, MTCNN) else 1
 
 
 class Service:
