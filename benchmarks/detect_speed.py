@@ -99,9 +99,9 @@ def _torchvision_stand_in() -> str | None:
     from facenet.detect.mtcnn import nms
 
     def batched(boxes, scores, idxs, iou_threshold):
-        rows = torch.cat([boxes, scores[:, None]], 1).detach().cpu().double().numpy()
-        keep = nms(rows, float(iou_threshold), groups=idxs.cpu().numpy())
-        return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
+        rows = np.column_stack([boxes.numpy(), scores.numpy()])  # CPU tensors: no copies
+        keep = nms(rows, float(iou_threshold), groups=idxs.numpy())
+        return torch.from_numpy(keep)
 
     tv = types.ModuleType("torchvision")
     ops, box_ops = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
@@ -183,12 +183,34 @@ DETECTORS = {
 }
 
 
+def _profile(small: list[np.ndarray], big: np.ndarray) -> None:
+    """CPU time per image in each of our networks, one thread (see detect_profile.py)."""
+    from detect_profile import line, profile
+
+    from facenet.detect import MTCNN
+
+    det = MTCNN(threads=1, max_side=None, **SETTINGS)
+    det.detect(big)
+    print(f"\nours, one thread, CPU ms per image (load average {os.getloadavg()[0]:.2f}):")
+    one = profile(det, [lambda i=i: det.detect(i) for i in small])
+    print(line("LFW 250x250, one at a time", one))
+    batch = profile(det, [lambda: det.detect_batch(small)])
+    print(
+        line(f"LFW 250x250, batch of {len(small)}", {k: v / len(small) for k, v in batch.items()})
+    )
+    print(line("1920x1080 photo", profile(det, [lambda: det.detect(big)] * 2)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--lfw", type=int, default=32, help="LFW images to time")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-side-sweep", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="also: CPU ms per image in each of our networks (one thread)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not LFW.is_dir():
         sys.exit(f"LFW not found at {LFW}")
@@ -259,6 +281,9 @@ def main() -> None:
             a, b = table[base].get(task), table[n].get(task)
             row += f"{a[0] / b[0]:25.2f}x" if a and b else f"{'-':>26s}"
         print(row)
+
+    if args.profile:
+        _profile(small, big)
 
     if args.max_side_sweep:
         huge = photo(4000, 3000, small, [400, 300, 220, 160, 120, 600, 90, 250])

@@ -54,6 +54,43 @@ def engines(batch: int) -> dict:
     return out
 
 
+def _profile(files: list[str], batch: int) -> None:
+    """CPU ms per photo of each step `embed` takes for the default model, one after another
+    (decode, detect in batches, align, embed the crops), detection split by network."""
+    from detect_profile import line, profile
+
+    from facenet import FaceNet
+    from facenet.detect import MTCNN
+    from facenet.detect.crops import aligned, face_crops
+    from facenet.detect.detector import detector_settings
+    from facenet.images import load_image
+
+    model = FaceNet.load()
+    info = model.info
+    detector = MTCNN(threads=1, **detector_settings(info.detection))
+    cut = aligned(info.input_size, info.alignment, info.margin)
+    n = len(files)
+
+    def cpu_ms(fn) -> tuple[float, object]:
+        start = time.process_time()
+        out = fn()
+        return 1000 * (time.process_time() - start) / n, out
+
+    decode, rgbs = cpu_ms(lambda: [load_image(f) for f in files])
+    chunks = [rgbs[i : i + batch] for i in range(0, n, batch)]
+    detector.detect_batch(chunks[0][:1])
+    nets = profile(detector, [lambda c=c: detector.detect_batch(c) for c in chunks])
+    found = [f for c in chunks for f in detector.detect_batch(c)]
+    align, faces = cpu_ms(lambda: face_crops(rgbs, detector, cut, None, found))
+    crops = np.stack([f.crop for f in faces if f is not None])
+    model.embed_crops(crops[:2])
+    embed, _ = cpu_ms(lambda: model.embed_crops(crops, batch_size=batch))
+    print(f"\n{model.name or 'default model'}: CPU ms per photo, detection on one thread, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"  decode {decode:.1f}, align {align:.1f}, embed {embed:.1f} (the embedder's threads)")
+    print(line(f"detect, batches of {batch}", {k: v * len(chunks) / n for k, v in nets.items()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW)
@@ -61,6 +98,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="also: CPU ms per photo in each step of the default model's pipeline",
+    )  # fmt: skip
     args = parser.parse_args()
     files = [str(f[0]) for f in people(args.lfw).values()][: args.photos]
     runners = engines(args.batch)
@@ -90,6 +131,8 @@ def main() -> None:
             f"{name:18} {rate:7.1f} photos/s {cpu_ms[name]:6.1f} ms CPU/photo  "
             f"faces {found[name]:4d}  {ratio} {work}"
         )
+    if args.profile:
+        _profile(files, args.batch)
     if args.json:
         print(json.dumps({"photos": len(files), "photos_per_s": medians, "cpu_ms": cpu_ms,
                           "faces": found}))  # fmt: skip
