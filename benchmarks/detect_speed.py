@@ -241,10 +241,11 @@ def main() -> None:
         except Exception as exc:  # e.g. an incompatible TensorFlow
             print(f"{name}: skipped, failed to start ({type(exc).__name__}: {exc})", flush=True)
     # Repeats are interleaved across detectors, so a busy shared machine slows all alike.
-    table: dict[str, dict[str, tuple[float, int]]] = {name: {} for name in detectors}
+    table: dict[str, dict[str, tuple[float, int, float]]] = {name: {} for name in detectors}
     for task, items, fn in tasks:
         runs = {name: fn(d) for name, d in detectors.items()}
         times: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         found: dict[str, int] = {}
         for name, run in list(runs.items()):
             try:
@@ -254,13 +255,19 @@ def main() -> None:
                 del runs[name]
         for _ in range(args.repeats):
             for name, run in runs.items():
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 found[name] = run()
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - used)
         for name in runs:
             ips = items / statistics.median(times[name])
-            table[name][task] = (ips, found[name])
-            print(f"  {name:22s} {task:30s} {ips:8.2f} img/s  ({found[name]} faces)", flush=True)
+            cpu_ms = 1000 * statistics.median(cpu[name]) / items
+            table[name][task] = (ips, found[name], cpu_ms)
+            print(
+                f"  {name:22s} {task:30s} {ips:8.2f} img/s {cpu_ms:8.1f} ms CPU/img "
+                f"({found[name]} faces)",
+                flush=True,
+            )
 
     base = "facenet (ours, ONNX)"
     print(f"\nimages/s (median); ratio = ours / other; load average {os.getloadavg()[0]:.2f}")
@@ -280,6 +287,16 @@ def main() -> None:
                 continue
             a, b = table[base].get(task), table[n].get(task)
             row += f"{a[0] / b[0]:25.2f}x" if a and b else f"{'-':>26s}"
+        print(row)
+    print("CPU time per image (process time, every thread), ratio = other / ours:")
+    for task, _, _ in tasks:
+        row = f"{task:32s}"
+        for n in names:
+            v = table[n].get(task)
+            row += f"{v[2]:21.1f} ms" if v else f"{'-':>24s}"
+        for n in names:
+            if n != base and table[base].get(task) and table[n].get(task):
+                row += f"{table[n][task][2] / table[base][task][2]:25.2f}x"
         print(row)
 
     if args.profile:
