@@ -27,8 +27,8 @@ SETTINGS = {  # name: (mmap threshold in MiB or None for glibc's default, trim a
     "glibc default": (None, False),
     "1 MiB (before)": (1, False),
     "1 MiB + trim after each call (before)": (1, True),
-    "4 MiB": (4, False),
-    "16 MiB (now)": (16, False),
+    "4 MiB (now)": (4, False),
+    "16 MiB": (16, False),
 }
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder")
 

@@ -5,18 +5,18 @@ a burst of large photos the server's resident memory stayed at its peak (4 GB ag
 start, in a review) although nothing was held any more. Three measures, each measured with
 benchmarks/server_memory.py:
 
-- a fixed mmap threshold of 16 MiB: every block that large (big photos, detector canvases and
+- a fixed mmap threshold of 4 MiB: every block that large (photos, detector canvases and
   activations of large photos) is its own mapping, given back when freed. glibc's default
   threshold rises to the size of the largest block freed (up to 32 MiB), after which such
   blocks come from the arenas and fragment them (resident memory stayed 22% over its baseline
-  after 20 hostile requests). It was 1 MiB, which made every ordinary photo's arrays and the
-  detector's activations fresh mappings, page-faulted on every request: 70% more CPU time per
-  verify (72 against 40 ms, docs/performance.md); from 16 MiB on it costs nothing;
-- at most one malloc arena per core (`M_ARENA_MAX`): glibc gives each thread that allocates an
-  arena of its own (up to 8 per core), each keeping its freed blocks; with requests spread over
-  8 threads and the detector's pool, blocks under the threshold stayed spread over them
-  (resident memory 1.39x its baseline after a burst at 16 MiB with default arenas; 1.02x with
-  two arenas, 1.04x at a 4 MiB threshold, which costs 1.16x the CPU of glibc's default);
+  after 20 hostile requests). It was 1 MiB, which made an ordinary photo's arrays and the
+  detector's activations fresh mappings, page-faulted on every request: 1.71x the CPU time per
+  verify of glibc's default; at 4 MiB 1.16x, at 16 MiB 1.06x (benchmarks/server_malloc.py).
+  16 MiB left memory 1.39x its baseline after a burst (requests now run on 8 threads, each
+  with its own malloc arena); 4 MiB 1.04x (benchmarks/server_memory.py, docs/performance.md).
+  Limiting the arenas to two instead also held memory (1.02x), but the server's throughput
+  at 8 clients then swung between 0.6x and 1.4x the library's from run to run, which looked
+  like threads waiting on the two arenas' locks;
 - `malloc_trim(0)` once the server goes idle (`IdleTrim`: no request in the model for
   `IDLE_TRIM_S`): returns the free pages of every arena. It ran after every request, which made
   the next request fault its memory in again (a quarter slower under load).
@@ -28,8 +28,6 @@ import ctypes
 import functools
 import sys
 import threading
-
-from ..runtime.common import num_threads
 
 
 @functools.cache
@@ -45,17 +43,15 @@ def _libc():
 
 #: mallopt parameter numbers (malloc.h) and the values set.
 M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
-MMAP_THRESHOLD = 16 << 20
+MMAP_THRESHOLD = 4 << 20
 
 
 def configure_malloc() -> None:
-    """Serve blocks of MMAP_THRESHOLD bytes and more by their own mappings and use at most one
-    arena per core, for the whole process (glibc only; a no-op elsewhere)."""
+    """Serve blocks of MMAP_THRESHOLD bytes and more by their own mappings, for the whole
+    process (glibc only; a no-op elsewhere)."""
     libc = _libc()
     if libc is not None:
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-        libc.mallopt(M_ARENA_MAX, max(2, num_threads()))
 
 
 def release_memory() -> None:
