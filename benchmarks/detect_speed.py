@@ -81,8 +81,53 @@ def ours(threads: int, max_side: int | None = 1600):
     }
 
 
+def _torchvision_stand_in() -> str | None:
+    """facenet-pytorch imports torchvision for `batched_nms` alone (detection). PyPI's
+    torchvision wheels are CUDA builds whose compiled ops do not load beside the CPU torch, so
+    when its ops are missing the same greedy NMS this package uses (mtcnn.nms, NumPy) stands in:
+    both detectors then pay the same for NMS. Returns a note when the stand-in is used."""
+    import types
+
+    try:
+        from torchvision.ops.boxes import batched_nms  # noqa: F401
+
+        return None
+    except (ImportError, RuntimeError, OSError):
+        pass
+    import torch
+
+    from facenet.detect.mtcnn import nms
+
+    def batched(boxes, scores, idxs, iou_threshold):
+        rows = np.column_stack([boxes.numpy(), scores.numpy()])  # CPU tensors: no copies
+        keep = nms(rows, float(iou_threshold), groups=idxs.numpy())
+        return torch.from_numpy(keep)
+
+    tv = types.ModuleType("torchvision")
+    ops, box_ops = types.ModuleType("torchvision.ops"), types.ModuleType("torchvision.ops.boxes")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    box_ops.batched_nms = batched
+    tv.ops, ops.boxes, tv.transforms, transforms.functional = ops, box_ops, transforms, functional
+    for name in list(sys.modules):
+        if name == "torchvision" or name.startswith("torchvision."):
+            del sys.modules[name]
+    sys.modules.update({
+        "torchvision": tv, "torchvision.ops": ops, "torchvision.ops.boxes": box_ops,
+        "torchvision.transforms": transforms, "torchvision.transforms.functional": functional,
+    })  # fmt: skip
+    return (
+        "facenet-pytorch: torchvision's compiled NMS does not load here; "
+        "facenet.detect's NMS stands in"
+    )
+
+
 def facenet_pytorch(threads: int):
     import torch
+
+    note = _torchvision_stand_in()
+    if note:
+        print(note, flush=True)
     from facenet_pytorch import MTCNN
 
     torch.set_num_threads(threads)
@@ -138,12 +183,34 @@ DETECTORS = {
 }
 
 
+def _profile(small: list[np.ndarray], big: np.ndarray) -> None:
+    """CPU time per image in each of our networks, one thread (see detect_profile.py)."""
+    from detect_profile import line, profile
+
+    from facenet.detect import MTCNN
+
+    det = MTCNN(threads=1, max_side=None, **SETTINGS)
+    det.detect(big)
+    print(f"\nours, one thread, CPU ms per image (load average {os.getloadavg()[0]:.2f}):")
+    one = profile(det, [lambda i=i: det.detect(i) for i in small])
+    print(line("LFW 250x250, one at a time", one))
+    batch = profile(det, [lambda: det.detect_batch(small)])
+    print(
+        line(f"LFW 250x250, batch of {len(small)}", {k: v / len(small) for k, v in batch.items()})
+    )
+    print(line("1920x1080 photo", profile(det, [lambda: det.detect(big)] * 2)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--lfw", type=int, default=32, help="LFW images to time")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-side-sweep", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="also: CPU ms per image in each of our networks (one thread)",
+    )  # fmt: skip
     args = parser.parse_args()
     if not LFW.is_dir():
         sys.exit(f"LFW not found at {LFW}")
@@ -162,7 +229,7 @@ def main() -> None:
     print(
         f"python {sys.version.split()[0]}, {args.threads} threads, "
         f"{args.repeats} repeats (median), "
-        f"settings {SETTINGS}",
+        f"settings {SETTINGS}, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     detectors = {}
@@ -174,10 +241,11 @@ def main() -> None:
         except Exception as exc:  # e.g. an incompatible TensorFlow
             print(f"{name}: skipped, failed to start ({type(exc).__name__}: {exc})", flush=True)
     # Repeats are interleaved across detectors, so a busy shared machine slows all alike.
-    table: dict[str, dict[str, tuple[float, int]]] = {name: {} for name in detectors}
+    table: dict[str, dict[str, tuple[float, int, float]]] = {name: {} for name in detectors}
     for task, items, fn in tasks:
         runs = {name: fn(d) for name, d in detectors.items()}
         times: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         found: dict[str, int] = {}
         for name, run in list(runs.items()):
             try:
@@ -187,16 +255,22 @@ def main() -> None:
                 del runs[name]
         for _ in range(args.repeats):
             for name, run in runs.items():
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 found[name] = run()
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - used)
         for name in runs:
             ips = items / statistics.median(times[name])
-            table[name][task] = (ips, found[name])
-            print(f"  {name:22s} {task:30s} {ips:8.2f} img/s  ({found[name]} faces)", flush=True)
+            cpu_ms = 1000 * statistics.median(cpu[name]) / items
+            table[name][task] = (ips, found[name], cpu_ms)
+            print(
+                f"  {name:22s} {task:30s} {ips:8.2f} img/s {cpu_ms:8.1f} ms CPU/img "
+                f"({found[name]} faces)",
+                flush=True,
+            )
 
     base = "facenet (ours, ONNX)"
-    print("\nimages/s (median); ratio = ours / other")
+    print(f"\nimages/s (median); ratio = ours / other; load average {os.getloadavg()[0]:.2f}")
     names = list(table)
     print(
         f"{'task':32s}"
@@ -214,6 +288,19 @@ def main() -> None:
             a, b = table[base].get(task), table[n].get(task)
             row += f"{a[0] / b[0]:25.2f}x" if a and b else f"{'-':>26s}"
         print(row)
+    print("CPU time per image (process time, every thread), ratio = other / ours:")
+    for task, _, _ in tasks:
+        row = f"{task:32s}"
+        for n in names:
+            v = table[n].get(task)
+            row += f"{v[2]:21.1f} ms" if v else f"{'-':>24s}"
+        for n in names:
+            if n != base and table[base].get(task) and table[n].get(task):
+                row += f"{table[n][task][2] / table[base][task][2]:25.2f}x"
+        print(row)
+
+    if args.profile:
+        _profile(small, big)
 
     if args.max_side_sweep:
         huge = photo(4000, 3000, small, [400, 300, 220, 160, 120, 600, 90, 250])

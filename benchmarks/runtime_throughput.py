@@ -3,8 +3,11 @@
 Rows: the Keras compiled graph; a raw ONNX Runtime session; `FaceNet.embed` over ONNX Runtime;
 a raw LiteRT interpreter; `FaceNet.embed` over LiteRT; and the int8 (QDQ) ONNX export raw and
 through the API. Raw rows use the same threads and options as the package. Runs are
-interleaved round-robin so that load from other processes hits every row alike; medians are
-reported, with the ratio API / raw.
+interleaved round-robin so that load from other processes hits every row alike; each round
+times a runner for at least `--min-seconds` (many calls at batch 1, so one descheduled call
+does not decide a round); medians are reported, with the ratio API / raw, and the CPU time
+(process time, all threads) per batch with its ratio raw / API (above 1: the API spends less),
+which depends less on the other processes of a shared machine.
 
     python benchmarks/runtime_throughput.py [--repeats 15] [--alpha 1.0] [--no-int8]
 """
@@ -30,6 +33,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument(
+        "--min-seconds", type=float, default=0.3,
+        help="each round times a runner for at least this long (many calls at batch 1)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -90,22 +97,30 @@ def main() -> None:
           f"onnxruntime {ort.__version__}")  # fmt: skip
     for batch in args.batches:
         crops = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-        times: dict[str, list[float]] = {name: [] for name in runners}
+        rates: dict[str, list[float]] = {name: [] for name in runners}
+        cpu: dict[str, list[float]] = {name: [] for name in runners}
         for run in runners.values():  # warm up (allocation, graph tracing)
             run(crops), run(crops)
         for _ in range(args.repeats):
             for name, run in runners.items():
-                start = time.perf_counter()
-                run(crops)
-                times[name].append(time.perf_counter() - start)
-        rate = {name: batch / statistics.median(t) for name, t in times.items()}
+                calls, start, used = 0, time.perf_counter(), time.process_time()
+                while (elapsed := time.perf_counter() - start) < args.min_seconds or not calls:
+                    run(crops)
+                    calls += 1
+                rates[name].append(batch * calls / elapsed)
+                cpu[name].append(1000 * (time.process_time() - used) / calls)
+        rate = {name: statistics.median(r) for name, r in rates.items()}
+        cpu_ms = {name: statistics.median(c) for name, c in cpu.items()}
         print(f"\nbatch {batch}")
-        print(f"| {'runner':34} | {'images/s':>9} | {'ms/batch':>9} | API/raw |")
-        print(f"|{'-' * 36}|{'-' * 11}|{'-' * 11}|---------|")
+        print(f"| {'runner':34} | {'images/s':>9} | {'ms/batch':>9} | API/raw | "
+              f"CPU ms/batch | API/raw CPU |")  # fmt: skip
+        print(f"|{'-' * 36}|{'-' * 11}|{'-' * 11}|---------|--------------|-------------|")
         for name, value in rate.items():
             raw = _raw_of(name)
             ratio = f"{value / rate[raw]:.2f}" if raw in rate else ""
-            print(f"| {name:34} | {value:9.1f} | {1000 * batch / value:9.2f} | {ratio:>7} |")
+            cpu_ratio = f"{cpu_ms[raw] / cpu_ms[name]:.2f}" if raw in rate else ""
+            print(f"| {name:34} | {value:9.1f} | {1000 * batch / value:9.2f} | {ratio:>7} | "
+                  f"{cpu_ms[name]:12.2f} | {cpu_ratio:>11} |")  # fmt: skip
         print(
             f"FaceNet.embed own cost (no-op embedder): {1000 * _api_overhead(crops):.3f} ms/batch"
         )

@@ -5,16 +5,20 @@ fresh gallery through the API, then each client sends `--requests` requests, alt
 (two photos of one person, or of two people) and identify (a photo not enrolled). It reports
 throughput, p50/p99 latency per endpoint and failed requests, and checks that the gallery is
 intact afterwards (same people and face counts, through the API and re-read from disk).
-Exit status 1 if any request failed or the gallery changed.
+Exit status 1 if any request failed or the gallery changed. The clients run in a child process
+(their HTTP work does not share the server's interpreter lock).
 
     python benchmarks/server_load.py --model model.keras                  # 8 clients x 20
     python benchmarks/server_load.py --model model.keras --clients 4 --requests 5 --json
+
+The side-by-side throughput run against the library is benchmarks/server_throughput.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +50,50 @@ def gallery_snapshot(client, url: str) -> list[tuple[str, int]]:
     return sorted((p["name"], p["faces"]) for p in people)
 
 
+def _plan(names: list[str], clients: int, requests: int, kinds=("verify", "identify")) -> list:
+    """Each client's requests: (kind, [(person, photo index), ...]); verify pairs are two photos
+    of one person or of two people, identify photos are not enrolled (photos 3 and 4)."""
+    plan = []
+    for c in range(clients):
+        mine = []
+        for r in range(requests):
+            k = c * requests + r
+            a = names[k % len(names)]
+            kind = kinds[k % len(kinds)]
+            if kind == "verify":
+                b = a if (k // len(kinds)) % 2 == 0 else names[(k + 1) % len(names)]
+                mine.append(("verify", [(a, 3), (b, 4)]))
+            else:
+                mine.append(("identify", [(a, 3 + (k // len(kinds)) % 2)]))
+        plan.append(mine)
+    return plan
+
+
+def _start(model, lfw: Path, people: int, workers: int, tmp: str):
+    """A fresh gallery of `people` LFW people (photos 1-2 each, enrolled through the API) and
+    the app serving it."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    names = [n for n in PEOPLE if all(lfw_photo(lfw, n, i).is_file() for i in (1, 2, 3, 4))]
+    names = names[:people]
+    if len(names) < 2:
+        raise SystemExit(f"{lfw}: need LFW photos of at least 2 of {', '.join(PEOPLE)}")
+    path = Path(tmp) / "load.db"
+    gallery = Gallery.create(path, model)
+    app = create_app(model, gallery, Settings(workers=workers))
+    return names, path, gallery, app
+
+
+def _enrol(client, url: str, lfw: Path, names: list[str]) -> None:
+    for name in names:
+        files = [
+            ("images", (f"{name}_{i}.jpg", lfw_photo(lfw, name, i).read_bytes())) for i in (1, 2)
+        ]
+        r = client.post(f"{url}/api/v1/people", data={"name": name}, files=files)
+        r.raise_for_status()
+
+
 def run_load(
     model,
     lfw: Path,
@@ -53,38 +101,26 @@ def run_load(
     clients: int = 8,
     requests: int = 20,
     people: int = 5,
-    workers: int = 2,
+    workers: int = 8,
     workdir: Path | None = None,
 ) -> dict:
     """Run the load test against a fresh gallery in `workdir` (a temporary one by default)."""
     import httpx
 
     from facenet.gallery import Gallery
-    from facenet.server import Settings, create_app
     from facenet.server.background import BackgroundServer
 
-    names = [n for n in PEOPLE if all(lfw_photo(lfw, n, i).is_file() for i in (1, 2, 3, 4))]
-    names = names[:people]
-    if len(names) < 2:
-        raise SystemExit(f"{lfw}: need LFW photos of at least 2 of {', '.join(PEOPLE)}")
-    photos = {(n, i): lfw_photo(lfw, n, i).read_bytes() for n in names for i in (1, 2, 3, 4)}
-
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        path = Path(tmp) / "load.db"
-        gallery = Gallery.create(path, model)
-        app = create_app(model, gallery, Settings(workers=workers))
+        names, path, gallery, app = _start(model, lfw, people, workers, tmp)
         try:
             client_header = {"X-Requested-With": "server_load"}  # gallery changes need it
             with (
                 BackgroundServer(app) as url,
                 httpx.Client(timeout=120, headers=client_header) as setup,
             ):
-                for name in names:
-                    files = [("images", (f"{name}_{i}.jpg", photos[name, i])) for i in (1, 2)]
-                    r = setup.post(f"{url}/api/v1/people", data={"name": name}, files=files)
-                    r.raise_for_status()
+                _enrol(setup, url, lfw, names)
                 before = gallery_snapshot(setup, url)
-                results = _hammer(url, names, photos, clients, requests)
+                results = hammer(url, lfw, _plan(names, clients, requests))
                 after = gallery_snapshot(setup, url)
         finally:
             gallery.close()
@@ -92,11 +128,11 @@ def run_load(
             on_disk = sorted((p.name, p.faces) for p in reopened.people())
             disk_faces = len(reopened)
 
-    wall = results.pop("wall_s")
-    latencies = results.pop("latencies")
-    failures = results.pop("failures")
+    wall = results["wall_s"]
+    latencies = results["latencies"]
+    failures = results["failures"]
     total = sum(len(v) for v in latencies.values())
-    report = {
+    return {
         "clients": clients,
         "requests_per_client": requests,
         "requests": total + len(failures),
@@ -104,42 +140,67 @@ def run_load(
         "failures": failures[:5],
         "wall_s": round(wall, 3),
         "throughput_rps": round((total + len(failures)) / wall, 2),
-        "latency_ms": {
-            kind: {
-                "n": len(values),
-                "p50": round(1000 * percentile(values, 50), 1),
-                "p99": round(1000 * percentile(values, 99), 1),
-            }
-            for kind, values in latencies.items()
-        },
+        "latency_ms": _latency_summary(latencies),
         "gallery_before": before,
         "gallery_intact": before == after == on_disk and disk_faces == sum(n for _, n in before),
         "workers": workers,
     }
-    return report
 
 
-def _hammer(url: str, names: list[str], photos: dict, clients: int, requests: int) -> dict:
+def _latency_summary(latencies: dict[str, list[float]]) -> dict:
+    return {
+        kind: {
+            "n": len(values),
+            "p50": round(1000 * percentile(values, 50), 1),
+            "p99": round(1000 * percentile(values, 99), 1),
+        }
+        for kind, values in latencies.items()
+    }
+
+
+def hammer(url: str, lfw: Path, plan: list) -> dict:
+    """Run `plan` (one list of requests per client) from a child process, so the clients' own
+    Python work does not compete with the server's threads for the interpreter lock."""
+    spec = json.dumps({"url": url, "lfw": str(lfw), "plan": plan})
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--hammer"],
+        input=spec, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"client process failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _hammer_main() -> None:
+    """The child process: read the spec from stdin, run the clients, print the results."""
+    spec = json.loads(sys.stdin.read())
+    print(json.dumps(_hammer(spec["url"], Path(spec["lfw"]), spec["plan"])))
+
+
+def _hammer(url: str, lfw: Path, plan: list) -> dict:
     import httpx
 
+    photos: dict[tuple[str, int], bytes] = {}
+    for client_plan in plan:
+        for _, keys in client_plan:
+            for name, i in keys:
+                photos.setdefault((name, i), lfw_photo(lfw, name, i).read_bytes())
     latencies: dict[str, list[float]] = {"verify": [], "identify": []}
+    distances: dict[str, float] = {}
     failures: list[str] = []
     lock = threading.Lock()
-    start_line = threading.Barrier(clients)
+    start_line = threading.Barrier(len(plan))
 
-    def client_loop(c: int) -> None:
-        with httpx.Client(timeout=120) as client:
+    def client_loop(requests: list) -> None:
+        with httpx.Client(timeout=300) as client:
+            client.get(f"{url}/api/v1/health")  # connect before the start line
             start_line.wait()
-            for r in range(requests):
-                k = c * requests + r
-                a = names[k % len(names)]
-                if k % 2 == 0:
-                    b = a if k % 4 == 0 else names[(k + 1) % len(names)]
-                    kind, files = "verify", [
-                        ("image1", ("a.jpg", photos[a, 3])), ("image2", ("b.jpg", photos[b, 4]))
-                    ]  # fmt: skip
-                else:
-                    kind, files = "identify", [("image", ("q.jpg", photos[a, 3 + k % 2]))]
+            for kind, keys in requests:
+                fields = ("image1", "image2") if kind == "verify" else ("image",)
+                files = [
+                    (field, (f"{n}_{i}.jpg", photos[n, i]))
+                    for field, (n, i) in zip(fields, keys, strict=True)
+                ]
                 t0 = time.perf_counter()
                 try:
                     response = client.post(f"{url}/api/v1/{kind}", files=files)
@@ -150,24 +211,38 @@ def _hammer(url: str, names: list[str], photos: dict, clients: int, requests: in
                 elapsed = time.perf_counter() - t0
                 with lock:
                     (latencies[kind].append(elapsed) if ok else failures.append(detail))
+                    if ok and kind == "verify":
+                        distances[_pair_key(keys)] = response.json()["distance"]
 
-    threads = [threading.Thread(target=client_loop, args=(c,)) for c in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(p,)) for p in plan]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return {"wall_s": time.perf_counter() - t0, "latencies": latencies, "failures": failures}
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "latencies": latencies,
+        "failures": failures,
+        "distances": distances,
+    }
+
+
+def _pair_key(keys) -> str:
+    return "|".join(f"{n}_{i}" for n, i in keys)
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:]) == ["--hammer"]:
+        _hammer_main()
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="Model file (default: the bundled model).")
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help="LFW (deep-funneled) folder.")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=20, help="Requests per client.")
     parser.add_argument("--people", type=int, default=5, help="People enrolled (2 photos each).")
-    parser.add_argument("--workers", type=int, default=2, help="Server inference threads.")
+    parser.add_argument("--workers", type=int, default=8, help="Server requests at once.")
     parser.add_argument("--json", action="store_true", help="Print the report as one JSON line.")
     args = parser.parse_args(argv)
 

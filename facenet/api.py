@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -231,19 +231,27 @@ class FaceNet:
         check_choice("on_missing", on_missing, ON_MISSING)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive; got {batch_size}")
+        if not detect and self._is_crop_batch(images):  # no per-image copies: slices go in
+            return self.embed_crops(images, batch_size=batch_size)
         items = _as_list(images)
         out = np.full((len(items), self.embedding_size), np.nan, dtype=np.float32)
         if show_progress is None:
             show_progress = log.isEnabledFor(logging.INFO) and len(items) > batch_size
+
+        def crops_of(start: int) -> tuple[int, list[np.ndarray | None]]:
+            chunk = items[start : start + batch_size]
+            return start, self._crops(chunk, start, detect, raise_missing=on_missing == "raise")
+
+        starts = range(0, len(items), batch_size)
+        # whole photos: the next chunk is read, detected and aligned while this one is embedded
+        chunks = _ahead(crops_of, starts) if detect and len(starts) > 1 else map(crops_of, starts)
         with tqdm(total=len(items), disable=not show_progress, unit="img", desc="embed") as bar:
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
-                crops = self._crops(chunk, start, detect, raise_missing=on_missing == "raise")
+            for start, crops in chunks:
                 rows = [i for i, crop in enumerate(crops) if crop is not None]
                 if rows:
                     batch = np.stack([crops[i] for i in rows])
                     out[[start + i for i in rows]] = self.embedder(batch)
-                bar.update(len(chunk))
+                bar.update(len(crops))
         return out
 
     def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -286,6 +294,18 @@ class FaceNet:
 
     # --- internals -----------------------------------------------------------------------
 
+    def _is_crop_batch(self, images: Any) -> bool:
+        """A uint8 (n, S, S, 3) array at the input size: what `detect=False` would turn it
+        into anyway (each image is already at the size, so `resize` would copy it unchanged)."""
+        size = self.input_size
+        return (
+            isinstance(images, np.ndarray)
+            and images.dtype == np.uint8
+            and images.ndim == 4
+            and images.shape[1:] == (size, size, 3)
+            and len(images) > 0
+        )
+
     def _align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         from .detect.crops import aligned
 
@@ -303,6 +323,23 @@ class FaceNet:
             ]
         faces = self.crops(items, on_missing="raise" if raise_missing else "none", offset=offset)
         return [None if face is None else face.crop for face in faces]
+
+
+def _ahead(function, args: Iterable) -> Iterator:
+    """`function(arg)` for each arg in order, the next one computed in a worker thread while
+    the caller works on the current result (whole-photo `embed`: detection, which is mostly
+    single-threaded, overlaps the embedder). An error is raised where its result is due."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="facenet-crops") as pool:
+        pending = None
+        for arg in args:
+            future = pool.submit(function, arg)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
 
 
 def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:

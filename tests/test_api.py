@@ -226,3 +226,27 @@ def test_verify_uses_the_model_threshold(small_model):
     assert same.threshold == small_model.threshold
     strict = small_model.verify(x[0], x[1], detect=False, threshold=-1.0)
     assert not strict.same and strict.threshold == -1.0
+
+
+def test_a_crop_batch_gives_what_a_list_of_crops_gives(small_model):
+    x = crops(7)
+    direct = small_model.embed(x, detect=False, batch_size=3)  # the no-copy path
+    listed = small_model.embed(list(x), detect=False, batch_size=3)  # one image at a time
+    np.testing.assert_array_equal(direct, listed)
+
+
+def test_whole_photos_in_chunks_detected_ahead_match_one_chunk(small_model, tmp_path):
+    """Chunks after the first are detected in a worker thread while the previous one is
+    embedded: same rows, same order, errors raised for the photo that has them."""
+    from pathlib import Path
+
+    photos = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.jpg"))
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 120), (200, 200, 200)).save(blank)
+    inputs = [*photos, blank, photos[0]]
+    whole = small_model.embed(inputs, batch_size=32, on_missing="nan")
+    chunked = small_model.embed(inputs, batch_size=2, on_missing="nan")
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    assert np.isnan(chunked[len(photos)]).all() and np.isfinite(chunked[-1]).all()
+    with pytest.raises(ImageError, match="absent.jpg: no such file"):
+        small_model.embed([*photos, tmp_path / "absent.jpg"], batch_size=2)

@@ -267,6 +267,27 @@ def test_batch_groups_give_the_same_faces(detector, monkeypatch):
 
 
 @needs_lfw
+def test_levels_cut_into_strips_give_identical_faces(monkeypatch):
+    """Levels larger than a canvas are cut into strips of whole P-Net window rows, and strips
+    and canvases run on two threads: every window is computed exactly once, so the faces are
+    the same, bit for bit, as with canvases that hold whole levels."""
+    from facenet.detect import MTCNN
+
+    images = [lfw(n) for n in LFW_SAMPLES[:3]]
+    wide = np.concatenate([np.concatenate(images, 1)] * 2, 0)  # 500 x 750, six faces
+    whole = MTCNN(threads=1)
+    monkeypatch.setattr("facenet.detect.mosaic.CANVAS_PIXELS", 10**9)
+    expected = whole.detect_batch([*images, wide])
+    monkeypatch.setattr("facenet.detect.mosaic.CANVAS_PIXELS", 9_000)  # strips of ~30 rows
+    cut = MTCNN(threads=2).detect_batch([*images, wide])
+    assert [len(f) for f in cut] == [len(f) for f in expected] and len(cut[-1]) >= 6
+    for got, want in zip(cut, expected, strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert a.box == b.box and a.score == b.score
+            np.testing.assert_array_equal(a.landmarks, b.landmarks)
+
+
+@needs_lfw
 def test_several_faces_in_a_mosaic(detector):
     names = LFW_SAMPLES[:4]
     canvas = np.full((520, 520, 3), 128, np.uint8)

@@ -100,10 +100,11 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--threads",
     "workers",
-    default=2,
+    default=8,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Inference threads (one process: the model is loaded once).",
+    help="Requests handled at once; detection runs for one per core at a time, their embedder "
+    "calls are merged (one process: the model is loaded once).",
 )
 def serve(
     gallery_path,

@@ -13,10 +13,12 @@ to `detect`, even when it was downscaled for detection (see `max_side`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +26,21 @@ from PIL import Image
 
 from ..images import ImageInput, describe, load_image
 from ..types import Face
+from .mosaic import CELL, _canvas, _canvas_width, _pack, _strips, _windows
 from .onnx_nets import MtcnnNet
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
-#: P-Net's window (pixels of a pyramid level) and stride.
-CELL = 12
-STRIDE = 2
-#: Pixels of mosaic canvas per P-Net call: bounds memory (about 0.5 GB of activations).
-CANVAS_PIXELS = 4_000_000
 #: Detection pixels (after `max_side`) per group of images run through the cascade together.
 GROUP_PIXELS = 8_000_000
-#: Input pixels (batch x height x width) from which a network runs on `threads` threads.
+#: Candidates per R-Net / O-Net call, for the same reason: CPU time per candidate is flat up to
+#: 128 (R-Net, 80 us) and 32 (O-Net, 380 us) and grows past them (O-Net at 256: 750 us).
+STAGE_BATCH = {"rnet": 128, "onet": 32}
+#: Input pixels (batch x height x width) from which a network runs on `threads` threads (only
+#: reached by a single input larger than the chunks above).
 PARALLEL_FROM = {"pnet": 500_000, "rnet": 256 * 24 * 24, "onet": 128 * 48 * 48}
-#: Candidates per R-Net / O-Net call: bounds their activations (a photo tiled with 1,600 faces
-#: has 13,000 candidates; 4,096 at a time took O-Net alone over 1.5 GB).
-STAGE_BATCH = 256
 
 
 class MTCNN:
@@ -91,6 +90,7 @@ class MTCNN:
         self.threads = threads or min(2, os.cpu_count() or 1)
         self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         self._sessions = None
+        self._pool = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -102,6 +102,7 @@ class MTCNN:
     def __getstate__(self) -> dict:  # sessions are not picklable: a copy reloads lazily
         state = self.__dict__.copy()
         state["_sessions"] = None
+        state["_pool"] = None
         state["_lock"] = None
         return state
 
@@ -197,45 +198,29 @@ class MTCNN:
         return out
 
     def _stage1(self, pnet, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """P-Net over a mosaic of all pyramid levels of all images -> square candidate boxes."""
+        """P-Net over mosaics of all pyramid levels of all images -> square candidate boxes."""
         levels = []  # (image index, level array)
         for i, img in enumerate(images):
             levels.extend((i, level) for level in self._pyramid(img))
         if not levels:
             return np.empty((0, 5)), np.empty(0, int)
-        width = max(_pair_width(levels, i) for i in range(len(images)))
+        pieces = [(k, y0, part) for k, (_, a) in enumerate(levels) for y0, part in _strips(a)]
+        width = _canvas_width(levels, pieces, len(images))
+        packed = list(_pack([part.shape[:2] for _, _, part in pieces], width))
+        outputs = self._map(pnet, [_canvas(shape, placed, pieces) for shape, placed in packed])
         found_boxes, found_groups = [], []
-        t0 = self.thresholds[0]
-        for canvas_shape, placements in _pack([a.shape[:2] for _, a in levels], width):
-            canvas = np.zeros((1, *canvas_shape, 3), np.float32)
-            for k, y, x in placements:
-                a = levels[k][1]
-                canvas[0, y : y + a.shape[0], x : x + a.shape[1]] = a
-            prob, reg = pnet.run(None, {"image": canvas})
-            prob, reg = prob[0], reg[0]
-            for k, y, x in placements:
-                i, a = levels[k]
-                lh, lw = a.shape[:2]
-                ny, nx = (lh - CELL) // STRIDE + 1, (lw - CELL) // STRIDE + 1
-                cy, cx = y // STRIDE, x // STRIDE
-                p = prob[cy : cy + ny, cx : cx + nx]
-                qy, qx = np.nonzero(p >= t0)
-                if qy.size == 0:
+        for (_, placements), (prob, reg) in zip(packed, outputs, strict=True):
+            for j, y, x in placements:
+                k, y0, part = pieces[j]
+                i, level = levels[k]
+                b = _windows(prob[0], reg[0], part.shape[:2], (y, x), y0, self.thresholds[0])
+                if b is None:
                     continue
                 h, w = images[i].shape[:2]
-                sx, sy = lw / w, lh / h
-                r = reg[:, cy + qy, cx + qx].T
-                b = np.stack(
-                    [
-                        STRIDE * qx / sx,
-                        STRIDE * qy / sy,
-                        (STRIDE * qx + CELL) / sx,
-                        (STRIDE * qy + CELL) / sy,
-                        p[qy, qx],
-                    ],
-                    axis=1,
-                )
-                found_boxes.append(np.hstack([b, r]))
+                lh, lw = level.shape[:2]
+                b[:, [0, 2]] /= lw / w
+                b[:, [1, 3]] /= lh / h
+                found_boxes.append(b)
                 found_groups.append(np.full(len(b), k))
         if not found_boxes:
             return np.empty((0, 5)), np.empty(0, int)
@@ -249,6 +234,17 @@ class MTCNN:
         boxes = _square(_regress(boxes[:, :5], boxes[:, 5:9]))
         return boxes, owner
 
+    def _map(self, net, inputs: list[np.ndarray]) -> list:
+        """`net.run` on each input, on up to `threads` threads at once (ONNX Runtime releases
+        the interpreter lock; each run is single-threaded at these sizes)."""
+        run = functools.partial(_run, net)
+        if self.threads < 2 or len(inputs) < 2:
+            return [run(x) for x in inputs]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mtcnn")
+        return list(self._pool.map(run, inputs))
+
     def _refine(self, net, images, boxes, owner, size, threshold):
         """R-Net (size 24) or O-Net (size 48) over all candidates of all images."""
         keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
@@ -256,10 +252,8 @@ class MTCNN:
         if len(boxes) == 0:
             return np.empty((0, 5)), np.empty(0, int), np.empty((0, 5, 2))
         crops = _crops(images, boxes, owner, size)
-        outs = [
-            net.run(None, {"image": crops[s : s + STAGE_BATCH]})
-            for s in range(0, len(crops), STAGE_BATCH)
-        ]
+        step = STAGE_BATCH["rnet" if size == 24 else "onet"]
+        outs = self._map(net, [crops[s : s + step] for s in range(0, len(crops), step)])
         prob = np.concatenate([o[0] for o in outs])
         reg = np.concatenate([o[1] for o in outs])
         ok = prob > threshold
@@ -294,37 +288,8 @@ def _as_rgb(image: ImageInput, index: int) -> np.ndarray:
     return load_image(image, describe(image, index))
 
 
-def _even(n: int) -> int:
-    return int(n) + (int(n) & 1)
-
-
-def _pair_width(levels, image: int) -> int:
-    """Width of the two largest levels of one image side by side (the mosaic's natural width)."""
-    widths = [a.shape[1] for i, a in levels if i == image][:2]
-    return sum(_even(w) for w in widths)
-
-
-def _pack(shapes: list[tuple[int, int]], width: int, budget: int = CANVAS_PIXELS):
-    """Shelf-pack rectangles (h, w) into canvases `width` wide, at even offsets.
-
-    Yields ((canvas_h, canvas_w), [(index, y, x), ...]); a canvas holds about `budget` pixels.
-    """
-    order = sorted(range(len(shapes)), key=lambda k: (-shapes[k][0], -shapes[k][1]))
-    max_h = max(budget // width, 1)
-    placements: list[tuple[int, int, int]] = []
-    y = x = shelf_h = 0
-    for k in order:
-        h, w = _even(shapes[k][0]), _even(shapes[k][1])
-        if x + w > width:  # next shelf
-            y, x, shelf_h = y + shelf_h, 0, 0
-        if placements and y + h > max_h and x == 0:  # canvas full
-            yield (y, width), placements
-            placements, y = [], 0
-        placements.append((k, y, x))
-        x += w
-        shelf_h = max(shelf_h, h)
-    if placements:
-        yield (y + shelf_h, width), placements
+def _run(net, x: np.ndarray):
+    return net.run(None, {"image": x})
 
 
 def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:

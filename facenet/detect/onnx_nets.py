@@ -51,6 +51,9 @@ def new_session(path: Path, threads: int):
     # (a crowded photo left a server 190 MB larger); allocation costs no measurable time here.
     opts.enable_cpu_mem_arena = False
     opts.log_severity_level = 3
+    # Idle pool threads must not spin between runs: the three stages alternate with Python work
+    # (NMS, crops) and with the embedder's own pool, which spinning threads would starve.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:

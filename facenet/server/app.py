@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import GalleryError, ImageError, LibraryNotFoundError, NoFaceError
 from .guard import RequestGuardMiddleware, error_response
-from .memory import configure_malloc
+from .memory import IdleTrim, configure_malloc
 from .service import ApiError, Service
 from .settings import Settings
 
@@ -141,6 +141,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.state.service = Service(model, gallery, settings)
     app.state.settings = settings
     app.state.inference = ThreadPoolExecutor(settings.workers, thread_name_prefix="facenet-infer")
+    app.state.idle_trim = IdleTrim()
     app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(migration.router, prefix=API_PREFIX)
     app.include_router(library.router, prefix=API_PREFIX)

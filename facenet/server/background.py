@@ -24,7 +24,10 @@ class BackgroundServer:
     def __enter__(self) -> str:
         import uvicorn
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for
+        # sockets that say they are TCP; without it every response waited ~40 ms for the
+        # client's delayed ACK (Nagle), which the load benchmarks measured as server time
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         port = sock.getsockname()[1]

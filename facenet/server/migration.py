@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from .routes import ERRORS, read_access, write_access
 from .schemas import ErrorOut
-from .service import ApiError, LockedModel, Service
+from .service import ApiError, ServedModel, Service
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def switch_server(service: Service, model) -> None:
         gallery = Gallery.open(path)
         if model is None or model.model_id != gallery.model_id:
             model = FaceNet.load(gallery.model_path)
-        service.model = LockedModel(model, service.settings.max_faces)
+        service.model = ServedModel(model, service.settings.max_faces)
         gallery.attach(service.model)
         service.gallery = gallery
 

@@ -15,7 +15,6 @@ from fastapi.security import APIKeyHeader
 
 from ..metadata import DEFAULT_K
 from . import schemas
-from .memory import release_memory
 from .service import ApiError, Probe, Service, decode_image, probe_image
 
 api_key_header = APIKeyHeader(
@@ -86,16 +85,18 @@ def _service(request: Request) -> Service:
 
 
 async def _infer(request: Request, function, *args):
-    """Run inference in the bounded pool (the event loop never waits on the model), then hand
-    the memory it freed back to the system."""
+    """Run inference in the bounded pool (the event loop never waits on the model); the memory
+    it freed goes back to the system once the server is idle (`memory.IdleTrim`)."""
     loop = asyncio.get_running_loop()
     pool = request.app.state.inference
+    trim = request.app.state.idle_trim
 
     def run():
+        trim.enter()
         try:
             return function(*args)
         finally:
-            release_memory()  # in the worker thread: the event loop never waits on it
+            trim.leave()
 
     return await loop.run_in_executor(pool, run)
 

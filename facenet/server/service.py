@@ -1,9 +1,9 @@
 """What the routes do, without HTTP: decode uploads, run the model, read and change the gallery.
 
 Everything here is synchronous and thread-safe; the routes call it from worker threads so the
-event loop never waits on inference or SQLite. The model runs one call at a time (a lock around
-it); the gallery's one SQLite connection is used under another lock, never held during inference
-except while enrolling.
+event loop never waits on inference or SQLite. The detector and embedder calls of concurrent
+requests are merged into shared calls (`batching.py`); the gallery's one SQLite connection is
+used under a lock, never held during inference except while enrolling.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
+from ..runtime.common import num_threads
 from ..types import Face, Verification
+from .batching import BatchedEmbedder, SharedDetector
 from .settings import Settings
 from .uploads import ApiError, Probe, Upload, decode_image, probe_image
 
@@ -30,12 +32,23 @@ log = logging.getLogger(__name__)
 EMBED_BATCH = 8
 
 
-class LockedModel:
-    """A FaceNet whose calls run one at a time (detector and embedder hold state)."""
+class ServedModel:
+    """The server's FaceNet without a lock around whole requests: detection runs for up to one
+    request per core at once, the embedder calls of concurrent requests are merged
+    (`batching`)."""
 
     def __init__(self, model, max_faces: int):
+        from ..api import FaceNet
+
         self._model = model
-        self._lock = threading.Lock()
+        self._batched = FaceNet(
+            BatchedEmbedder(model.embedder, max_crops=EMBED_BATCH),
+            model.info,
+            model_id=model.model_id,
+            source=getattr(model, "source", None),
+            detector=SharedDetector(model.detector, slots=_detector_slots(model.detector)),
+            name=getattr(model, "name", None),
+        )
         self.max_faces = max_faces
         self.model_id = model.model_id
         self.info = model.info
@@ -55,19 +68,18 @@ class LockedModel:
     def represent_capped(self, rgb: np.ndarray) -> tuple[list[Face], int]:
         """The `max_faces` largest faces of a photo with their embeddings (only those are
         aligned and embedded), and how many faces were found."""
-        with self._lock:
-            found = self._model.detector.detect(rgb)
-            faces = largest_faces(found, self.max_faces)
-            if not faces:
-                return [], len(found)
-            embeddings = self._embed([rgb] * len(faces), faces)
+        found = self._batched.detector.detect(rgb)
+        faces = largest_faces(found, self.max_faces)
+        if not faces:
+            return [], len(found)
+        embeddings = self._embed([rgb] * len(faces), faces)
         faces = [
             dataclasses.replace(f, embedding=e) for f, e in zip(faces, embeddings, strict=True)
         ]
         return faces, len(found)
 
     def _embed(self, rgbs: list[np.ndarray], faces: list[Face]) -> np.ndarray:
-        """Align each face on its photo and embed the crops (the caller holds the lock)."""
+        """Align each face on its photo and embed the crops."""
         from ..detect import align_face
 
         info = self.info
@@ -77,18 +89,25 @@ class LockedModel:
                 for rgb, face in zip(rgbs, faces, strict=True)
             ]
         )
-        return self._model.embed_crops(crops, batch_size=EMBED_BATCH)
+        return self._batched.embed_crops(crops, batch_size=EMBED_BATCH)
 
     def compare(
         self, first: np.ndarray, second: np.ndarray, threshold: float | None
     ) -> tuple[list[list[Face]], Verification | None]:
         """`FaceNet.verify`, keeping every face it found: (faces of each image, the
         verification; None when an image has no face)."""
-        with self._lock:
-            faces = self._model.detector.detect_batch([first, second])
-            if not all(faces):
-                return faces, None
-            return faces, self._model.verify(first, second, threshold=threshold, detections=faces)
+        faces = self._batched.detector.detect_batch([first, second])
+        if not all(faces):
+            return faces, None
+        return faces, self._batched.verify(first, second, threshold=threshold, detections=faces)
+
+
+def _detector_slots(detector) -> int:
+    """Requests detected at once: one per core for the bundled MTCNN (its ONNX Runtime sessions
+    run concurrently), one for any other detector (it may hold state between calls)."""
+    from ..detect.mtcnn import MTCNN
+
+    return num_threads() if isinstance(detector, MTCNN) else 1
 
 
 class Service:
@@ -96,7 +115,7 @@ class Service:
     thumbnails are cut from)."""
 
     def __init__(self, model, gallery, settings: Settings):
-        self.model = LockedModel(model, settings.max_faces)
+        self.model = ServedModel(model, settings.max_faces)
         self.gallery = gallery
         self.settings = settings
         self._gallery_lock = threading.RLock()

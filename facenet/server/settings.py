@@ -27,7 +27,8 @@ class Settings:
     max_faces: the most faces embedded per photo (the most prominent); answers say when the
         cap was hit.
     max_files: the most photos in one request (enrol, cluster).
-    workers: threads running inference; the model itself runs one call at a time.
+    workers: requests handled at once (decoded and run through the model); detection runs for
+        one of them per core at a time, their embedder calls are merged (`batching.py`).
     thumbnail_size: side in pixels of the face thumbnails (cut from the crops the gallery keeps).
     """
 
@@ -41,7 +42,7 @@ class Settings:
     max_side: int = 2400
     max_faces: int = 100
     max_files: int = 50
-    workers: int = 2
+    workers: int = 8
     thumbnail_size: int = 112
 
     def __post_init__(self) -> None:
