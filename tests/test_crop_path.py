@@ -27,7 +27,7 @@ def test_verify_validator_and_aligner_cut_the_same_crops(small_model, tmp_path):
     np.testing.assert_array_equal(validated, served)
 
     pytest.importorskip("fastapi")
-    from facenet.server.service import ServedModel
+    from facenet.server.served_model import ServedModel
     from facenet.server.uploads import decode_image, probe_image
 
     uploads = [decode_image(probe_image(p.read_bytes(), p.name, 10**8), 2400) for p in (a, b)]

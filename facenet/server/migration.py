@@ -23,7 +23,8 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from .routes import ERRORS, read_access, write_access
 from .schemas import ErrorOut
-from .service import ApiError, ServedModel, Service
+from .served_model import ServedModel
+from .service import ApiError, Service
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ used under a lock, never held during inference except while enrolling.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import threading
@@ -17,97 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryError
-from ..runtime.common import num_threads
-from ..types import Face, Verification
-from .batching import BatchedEmbedder, SharedDetector
+from ..types import Face
+from .served_model import ServedModel, largest_faces, rescale
 from .settings import Settings
 from .uploads import ApiError, Probe, Upload, decode_image, probe_image
 
-__all__ = ["ApiError", "Probe", "Service", "Upload", "decode_image", "probe_image"]
+__all__ = ["ApiError", "Probe", "ServedModel", "Service", "Upload", "decode_image", "probe_image"]
 
 log = logging.getLogger(__name__)
-
-#: Faces embedded per network call. Small on purpose: the runtime's memory arena keeps the
-#: activations of its largest batch for the process's life (about 70 MB at 32 faces of 112 px).
-EMBED_BATCH = 8
-
-
-class ServedModel:
-    """The server's FaceNet without a lock around whole requests: detection runs for up to one
-    request per core at once, the embedder calls of concurrent requests are merged
-    (`batching`)."""
-
-    def __init__(self, model, max_faces: int):
-        from ..api import FaceNet
-
-        self._model = model
-        self._batched = FaceNet(
-            BatchedEmbedder(model.embedder, max_crops=EMBED_BATCH),
-            model.info,
-            model_id=model.model_id,
-            source=getattr(model, "source", None),
-            detector=SharedDetector(model.detector, slots=_detector_slots(model.detector)),
-            name=getattr(model, "name", None),
-        )
-        self.max_faces = max_faces
-        self.model_id = model.model_id
-        self.info = model.info
-
-    @property
-    def threshold(self) -> float:
-        return float(self._model.threshold)
-
-    @property
-    def runtime(self) -> str:
-        return str(getattr(self._model.embedder, "runtime", "?"))
-
-    def represent(self, image) -> list[Face]:
-        """Every face with its embedding, at most `max_faces` (the gallery calls this)."""
-        return self.represent_capped(image)[0]
-
-    def represent_capped(self, rgb: np.ndarray) -> tuple[list[Face], int]:
-        """The `max_faces` largest faces of a photo with their embeddings (only those are
-        aligned and embedded), and how many faces were found."""
-        found = self._batched.detector.detect(rgb)
-        faces = largest_faces(found, self.max_faces)
-        if not faces:
-            return [], len(found)
-        embeddings = self._embed([rgb] * len(faces), faces)
-        faces = [
-            dataclasses.replace(f, embedding=e) for f, e in zip(faces, embeddings, strict=True)
-        ]
-        return faces, len(found)
-
-    def _embed(self, rgbs: list[np.ndarray], faces: list[Face]) -> np.ndarray:
-        """Align each face on its photo and embed the crops."""
-        from ..detect import align_face
-
-        info = self.info
-        crops = np.stack(
-            [
-                align_face(rgb, face, size=info.input_size, mode=info.alignment, margin=info.margin)
-                for rgb, face in zip(rgbs, faces, strict=True)
-            ]
-        )
-        return self._batched.embed_crops(crops, batch_size=EMBED_BATCH)
-
-    def compare(
-        self, first: np.ndarray, second: np.ndarray, threshold: float | None
-    ) -> tuple[list[list[Face]], Verification | None]:
-        """`FaceNet.verify`, keeping every face it found: (faces of each image, the
-        verification; None when an image has no face)."""
-        faces = self._batched.detector.detect_batch([first, second])
-        if not all(faces):
-            return faces, None
-        return faces, self._batched.verify(first, second, threshold=threshold, detections=faces)
-
-
-def _detector_slots(detector) -> int:
-    """Requests detected at once: one per core for the bundled MTCNN (its ONNX Runtime sessions
-    run concurrently), one for any other detector (it may hold state between calls)."""
-    from ..detect.mtcnn import MTCNN
-
-    return num_threads() if isinstance(detector, MTCNN) else 1
 
 
 class Service:
@@ -148,7 +64,7 @@ class Service:
     def _represent(self, upload: Upload) -> tuple[list[Face], dict]:
         """The (capped) faces of an upload in its own pixels, and what answers say of the cap."""
         faces, found = self.model.represent_capped(upload.rgb)
-        faces = [_rescale(f, upload.scale) for f in faces]
+        faces = [rescale(f, upload.scale) for f in faces]
         return faces, {"faces_found": found, "faces_capped": found > len(faces)}
 
     def embed(self, upload: Upload) -> dict:
@@ -182,7 +98,7 @@ class Service:
             "faces_found": len(found),
             "faces_capped": len(found) > len(listed),
             "chosen": next(i for i, f in enumerate(listed) if f.box == chosen.box),
-            "faces": [_face_out(_rescale(f, upload.scale)) for f in listed],
+            "faces": [_face_out(rescale(f, upload.scale)) for f in listed],
         }
 
     def cluster(
@@ -406,24 +322,6 @@ class Service:
 
 def _size(upload: Upload) -> dict:
     return {"width": upload.width, "height": upload.height}
-
-
-def largest_faces(faces: list[Face], limit: int) -> list[Face]:
-    """The `limit` largest faces, in their detection order (the most prominent is among them)."""
-    if len(faces) <= limit:
-        return list(faces)
-    keep = set(sorted(range(len(faces)), key=lambda i: -faces[i].area)[:limit])
-    return [f for i, f in enumerate(faces) if i in keep]
-
-
-def _rescale(face: Face, scale: tuple[float, float]) -> Face:
-    """A face found on a downscaled photo, in the photo's own pixels."""
-    sx, sy = scale
-    if sx == 1 and sy == 1:
-        return face
-    x1, y1, x2, y2 = face.box
-    landmarks = None if face.landmarks is None else np.asarray(face.landmarks) * (sx, sy)
-    return dataclasses.replace(face, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), landmarks=landmarks)
 
 
 def _box(face: Face) -> list[float]:

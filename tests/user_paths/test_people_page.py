@@ -7,16 +7,13 @@ Skipped when Playwright or Chromium is missing."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
 from ..conftest import lfw_image
 from ..test_browser import browser  # noqa: F401 (fixture)
-from .helpers import EXAMPLES, env, facenet
-from .test_web_page import free_port
+from .helpers import EXAMPLES, facenet, serving
 
 
 @pytest.fixture(scope="module")
@@ -35,34 +32,9 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(library):
-    import httpx
-
     path, work = library
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facenet", "serve", "-g", str(path), "--port", str(port)],
-        cwd=work,
-        env=env(work / "cache"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read()
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "facenet serve did not come up"
-            time.sleep(0.3)
+    with serving(path, work) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_cli_library_on_the_people_tab(browser, served, library):  # noqa: F811

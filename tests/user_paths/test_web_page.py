@@ -6,62 +6,27 @@ The Gallery tab's thumbnails must load for CLI-enrolled faces too (issue 15, ite
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
 from ..conftest import lfw_image
 from ..test_browser import browser  # noqa: F401 (fixture)
-from .helpers import EXAMPLES, env, facenet
+from .helpers import EXAMPLES, facenet, serving
 
 PHOTOS = {n: str(EXAMPLES / f"{n}.jpg") for n in ("a_1", "a_2", "b_1", "b_2", "c_1")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`facenet serve -g G` over a gallery made with `facenet gallery create/enroll`."""
-    import httpx
-
     work = tmp_path_factory.mktemp("served")
     gallery = work / "people.db"
     assert facenet("gallery", "create", gallery).code == 0
     for name, keys in (("Colin Powell", ["a_1", "a_2"]), ("Serena Williams", ["b_1"])):
         result = facenet("gallery", "enroll", gallery, "--name", name, *(PHOTOS[k] for k in keys))
         assert result.code == 0, result.stderr
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facenet", "serve", "-g", str(gallery), "--port", str(port)],
-        cwd=work,
-        env=env(work / "cache"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read()
-            try:
-                if httpx.get(url + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "facenet serve did not come up"
-            time.sleep(0.3)
+    with serving(gallery, work) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture
