@@ -13,6 +13,7 @@ is more than 10% over the baseline or a request failed with a 5xx.
     python benchmarks/server_memory.py                      # this checkout, 20 requests
     python benchmarks/server_memory.py --source ../main     # another checkout, for comparison
     python benchmarks/server_memory.py --requests 6 --json
+    python benchmarks/server_memory.py --requests 16 --clients 8   # concurrent requests
 """
 
 from __future__ import annotations
@@ -116,31 +117,45 @@ class Sampler:
         self._thread.join()
 
 
-def burst(client, url: str, face: Path, requests: int) -> list[dict]:
-    """Alternate the two hostile requests; one record per request (kind, status, seconds)."""
+def burst(url: str, face: Path, requests: int, clients: int = 1) -> list[dict]:
+    """Alternate the two hostile requests, from `clients` connections at once (request i on
+    client i % clients); one record per request (kind, status, seconds)."""
+    import httpx
+
     calls = {
         "identify 6000x6000": plain_jpeg(6000, 6000),
         "identify 3,249 faces": tiled_faces(face, 5000, 57),
     }
-    records = []
-    for i in range(requests):
-        kind = list(calls)[i % 2]
-        start = time.perf_counter()
-        r = client.post(f"{url}/api/v1/identify", files=[("image", ("x.jpg", calls[kind]))])
-        body = r.json() if "json" in r.headers.get("content-type", "") else {}
-        records.append(
-            {
-                "kind": kind,
-                "status": r.status_code,
-                "seconds": round(time.perf_counter() - start, 2),
-                "faces": len(body.get("faces", [])),
-                "faces_found": body.get("faces_found"),
-            }
-        )
+    records: list[dict] = []
+
+    def one_client(first: int) -> None:
+        with httpx.Client(timeout=600) as client:
+            for i in range(first, requests, clients):
+                records.append(send(client, url, *list(calls.items())[i % 2]))
+
+    threads = [threading.Thread(target=one_client, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return records
 
 
-def run(source: Path, face: Path, requests: int) -> dict:
+def send(client, url: str, kind: str, photo: bytes) -> dict:
+    """One identify request; its record."""
+    start = time.perf_counter()
+    r = client.post(f"{url}/api/v1/identify", files=[("image", ("x.jpg", photo))])
+    body = r.json() if "json" in r.headers.get("content-type", "") else {}
+    return {
+        "kind": kind,
+        "status": r.status_code,
+        "seconds": round(time.perf_counter() - start, 2),
+        "faces": len(body.get("faces", [])),
+        "faces_found": body.get("faces_found"),
+    }
+
+
+def run(source: Path, face: Path, requests: int, clients: int = 1) -> dict:
     import httpx
 
     port = free_port()
@@ -160,7 +175,7 @@ def run(source: Path, face: Path, requests: int) -> dict:
             time.sleep(1.0)
             baseline = rss_mb(server.pid)
             with Sampler(server.pid) as sampler:
-                records = burst(client, url, face, requests)
+                records = burst(url, face, requests, clients)
             time.sleep(1.0)
             after = rss_mb(server.pid)
         finally:
@@ -170,6 +185,7 @@ def run(source: Path, face: Path, requests: int) -> dict:
     return {
         "source": str(source),
         "requests": len(records),
+        "clients": clients,
         "baseline_mb": round(baseline, 1),
         "peak_mb": round(sampler.peak, 1),
         "after_mb": round(after, 1),
@@ -192,14 +208,16 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=ROOT, help="checkout to serve from")
     parser.add_argument("--face", type=Path, default=DEFAULT_FACE, help="face photo to tile")
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=1, help="connections sending at once")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
-    report = run(args.source.resolve(), args.face, args.requests)
+    report = run(args.source.resolve(), args.face, args.requests, args.clients)
     if args.json:
         print(json.dumps(report))
     else:
         print(
-            f"{report['requests']} requests: resident memory {report['baseline_mb']} MB before, "
+            f"{report['requests']} requests from {report['clients']} clients: resident memory "
+            f"{report['baseline_mb']} MB before, "
             f"peak {report['peak_mb']} MB, {report['after_mb']} MB after "
             f"({report['after_over_baseline']:.3f} x baseline); statuses {report['statuses']}"
         )
