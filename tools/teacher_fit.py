@@ -60,16 +60,20 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def fit_cosines(student: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """(cosine, centred): the mean cosine between paired rows of the student's embeddings and
-    the teacher's targets, as they are and after removing each side's mean over the set (of the
-    unit vectors), which leaves only the part of each face that differs from the set's average."""
+def face_cosines(student: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per face: the cosine between the student's embedding and the teacher's target, as they
+    are and after removing each side's mean over the set (of the unit vectors), which leaves only
+    the part of each face that differs from the set's average."""
     if student.shape != target.shape or student.ndim != 2:
         raise ValueError(f"paired (n, D) arrays needed; got {student.shape} and {target.shape}")
     s, t = unit(student.astype(np.float64)), unit(target.astype(np.float64))
-    raw = float(np.mean(np.sum(s * t, axis=1)))
-    centred = float(np.mean(np.sum(unit(s - s.mean(0)) * unit(t - t.mean(0)), axis=1)))
-    return raw, centred
+    return np.sum(s * t, axis=1), np.sum(unit(s - s.mean(0)) * unit(t - t.mean(0)), axis=1)
+
+
+def fit_cosines(student: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """(cosine, centred): the set's means of `face_cosines`."""
+    raw, centred = face_cosines(student, target)
+    return float(raw.mean()), float(centred.mean())
 
 
 def sample(count: int, n: int, seed: int = 0) -> np.ndarray:
@@ -161,7 +165,7 @@ def _embedding_model(path: Path):
 def run_projection(run: Path | None, model_path: Path, celeba: np.ndarray) -> np.ndarray:
     """The run's target projection, or (no run) the shipped recipe's, fitted on `celeba`."""
     if run is None:
-        from facenet.metadata import read_info
+        from facenet.models.files import read_info
         from facenet.train.distill import target_projection
 
         seed = int(read_info(model_path).extra.get("training", {}).get("seed", 0))
@@ -207,8 +211,13 @@ def main() -> int:
         parser.error(f"{args.run}: not a run folder (no config.json)")
     if args.n < 2:
         parser.error("--n must be at least 2")
+    from facenet.errors import FaceNetError
+
     try:
         report(args)
+    except FaceNetError as exc:  # a file that is not a model, an image that cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 2
@@ -216,7 +225,8 @@ def main() -> int:
 
 
 def report(args: argparse.Namespace) -> None:
-    """Print one line per set: faces, of them trained on, cosine and centred cosine."""
+    """Print one line per set: faces, of them trained on, cosine, centred cosine ± its
+    standard error over the faces."""
     sets = [folder_set("celeba", args.celeba, args.n), folder_set("utkface", args.utkface, args.n),
             lfw_set(args.pairs, args.lfw_cache, args.n)]  # fmt: skip
     teacher = teacher_outputs(args.teacher, sets, args.cache)
@@ -229,10 +239,11 @@ def report(args: argparse.Namespace) -> None:
     print(f"{args.model} (projection: {args.run / 'checkpoint.npz' if args.run else 'fitted'}; "
           f"teacher {args.teacher.name})")  # fmt: skip
     for s in sets:
-        raw, centred = fit_cosines(embed(student, s.crops), teacher[s.name] @ projection)
+        raw, centred = face_cosines(embed(student, s.crops), teacher[s.name] @ projection)
+        se = centred.std(ddof=1) / np.sqrt(len(centred))  # the standard error of the mean
         seen = "n/a" if trained is None else sum(str(Path(p).resolve()) in trained for p in s.names)
-        print(f"{s.name}\t{len(s.names)} faces\ttrained on {seen}\tcosine {raw:.4f}\t"
-              f"centred {centred:.4f}", flush=True)  # fmt: skip
+        print(f"{s.name}\t{len(s.names)} faces\ttrained on {seen}\tcosine {raw.mean():.4f}\t"
+              f"centred {centred.mean():.4f} ± {se:.4f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
