@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from teacher_fit import fit_cosines, sample  # noqa: E402
+from teacher_fit import FaceSet, compare_line, fit_cosines, sample  # noqa: E402
 
 
 def _faces(seed: int, n: int = 2000, d: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +51,17 @@ def test_sample_is_seeded_sorted_and_capped():
     a, b = sample(100, 10), sample(100, 10)
     assert np.array_equal(a, b) and np.all(np.diff(a) > 0) and len(a) == 10
     assert len(sample(5, 10)) == 5
+
+
+def test_compare_is_paired_and_only_on_the_same_faces():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.3, 0.9, 500)  # the faces' own difficulty, shared by both models
+    faces = FaceSet("lfw", [str(i) for i in range(500)], np.zeros((500, 1, 1, 3), np.uint8))
+    other = {"lfw_names": np.array(faces.names), "lfw_centred": base}
+    line = compare_line(faces, base + 0.01, other, "b.npz")
+    assert line == "vs b.npz: +0.0100 ± 0.0000 (paired)"
+    other["lfw_names"] = np.array(faces.names[::-1])
+    assert "not compared" in compare_line(faces, base, other, "b.npz")
 
 
 def test_usage_errors_are_one_line_exit_2(tmp_path):

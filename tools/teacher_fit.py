@@ -23,7 +23,11 @@ training seed, on the teacher's outputs for the CelebA sample. Neither cosine de
 scale, so for these figures it is the shipped model's own map; its teacher, though, was the
 flip-averaged dlib ResNet on dlib's own chip, not the one measured against here.
 
-    python tools/teacher_fit.py MODEL.keras [--run RUN_DIR]
+    python tools/teacher_fit.py MODEL.keras [--run RUN_DIR] [--save A.npz] [--compare B.npz]
+
+--save keeps the per-face cosines; --compare adds, per set, the paired difference from another
+model's saved ones (the same faces, so their own difficulty cancels: its standard error is a
+third of an unpaired one's here).
 
 Exit status: 0 done; 2 usage error (a missing file, a run without a projection) or interrupted.
 """
@@ -133,10 +137,6 @@ def embed(model, crops: np.ndarray, batch: int = 64) -> np.ndarray:
 def teacher_outputs(teacher_path: Path, sets: list[FaceSet], cache: Path) -> dict[str, np.ndarray]:
     """The teacher's output on every face of `sets`, by set name, from `cache` when it holds
     exactly these faces for this teacher, else computed and cached (written atomically)."""
-    import io
-
-    from facenet.train.runfiles import write_atomic
-
     key = json.dumps([str(teacher_path.resolve()), teacher_path.stat().st_mtime_ns,
                       [(s.name, s.names) for s in sets]])  # fmt: skip
     if cache.is_file():
@@ -148,11 +148,20 @@ def teacher_outputs(teacher_path: Path, sets: list[FaceSet], cache: Path) -> dic
     for s in sets:
         print(f"teacher on {len(s.names)} {s.name} faces ...", file=sys.stderr, flush=True)
         out[s.name] = embed(teacher, s.crops)
-    buffer = io.BytesIO()
-    np.savez(buffer, key=np.array(key), **out)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache, buffer.getvalue())
+    write_npz(cache, {"key": np.array(key), **out})
     return out
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """`arrays` as one .npz, written atomically (an interrupted run leaves no half file)."""
+    import io
+
+    from facenet.train.runfiles import write_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue())
 
 
 def _embedding_model(path: Path):
@@ -202,6 +211,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("teacher-fit-cache.npz"),
                         help="the teacher's outputs on the sampled faces")  # fmt: skip
     parser.add_argument("--n", type=int, default=1500, help="faces per set")
+    parser.add_argument("--save", type=Path, help="write the per-face cosines here (.npz)")
+    parser.add_argument("--compare", type=Path,
+                        help="another model's --save file: paired differences")  # fmt: skip
     args = parser.parse_args()
     for path, what in ((args.model, "file"), (args.teacher, "file"), (args.celeba, "dir"),
                        (args.utkface, "dir"), (args.pairs, "file")):  # fmt: skip
@@ -211,6 +223,8 @@ def main() -> int:
         parser.error(f"{args.run}: not a run folder (no config.json)")
     if args.n < 2:
         parser.error("--n must be at least 2")
+    if args.compare is not None and not args.compare.is_file():
+        parser.error(f"{args.compare}: no such file")
     from facenet.errors import FaceNetError
 
     try:
@@ -226,7 +240,7 @@ def main() -> int:
 
 def report(args: argparse.Namespace) -> None:
     """Print one line per set: faces, of them trained on, cosine, centred cosine ± its
-    standard error over the faces."""
+    standard error over the faces (and, with --compare, the paired difference)."""
     sets = [folder_set("celeba", args.celeba, args.n), folder_set("utkface", args.utkface, args.n),
             lfw_set(args.pairs, args.lfw_cache, args.n)]  # fmt: skip
     teacher = teacher_outputs(args.teacher, sets, args.cache)
@@ -238,12 +252,35 @@ def report(args: argparse.Namespace) -> None:
                          f"{student.output_shape[-1]}-d student")  # fmt: skip
     print(f"{args.model} (projection: {args.run / 'checkpoint.npz' if args.run else 'fitted'}; "
           f"teacher {args.teacher.name})")  # fmt: skip
+    other = dict(np.load(args.compare)) if args.compare else {}
+    per_face = {}
     for s in sets:
         raw, centred = face_cosines(embed(student, s.crops), teacher[s.name] @ projection)
-        se = centred.std(ddof=1) / np.sqrt(len(centred))  # the standard error of the mean
+        per_face.update({f"{s.name}_names": np.array(s.names), f"{s.name}_raw": raw,
+                         f"{s.name}_centred": centred})  # fmt: skip
         seen = "n/a" if trained is None else sum(str(Path(p).resolve()) in trained for p in s.names)
-        print(f"{s.name}\t{len(s.names)} faces\ttrained on {seen}\tcosine {raw.mean():.4f}\t"
-              f"centred {centred.mean():.4f} ± {se:.4f}", flush=True)  # fmt: skip
+        line = (f"{s.name}\t{len(s.names)} faces\ttrained on {seen}\tcosine {raw.mean():.4f}\t"
+                f"centred {centred.mean():.4f} ± {mean_se(centred)[1]:.4f}")  # fmt: skip
+        if other:
+            line += "\t" + compare_line(s, centred, other, args.compare.name)
+        print(line, flush=True)
+    if args.save:
+        write_npz(args.save, per_face)
+
+
+def mean_se(x: np.ndarray) -> tuple[float, float]:
+    """The mean and its standard error over the faces."""
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def compare_line(s: FaceSet, centred: np.ndarray, other: dict, label: str) -> str:
+    """The paired difference of the centred cosine against another model's saved per-face
+    values for the same faces (paired: the faces' own difficulty cancels)."""
+    names = other.get(f"{s.name}_names")
+    if names is None or [str(n) for n in names] != s.names:
+        return f"vs {label}: other faces, not compared"
+    diff, se = mean_se(centred - other[f"{s.name}_centred"])
+    return f"vs {label}: {diff:+.4f} ± {se:.4f} (paired)"
 
 
 if __name__ == "__main__":
