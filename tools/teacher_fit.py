@@ -20,8 +20,8 @@ cached in --cache, so a second model costs only its own forward passes.
 Without --run (the shipped model, trained with `distill.target_projection(descriptors, seed)`,
 a fixed random rotation times one scale): the projection is fitted the same way, with the model's
 training seed, on the teacher's outputs for the CelebA sample. Neither cosine depends on that
-scale, so for these figures it is the shipped model's own map; its teacher, though, was the
-flip-averaged dlib ResNet on dlib's own chip, not the one measured against here.
+scale, so for these figures it is the shipped model's own map; its teacher, though, was dlib's
+ResNet on dlib's own chip of each 112 px crop (a file since replaced), not the one used here.
 
     python tools/teacher_fit.py MODEL.keras [--run RUN_DIR] [--save A.npz] [--compare B.npz]
 
