@@ -75,4 +75,8 @@ def test_usage_errors_are_one_line_exit_2(tmp_path):
     norun = subprocess.run([*tool, str(model), *present, "--run", str(tmp_path)],
                            capture_output=True, text=True)  # fmt: skip
     assert norun.returncode == 2 and "not a run folder" in norun.stderr
-    assert "Traceback" not in missing.stderr + norun.stderr
+    (tmp_path / "config.json").write_text("{}")
+    empty = subprocess.run([*tool, str(model), *present, "--run", str(tmp_path)],
+                           capture_output=True, text=True)  # fmt: skip
+    assert empty.returncode == 2 and empty.stderr.strip() == f"error: {tmp_path}: no images"
+    assert "Traceback" not in missing.stderr + norun.stderr + empty.stderr

@@ -51,6 +51,10 @@ CHIP = 128  # the chips' side (`facenet align ... --size 128 --mode chip`)
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+class FitError(Exception):
+    """An input the tool cannot use: reported in one line, exit status 2."""
+
+
 @dataclass
 class FaceSet:
     """A sample of one set: names (file paths, or LFW crop indices) and 128 px chips."""
@@ -91,7 +95,7 @@ def folder_set(name: str, root: Path, n: int) -> FaceSet:
 
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
     if not files:
-        raise SystemExit(f"error: {root}: no images")
+        raise FitError(f"{root}: no images")
     picked = [files[i] for i in sample(len(files), n)]
     crops = np.stack([_chip(load_image(p), str(p)) for p in picked])
     return FaceSet(name, [str(p) for p in picked], crops)
@@ -108,9 +112,7 @@ def lfw_set(pairs: Path, cache: Path, n: int) -> FaceSet:
 
 def _chip(img: np.ndarray, name: str) -> np.ndarray:
     if img.shape[:2] != (CHIP, CHIP):
-        raise SystemExit(
-            f"error: {name}: a {img.shape[1]}x{img.shape[0]} image, not a {CHIP} px chip"
-        )
+        raise FitError(f"{name}: a {img.shape[1]}x{img.shape[0]} image, not a {CHIP} px chip")
     return img
 
 
@@ -181,11 +183,20 @@ def run_projection(run: Path | None, model_path: Path, celeba: np.ndarray) -> np
         return target_projection(celeba, seed)
     ckpt = run / "checkpoint.npz"
     if not ckpt.is_file():
-        raise SystemExit(f"error: {run}: no checkpoint.npz")
-    with np.load(ckpt) as z:
-        if "projection" not in z.files:
-            raise SystemExit(f"error: {ckpt}: no target projection (a run without --teacher)")
-        return z["projection"].astype(np.float64)
+        raise FitError(f"{run}: no checkpoint.npz")
+    z = load_npz(ckpt)
+    if "projection" not in z:
+        raise FitError(f"{ckpt}: no target projection (a run without --teacher)")
+    return z["projection"].astype(np.float64)
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, or a FitError naming the file."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise FitError(f"{path}: not a readable .npz ({exc})") from None
 
 
 def trained_on(run: Path | None) -> set[str] | None:
@@ -194,8 +205,11 @@ def trained_on(run: Path | None) -> set[str] | None:
         return None
     from facenet.data.dataset import scan_folder
 
-    data = json.loads((run / "config.json").read_text())["data"]
-    return {str(Path(p).resolve()) for p in scan_folder(data).paths}
+    try:
+        data = json.loads((run / "config.json").read_text())["data"]
+        return {str(Path(p).resolve()) for p in scan_folder(data).paths}
+    except (OSError, ValueError, KeyError) as exc:  # JSON errors are ValueErrors
+        raise FitError(f"{run}/config.json: its training data cannot be listed ({exc})") from None
 
 
 def main() -> int:
@@ -229,7 +243,7 @@ def main() -> int:
 
     try:
         report(args)
-    except FaceNetError as exc:  # a file that is not a model, an image that cannot be read
+    except (FitError, FaceNetError) as exc:  # e.g. a file that is not a model
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -241,6 +255,7 @@ def main() -> int:
 def report(args: argparse.Namespace) -> None:
     """Print one line per set: faces, of them trained on, cosine, centred cosine ± its
     standard error over the faces (and, with --compare, the paired difference)."""
+    other = load_npz(args.compare) if args.compare else {}
     sets = [folder_set("celeba", args.celeba, args.n), folder_set("utkface", args.utkface, args.n),
             lfw_set(args.pairs, args.lfw_cache, args.n)]  # fmt: skip
     teacher = teacher_outputs(args.teacher, sets, args.cache)
@@ -248,11 +263,10 @@ def report(args: argparse.Namespace) -> None:
     trained = trained_on(args.run)
     student = _embedding_model(args.model)
     if projection.shape != (student.output_shape[-1],) * 2:
-        raise SystemExit(f"error: a {projection.shape} projection for a "
+        raise FitError(f"a {projection.shape} projection for a "
                          f"{student.output_shape[-1]}-d student")  # fmt: skip
     print(f"{args.model} (projection: {args.run / 'checkpoint.npz' if args.run else 'fitted'}; "
           f"teacher {args.teacher.name})")  # fmt: skip
-    other = dict(np.load(args.compare)) if args.compare else {}
     per_face = {}
     for s in sets:
         raw, centred = face_cosines(embed(student, s.crops), teacher[s.name] @ projection)
