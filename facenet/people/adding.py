@@ -150,51 +150,88 @@ class AddMixin:
         low = np.array([bool(r[2]) for r in rows])
         _, ids = self.gallery.index.search(vectors, NEIGHBOURS)
         existing = self._existing(ids, set(new_ids))
-        sums = self._sums({e.person_id for e in existing.values()} - {None})
+        sums = self._sums({e.person_id for e in existing.values() if not e.free} - {None})
         decisions = assign_batch(
             vectors, low, [r[3] for r in rows], existing, sums,
             self.threshold, self.low_threshold, self.min_faces,
         )  # fmt: skip
+        old = {f: existing[f].person_id for f in decisions.claimed}
         with self._store.transaction() as db:
             clusters = [
-                db.execute(
+                decisions.reuse.get(n)
+                or db.execute(
                     "INSERT INTO people (name, created) VALUES (NULL, ?)", (now(),)
                 ).lastrowid
-                for _ in range(decisions.clusters)
+                for n in range(decisions.clusters)
             ]
-            places = list(zip(new_ids, decisions.person, strict=True))
-            places += list(decisions.claimed.items())
+            places = [(f, _person(p, clusters)) for f, p in zip(new_ids, decisions.person)]
+            moved = [(f, _person(p, clusters)) for f, p in decisions.claimed.items()]
+            moved = [(f, p) for f, p in moved if p != old[f]]
             db.executemany(
                 "UPDATE faces SET person_id = ?, assigned_by = ?, pending = 0 WHERE id = ?",
-                [
-                    (_person(place, clusters), None if place is None else "auto", face_id)
-                    for face_id, place in places
-                ],
+                [(p, None if p is None else "auto", f) for f, p in places + moved],
             )
             db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
+            emptied = {p for p in old.values() if p is not None} - set(clusters)
+            db.executemany(
+                "DELETE FROM people WHERE id = ? AND name IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE person_id = people.id)",
+                [(p,) for p in sorted(emptied)],
+            )
+        report.regrouped += sum(1 for f, _ in moved if old[f] is not None)
+        report.new_clusters += decisions.clusters - len(decisions.reuse)
         report.low_quality += int(low.sum())
-        report.new_clusters += decisions.clusters
-        report.assigned += sum(1 for p in decisions.person if p is not None and p[0] == "p")
+        report.assigned += sum(
+            1 for p in decisions.person if p is not None and (p[0] == "p" or p[1] in decisions.reuse)
+        )
         report.unassigned += sum(1 for p in decisions.person if p is None)
         return report
 
     def _existing(self, ids: np.ndarray, new: set[int]) -> dict[int, Existing]:
         """What placement needs of the stored faces among `ids` that are not `new` (rejected
-        ones left out; `free`: unassigned and touched by no correction)."""
+        ones left out), and of every face of the machine-made clusters among them. `free`:
+        unassigned and touched by no correction, or in a machine-made cluster (`_machine_made`):
+        such faces are grouped again with the new ones."""
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0} - new)
-        out: dict[int, Existing] = {}
         linked = links.linked_faces(self._store.db)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
+        out = self._face_rows("id", wanted, linked, set())
+        soft = self._machine_made({e.person_id for e in out.values()} - {None}, linked)
+        for fid, e in out.items():
+            e.free = e.free or e.person_id in soft
+        more = self._face_rows("person_id", sorted(soft), linked, soft)
+        out.update({f: e for f, e in more.items() if f not in out and f not in new})
+        return out
+
+    def _face_rows(self, column: str, keys: list[int], linked: set[int], soft: set[int]):
+        """Existing records of the unrejected faces whose `column` is in `keys`."""
+        out: dict[int, Existing] = {}
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk : chunk + 500]
             for r in self._store.db.execute(
                 "SELECT id, person_id, low_quality, rejected, content_hash, embedding "
-                f"FROM faces WHERE id IN ({','.join('?' * len(part))})",
+                f"FROM faces WHERE {column} IN ({','.join('?' * len(part))})",
                 part,
             ):
                 if r[3] is None:
-                    free = r[1] is None and r[0] not in linked
+                    free = (r[1] is None and r[0] not in linked) or r[1] in soft
                     vector = np.frombuffer(r[5], np.float32)
                     out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        return out
+
+    def _machine_made(self, person_ids: set[int], linked: set[int]) -> set[int]:
+        """The unnamed clusters among `person_ids` that no correction touches: no face of
+        theirs is linked or was put there by the user (`assign.py`: they may be regrouped)."""
+        out: set[int] = set()
+        wanted = sorted(person_ids)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            rows = self._store.db.execute(
+                "SELECT p.id, f.id, f.assigned_by FROM people p JOIN faces f ON f.person_id = p.id "
+                f"WHERE p.name IS NULL AND p.id IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+            touched = {r[0] for r in rows if r[1] in linked or r[2] == "user"}
+            out |= {r[0] for r in rows} - touched
         return out
 
     def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int, set[str]]]:

@@ -19,6 +19,7 @@ early faces chained people together before their own people had formed.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,8 +54,11 @@ class Decisions:
     faces, each ("p", person id), ("c", new cluster number) or None (stays unassigned)."""
 
     person: list[tuple[str, int] | None]
-    claimed: dict[int, tuple[str, int]] = field(default_factory=dict)
+    claimed: dict[int, tuple[str, int] | None] = field(default_factory=dict)
     clusters: int = 0
+    #: new cluster number -> the machine-made cluster whose id it keeps
+    reuse: dict[int, int] = field(default_factory=dict)
+    free: list[int] = field(default_factory=list)
 
 
 def assign_batch(
@@ -71,7 +75,7 @@ def assign_batch(
     them; `sums`: person id -> (sum of their faces' embeddings, face count, their photos) for
     the people among those."""
     m = len(vectors)
-    free = [fid for fid, e in existing.items() if e.free and e.person_id is None]
+    free = [fid for fid, e in existing.items() if e.free]
     seeds = sorted(sums)
     rows = [np.asarray(v, np.float64) for v in vectors]
     rows += [existing[f].vector.astype(np.float64) for f in free]
@@ -95,13 +99,18 @@ def assign_batch(
     )
     labels = cluster_items(items, threshold)
     place_low(items, labels, low_threshold, min_faces)
-    return _decide(labels, items, m, free, min_faces)
+    decisions = Decisions(person=[], free=free)
+    return _decide(labels, items, m, [existing[f].person_id for f in free], min_faces, decisions)
 
 
-def _decide(labels: np.ndarray, items: Items, m: int, free: list[int], min_faces: int):
-    """Labels into decisions: a seed's person, a new cluster (numbered), or None."""
-    out = Decisions(person=[None] * m)
+def _decide(
+    labels: np.ndarray, items: Items, m: int, old: list[int | None], min_faces: int, out: Decisions
+) -> Decisions:
+    """Labels into decisions: a seed's person, a cluster (numbered; `reuse` keeps the id of the
+    machine-made cluster it overlaps most), or None. `old`: each free face's cluster, or None."""
+    out.person = [None] * m
     target: dict[int, tuple[str, int]] = {}
+    fresh: list[tuple[int, Counter]] = []
     for label in np.unique(labels[labels >= 0]):
         members = np.flatnonzero(labels == label)
         seeds = [int(items.seed_person[k]) for k in members if items.seed_person[k] >= 0]
@@ -109,11 +118,20 @@ def _decide(labels: np.ndarray, items: Items, m: int, free: list[int], min_faces
             target[int(label)] = ("p", seeds[0])
         elif len(members) >= min_faces:
             target[int(label)] = ("c", out.clusters)
+            overlap = Counter(old[k - m] for k in members if m <= k < m + len(old))
+            overlap.pop(None, None)
+            fresh.append((out.clusters, overlap))
             out.clusters += 1
-    for k, label in enumerate(labels[: m + len(free)]):
+    taken: set[int] = set()
+    for number, overlap in sorted(fresh, key=lambda f: -max(f[1].values(), default=0)):
+        keep = next((p for p, _ in overlap.most_common() if p not in taken), None)
+        if keep is not None:
+            out.reuse[number] = keep
+            taken.add(keep)
+    for k, label in enumerate(labels[: m + len(old)]):
         place = target.get(int(label)) if label >= 0 else None
         if k < m:
             out.person[k] = place
-        elif place is not None:
-            out.claimed[free[k - m]] = place
+        elif place is not None or old[k - m] is not None:
+            out.claimed[out.free[k - m]] = place
     return out
