@@ -1,5 +1,5 @@
 """Adding photos to the library (a mixin of `Library`): store every face, then place the new
-faces (`assign.py`).
+faces, regrouping the machine-made clusters near them (`assign.py`).
 
 Two steps, so that the placement sees the whole call's faces at once (as a batch clustering of
 them would) while storage stays in small transactions: photos are read, detected and embedded
@@ -155,6 +155,15 @@ class AddMixin:
             vectors, low, [r[3] for r in rows], existing, sums,
             self.threshold, self.low_threshold, self.min_faces,
         )  # fmt: skip
+        self._write_places(new_ids, decisions, existing, report)
+        report.low_quality += int(low.sum())
+        report.unassigned += sum(1 for p in decisions.person if p is None)
+        return report
+
+    def _write_places(self, new_ids, decisions, existing, report: AddReport) -> None:
+        """Write the decisions in one transaction: the new faces' places, the regrouped faces
+        that moved, the clusters (an old machine-made id kept where `reuse` says), and the
+        machine-made clusters left empty deleted."""
         old = {f: existing[f].person_id for f in decisions.claimed}
         with self._store.transaction() as db:
             clusters = [
@@ -164,7 +173,9 @@ class AddMixin:
                 ).lastrowid
                 for n in range(decisions.clusters)
             ]
-            places = [(f, _person(p, clusters)) for f, p in zip(new_ids, decisions.person)]
+            places = [
+                (f, _person(p, clusters)) for f, p in zip(new_ids, decisions.person, strict=True)
+            ]
             moved = [(f, _person(p, clusters)) for f, p in decisions.claimed.items()]
             moved = [(f, p) for f, p in moved if p != old[f]]
             db.executemany(
@@ -178,14 +189,12 @@ class AddMixin:
                 "(SELECT 1 FROM faces WHERE person_id = people.id)",
                 [(p,) for p in sorted(emptied)],
             )
+        reused = set(decisions.reuse)
         report.regrouped += sum(1 for f, _ in moved if old[f] is not None)
-        report.new_clusters += decisions.clusters - len(decisions.reuse)
-        report.low_quality += int(low.sum())
+        report.new_clusters += decisions.clusters - len(reused)
         report.assigned += sum(
-            1 for p in decisions.person if p is not None and (p[0] == "p" or p[1] in decisions.reuse)
+            1 for p in decisions.person if p is not None and (p[0] == "p" or p[1] in reused)
         )
-        report.unassigned += sum(1 for p in decisions.person if p is None)
-        return report
 
     def _existing(self, ids: np.ndarray, new: set[int]) -> dict[int, Existing]:
         """What placement needs of the stored faces among `ids` that are not `new` (rejected
@@ -196,7 +205,7 @@ class AddMixin:
         linked = links.linked_faces(self._store.db)
         out = self._face_rows("id", wanted, linked, set())
         soft = self._machine_made({e.person_id for e in out.values()} - {None}, linked)
-        for fid, e in out.items():
+        for e in out.values():
             e.free = e.free or e.person_id in soft
         more = self._face_rows("person_id", sorted(soft), linked, soft)
         out.update({f: e for f, e in more.items() if f not in out and f not in new})

@@ -1,15 +1,36 @@
-"""Incremental assignment: where the new faces of a batch go, without re-clustering the rest.
+"""Incremental assignment: where the new faces of a batch go, and the machine's own clusters
+near them regrouped with them; what the user made or touched never moves.
 
-The new faces are clustered with what is near them, and nothing else moves: the items are the
-new faces, the unassigned faces among their nearest neighbours (the gallery's `Index`) that no
-correction touches, and, as fixed seeds, the people (named or not) those neighbours belong to,
-each as the sum of all their faces. The same constrained average linkage as `recluster`
-(`recluster.cluster_items`, distances to people scaled by `JOIN_FACTOR`) then decides: a new
-face whose cluster holds a seed joins that person; a cluster of at least `min_faces` faces
-without a seed becomes a new cluster (taking the unassigned neighbours in it along); the rest
-stay unassigned. Two faces of one photo are
-kept apart, two people are never merged, and faces under the quality gate never seed: they
-join a standing cluster within `low_threshold`, or nobody.
+The items are the new faces; the faces near them (the gallery's `Index`) that are unassigned
+and touched by no correction; every face of the machine-made clusters among those neighbours
+(unnamed, no face linked or placed by the user); and, as fixed seeds, the other people those
+neighbours belong to (named people and clusters a correction touched), each as the sum of all
+their faces. The same constrained average linkage as `recluster` (`recluster.cluster_items`,
+distances to fixed seeds scaled by `JOIN_FACTOR`) then decides: a cluster holding a seed joins
+that person; one of at least `min_faces` faces without a seed is a cluster (keeping the id of
+the machine-made cluster it overlaps most, or a new one); the rest are unassigned. Two faces of
+one photo are kept apart, two fixed people are never merged, and faces under the quality gate
+never seed: they join a standing cluster within `low_threshold`, or nobody. So in the
+neighbourhood of the new faces, `add` does what `recluster` would, and elsewhere nothing moves.
+
+Why regroup the machine-made clusters (before, they were fixed seeds and nothing placed ever
+moved): on benchmarks/people_library.py (LFW) that design ended 2.2 BCubed F1 points under a
+batch re-clustering (0.840 vs 0.861; 598 clusters vs 451 for 610 people). Its recall was lost
+on the small people (4-9 photos: 9.6 of the 14 points lost, against 2.1 in batch), not the big
+ones (George W Bush: 524 of 530 in one cluster, 525 in batch): 455 subject faces sat in a
+cluster of another person, half of them placed before their own person had a cluster (frozen
+since), half later, carried by a group of new faces into a wrong cluster while their own
+person was nearer (median average distance 0.136 vs 0.160). Merging whole machine-made
+clusters after each add (at the threshold) fixed fragments but merged mixed ones (BCubed F1
+0.788); a person's seed taken from their faces near the batch only changed nothing (0.839).
+Chosen on a CelebA library (benchmarks/people_library.py --lfw ../shared/data/celeba: the 812
+identities with >= 4 photos, 15,227 photos, same 5-batch protocol; BCubed F1 after batch 5,
+batch re-clustering 0.750): fixed machine clusters 0.722 (2.8 points under); regrouping only
+clusters under 10 / 40 faces, the larger ones fixed seeds, 0.704 / 0.712 (worse: a fixed seed
+holds its faces at threshold / `JOIN_FACTOR` while batch clustering would not); regrouping
+every machine-made cluster near the new faces 0.749 (0.1 under), kept. The cost: faces of
+unnamed, uncorrected clusters may change cluster on an `add` (`AddReport.regrouped` counts
+them); naming or correcting a cluster pins it.
 
 Why not "nearest person wins" per face (Immich's rule): on the simulated library of
 benchmarks/people_library.py (1,347 LFW photos in the first batch) it reached pairwise F1 0.824
@@ -28,12 +49,13 @@ from .recluster import Items, cluster_items, place_low
 
 #: Neighbours fetched from the index per new face.
 NEIGHBOURS = 32
-#: Distances from new faces to existing people count this much more: a face joins a person at
-#: average squared L2 under threshold / JOIN_FACTOR (0.149 for dlib-resnet), else it waits,
-#: unassigned, for faces of its own to cluster with. Chosen on the first 1,200 photos of
+#: Distances from new faces to fixed people (named, or a cluster a correction touched) count
+#: this much more: a face joins one at average squared L2 under threshold / JOIN_FACTOR (0.149
+#: for dlib-resnet), else it waits, unassigned, for faces of its own to cluster with. Chosen
+#: when every existing person was a fixed seed, on the first 1,200 photos of LFW in
 #: benchmarks/people_library.py's order (pairwise / BCubed F1 after 5 batches, batch
 #: clustering 0.907 / 0.839): factor 1.0 gave 0.885 / 0.775, 1.1 0.911 / 0.807, 1.2 0.918 /
-#: 0.814; the full run is in docs/recognition.md.
+#: 0.814; `recluster` uses it for the same seeds.
 JOIN_FACTOR = 1.2
 
 
@@ -43,7 +65,9 @@ class Existing:
 
     person_id: int | None
     low: bool
-    free: bool  # unassigned, not rejected, no link: may be placed with the new faces
+    #: grouped again with the new faces: unassigned and touched by no correction, or in a
+    #: machine-made cluster (then `person_id` is that cluster)
+    free: bool
     photo: str
     vector: np.ndarray
 
