@@ -42,7 +42,8 @@ class AddMixin:
         names: Sequence[str] | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of each photo, then place each new face with a
-        person, in a new cluster, or nowhere yet (see `assign.py`). Photos already in the
+        person, in a new cluster, or nowhere yet, regrouping the machine-made clusters near
+        them (see `assign.py`). Photos already in the
         library (same content) are skipped; unreadable ones are reported, never raised.
         Interrupted, it is resumed by running it again. `names` label in-memory photos (the
         server's uploads) in the faces and the report."""
