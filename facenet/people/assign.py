@@ -19,18 +19,19 @@ batch re-clustering (0.840 vs 0.861; 598 clusters vs 451 for 610 people). Its re
 on the small people (4-9 photos: 9.6 of the 14 points lost, against 2.1 in batch), not the big
 ones (George W Bush: 524 of 530 in one cluster, 525 in batch): 455 subject faces sat in a
 cluster of another person, half of them placed before their own person had a cluster (frozen
-since), half later, carried by a group of new faces into a wrong cluster while their own
-person was nearer (median average distance 0.136 vs 0.160). Merging whole machine-made
-clusters after each add (at the threshold) fixed fragments but merged mixed ones (BCubed F1
-0.788); a person's seed taken from their faces near the batch only changed nothing (0.839).
-Chosen on a CelebA library (benchmarks/people_library.py --lfw ../shared/data/celeba: the 812
-identities with >= 4 photos, 15,227 photos, same 5-batch protocol; BCubed F1 after batch 5,
-batch re-clustering 0.750): fixed machine clusters 0.722 (2.8 points under); regrouping only
-clusters under 10 / 40 faces, the larger ones fixed seeds, 0.704 / 0.712 (worse: a fixed seed
-holds its faces at threshold / `JOIN_FACTOR` while batch clustering would not); regrouping
-every machine-made cluster near the new faces 0.749 (0.1 under), kept. The cost: faces of
-unnamed, uncorrected clusters may change cluster on an `add` (`AddReport.regrouped` counts
-them); naming or correcting a cluster pins it.
+since), half later, carried by a group of new faces into a wrong cluster (over the 455, the
+median average distance to their own person's cluster was 0.136, to the one they were in
+0.160). Merging whole machine-made clusters after each add (at the threshold) fixed fragments
+but merged mixed ones (BCubed F1 0.788); a person's seed taken from their faces near the batch
+only changed nothing (0.839). Chosen on a CelebA library (the protocol of
+benchmarks/people_library.py with --lfw ../shared/data/celeba: the 812 identities with >= 4
+photos, 15,227 photos; the variants run as a switch in a scratch copy of this code; BCubed F1
+after batch 5, batch re-clustering 0.750): fixed machine clusters 0.722 (2.8 points under);
+regrouping only clusters under 10 / 40 faces, the larger ones fixed seeds, 0.704 / 0.712
+(worse: a fixed seed holds its faces at threshold / `JOIN_FACTOR` while batch clustering would
+not); regrouping every machine-made cluster near the new faces 0.749 (0.1 under), kept. The
+cost: faces of unnamed, uncorrected clusters may change cluster on an `add`
+(`AddReport.regrouped` counts them); naming or correcting a cluster pins it.
 
 Why not "nearest person wins" per face (Immich's rule): on the simulated library of
 benchmarks/people_library.py (1,347 LFW photos in the first batch) it reached pairwise F1 0.824
@@ -74,8 +75,9 @@ class Existing:
 
 @dataclass
 class Decisions:
-    """Where faces go: `person[i]` for new face i and `claimed[face id]` for stored unassigned
-    faces, each ("p", person id), ("c", new cluster number) or None (stays unassigned)."""
+    """Where faces go: `person[i]` for new face i and `claimed[face id]` for the stored free
+    faces that were unassigned and found a place or were in a machine-made cluster, each ("p",
+    person id), ("c", cluster number) or None (unassigned). `free`: the free faces' ids."""
 
     person: list[tuple[str, int] | None]
     claimed: dict[int, tuple[str, int] | None] = field(default_factory=dict)
