@@ -187,7 +187,7 @@ def test_adding_again_is_a_duplicate_and_new_photos_join_their_people(client, ph
     assert again["faces"] == 0 and sorted(again["duplicates"]) == sorted(first)
     third = [n for n in photos if photos[n][0] == "George_W_Bush"][2]
     later = client.post(f"{LIB}/photos", files=uploads(photos, [third])).json()
-    assert later["assigned"] == 1 and later["new_clusters"] == 0
+    assert later["assigned"] == 1 and later["new_clusters"] == 0 and later["regrouped"] == 0
     assert client.get(f"{LIB}/people/{bush['id']}").json()["face_count"] == bush["face_count"] + 1
 
 

@@ -61,7 +61,8 @@ def library() -> None:
 @json_option
 def add(library_path, photos, model_path, batch_size, progress, as_json):
     """Add photos (files or folders): store every face and place it with a person, in a new
-    cluster, or nowhere yet. Creates LIBRARY if missing. Photos already added are skipped;
+    cluster, or nowhere yet (the unnamed, uncorrected clusters near the new faces are regrouped
+    with them). Creates LIBRARY if missing. Photos already added are skipped;
     unreadable ones are listed (exit status 1; 2 when none could be added)."""
     files = photo_files(photos)
     if not files:

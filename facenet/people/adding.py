@@ -1,5 +1,5 @@
 """Adding photos to the library (a mixin of `Library`): store every face, then place the new
-faces (`assign.py`).
+faces, regrouping the machine-made clusters near them (`assign.py`).
 
 Two steps, so that the placement sees the whole call's faces at once (as a batch clustering of
 them would) while storage stays in small transactions: photos are read, detected and embedded
@@ -42,7 +42,8 @@ class AddMixin:
         names: Sequence[str] | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of each photo, then place each new face with a
-        person, in a new cluster, or nowhere yet (see `assign.py`). Photos already in the
+        person, in a new cluster, or nowhere yet, regrouping the machine-made clusters near
+        them (see `assign.py`). Photos already in the
         library (same content) are skipped; unreadable ones are reported, never raised.
         Interrupted, it is resumed by running it again. `names` label in-memory photos (the
         server's uploads) in the faces and the report."""
@@ -150,51 +151,97 @@ class AddMixin:
         low = np.array([bool(r[2]) for r in rows])
         _, ids = self.gallery.index.search(vectors, NEIGHBOURS)
         existing = self._existing(ids, set(new_ids))
-        sums = self._sums({e.person_id for e in existing.values()} - {None})
+        sums = self._sums({e.person_id for e in existing.values() if not e.free} - {None})
         decisions = assign_batch(
             vectors, low, [r[3] for r in rows], existing, sums,
             self.threshold, self.low_threshold, self.min_faces,
         )  # fmt: skip
-        with self._store.transaction() as db:
-            clusters = [
-                db.execute(
-                    "INSERT INTO people (name, created) VALUES (NULL, ?)", (now(),)
-                ).lastrowid
-                for _ in range(decisions.clusters)
-            ]
-            places = list(zip(new_ids, decisions.person, strict=True))
-            places += list(decisions.claimed.items())
-            db.executemany(
-                "UPDATE faces SET person_id = ?, assigned_by = ?, pending = 0 WHERE id = ?",
-                [
-                    (_person(place, clusters), None if place is None else "auto", face_id)
-                    for face_id, place in places
-                ],
-            )
-            db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
+        self._write_places(new_ids, decisions, existing, report)
         report.low_quality += int(low.sum())
-        report.new_clusters += decisions.clusters
-        report.assigned += sum(1 for p in decisions.person if p is not None and p[0] == "p")
         report.unassigned += sum(1 for p in decisions.person if p is None)
         return report
 
+    def _write_places(self, new_ids, decisions, existing, report: AddReport) -> None:
+        """Write the decisions in one transaction: the new faces' places, the regrouped faces
+        that moved, the clusters (an old machine-made id kept where `reuse` says), and the
+        machine-made clusters left empty deleted."""
+        old = {f: existing[f].person_id for f in decisions.claimed}
+        with self._store.transaction() as db:
+            clusters = [
+                decisions.reuse.get(n)
+                or db.execute(
+                    "INSERT INTO people (name, created) VALUES (NULL, ?)", (now(),)
+                ).lastrowid
+                for n in range(decisions.clusters)
+            ]
+            places = [
+                (f, _person(p, clusters)) for f, p in zip(new_ids, decisions.person, strict=True)
+            ]
+            moved = [(f, _person(p, clusters)) for f, p in decisions.claimed.items()]
+            moved = [(f, p) for f, p in moved if p != old[f]]
+            db.executemany(
+                "UPDATE faces SET person_id = ?, assigned_by = ?, pending = 0 WHERE id = ?",
+                [(p, None if p is None else "auto", f) for f, p in places + moved],
+            )
+            db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
+            emptied = {p for p in old.values() if p is not None} - set(clusters)
+            db.executemany(
+                "DELETE FROM people WHERE id = ? AND name IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE person_id = people.id)",
+                [(p,) for p in sorted(emptied)],
+            )
+        reused = set(decisions.reuse)
+        report.regrouped += sum(1 for f, _ in moved if old[f] is not None)
+        report.new_clusters += decisions.clusters - len(reused)
+        report.assigned += sum(
+            1 for p in decisions.person if p is not None and (p[0] == "p" or p[1] in reused)
+        )
+
     def _existing(self, ids: np.ndarray, new: set[int]) -> dict[int, Existing]:
         """What placement needs of the stored faces among `ids` that are not `new` (rejected
-        ones left out; `free`: unassigned and touched by no correction)."""
+        ones left out), and of every face of the machine-made clusters among them. `free`:
+        unassigned and touched by no correction, or in a machine-made cluster (`_machine_made`):
+        such faces are grouped again with the new ones."""
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0} - new)
-        out: dict[int, Existing] = {}
         linked = links.linked_faces(self._store.db)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
+        out = self._face_rows("id", wanted, linked, set())
+        soft = self._machine_made({e.person_id for e in out.values()} - {None}, linked)
+        for e in out.values():
+            e.free = e.free or e.person_id in soft
+        more = self._face_rows("person_id", sorted(soft), linked, soft)
+        out.update({f: e for f, e in more.items() if f not in out and f not in new})
+        return out
+
+    def _face_rows(self, column: str, keys: list[int], linked: set[int], soft: set[int]):
+        """Existing records of the unrejected faces whose `column` is in `keys`."""
+        out: dict[int, Existing] = {}
+        for chunk in range(0, len(keys), 500):
+            part = keys[chunk : chunk + 500]
             for r in self._store.db.execute(
                 "SELECT id, person_id, low_quality, rejected, content_hash, embedding "
-                f"FROM faces WHERE id IN ({','.join('?' * len(part))})",
+                f"FROM faces WHERE {column} IN ({','.join('?' * len(part))})",
                 part,
             ):
                 if r[3] is None:
-                    free = r[1] is None and r[0] not in linked
+                    free = (r[1] is None and r[0] not in linked) or r[1] in soft
                     vector = np.frombuffer(r[5], np.float32)
                     out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        return out
+
+    def _machine_made(self, person_ids: set[int], linked: set[int]) -> set[int]:
+        """The unnamed clusters among `person_ids` that no correction touches: no face of
+        theirs is linked or was put there by the user (`assign.py`: they may be regrouped)."""
+        out: set[int] = set()
+        wanted = sorted(person_ids)
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            rows = self._store.db.execute(
+                "SELECT p.id, f.id, f.assigned_by FROM people p JOIN faces f ON f.person_id = p.id "
+                f"WHERE p.name IS NULL AND p.id IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+            touched = {r[0] for r in rows if r[1] in linked or r[2] == "user"}
+            out |= {r[0] for r in rows} - touched
         return out
 
     def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int, set[str]]]:

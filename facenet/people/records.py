@@ -120,6 +120,8 @@ class AddReport:
     new_clusters: int = 0
     unassigned: int = 0
     low_quality: int = 0
+    #: faces of machine-made clusters near the new ones that moved when they were regrouped
+    regrouped: int = 0
     duplicates: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     face_ids: list[int] = field(default_factory=list)
@@ -129,7 +131,8 @@ class AddReport:
         return (
             f"added {plural(self.faces, 'face')} from {plural(self.photos, 'photo')}: "
             f"{self.assigned} to known people, {plural(self.new_clusters, 'new cluster')}, "
-            f"{self.unassigned} unassigned ({self.low_quality} low quality); "
+            f"{self.unassigned} unassigned ({self.low_quality} low quality), "
+            f"{self.regrouped} regrouped; "
             f"{len(self.duplicates)} already in the library, {len(self.failed)} failed"
         )
 

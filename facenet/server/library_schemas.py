@@ -53,6 +53,10 @@ class AddOut(BaseModel):
     new_clusters: int
     unassigned: int
     low_quality: int = Field(description="Faces under the quality gate (stored all the same).")
+    regrouped: int = Field(
+        description="Faces of machine-made clusters (unnamed, uncorrected) near the new ones "
+        "that changed cluster when regrouped with them."
+    )
     duplicates: list[str] = Field(description="Photos already in the library (skipped).")
     failed: list[FailedPhoto] = Field(description="Photos that could not be read.")
     face_ids: list[int] = Field(description="Ids of the faces stored.")

@@ -169,6 +169,7 @@
       libStatus(
         `added ${plural(r.faces, "face")} from ${plural(r.photos, "photo")}: ${r.assigned} to known people, ` +
         `${plural(r.new_clusters, "new cluster")}, ${r.unassigned} unassigned` +
+        (r.regrouped ? `, ${r.regrouped} regrouped` : "") +
         (r.duplicates.length ? `; ${r.duplicates.length} already in the library` : "") +
         (failed ? `; failed ${failed}` : ""),
       );
