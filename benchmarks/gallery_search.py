@@ -20,7 +20,8 @@ faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", .
 (`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite
 builds segment indexes in a background thread after a flush; the build time includes waiting
 for it (a diagnostic reach into milvus_lite).
-`benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down.
+`benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down,
+`benchmarks/milvus_server_profile.py` a server's.
 
     python benchmarks/gallery_search.py                       # 10k, 100k, 1M
     python benchmarks/gallery_search.py --sizes 100000 --kinds flat ivf milvus
