@@ -11,14 +11,17 @@ The index kinds are the ones `facenet.gallery.index` builds: "flat" (exact inner
 "ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw";
 "milvus" is the gallery's Milvus backend (`facenet[milvus]`): Milvus Lite in a temporary
 folder (in-process, so its memory is counted), or the server at `--milvus-uri` (`embedded`:
-one started here, `facenet/gallery/milvus_embedded.py`, its memory growth in "srv +MB"; the
-build waits until the server has indexed and serves every row), one row per
+one started here, `facenet/gallery/milvus_embedded.py`, with its `SERVER_CONFIG` and
+`--milvus-config`, its memory growth in "srv +MB"; the build waits until the server has
+indexed and serves every row and its segment layout, printed, has been stable for
+`--milvus-settle` seconds: no compaction or index build left running), one row per
 `--milvus-index` index type, labelled "mv-default" (the gallery's rule: FLAT up to 200k
 faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", ...
 (`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite
 builds segment indexes in a background thread after a flush; the build time includes waiting
 for it (a diagnostic reach into milvus_lite).
-`benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down.
+`benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down,
+`benchmarks/milvus_server_profile.py` a server's.
 
     python benchmarks/gallery_search.py                       # 10k, 100k, 1M
     python benchmarks/gallery_search.py --sizes 100000 --kinds flat ivf milvus
@@ -89,14 +92,15 @@ def build_milvus(index_type: str, base: np.ndarray, ids: np.ndarray, folder: str
     index.add(base, ids)
     index.client.flush(index.collection)  # as `MilvusIndex.save` does after each enrolment
     wait_for_lite_indexes(index)
-    wait_for_server_index(index, len(base))
+    wait_for_server_index(index, len(base), args.milvus_settle)
     index.search(base[:1], 1)
     return index
 
 
-def wait_for_server_index(index, n: int, timeout: float = 3600.0) -> None:
-    """Wait until a server has indexed every row and its query node serves the indexed
-    segments (a server builds indexes asynchronously after segments are sealed)."""
+def wait_for_server_index(index, n: int, settle: float = 0.0, timeout: float = 3600.0) -> None:
+    """Wait until a server has indexed every row, its query node serves the indexed segments
+    (a server builds indexes asynchronously after segments are sealed) and the served layout
+    has not changed, nor any index build been pending, for `settle` seconds."""
     if index.local:
         return
     deadline = time.monotonic() + timeout
@@ -105,14 +109,30 @@ def wait_for_server_index(index, n: int, timeout: float = 3600.0) -> None:
         if int(described["indexed_rows"]) >= n and int(described["pending_index_rows"]) == 0:
             break
         time.sleep(1)
-    handler = index.client._get_connection()  # no MilvusClient call lists loaded segments
     while time.monotonic() < deadline:
-        segments = handler.get_query_segment_info(index.collection)
-        served = sum(s.num_rows for s in segments if s.index_name)
-        if served >= n:
-            return
+        if sum(rows for rows, indexed in served_segments(index) if indexed) >= n:
+            break
         time.sleep(1)
-    raise TimeoutError(f"{index.collection}: not indexed and served in {timeout:.0f} s")
+    else:
+        raise TimeoutError(f"{index.collection}: not indexed and served in {timeout:.0f} s")
+    # then no background work: a compaction merging segments and indexing the result would
+    # compete with the searches for the CPU (and change the layout searched midway)
+    layout, since = served_segments(index), time.monotonic()
+    while time.monotonic() - since < settle and time.monotonic() < deadline:
+        time.sleep(2)
+        now = served_segments(index)
+        pending = int(index.client.describe_index(index.collection, "vector")["pending_index_rows"])
+        if now != layout or pending:
+            layout, since = now, time.monotonic()
+    print(f"  {index.collection}: served as {len(layout)} segments of "
+          f"{', '.join(str(rows) for rows, _ in layout)} rows", flush=True)  # fmt: skip
+
+
+def served_segments(index) -> list[tuple[int, bool]]:
+    """(rows, indexed) of each segment the server's query node searches, largest first."""
+    handler = index.client._get_connection()  # no MilvusClient call lists loaded segments
+    segments = handler.get_query_segment_info(index.collection)
+    return sorted(((s.num_rows, bool(s.index_name)) for s in segments), reverse=True)
 
 
 def wait_for_lite_indexes(index) -> None:
@@ -157,6 +177,15 @@ def main() -> None:
         "--milvus-ef", type=int, nargs="*", default=[],
         help="HNSW beam widths to search a Milvus HNSW index with (default: the gallery's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--milvus-config", nargs="*", default=[], metavar="KEY=VALUE",
+        help="settings of the 'embedded' server over milvus_embedded.SERVER_CONFIG",
+    )  # fmt: skip
+    parser.add_argument(
+        "--milvus-settle", type=float, default=90.0,
+        help="seconds a server's segment layout must stay unchanged before timing (its "
+        "compaction trigger runs every 60 s)",
+    )  # fmt: skip
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2, help="FAISS threads for building")
     parser.add_argument(
@@ -169,11 +198,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         if args.milvus_uri == "embedded":
-            from facenet.gallery.milvus_embedded import EmbeddedMilvus
+            from facenet.gallery.milvus_embedded import SERVER_CONFIG, EmbeddedMilvus
 
-            with EmbeddedMilvus(Path(folder) / "milvus-server") as server:
+            config = dict(item.split("=", 1) for item in args.milvus_config)
+            with EmbeddedMilvus(Path(folder) / "milvus-server", **config) as server:
                 args.milvus_uri, args.server_pid = server.uri, server.pid
-                print(f"embedded Milvus server {server.uri}, pid {server.pid}")
+                print(f"embedded Milvus server {server.uri}, pid {server.pid}, "
+                      f"settings {SERVER_CONFIG | config}")  # fmt: skip
                 run(args, folder)
         else:
             args.server_pid = None

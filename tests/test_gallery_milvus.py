@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
 
 from facenet.gallery import index as index_module  # noqa: E402
-from facenet.gallery.milvus_index import MilvusIndex  # noqa: E402
+from facenet.gallery import milvus_index  # noqa: E402
+from facenet.gallery.milvus_index import INDEX_PARAMS, MilvusIndex  # noqa: E402
 
 
 def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -64,13 +65,43 @@ def test_server_default_is_hnsw_and_searches_exactly_small(tmp_path, milvus_serv
     described = index.client.describe_index(index.collection, "vector")
     build = described.get("params", described)
     assert described["index_type"] == "HNSW" and index.kind == "hnsw"
-    assert (str(build["M"]), str(build["efConstruction"])) == ("16", "200")
+    expected = INDEX_PARAMS["HNSW"][0]
+    for key in ("M", "efConstruction"):
+        assert str(build[key]) == str(expected[key])
     _, ids = index.search(vectors, 1)
     assert ids[:, 0].tolist() == list(range(200))
     _, wide = index.search(vectors[:2], 300)  # k above ef
     assert wide.shape == (2, 200) and (wide >= 0).all()
     index.client.drop_collection(index.collection)
     index.close()
+
+
+def test_server_rebuild_seals_its_rows(tmp_path, milvus_server_uri, monkeypatch):
+    """A rebuild on a server flushes once, so the server seals and indexes the bulk load now
+    rather than searching it unindexed until the segment idles out (10 minutes)."""
+    vectors = unit_vectors(2000, 16, seed=3)
+    monkeypatch.setattr(milvus_index, "stored_vectors", lambda *_: (vectors, np.arange(2000)))
+    index = MilvusIndex(tmp_path / "r.db", 16, uri=milvus_server_uri)
+    index.rebuild(store=None, model_id="m")
+    handler = index.client._get_connection()
+    segments = handler.get_persistent_segment_infos(index.collection)
+    assert sum(s.num_rows for s in segments) == 2000
+    assert {s.state for s in segments} <= {3, 4, 5}  # Sealed, Flushed, Flushing: none Growing
+    index.client.drop_collection(index.collection)
+    index.close()
+
+
+def test_embedded_server_settings(tmp_path):
+    """Every embedded server gets SERVER_CONFIG in its milvus.yaml; a caller's settings win."""
+    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    from facenet.gallery.milvus_embedded import SERVER_CONFIG, EmbeddedMilvus
+
+    server = EmbeddedMilvus(tmp_path, **{"dataCoord.segment.sealProportion": 0.3})
+    server._server.config.write_config()  # what start() writes, without starting
+    text = (tmp_path / "configs" / "milvus.yaml").read_text()
+    segment = text[text.index("\ndataCoord:") :].split("\n  segment:", 1)[1]
+    assert f"maxSize: {SERVER_CONFIG['dataCoord.segment.maxSize']}" in segment.split("\n")[1]
+    assert "sealProportion: 0.3" in segment
 
 
 def test_ivf_parameters_reach_milvus(milvus):

@@ -18,6 +18,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+#: Settings every embedded server gets (overridable): segments of up to ~1M faces. Milvus seals
+#: a segment at `maxSize * sealProportion` (512 MB * 0.23 by default: ~230k 128-d faces) and
+#: later merges segments under half `maxSize` into one (compaction), then builds that one's
+#: index again: a 1M gallery is searched as 4 HNSW graphs, then, after minutes of background
+#: index building that slow every search meanwhile, as one. Sealing at 1M rows (1024 MB * 0.5)
+#: gives the final layout at once, and a search visits one graph per million faces, not four
+#: (docs/deploy.md has the measurements and the same settings for a Milvus server's milvus.yaml).
+SERVER_CONFIG = {
+    "dataCoord.segment.maxSize": 1024,
+    "dataCoord.segment.sealProportion": 0.5,
+}
 #: Settings for a test server: writes visible to searches every 20 ms (200 by default) and the
 #: query coordinator's loops every 100 ms (1000, 500), so creating and loading a collection
 #: and enrol-then-identify take fractions of a second, not seconds. Not for production.
@@ -34,14 +45,15 @@ class EmbeddedMilvus:
     """A Milvus standalone server process with its data in `folder`; `uri` is its address."""
 
     def __init__(self, folder: str | Path, **config: object):
-        """`config`: milvus.yaml settings by dotted name, e.g. `{"proxy.timeTickInterval": 50}`
-        (how often writes become visible to searches, ms; 200 by default)."""
+        """`config`: milvus.yaml settings by dotted name over `SERVER_CONFIG`, e.g.
+        `{"proxy.timeTickInterval": 50}` (how often writes become visible to searches, ms;
+        200 by default)."""
         from milvus import MilvusServer  # the `milvus` package: facenet[milvus-server]
 
         self.folder = Path(folder)
         self._server = MilvusServer(wait_for_started=False)
         self._server.set_base_dir(str(self.folder))
-        for key, value in config.items():
+        for key, value in {**SERVER_CONFIG, **config}.items():
             self._server.config.set(key, value)
 
     @property

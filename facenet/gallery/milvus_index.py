@@ -55,11 +55,14 @@ INSERT_BATCH = 10_000
 #: (build, search) parameters by index type, in Milvus's names. IVF: lists per segment
 #: (Milvus Lite 3 segments hold up to 200k rows) and lists probed per search, a fifth as in
 #: the FAISS backend (recall@1 >= 0.99 measured, benchmarks/gallery_search.py); HNSW: graph
-#: degree, build beam and search beam (ef 256: recall@1 0.993 at 1M faces on a server, where
-#: 64 gave 0.767 and 128 0.937; docs/deploy.md). Other types get the server's defaults.
+#: degree, build beam and search beam. M 32 because a server ends up with one graph per ~1M
+#: faces (its own compaction merges smaller segments; milvus_embedded.SERVER_CONFIG seals
+#: them at that size at once): there M 16 found the nearest face for 0.890 of queries at
+#: ef 256 (0.973 at ef 512), M 32 for 0.993 at ef 256, p50 3.2 ms (docs/deploy.md).
+#: Other types get the server's defaults.
 INDEX_PARAMS: dict[str, tuple[dict, dict]] = {
     "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 205}),
-    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 256}),
+    "HNSW": ({"M": 32, "efConstruction": 200}, {"ef": 256}),
 }
 
 
@@ -299,12 +302,17 @@ class MilvusIndex:
         if len(ids):
             self.add(vectors, ids)
         self._flush()
+        if not self.local and len(ids):  # seal the bulk load: the server indexes it now
+            self.client.flush(self.collection)
 
     def _flush(self) -> None:
         """Flush Milvus Lite (unflushed rows are searched ~10x slower there). A server is not
         flushed: its log already holds every write, and it seals and indexes segments itself
         (by size, or after `dataCoord.segment.maxIdleTime`); a flush per save would cost
-        seconds and leave many small segments."""
+        seconds and leave many small segments. Only `rebuild` flushes a server, once: rows
+        left unsealed would be searched without their HNSW index until the segment idles
+        out (10 minutes), and with segments sealed at 1M faces (milvus_embedded.SERVER_CONFIG)
+        a whole rebuilt gallery would be."""
         if self.local and self.present:
             self.client.flush(self.collection)
 
