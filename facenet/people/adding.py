@@ -22,7 +22,7 @@ from PIL import Image
 from ..errors import ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
-from ..gallery.store import now
+from ..gallery.store import drop_empty_clusters, now
 from ..images import ImageInput, describe, load_image
 from . import links
 from .assign import NEIGHBOURS, Existing, assign_batch
@@ -184,12 +184,7 @@ class AddMixin:
                 [(p, None if p is None else "auto", f) for f, p in places + moved],
             )
             db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
-            emptied = {p for p in old.values() if p is not None} - set(clusters)
-            db.executemany(
-                "DELETE FROM people WHERE id = ? AND name IS NULL AND NOT EXISTS "
-                "(SELECT 1 FROM faces WHERE person_id = people.id)",
-                [(p,) for p in sorted(emptied)],
-            )
+            drop_empty_clusters(db, {p for p in old.values() if p is not None} - set(clusters))
         reused = set(decisions.reuse)
         report.regrouped += sum(1 for f, _ in moved if old[f] is not None)
         report.new_clusters += decisions.clusters - len(reused)
@@ -215,50 +210,45 @@ class AddMixin:
     def _face_rows(self, column: str, keys: list[int], linked: set[int], soft: set[int]):
         """Existing records of the unrejected faces whose `column` is in `keys`."""
         out: dict[int, Existing] = {}
-        for chunk in range(0, len(keys), 500):
-            part = keys[chunk : chunk + 500]
-            for r in self._store.db.execute(
-                "SELECT id, person_id, low_quality, rejected, content_hash, embedding "
-                f"FROM faces WHERE {column} IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                if r[3] is None:
-                    free = (r[1] is None and r[0] not in linked) or r[1] in soft
-                    vector = np.frombuffer(r[5], np.float32)
-                    out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
+        sql = "SELECT id, person_id, low_quality, rejected, content_hash, embedding FROM faces "
+        for r in self._rows_in(sql + f"WHERE {column} IN ({{}})", keys):
+            if r[3] is None:
+                free = (r[1] is None and r[0] not in linked) or r[1] in soft
+                vector = np.frombuffer(r[5], np.float32)
+                out[int(r[0])] = Existing(r[1], bool(r[2]), free, r[4], vector)
         return out
 
     def _machine_made(self, person_ids: set[int], linked: set[int]) -> set[int]:
         """The unnamed clusters among `person_ids` that no correction touches: no face of
         theirs is linked or was put there by the user (`assign.py`: they may be regrouped)."""
-        out: set[int] = set()
-        wanted = sorted(person_ids)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            rows = self._store.db.execute(
-                "SELECT p.id, f.id, f.assigned_by FROM people p JOIN faces f ON f.person_id = p.id "
-                f"WHERE p.name IS NULL AND p.id IN ({','.join('?' * len(part))})",
-                part,
-            ).fetchall()
-            touched = {r[0] for r in rows if r[1] in linked or r[2] == "user"}
-            out |= {r[0] for r in rows} - touched
-        return out
+        rows = self._rows_in(
+            "SELECT p.id, f.id, f.assigned_by FROM people p JOIN faces f ON f.person_id = p.id "
+            "WHERE p.name IS NULL AND p.id IN ({})",
+            sorted(person_ids),
+        )
+        touched = {r[0] for r in rows if r[1] in linked or r[2] == "user"}
+        return {r[0] for r in rows} - touched
 
     def _sums(self, person_ids: set[int]) -> dict[int, tuple[np.ndarray, int, set[str]]]:
         """person id -> (sum of their faces' embeddings, face count, their photos)."""
         out: dict[int, tuple[np.ndarray, int, set[str]]] = {}
-        wanted = sorted(person_ids)
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            for person, blob, photo in self._store.db.execute(
-                "SELECT person_id, embedding, content_hash FROM faces "
-                f"WHERE person_id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                total, n, photos = out.get(person, (0.0, 0, set()))
-                vector = np.frombuffer(blob, np.float32).astype(np.float64)
-                out[person] = (total + vector, n + 1, photos | {photo})
+        for person, blob, photo in self._rows_in(
+            "SELECT person_id, embedding, content_hash FROM faces WHERE person_id IN ({})",
+            sorted(person_ids),
+        ):
+            total, n, photos = out.get(person, (0.0, 0, set()))
+            vector = np.frombuffer(blob, np.float32).astype(np.float64)
+            out[person] = (total + vector, n + 1, photos | {photo})
         return out
+
+    def _rows_in(self, sql: str, keys: list[int], chunk: int = 500) -> list[tuple]:
+        """The rows of `sql` (its `{}` the IN list) for every key, asked `chunk` keys at a time
+        (SQLite caps the parameters of one statement)."""
+        rows: list[tuple] = []
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            rows += self._store.db.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return rows
 
 
 def _person(place, clusters: list[int]) -> int | None:
