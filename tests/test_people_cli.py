@@ -37,6 +37,7 @@ def test_library_commands_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     report = lines(result)[0]
     assert report["photos"] == 3 and report["new_clusters"] == 1
+    assert report["regrouped"] == 0  # nothing stood near them to regroup
     missing = tmp_path / "missing.jpg"
     result = run("library", "add", lib, *photos("Colin_Powell", 3), missing)
     assert result.exit_code == 1 and "missing.jpg" in result.stderr  # some inputs failed
@@ -44,6 +45,7 @@ def test_library_commands_end_to_end(tmp_path):
     assert run("library", "add", lib).exit_code == 2  # no photos: usage error
     result = run("library", "add", lib, folder)  # a folder: 3 duplicates skipped, 1 new
     assert result.exit_code == 0 and "from 1 photo:" in result.stderr
+    assert "regrouped;" in result.stderr
 
     people = lines(run("library", "people", lib, "--json"))
     assert len(people) == 2 and all(p["name"] is None for p in people)
