@@ -319,3 +319,23 @@ def test_other_sites_cannot_change_the_library(browser, served, photo_files):  #
     assert '"cross_origin"' in answer, answer
     assert api.groups() == before
     assert len(api.get("/faces")) == 4
+
+
+def test_an_add_that_bridges_two_clusters_says_so(page, served):
+    """Tony Blair's photos as in test_people_regroup.py: A and B, added one after the other,
+    make two clusters; C lies between them, and adding it regroups them into one. The page's
+    status line says how many faces that add moved; the API shows one cluster left."""
+    from .test_people_regroup import A, B, C
+
+    url, _ = served
+    blair = {n: lfw_image("Tony_Blair", n) for n in (*A, *B, *C)}
+    api = Api(url, {p.name: "Tony_Blair" for p in blair.values()})
+    page.click(".tab[data-tab=library]")
+    page.wait_for_selector("#lib-status:has-text('the library is empty')")
+    add_photos(page, [blair[n] for n in A], "from 2 photos")
+    add_photos(page, [blair[n] for n in B], "from 2 photos")
+    assert len(api.groups()) == 2, api.groups()  # the premise: two clusters
+    assert "regrouped" not in page.inner_text("#lib-status")
+    add_photos(page, [blair[n] for n in C], "2 regrouped")
+    assert list(api.groups().values()) == [["Tony_Blair"] * 6]
+    wait_until(page, "document.querySelectorAll('.lib-card').length === 1")
