@@ -2,11 +2,12 @@
 
 Starts an embedded Milvus server (`facenet/gallery/milvus_embedded.py`) with the settings
 given (`--config key=value`, milvus.yaml names; `--env NAME=VALUE` for the server process,
-e.g. GOGC or GOMAXPROCS), builds an HNSW collection of `--n` random unit 128-d vectors through
-the gallery's `MilvusIndex`, waits until every row is indexed and served (and, with
-`--settle`, until the served segment layout has not changed for that many seconds), prints
-the layout, warms up, then times one query at a time, the methods interleaved query by
-query so each sees the same machine load:
+e.g. GOMAXPROCS; not GOGC, which the query node's GC tuner overrides: its ceiling is
+QUERYNODE_GCHELPER_MAXIMUMGOGC, docs/deploy.md), builds an HNSW collection of `--n` random
+unit 128-d vectors through the gallery's `MilvusIndex`, waits until every row is indexed
+and served (and, with `--settle`, until the served segment layout has not changed for that
+many seconds), prints the layout, warms up, then times one query at a time, the methods
+interleaved query by query so each sees the same machine load:
 
   faiss      FAISS exact search on one thread (the load baseline: read ratios against it)
   gallery    `MilvusIndex.search(q, k)`, what `Gallery.identify` calls

@@ -5,6 +5,8 @@ test_gallery.py (parametrised)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,35 @@ def test_embedded_server_settings(tmp_path):
     segment = text[text.index("\ndataCoord:") :].split("\n  segment:", 1)[1]
     assert f"maxSize: {SERVER_CONFIG['dataCoord.segment.maxSize']}" in segment.split("\n")[1]
     assert "sealProportion: 0.3" in segment
+
+
+def test_embedded_server_settings_outside_the_template_go_to_its_environment(tmp_path):
+    """The package rewrites only the milvus.yaml keys its template has; any other setting
+    reaches the server as its environment variable, not silently nowhere."""
+    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    from facenet.gallery.milvus_embedded import EmbeddedMilvus
+
+    settings = {"queryNode.gchelper.maximumGoGC": 400, "proxy.timeTickInterval": 50}
+    server = EmbeddedMilvus(tmp_path, env={"GOMEMLIMIT": "1GiB"}, **settings)
+    assert server.env == {"QUERYNODE_GCHELPER_MAXIMUMGOGC": "400", "GOMEMLIMIT": "1GiB"}
+    server._server.config.write_config()
+    text = (tmp_path / "configs" / "milvus.yaml").read_text()
+    assert "timeTickInterval: 50" in text and "gchelper" not in text
+
+
+def test_embedded_server_starts_on_its_cpus_with_its_environment(tmp_path, monkeypatch):
+    """The server process inherits `cpus` and `env` at its fork; this process keeps its own."""
+    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    from facenet.gallery.milvus_embedded import EmbeddedMilvus
+
+    mine, cpu = os.sched_getaffinity(0), min(os.sched_getaffinity(0))
+    server = EmbeddedMilvus(tmp_path, cpus={cpu}, env={"FACENET_TEST_VAR": "1"})
+    seen = {}
+    monkeypatch.setattr(server._server, "start", lambda: seen.update(
+        cpus=os.sched_getaffinity(0), var=os.environ.get("FACENET_TEST_VAR")))  # fmt: skip
+    server._launch()
+    assert seen == {"cpus": {cpu}, "var": "1"}
+    assert os.sched_getaffinity(0) == mine and "FACENET_TEST_VAR" not in os.environ
 
 
 def test_ivf_parameters_reach_milvus(milvus):

@@ -12,10 +12,13 @@ one in the foreground (the package's own `milvus-server --data DIR` does the sam
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 #: Settings every embedded server gets (overridable): segments of up to ~1M faces. Milvus seals
@@ -41,20 +44,52 @@ TEST_CONFIG = {
 START_TIMEOUT = 120.0
 
 
+def template_keys(text: str) -> set[str]:
+    """The dotted names of the settings a milvus.yaml text holds (two-space indents, as the
+    `milvus` package's own rewriting of its template reads them)."""
+    keys, path = set(), []
+    for line in text.splitlines():
+        match = re.match(r"^( *)([a-zA-Z0-9_]+):", line)
+        if not match or line.lstrip().startswith("#"):
+            continue
+        path = path[: len(match.group(1)) // 2] + [match.group(2)]
+        keys.add(".".join(path))
+    return keys
+
+
 class EmbeddedMilvus:
     """A Milvus standalone server process with its data in `folder`; `uri` is its address."""
 
-    def __init__(self, folder: str | Path, **config: object):
+    def __init__(
+        self,
+        folder: str | Path,
+        cpus: Iterable[int] | None = None,
+        env: Mapping[str, str] | None = None,
+        **config: object,
+    ):
         """`config`: milvus.yaml settings by dotted name over `SERVER_CONFIG`, e.g.
         `{"proxy.timeTickInterval": 50}` (how often writes become visible to searches, ms;
-        200 by default)."""
+        200 by default). `cpus`: the CPUs the server may run on (all of its threads; its Go
+        runtime and thread pools size themselves to them), e.g. `{1}` to keep it off the
+        client's CPU; None: wherever the scheduler puts it. `env`: extra environment for the
+        server process (e.g. GOMEMLIMIT). A setting the package's milvus.yaml template lacks
+        (it rewrites only the keys it has, dropping others silently) goes to the server as
+        its environment variable instead (`queryNode.gchelper.maximumGoGC` ->
+        `QUERYNODE_GCHELPER_MAXIMUMGOGC`), which Milvus reads over its milvus.yaml."""
         from milvus import MilvusServer  # the `milvus` package: facenet[milvus-server]
 
         self.folder = Path(folder)
+        self.cpus = set(cpus) if cpus is not None else None
         self._server = MilvusServer(wait_for_started=False)
         self._server.set_base_dir(str(self.folder))
+        known = template_keys(self._server.config.template_text)
+        self.env: dict[str, str] = {}
         for key, value in {**SERVER_CONFIG, **config}.items():
-            self._server.config.set(key, value)
+            if key in known:
+                self._server.config.set(key, value)
+            else:
+                self.env[key.upper().replace(".", "_")] = str(value)
+        self.env.update(env or {})
 
     @property
     def uri(self) -> str:
@@ -69,7 +104,7 @@ class EmbeddedMilvus:
     def start(self, timeout: float = START_TIMEOUT) -> EmbeddedMilvus:
         """Start the server and wait until it is healthy; RuntimeError (with the log's path)
         if it exits or does not answer within `timeout` seconds."""
-        self._server.start()
+        self._launch()
         health = f"http://127.0.0.1:{self._server.webservice_port}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,6 +120,26 @@ class EmbeddedMilvus:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"Milvus did not start in {timeout:.0f} s; see {self.folder}/logs")
+
+    def _launch(self) -> None:
+        """Start the process with `env` and on `cpus`: a child inherits the CPU mask of the
+        thread that forks it, so this thread takes the server's mask for the fork only (the
+        `milvus` package's Popen offers no hook; every thread the server starts inherits it)."""
+        saved_env = {name: os.environ.get(name) for name in self.env}
+        saved_cpus = os.sched_getaffinity(0)
+        try:
+            os.environ.update(self.env)
+            if self.cpus is not None:
+                os.sched_setaffinity(0, self.cpus)
+            self._server.start()
+        finally:
+            if self.cpus is not None:
+                os.sched_setaffinity(0, saved_cpus)
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL: its graceful stop takes tens of seconds,
