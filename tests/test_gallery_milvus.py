@@ -104,6 +104,7 @@ def test_embedded_server_settings(tmp_path):
     segment = text[text.index("\ndataCoord:") :].split("\n  segment:", 1)[1]
     assert f"maxSize: {SERVER_CONFIG['dataCoord.segment.maxSize']}" in segment.split("\n")[1]
     assert "sealProportion: 0.3" in segment
+    assert server.env == {"QUERYNODE_GCHELPER_MAXIMUMGOGC": "1000"}  # the GC tuner's ceiling
 
 
 def test_embedded_server_settings_outside_the_template_go_to_its_environment(tmp_path):
