@@ -123,41 +123,47 @@ def main() -> None:
     args = ap.parse_args()
 
     from facenet import FaceNet
+    from facenet.errors import GalleryError
     from facenet.gallery import Gallery
     from facenet.gallery import migrate as m
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="migration-lfw-"))
-    old, new = FaceNet.load(args.old), FaceNet.load(args.new)
-    setup = build(workdir, choose(args.lfw, args.people), old, args.old)
-    path, probes = setup["gallery"], setup["probes"]
-    kept = snapshot(path)
-    with Gallery.open(path, old) as g:
-        if args.calibrate is not None:
-            g.calibrate(args.calibrate)
-        before = accuracy(g, probes)
-    report = m.migrate(path, m.Target.of(new, args.new), dry_run=True)
-    print("\n".join(report.lines()))
-    m.migrate(path, m.Target.of(new, args.new))
-    with Gallery.open(path, new) as g:
-        after = accuracy(g, probes)
-    m.rollback(path)
-    with Gallery.open(path, old) as g:
-        exact = answers(g, probes) == before["answers"]
-    results = {
-        "people": args.people, "probes": len(probes), "old": args.old, "new": args.new,
-        "calibrated_far": args.calibrate,
-        "report": report.summary(), "kept": snapshot(path) == kept, "rollback_exact": exact,
-        **{f"{k}_before": before[k] for k in ("rank1", "identified", "threshold")},
-        **{f"{k}_after": after[k] for k in ("rank1", "identified", "threshold")},
-    }  # fmt: skip
-    for when, r in (("before", before), ("after", after)):
-        print(f"{when}: rank-1 {r['rank1']:.1%}, identified {r['identified']:.1%} "
-              f"(threshold {r['threshold']:.4f}) on {len(probes)} held-out photos")  # fmt: skip
-    print(f"people, names, merges, removals kept: {results['kept']}; rollback exact: {exact}")
-    if args.json:
-        print(json.dumps(results))
-    if args.workdir is None:
-        shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        old, new = FaceNet.load(args.old), FaceNet.load(args.new)
+        setup = build(workdir, choose(args.lfw, args.people), old, args.old)
+        path, probes = setup["gallery"], setup["probes"]
+        kept = snapshot(path)
+        with Gallery.open(path, old) as g:
+            if args.calibrate is not None:
+                try:
+                    g.calibrate(args.calibrate)
+                except GalleryError as exc:
+                    raise SystemExit(f"--calibrate: {exc}") from None
+            before = accuracy(g, probes)
+        report = m.migrate(path, m.Target.of(new, args.new), dry_run=True)
+        print("\n".join(report.lines()))
+        m.migrate(path, m.Target.of(new, args.new))
+        with Gallery.open(path, new) as g:
+            after = accuracy(g, probes)
+        m.rollback(path)
+        with Gallery.open(path, old) as g:
+            exact = answers(g, probes) == before["answers"]
+        results = {
+            "people": args.people, "probes": len(probes), "old": args.old, "new": args.new,
+            "calibrated_far": args.calibrate,
+            "report": report.summary(), "kept": snapshot(path) == kept, "rollback_exact": exact,
+            **{f"{k}_before": before[k] for k in ("rank1", "identified", "threshold")},
+            **{f"{k}_after": after[k] for k in ("rank1", "identified", "threshold")},
+        }  # fmt: skip
+        for when, r in (("before", before), ("after", after)):
+            print(f"{when}: rank-1 {r['rank1']:.1%}, identified {r['identified']:.1%} "
+                  f"(threshold {r['threshold']:.4f}) on {len(probes)} held-out photos")  # fmt: skip
+        print(f"people, names, merges, removals kept: {results['kept']}; rollback exact: {exact}")
+        if args.json:
+            print(json.dumps(results))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
