@@ -56,7 +56,7 @@ MODELS: dict[str, NamedModel] = {
             files=("facenet-mobilenet.onnx", "facenet-mobilenet.keras"),
             licence="non-commercial research (trained on CelebA and UTKFace, distilled from "
             "dlib-resnet)",
-            training_data="CelebA, 22,612 faces of 5,407 people, and UTKFace, 6,481 unlabelled faces",
+            training_data="CelebA, 22,612 faces of 5,407 people; UTKFace, 6,481 unlabelled faces",
             card="docs/models/facenet-mobilenet.md",
         ),
     )

@@ -188,8 +188,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                 f"{self.path}: this gallery holds embeddings of model {self.model_name!r} "
                 f"(id {self.model_id[:12]}, {self.embedding_size}-d); the given model is "
                 f"{getattr(model.info, 'name', '?')!r} (id {model.model_id[:12]}, "
-                f"{model.info.embedding_size}-d). Use the gallery's model, or create a new "
-                "gallery and enrol again"
+                f"{model.info.embedding_size}-d). Use the gallery's model, or re-embed its "
+                "faces with this one: `facenet gallery migrate GALLERY --model MODEL`"
             )
         self.model = model
         self.sync_index()
