@@ -6,13 +6,17 @@ test failed before its fix), on real LFW faces with the default model:
 3. `Library.from_gallery` refuses a bad recorded threshold without closing the gallery;
 4. the gallery's listings (API and `facenet gallery list`) show named people only;
 5. an unnamed cluster emptied by a correction is deleted in the correction's transaction;
-6. an unknown id raises `LibraryNotFoundError` (its kind says face or person).
+6. an unknown id raises `LibraryNotFoundError` (its kind says face or person);
+7. `add` detects and embeds outside the library's lock (a server's other requests are answered
+   meanwhile), so it checks again under the lock: a photo another call stored meanwhile is a
+   duplicate, and a gallery moved to another model meanwhile refuses the batch.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -186,3 +190,63 @@ def test_unknown_ids_raise_library_not_found(lib):
     with pytest.raises(LibraryError) as caught:  # a refusal that is not a not-found
         lib.split(person.id, faces)
     assert not isinstance(caught.value, LibraryNotFoundError)
+
+
+def test_add_reads_photos_outside_the_lock(lib, monkeypatch):
+    model = lib.gallery.model
+    reading, release = threading.Event(), threading.Event()
+    original = model.represent
+
+    def slow(rgb):
+        reading.set()
+        assert release.wait(60)
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", slow)
+    report = {}
+    adder = threading.Thread(target=lambda: report.update(r=lib.add(photos("Tony_Blair", 1, 4))))
+    adder.start()
+    try:
+        assert reading.wait(60)
+        taken = lib._lock.acquire(timeout=30)  # another request, while the photo is read
+        assert taken, "add held the library's lock while it detected and embedded"
+        lib._lock.release()
+    finally:
+        release.set()
+        adder.join(60)
+    assert report["r"].photos == 1 and report["r"].faces >= 1
+
+
+def test_a_photo_stored_meanwhile_is_a_duplicate_and_stored_once(lib, monkeypatch):
+    model = lib.gallery.model
+    original = model.represent
+    (photo,) = photos("Tony_Blair", 1, 4)
+    inner = {}
+
+    def racing(rgb):  # another call adds the same photo while this one reads it
+        monkeypatch.setattr(model, "represent", original)
+        inner["report"] = lib.add([photo])
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", racing)
+    outer = lib.add([photo])
+    assert inner["report"].photos == 1 and inner["report"].faces >= 1
+    assert outer.photos == 0 and outer.faces == 0 and outer.duplicates == [str(photo)]
+    stored = [f for f in lib.faces() if f.photo == str(photo.resolve())]
+    assert len(stored) == inner["report"].faces
+
+
+def test_a_gallery_moved_to_another_model_meanwhile_refuses_the_batch(lib, monkeypatch):
+    model = lib.gallery.model
+    original = model.represent
+    before = len(lib.faces())
+
+    def migrating(rgb):  # a server's migration swaps the gallery's model during the read
+        monkeypatch.setattr(lib.gallery, "model", object())
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", migrating)
+    with pytest.raises(GalleryError, match="another model while photos were being read"):
+        lib.add(photos("Tony_Blair", 1, 4))
+    monkeypatch.setattr(lib.gallery, "model", model)
+    assert len(lib.faces()) == before

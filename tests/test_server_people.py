@@ -191,6 +191,44 @@ def test_adding_again_is_a_duplicate_and_new_photos_join_their_people(client, ph
     assert client.get(f"{LIB}/people/{bush['id']}").json()["face_count"] == bush["face_count"] + 1
 
 
+def test_the_library_answers_while_an_upload_is_being_read(client, photos, monkeypatch):
+    """Detection and embedding of an upload hold no lock: the page's reads go on meanwhile."""
+    import threading
+
+    model = client.app.state.service.gallery.model
+    reading, release = threading.Event(), threading.Event()
+    original = model.represent
+
+    def slow(rgb):
+        reading.set()
+        assert release.wait(60)
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", slow)
+    answers: dict = {}
+
+    def call(key, method, *args, **kwargs):
+        answers[key] = getattr(client, method)(*args, **kwargs)
+
+    name = next(iter(photos))
+    upload = threading.Thread(target=call, args=("add", "post", f"{LIB}/photos"),
+                              kwargs={"files": uploads(photos, [name])})  # fmt: skip
+    upload.start()
+    try:
+        assert reading.wait(60)
+        read = threading.Thread(target=call, args=("counts", "get", LIB))
+        read.start()
+        read.join(30)
+        assert "counts" in answers, "a read waited for the upload's inference"
+        assert answers["counts"].status_code == 200 and answers["counts"].json()["faces"] == 0
+    finally:
+        release.set()
+        upload.join(60)
+    assert answers["add"].status_code == 200, answers["add"].text
+    assert answers["add"].json()["photos"] == 1
+    assert client.get(LIB).json()["faces"] == answers["add"].json()["faces"] >= 1
+
+
 # -- corrections ----------------------------------------------------------------------------------
 
 

@@ -7,6 +7,9 @@ and their faces stored `batch_size` photos per transaction, unassigned and marke
 then every pending face is placed in one transaction. A run killed in the first step leaves
 whole photos (the next `add` skips them and places their faces); killed in the second, the
 faces stay pending until the next `add` or `recluster` places them.
+
+Detection and embedding run outside the library's lock (only storing and placing hold it), so
+a server's other requests are answered while an upload is being read.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import GalleryError, ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
@@ -60,20 +63,22 @@ class AddMixin:
         seen: set[str] = set()
         step = max(1, batch_size)
         try:
-            with self._lock:
-                for start in range(0, len(items), step):
-                    pending = []
-                    for offset, item in enumerate(items[start : start + step]):
-                        name = names[start + offset] if names is not None else None
-                        pending.append(self._read(model, item, start + offset, seen, report, name))
-                        if bar is not None:
-                            bar.update(1)
-                    self._ingest([p for p in pending if p is not None], report)
-                self.place_pending(report)
+            for start in range(0, len(items), step):
+                pending = []
+                for offset, item in enumerate(items[start : start + step]):
+                    name = names[start + offset] if names is not None else None
+                    pending.append(self._read(model, item, start + offset, seen, report, name))
+                    if bar is not None:
+                        bar.update(1)
+                with self._lock:
+                    self._ingest(model, [p for p in pending if p is not None], report)
+            self.place_pending(report)
         finally:
             if bar is not None:
                 bar.close()
-            self.gallery._save_index()
+            with self._lock:
+                if not self.gallery._closed:
+                    self.gallery._save_index()
         return report
 
     def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
@@ -86,15 +91,12 @@ class AddMixin:
             else:
                 rgb, path = load_image(item, source), None
                 digest = _pixel_hash(rgb)
-            if (
-                digest in seen
-                or self._store.db.execute(
-                    "SELECT 1 FROM photos WHERE content_hash = ?", (digest,)
-                ).fetchone()
-            ):
+            with self._lock:
+                stored = self._stored(digest)
+            if digest in seen or stored:
                 report.duplicates.append(source)
                 return None
-            detected = model.represent(rgb)
+            detected = model.represent(rgb)  # outside the lock: other calls go on meanwhile
         except ImageError as exc:
             report.failed.append((source, str(exc)))
             return None
@@ -106,12 +108,29 @@ class AddMixin:
             faces.append((face, quality, cut_crop(rgb, face.box), vector))
         return digest, path, source, faces
 
-    def _ingest(self, pending: list, report: AddReport) -> None:
-        """Store one batch of photos and their faces (pending) in one transaction; index them."""
+    def _stored(self, digest: str) -> bool:
+        """Whether a photo with this content is in the library (call under the lock)."""
+        sql = "SELECT 1 FROM photos WHERE content_hash = ?"
+        return self._store.db.execute(sql, (digest,)).fetchone() is not None
+
+    def _ingest(self, model, pending: list, report: AddReport) -> None:
+        """Store one batch of photos and their faces (pending) in one transaction; index them.
+        Under the lock; the photos were read outside it, so a photo another call stored
+        meanwhile is a duplicate, and a gallery closed or moved to another model meanwhile (a
+        server's migration) refuses the batch rather than mixing models."""
+        if self.gallery._closed or self.gallery.model is not model:
+            raise GalleryError(
+                f"{self.path}: the library was closed or moved to another model while photos "
+                "were being read; add them again"
+            )
         index = self.gallery.index
-        ids, vectors = [], []
+        ids, vectors, photos = [], [], 0
         with self._store.transaction() as db:
             for digest, path, source, faces in pending:
+                if self._stored(digest):
+                    report.duplicates.append(source)
+                    continue
+                photos += 1
                 db.execute(
                     "INSERT INTO photos VALUES (?, ?, ?, ?)",
                     (digest, path or source, len(faces), now()),
@@ -133,13 +152,17 @@ class AddMixin:
                     self._store.set_crop(db, ids[-1], crop)
         if ids:
             index.add(np.stack(vectors), ids)
-        report.photos += len(pending)
+        report.photos += photos
         report.faces += len(ids)
         report.face_ids.extend(ids)
 
     def place_pending(self, report: AddReport | None = None) -> AddReport:
         """Place every face still pending (see `assign.py`), in one transaction."""
         report = AddReport() if report is None else report
+        with self._lock:
+            return self._place(report)
+
+    def _place(self, report: AddReport) -> AddReport:
         rows = self._store.db.execute(
             "SELECT id, embedding, low_quality, content_hash FROM faces "
             "WHERE pending = 1 AND rejected IS NULL ORDER BY id"

@@ -3,8 +3,8 @@ gallery lock and turn its answers into the JSON shapes of `library_schemas`.
 
 Why the server's lock: the library lives in the served gallery (one SQLite connection, one
 index); holding the lock the gallery endpoints hold keeps their calls from interleaving and a
-model migration from swapping the gallery in the middle of one. `add` runs inference under it,
-as enrolment does.
+model migration from swapping the gallery in the middle of one. `add` reads its photos
+(detection and embedding) outside it: the library takes it only to store and place the faces.
 """
 
 from __future__ import annotations
@@ -92,8 +92,10 @@ class LibraryService:
     def add(self, uploads, names: tuple[str, ...]) -> dict:
         """Add uploaded photos (`uploads` yields them decoded, one at a time), labelled with
         their file names."""
-        with self._lock:
-            report = self.library.add((u.rgb for u in uploads), names=list(names))
+        report = self._call(  # the library holds the lock while it stores (see the module doc)
+            self.library.add, (u.rgb for u in uploads), names=list(names),
+            code="gallery_changed", status=409,
+        )  # fmt: skip
         out = report.to_dict()
         out["failed"] = [{"filename": f["photo"], "reason": f["error"]} for f in out["failed"]]
         return out
@@ -181,15 +183,15 @@ class LibraryService:
             return self._call(function, person_id, face_id).to_dict()
 
     @staticmethod
-    def _call(function, *args, code: str = "library_error", **kwargs):
+    def _call(function, *args, code: str = "library_error", status: int = 400, **kwargs):
         """A library call; its refusals (one line) answer 404 for an unknown id
-        (`LibraryNotFoundError`, by its kind), else 400."""
+        (`LibraryNotFoundError`, by its kind), else `status` with `code`."""
         try:
             return function(*args, **kwargs)
         except LibraryNotFoundError as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from None
         except GalleryError as exc:
-            raise ApiError(400, code, str(exc)) from None
+            raise ApiError(status, code, str(exc)) from None
 
 
 def _shown(people: list) -> list:

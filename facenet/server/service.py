@@ -152,7 +152,8 @@ class Service:
         with self._gallery_lock:
             library = self._library
             if library is None or library.gallery is not self.gallery:
-                library = self._library = Library.from_gallery(self.gallery)
+                library = Library.from_gallery(self.gallery, lock=self._gallery_lock)
+                self._library = library
             return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
 
     def gallery_counts(self) -> dict | None:
