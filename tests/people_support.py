@@ -4,6 +4,7 @@ LFW photo is detected and embedded once per test session), and a few LFW people.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,21 @@ class MemoModel:
         if key not in self.memory:
             self.memory[key] = self.model.represent(rgb)
         return self.memory[key]
+
+
+def hold_reads(monkeypatch, model) -> tuple[threading.Event, threading.Event]:
+    """Make `model.represent` wait: (reading, release): `reading` is set once a photo is being
+    read, which then waits until `release` is set (at most 60 s)."""
+    reading, release = threading.Event(), threading.Event()
+    original = model.represent
+
+    def held(rgb):
+        reading.set()
+        assert release.wait(60)
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", held)
+    return reading, release
 
 
 _MODEL: MemoModel | None = None

@@ -27,7 +27,7 @@ from facenet.errors import GalleryError, LibraryError, LibraryNotFoundError
 from facenet.images import load_image
 from facenet.people import Library
 
-from .people_support import memo_model, photos
+from .people_support import hold_reads, memo_model, photos
 
 
 def run(*args):
@@ -193,16 +193,7 @@ def test_unknown_ids_raise_library_not_found(lib):
 
 
 def test_add_reads_photos_outside_the_lock(lib, monkeypatch):
-    model = lib.gallery.model
-    reading, release = threading.Event(), threading.Event()
-    original = model.represent
-
-    def slow(rgb):
-        reading.set()
-        assert release.wait(60)
-        return original(rgb)
-
-    monkeypatch.setattr(model, "represent", slow)
+    reading, release = hold_reads(monkeypatch, lib.gallery.model)
     report = {}
     adder = threading.Thread(target=lambda: report.update(r=lib.add(photos("Tony_Blair", 1, 4))))
     adder.start()

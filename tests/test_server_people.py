@@ -195,16 +195,9 @@ def test_the_library_answers_while_an_upload_is_being_read(client, photos, monke
     """Detection and embedding of an upload hold no lock: the page's reads go on meanwhile."""
     import threading
 
-    model = client.app.state.service.gallery.model
-    reading, release = threading.Event(), threading.Event()
-    original = model.represent
+    from .people_support import hold_reads
 
-    def slow(rgb):
-        reading.set()
-        assert release.wait(60)
-        return original(rgb)
-
-    monkeypatch.setattr(model, "represent", slow)
+    reading, release = hold_reads(monkeypatch, client.app.state.service.gallery.model)
     answers: dict = {}
 
     def call(key, method, *args, **kwargs):
