@@ -27,6 +27,11 @@ class GalleryError(FaceNetError):
     """A gallery operation cannot be carried out (unknown person, model mismatch...)."""
 
 
+class GalleryChangedError(GalleryError):
+    """The gallery was closed, or moved to another model, while photos were being read for it
+    (a server's model migration switched it meanwhile): nothing of the batch was stored."""
+
+
 class LibraryError(GalleryError):
     """A people-library operation cannot be carried out (unknown face or person, a correction
     that contradicts another one)."""

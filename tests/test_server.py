@@ -496,6 +496,33 @@ def test_concurrent_gallery_requests(client, photos):
     ]
 
 
+def test_the_gallery_answers_while_an_enrolment_is_being_read(client, photos, monkeypatch):
+    """Enrolment detects and embeds outside the gallery's lock: reads go on meanwhile."""
+    from .people_support import hold_reads
+
+    reading, release = hold_reads(monkeypatch, client.app.state.service.gallery.model)
+    answers: dict = {}
+
+    def call(key, function, *args):
+        answers[key] = function(*args)
+
+    args = ("enrol", enroll, client, "Bush", photos["bush1"])
+    enrolment = threading.Thread(target=call, args=args)
+    enrolment.start()
+    try:
+        assert reading.wait(60)
+        read = threading.Thread(target=call, args=("people", client.get, f"{API}/people"))
+        read.start()
+        read.join(30)
+        assert "people" in answers, "a read waited for the enrolment's inference"
+        assert answers["people"].status_code == 200 and answers["people"].json() == []
+    finally:
+        release.set()
+        enrolment.join(60)
+    assert answers["enrol"].status_code == 201, answers["enrol"].text
+    assert [p["name"] for p in client.get(f"{API}/people").json()] == ["Bush"]
+
+
 # -- command line -----------------------------------------------------------------------------
 
 

@@ -144,28 +144,31 @@ class EnrolMixin:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), unit="photo", desc="enrolling")
-        with self._lock:
-            index = self.index
-            seen: set[str] = set()
-            try:
-                for start in range(0, len(items), max(1, batch_size)):
-                    batch = items[start : start + max(1, batch_size)]
-                    pending = []  # (name, source, digest, face, n_faces, crop, photo)
-                    for offset, (name, item) in enumerate(batch):
-                        source = describe(item, start + offset)
-                        result = self._embed_one(model, item, source, seen)
-                        if isinstance(result, str):
-                            report.skipped.append(Skipped(name, source, result))
-                        else:
-                            pending.append((name, source, *result))
-                        if bar is not None:
-                            bar.update(1)
+        seen: set[str] = set()
+        try:
+            for start in range(0, len(items), max(1, batch_size)):
+                batch = items[start : start + max(1, batch_size)]
+                pending = []  # (name, source, digest, face, n_faces, crop, photo)
+                for offset, (name, item) in enumerate(batch):
+                    source = describe(item, start + offset)
+                    result = self._embed_one(model, item, source, seen)
+                    if isinstance(result, str):
+                        report.skipped.append(Skipped(name, source, result))
+                    else:
+                        pending.append((name, source, *result))
+                    if bar is not None:
+                        bar.update(1)
+                with self._lock:  # read outside it: check what may have changed meanwhile
+                    self._check_current(model)
+                    pending = self._unstored(pending, report)
                     if pending:
-                        self._insert(pending, metadata, index, report)
-            finally:
-                if bar is not None:
-                    bar.close()
-                self._save_index()
+                        self._insert(pending, metadata, self.index, report)
+        finally:
+            if bar is not None:
+                bar.close()
+            with self._lock:
+                if not self._closed:
+                    self._save_index()
         for note in report.notes:
             log.info(note)
         return report
@@ -184,11 +187,12 @@ class EnrolMixin:
                 digest = _pixel_hash(image)
         except ImageError as exc:
             return f"unreadable: {exc}"
-        owner = self._store.hash_owner(digest) if digest not in seen else "this enrolment"
+        with self._lock:
+            owner = self._store.hash_owner(digest) if digest not in seen else "this enrolment"
         if owner is not None:
             return f"duplicate: already enrolled (as {owner})"
         try:
-            faces = model.represent(image)
+            faces = model.represent(image)  # outside the lock: other calls go on meanwhile
         except ImageError as exc:
             return f"unreadable: {exc}"
         if not faces:
@@ -196,6 +200,20 @@ class EnrolMixin:
         seen.add(digest)
         face = most_prominent(faces, image.shape)
         return digest, face, len(faces), cut_crop(image, face.box), photo
+
+    def _unstored(self, pending: list, report: EnrollReport) -> list:
+        """`pending` less the photos another call stored while these were read (skipped as
+        duplicates)."""
+        out = []
+        for item in pending:
+            owner = self._store.hash_owner(item[2])
+            if owner is None:
+                out.append(item)
+            else:
+                report.skipped.append(
+                    Skipped(item[0], item[1], f"duplicate: already enrolled (as {owner})")
+                )
+        return out
 
     def _insert(self, pending, metadata, index: Index, report: EnrollReport) -> None:
         vectors = np.stack([_unit(p[3].embedding, self.embedding_size) for p in pending])

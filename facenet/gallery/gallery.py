@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryChangedError, GalleryError
 from ..images import ImageInput
 from ..metadata import DEFAULT_THRESHOLD
 from ..types import Face
@@ -193,6 +193,21 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             )
         self.model = model
         self.sync_index()
+
+    def use_lock(self, lock) -> None:
+        """Guard the gallery with its owner's lock instead of its own (a server's, held by all
+        its gallery requests): reads and writes of the database and index hold it, detection
+        and embedding do not. Call before other threads use the gallery."""
+        self._lock = lock
+
+    def _check_current(self, model) -> None:
+        """Before storing what `model` read outside the lock (call under it): the gallery is
+        still open and still uses that model, else GalleryChangedError."""
+        if self._closed or self.model is not model:
+            raise GalleryChangedError(
+                f"{self.path}: the gallery was closed or moved to another model while photos "
+                "were being read; add them again"
+            )
 
     def close(self) -> None:
         """Save the index and close the database; closing again does nothing."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import GalleryError, ImageError
+from ..errors import ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
@@ -118,11 +118,7 @@ class AddMixin:
         Under the lock; the photos were read outside it, so a photo another call stored
         meanwhile is a duplicate, and a gallery closed or moved to another model meanwhile (a
         server's migration) refuses the batch rather than mixing models."""
-        if self.gallery._closed or self.gallery.model is not model:
-            raise GalleryError(
-                f"{self.path}: the library was closed or moved to another model while photos "
-                "were being read; add them again"
-            )
+        self.gallery._check_current(model)
         index = self.gallery.index
         ids, vectors, photos = [], [], 0
         with self._store.transaction() as db:

@@ -45,12 +45,12 @@ class Library(AddMixin, CorrectionsMixin):
     the smallest cluster. Both are recorded in the file on creation.
     """
 
-    def __init__(self, gallery: Gallery, threshold: float, min_faces: int, lock=None):
+    def __init__(self, gallery: Gallery, threshold: float, min_faces: int):
         self.gallery = gallery
         self._store = gallery._store  # the gallery's database: one file, one set of migrations
-        #: held while the database or index is read or written (not while photos are read):
-        #: the gallery's, or its owner's (a server's lock over every gallery request)
-        self._lock = gallery._lock if lock is None else lock
+        #: held while the database or index is read or written, not while photos are read
+        #: (the gallery's: a server's own lock when it serves the gallery, `Gallery.use_lock`)
+        self._lock = gallery._lock
         self.threshold = float(threshold)
         self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
         self.min_faces = int(min_faces)
@@ -83,17 +83,11 @@ class Library(AddMixin, CorrectionsMixin):
 
     @classmethod
     def from_gallery(
-        cls,
-        gallery: Gallery,
-        *,
-        threshold: float | None = None,
-        min_faces: int | None = None,
-        lock=None,
+        cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
     ) -> Library:
         """The library in an open gallery (its thresholds recorded in the file on first use).
         The gallery stays its owner's: a bad threshold or min_faces (given, or recorded in the
-        file) raises LibraryError and leaves it open. `lock`: the owner's lock over the
-        gallery, if it has one (the library then holds it for its reads and writes)."""
+        file) raises LibraryError and leaves it open."""
         meta = gallery._store.meta()
         threshold = meta.get("people_threshold") if threshold is None else threshold
         if threshold is None:
@@ -105,7 +99,7 @@ class Library(AddMixin, CorrectionsMixin):
             with gallery._store.transaction() as db:
                 values = {"people_threshold": threshold, "people_min_faces": min_faces}
                 gallery._store.set_meta(db, values)
-        return cls(gallery, threshold, min_faces, lock)
+        return cls(gallery, threshold, min_faces)
 
     def close(self) -> None:
         """Save the index and close the database."""

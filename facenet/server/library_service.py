@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import GalleryError, LibraryNotFoundError
+from ..errors import GalleryChangedError, GalleryError, LibraryNotFoundError
 from .uploads import ApiError
 
 
@@ -92,10 +92,8 @@ class LibraryService:
     def add(self, uploads, names: tuple[str, ...]) -> dict:
         """Add uploaded photos (`uploads` yields them decoded, one at a time), labelled with
         their file names."""
-        report = self._call(  # the library holds the lock while it stores (see the module doc)
-            self.library.add, (u.rgb for u in uploads), names=list(names),
-            code="gallery_changed", status=409,
-        )  # fmt: skip
+        # the library holds the lock while it stores (see the module doc)
+        report = self._call(self.library.add, (u.rgb for u in uploads), names=list(names))
         out = report.to_dict()
         out["failed"] = [{"filename": f["photo"], "reason": f["error"]} for f in out["failed"]]
         return out
@@ -183,15 +181,18 @@ class LibraryService:
             return self._call(function, person_id, face_id).to_dict()
 
     @staticmethod
-    def _call(function, *args, code: str = "library_error", status: int = 400, **kwargs):
+    def _call(function, *args, code: str = "library_error", **kwargs):
         """A library call; its refusals (one line) answer 404 for an unknown id
-        (`LibraryNotFoundError`, by its kind), else `status` with `code`."""
+        (`LibraryNotFoundError`, by its kind), 409 for a gallery switched by a migration
+        meanwhile (`GalleryChangedError`), else 400."""
         try:
             return function(*args, **kwargs)
         except LibraryNotFoundError as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from None
+        except GalleryChangedError as exc:
+            raise ApiError(409, "gallery_changed", str(exc)) from None
         except GalleryError as exc:
-            raise ApiError(status, code, str(exc)) from None
+            raise ApiError(400, code, str(exc)) from None
 
 
 def _shown(people: list) -> list:

@@ -129,6 +129,7 @@ def switch_server(service: Service, model) -> None:
         path = service.gallery.path
         service.gallery.close()
         gallery = Gallery.open(path)
+        gallery.use_lock(service._gallery_lock)
         if model is None or model.model_id != gallery.model_id:
             model = FaceNet.load(gallery.model_path)
         service.model = ServedModel(model, service.settings.max_faces)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryChangedError, GalleryError
 from ..types import Face
 from .served_model import ServedModel, largest_faces, rescale
 from .settings import Settings
@@ -37,8 +37,9 @@ class Service:
         self._gallery_lock = threading.RLock()
         self._library = None  # the people library over `gallery`, made when first used
         if gallery is not None:
+            gallery.use_lock(self._gallery_lock)  # the gallery's reads and writes hold it
             with self._gallery_lock:
-                gallery.attach(self.model)  # every gallery inference goes through the lock
+                gallery.attach(self.model)
             # thumbnails written by servers before the gallery kept crops: still shown
             self.thumbnails = Path(str(gallery.path) + ".thumbs")
         else:
@@ -152,8 +153,7 @@ class Service:
         with self._gallery_lock:
             library = self._library
             if library is None or library.gallery is not self.gallery:
-                library = Library.from_gallery(self.gallery, lock=self._gallery_lock)
-                self._library = library
+                library = self._library = Library.from_gallery(self.gallery)
             return LibraryService(library, self._gallery_lock, self.settings.thumbnail_size)
 
     def gallery_counts(self) -> dict | None:
@@ -225,11 +225,16 @@ class Service:
 
     def enroll(self, name: str, uploads: list[Upload]) -> dict:
         gallery = self._require_gallery()
+        try:  # detects and embeds outside the gallery's lock (`Gallery.use_lock`)
+            report = gallery.enroll(name, [u.rgb for u in uploads])
+        except GalleryChangedError as exc:
+            raise ApiError(409, "gallery_changed", str(exc)) from None
+        except GalleryError as exc:
+            raise ApiError(400, "invalid_name", str(exc)) from None
         with self._gallery_lock:
-            try:
-                report = gallery.enroll(name, [u.rgb for u in uploads])
-            except GalleryError as exc:
-                raise ApiError(400, "invalid_name", str(exc)) from None
+            if gallery is not self.gallery:  # switched by a migration since the enrolment
+                message = "a migration switched the gallery during this enrolment; enrol again"
+                raise ApiError(409, "gallery_changed", message)
             enrolled = [
                 {"filename": _upload_name(e.source, uploads), "face_id": e.face_id,
                  "faces_in_photo": e.faces_in_photo}

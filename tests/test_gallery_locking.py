@@ -1,0 +1,88 @@
+"""Enrolment reads photos outside the gallery's lock (issue: a server's reads waited for every
+upload's inference), so it checks again under the lock before storing: a photo another call
+enrolled meanwhile is skipped as a duplicate, and a gallery closed or moved to another model
+meanwhile refuses the batch (`GalleryChangedError`) with nothing stored. `Gallery.use_lock`
+puts the gallery under its owner's lock (a server's)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from facenet.errors import GalleryChangedError
+from facenet.gallery import Gallery
+
+from .people_support import hold_reads
+from .test_gallery import FakeModel, photo
+
+
+@pytest.fixture
+def gallery(tmp_path):
+    with Gallery.create(tmp_path / "g.db", FakeModel()) as gallery:
+        yield gallery
+
+
+def test_enrolment_reads_outside_the_lock(gallery, monkeypatch):
+    reading, release = hold_reads(monkeypatch, gallery.model)
+    report = {}
+    enrolment = threading.Thread(
+        target=lambda: report.update(r=gallery.enroll("Ann", [photo((1, 0, 30))]))
+    )
+    enrolment.start()
+    try:
+        assert reading.wait(60)
+        taken = gallery._lock.acquire(timeout=30)  # another request, while the photo is read
+        assert taken, "enrol held the gallery's lock while it detected and embedded"
+        gallery._lock.release()
+    finally:
+        release.set()
+        enrolment.join(60)
+    assert len(report["r"].enrolled) == 1 and gallery.people()[0].faces == 1
+
+
+def test_a_photo_enrolled_meanwhile_is_skipped_as_a_duplicate(gallery, monkeypatch):
+    image = photo((1, 0, 30))
+    original = gallery.model.represent
+    inner = {}
+
+    def racing(rgb):  # another call enrols the same photo while this one reads it
+        monkeypatch.setattr(gallery.model, "represent", original)
+        inner["report"] = gallery.enroll("Ann", [image])
+        return original(rgb)
+
+    monkeypatch.setattr(gallery.model, "represent", racing)
+    outer = gallery.enroll("Bob", [image])
+    assert len(inner["report"].enrolled) == 1
+    assert outer.enrolled == [] and "duplicate" in outer.skipped[0].reason
+    assert [(p.name, p.faces) for p in gallery.people()] == [("Ann", 1)]
+
+
+def test_a_gallery_moved_to_another_model_meanwhile_refuses_the_batch(gallery, monkeypatch):
+    model = gallery.model
+    original = model.represent
+
+    def migrating(rgb):  # a server's migration swaps the gallery's model during the read
+        monkeypatch.setattr(gallery, "model", FakeModel())
+        return original(rgb)
+
+    monkeypatch.setattr(model, "represent", migrating)
+    with pytest.raises(GalleryChangedError, match="another model while photos were being read"):
+        gallery.enroll("Ann", [photo((1, 0, 30))])
+    assert gallery.people() == []
+
+
+def test_use_lock_puts_the_gallery_under_its_owners_lock(gallery, monkeypatch):
+    owner = threading.RLock()
+    gallery.use_lock(owner)
+    reading, release = hold_reads(monkeypatch, gallery.model)
+    enrolment = threading.Thread(target=gallery.enroll, args=("Ann", [photo((1, 0, 30))]))
+    enrolment.start()
+    assert reading.wait(60)
+    with owner:  # the owner takes its lock while the photo is read: the photo is not stored
+        release.set()
+        enrolment.join(1.0)
+        assert enrolment.is_alive()
+        assert gallery._store.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
+    enrolment.join(60)
+    assert [(p.name, p.faces) for p in gallery.people()] == [("Ann", 1)]
