@@ -56,6 +56,23 @@ def hold_reads(monkeypatch, model) -> tuple[threading.Event, threading.Event]:
     return reading, release
 
 
+def lock_free_while_reading(monkeypatch, model, lock, call):
+    """Run `call()` in a thread with `model`'s reads held, take `lock` while a photo is being
+    read (it must be free: the read holds no lock), then let the read go; `call`'s result."""
+    reading, release = hold_reads(monkeypatch, model)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(value=call()))
+    worker.start()
+    try:
+        assert reading.wait(60)
+        assert lock.acquire(timeout=30), "the lock was held while a photo was being read"
+        lock.release()
+    finally:
+        release.set()
+        worker.join(60)
+    return result["value"]
+
+
 _MODEL: MemoModel | None = None
 
 

@@ -13,7 +13,7 @@ import pytest
 from facenet.errors import GalleryChangedError
 from facenet.gallery import Gallery
 
-from .people_support import hold_reads
+from .people_support import hold_reads, lock_free_while_reading
 from .test_gallery import FakeModel, photo
 
 
@@ -24,21 +24,11 @@ def gallery(tmp_path):
 
 
 def test_enrolment_reads_outside_the_lock(gallery, monkeypatch):
-    reading, release = hold_reads(monkeypatch, gallery.model)
-    report = {}
-    enrolment = threading.Thread(
-        target=lambda: report.update(r=gallery.enroll("Ann", [photo((1, 0, 30))]))
-    )
-    enrolment.start()
-    try:
-        assert reading.wait(60)
-        taken = gallery._lock.acquire(timeout=30)  # another request, while the photo is read
-        assert taken, "enrol held the gallery's lock while it detected and embedded"
-        gallery._lock.release()
-    finally:
-        release.set()
-        enrolment.join(60)
-    assert len(report["r"].enrolled) == 1 and gallery.people()[0].faces == 1
+    def enrol():
+        return gallery.enroll("Ann", [photo((1, 0, 30))])
+
+    report = lock_free_while_reading(monkeypatch, gallery.model, gallery._lock, enrol)
+    assert len(report.enrolled) == 1 and gallery.people()[0].faces == 1
 
 
 def test_a_photo_enrolled_meanwhile_is_skipped_as_a_duplicate(gallery, monkeypatch):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ from facenet.errors import GalleryError, LibraryError, LibraryNotFoundError
 from facenet.images import load_image
 from facenet.people import Library
 
-from .people_support import hold_reads, memo_model, photos
+from .people_support import lock_free_while_reading, memo_model, photos
 
 
 def run(*args):
@@ -193,19 +192,11 @@ def test_unknown_ids_raise_library_not_found(lib):
 
 
 def test_add_reads_photos_outside_the_lock(lib, monkeypatch):
-    reading, release = hold_reads(monkeypatch, lib.gallery.model)
-    report = {}
-    adder = threading.Thread(target=lambda: report.update(r=lib.add(photos("Tony_Blair", 1, 4))))
-    adder.start()
-    try:
-        assert reading.wait(60)
-        taken = lib._lock.acquire(timeout=30)  # another request, while the photo is read
-        assert taken, "add held the library's lock while it detected and embedded"
-        lib._lock.release()
-    finally:
-        release.set()
-        adder.join(60)
-    assert report["r"].photos == 1 and report["r"].faces >= 1
+    def add():
+        return lib.add(photos("Tony_Blair", 1, 4))
+
+    report = lock_free_while_reading(monkeypatch, lib.gallery.model, lib._lock, add)
+    assert report.photos == 1 and report.faces >= 1
 
 
 def test_a_photo_stored_meanwhile_is_a_duplicate_and_stored_once(lib, monkeypatch):
