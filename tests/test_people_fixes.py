@@ -9,7 +9,8 @@ test failed before its fix), on real LFW faces with the default model:
 6. an unknown id raises `LibraryNotFoundError` (its kind says face or person);
 7. `add` detects and embeds outside the library's lock (a server's other requests are answered
    meanwhile), so it checks again under the lock: a photo another call stored meanwhile is a
-   duplicate, and a gallery moved to another model meanwhile refuses the batch.
+   duplicate, and a gallery moved to another model meanwhile refuses the batch; a correction
+   made between its storing and its placing (the lock is free then) is kept.
 """
 
 from __future__ import annotations
@@ -232,3 +233,29 @@ def test_a_gallery_moved_to_another_model_meanwhile_refuses_the_batch(lib, monke
         lib.add(photos("Tony_Blair", 1, 4))
     monkeypatch.setattr(lib.gallery, "model", model)
     assert len(lib.faces()) == before
+
+
+def test_a_correction_made_between_storing_and_placing_is_kept(lib, monkeypatch):
+    smallest = min(lib.people(named=False), key=lambda p: p.face_count)  # Tony Blair's
+    place = lib.place_pending
+    touched = {}
+
+    def correct_then_place(report=None):  # the user, while the add has not placed its faces
+        pending = lib._store.db.execute("SELECT id FROM faces WHERE pending = 1 ORDER BY id")
+        moved, rejected, linked = (int(r[0]) for r in pending.fetchall()[:3])
+        lib.move(moved, smallest.id)
+        lib.reject(rejected)
+        lib.cannot_link(linked, moved)
+        touched.update(moved=moved, rejected=rejected, linked=linked)
+        return place(report)
+
+    monkeypatch.setattr(lib, "place_pending", correct_then_place)
+    report = lib.add(photos("Colin_Powell", 3, 6))
+    assert report.photos == 3 and len(touched) == 3
+    moved = lib.face(touched["moved"])
+    assert moved.person_id == smallest.id and moved.assigned_by == "user"
+    assert lib.face(touched["rejected"]).state == "rejected"
+    assert lib.face(touched["linked"]).person_id != smallest.id
+    assert lib.violations() == []
+    pending = lib._store.db.execute("SELECT COUNT(*) FROM faces WHERE pending = 1").fetchone()
+    assert pending[0] == 0

@@ -159,11 +159,17 @@ class AddMixin:
             return self._place(report)
 
     def _place(self, report: AddReport) -> AddReport:
+        """Place the pending faces no correction touched since they were stored (`add` stores
+        them batch by batch, releasing the lock between: a face the user moved, rejected or
+        linked meanwhile keeps what the user said; all are no longer pending afterwards)."""
         rows = self._store.db.execute(
-            "SELECT id, embedding, low_quality, content_hash FROM faces "
-            "WHERE pending = 1 AND rejected IS NULL ORDER BY id"
+            "SELECT id, embedding, low_quality, content_hash FROM faces WHERE pending = 1 "
+            "AND rejected IS NULL AND person_id IS NULL AND assigned_by IS NULL AND id NOT IN "
+            "(SELECT face_a FROM face_links UNION SELECT face_b FROM face_links) ORDER BY id"
         ).fetchall()
         if not rows:
+            with self._store.transaction() as db:
+                db.execute("UPDATE faces SET pending = 0 WHERE pending = 1")
             return report
         new_ids = [int(r[0]) for r in rows]
         vectors = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
