@@ -142,3 +142,8 @@ def test_teacher_views_tool_stores_rows_that_regenerate_its_inputs(tmp_path, sma
     _, missing = targets.batch([len(paths) - 1], 0, 0)
     assert missing["weight"][0] == 0.0
     loader.close()
+    # the target space does not follow the run's seed: a student continued under another
+    # seed (--init) keeps the space it was trained in
+    other = ViewTargets(tmp_path / "views.npz", paths, tmp_path / "faces", seed=7)
+    np.testing.assert_array_equal(other.projection, targets.projection)
+    np.testing.assert_array_equal(other.targets, targets.targets)

@@ -17,9 +17,9 @@ View 1 DevTest faces (never trained on), aligned once like the training chips (M
 128 px) and cached in --lfw-cache. The teacher's outputs do not depend on the student: they are
 cached in --cache, so a second model costs only its own forward passes.
 
-Without --run (the shipped model, trained with `distill.target_projection(descriptors, seed)`,
-a fixed random rotation times one scale): the projection is fitted the same way, with the model's
-training seed, on the teacher's outputs for the CelebA sample. Neither cosine depends on that
+Without --run (the shipped model, trained with `distill.target_projection(descriptors)`, a
+fixed random rotation times one scale): the projection is fitted the same way on the teacher's
+outputs for the CelebA sample. Neither cosine depends on that
 scale, so for these figures it is the shipped model's own map; its teacher, though, was dlib's
 ResNet on dlib's own chip of each 112 px crop (a file since replaced), not the one used here.
 
@@ -173,14 +173,12 @@ def _embedding_model(path: Path):
     return embedding_model(load_keras_model(path)[0])
 
 
-def run_projection(run: Path | None, model_path: Path, celeba: np.ndarray) -> np.ndarray:
+def run_projection(run: Path | None, celeba: np.ndarray) -> np.ndarray:
     """The run's target projection, or (no run) the shipped recipe's, fitted on `celeba`."""
     if run is None:
-        from facenet.models.files import read_info
         from facenet.train.distill import target_projection
 
-        seed = int(read_info(model_path).extra.get("training", {}).get("seed", 0))
-        return target_projection(celeba, seed)
+        return target_projection(celeba)
     ckpt = run / "checkpoint.npz"
     if not ckpt.is_file():
         raise FitError(f"{run}: no checkpoint.npz")
@@ -259,7 +257,7 @@ def report(args: argparse.Namespace) -> None:
     sets = [folder_set("celeba", args.celeba, args.n), folder_set("utkface", args.utkface, args.n),
             lfw_set(args.pairs, args.lfw_cache, args.n)]  # fmt: skip
     teacher = teacher_outputs(args.teacher, sets, args.cache)
-    projection = run_projection(args.run, args.model, teacher["celeba"])
+    projection = run_projection(args.run, teacher["celeba"])
     trained = trained_on(args.run)
     student = _embedding_model(args.model)
     if projection.shape != (student.output_shape[-1],) * 2:

@@ -191,8 +191,9 @@ def _teacher(config: TrainConfig, train_set, model):
         return None
     from .distill import load_teacher_targets
 
-    teacher = load_teacher_targets(config.distill, train_set.paths, config.data,
-                                   config.embedding_size, config.seed)  # fmt: skip
+    teacher = load_teacher_targets(
+        config.distill, train_set.paths, config.data, config.embedding_size
+    )
     log.info("distilling %s: the teacher saw %.1f%% of the training images",
              config.distill, 100 * teacher.coverage)  # fmt: skip
     _bottleneck_norm(model, config.backbone).beta.assign(teacher.offset)

@@ -45,7 +45,7 @@ class ViewTargets:
         self.rows = rows.copy()
         self.rows[..., COLUMN["partner"]] = np.where(partner >= 0, np.maximum(mapped, 0), -1)
         flat = desc.reshape(-1, desc.shape[-1]).astype(np.float64)
-        self.projection = target_projection(flat, seed).astype(np.float32)
+        self.projection = target_projection(flat).astype(np.float32)
         self.mean = flat.mean(axis=0).astype(np.float32)
         self.targets = (desc.astype(np.float32) @ self.projection).astype(np.float32)
         self.views, self.seed = rows.shape[1], int(seed)

@@ -289,7 +289,7 @@ class _Run:
             centre.close()
         desc = np.concatenate(parts).astype(np.float64)
         _check_dims(desc.shape[1], self.config)
-        projection = target_projection(desc, self.config.seed).astype(np.float32)
+        projection = target_projection(desc).astype(np.float32)
         return projection, desc.mean(axis=0).astype(np.float32)
 
     def _info(self) -> ModelInfo:
