@@ -166,9 +166,7 @@ class EnrolMixin:
         finally:
             if bar is not None:
                 bar.close()
-            with self._lock:
-                if not self._closed:
-                    self._save_index()
+            self._save_index_if_open()
         for note in report.notes:
             log.info(note)
         return report
@@ -190,7 +188,7 @@ class EnrolMixin:
         with self._lock:
             owner = self._store.hash_owner(digest) if digest not in seen else "this enrolment"
         if owner is not None:
-            return f"duplicate: already enrolled (as {owner})"
+            return _duplicate(owner)
         try:
             faces = model.represent(image)  # outside the lock: other calls go on meanwhile
         except ImageError as exc:
@@ -210,9 +208,7 @@ class EnrolMixin:
             if owner is None:
                 out.append(item)
             else:
-                report.skipped.append(
-                    Skipped(item[0], item[1], f"duplicate: already enrolled (as {owner})")
-                )
+                report.skipped.append(Skipped(item[0], item[1], _duplicate(owner)))
         return out
 
     def _insert(self, pending, metadata, index: Index, report: EnrollReport) -> None:
@@ -250,6 +246,11 @@ class EnrolMixin:
         index.add(vectors, ids)
         for (name, source, _digest, _face, n, *_), face_id in zip(pending, ids, strict=True):
             report.enrolled.append(Enrolled(name, source, face_id, n))
+
+
+def _duplicate(owner: str) -> str:
+    """Why a photo already in the gallery is skipped."""
+    return f"duplicate: already enrolled (as {owner})"
 
 
 def most_prominent(faces: Sequence[Face], image_shape: Sequence[int]) -> Face:

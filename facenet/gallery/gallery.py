@@ -304,6 +304,12 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         if self._index_synced:
             self._index.save(self._store, self.model_id)
 
+    def _save_index_if_open(self) -> None:
+        """After photos read outside the lock: a migration may have closed the gallery since."""
+        with self._lock:
+            if not self._closed:
+                self._save_index()
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _require_model(self) -> EmbeddingModel:

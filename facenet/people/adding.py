@@ -76,9 +76,7 @@ class AddMixin:
         finally:
             if bar is not None:
                 bar.close()
-            with self._lock:
-                if not self.gallery._closed:
-                    self.gallery._save_index()
+            self.gallery._save_index_if_open()
         return report
 
     def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
