@@ -76,3 +76,43 @@ def test_use_lock_puts_the_gallery_under_its_owners_lock(gallery, monkeypatch):
         assert gallery._store.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
     enrolment.join(60)
     assert [(p.name, p.faces) for p in gallery.people()] == [("Ann", 1)]
+
+
+def test_a_switch_by_another_connection_refuses_the_stale_gallerys_writes(tmp_path):
+    """A migration in another connection (a CLI process, or a server's job before the server
+    reopens its gallery) switches the database: the still-open gallery must not store faces
+    with the old model's embeddings, which no search would match."""
+    from facenet.gallery import migrate as m
+
+    from .test_gallery import fake_embedding
+    from .test_gallery_migrate import other_model
+
+    path = tmp_path / "g.db"
+    with Gallery.create(path, FakeModel()) as stale:
+        stale.enroll("Ann", [photo((1, 0, 30))])
+        m.migrate(path, m.Target.of(other_model()))
+        with pytest.raises(GalleryChangedError, match="moved to another model"):
+            stale.enroll("Bob", [photo((2, 0, 30))])
+        with pytest.raises(GalleryChangedError, match="moved to another model"):
+            stale.add_embeddings("Bob", fake_embedding(2, 0)[None])
+    with Gallery.open(path, other_model()) as g:
+        assert [(p.name, p.faces) for p in g.people()] == [("Ann", 1)]
+        assert g.index_status.startswith("rebuilt") and len(g.index) == 1
+
+
+def test_a_library_switched_by_another_connection_refuses_the_batch(tmp_path):
+    import sqlite3
+
+    from facenet.people import Library
+
+    from .people_support import memo_model, photos
+
+    path = tmp_path / "lib.db"
+    with Library.open(path, memo_model()) as library:
+        library.add(photos("Colin_Powell", 1))
+        with sqlite3.connect(path) as db:  # what a migration's switch does to the meta
+            db.execute("UPDATE meta SET value = 'another' WHERE key = 'model_id'")
+        with pytest.raises(GalleryChangedError, match="moved to another model"):
+            library.add(photos("Tony_Blair", 1))
+        count = library.gallery._store.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        assert count == 1

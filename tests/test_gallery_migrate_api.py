@@ -127,3 +127,33 @@ def test_cli_migrate_dry_run_json_then_switch_and_rollback(
     assert result.exit_code == 0 and "pruned 3" in result.stderr
     result = run(main, ["gallery", "migrate", str(path), "--rollback"])
     assert result.exit_code == 2 and "nothing to roll back" in result.output
+
+
+def test_an_upload_between_the_switch_and_the_servers_reopen_is_refused(
+    tmp_path, small_model, second_model_file, photos, monkeypatch
+):
+    """The migration job switches the database, then reopens the server's gallery: an
+    enrolment stored in between would keep the old model's embedding (never matched). It is
+    refused with 409 `gallery_changed`, and goes through once the server has switched."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app, migration
+
+    switches = []
+    monkeypatch.setattr(migration, "switch_server", lambda *args: switches.append(args))
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        enrol = {"data": {"name": "Bush"}, "files": files(images=[photos["bush1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(second_model_file)})
+        assert r.status_code == 202 and wait(client)["state"] == "done" and switches
+        enrol = {"data": {"name": "Powell"}, "files": files(images=[photos["powell1"]])}
+        r = client.post(f"{API}/people", **enrol)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "gallery_changed", r.text
+        monkeypatch.undo()
+        migration.switch_server(*switches[0])
+        enrol = {"data": {"name": "Powell"}, "files": files(images=[photos["powell1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201
+        people = client.get(f"{API}/people").json()
+        assert [(p["name"], p["faces"]) for p in people] == [("Bush", 1), ("Powell", 1)]
+    app.state.service.gallery.close()

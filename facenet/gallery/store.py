@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryChangedError, GalleryError
 from .schema import MIGRATIONS, SCHEMA_VERSION, now  # noqa: F401  (now: re-exported)
 
 
@@ -109,6 +109,18 @@ class Store:
         """The gallery's key/value record (model id, thresholds...)."""
         return {r["key"]: r["value"] for r in self.db.execute("SELECT key, value FROM meta")}
 
+    def require_model(self, db: sqlite3.Connection, model_id: str) -> None:
+        """Inside a write transaction `db`: the database still uses `model_id`, else
+        GalleryChangedError. A migration in another connection (a server's job, another
+        process) may have switched it after this caller read its photos: storing their
+        embeddings then would leave faces no search matches."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+        if row is not None and row[0] != model_id:
+            raise GalleryChangedError(
+                f"{self.path}: the gallery moved to another model while photos were being "
+                "read; add them again"
+            )
+
     def set_meta(self, db: sqlite3.Connection, values: dict[str, object]) -> None:
         """Insert or replace meta keys inside the transaction `db`."""
         db.executemany(
@@ -159,6 +171,8 @@ class Store:
         landmarks json, photo path, crop: StoredCrop | None)."""
         ids = []
         created = now()
+        for model_id in {row[6] for row in rows}:
+            self.require_model(db, model_id)
         for *row, crop in rows:
             cursor = db.execute(
                 "INSERT INTO faces (person_id, source, content_hash, box, score, embedding, "

@@ -120,6 +120,7 @@ class AddMixin:
         index = self.gallery.index
         ids, vectors, photos = [], [], 0
         with self._store.transaction() as db:
+            self._store.require_model(db, self.gallery.model_id)
             for digest, path, source, faces in pending:
                 if self._stored(digest):
                     report.duplicates.append(source)
