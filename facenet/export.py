@@ -181,18 +181,14 @@ def quantize_onnx(
     fixed = spec.type.tensor_type.shape.dim[0].dim_value or None
     dtype = np.uint8 if spec.type.tensor_type.elem_type == onnx.TensorProto.UINT8 else np.float32
 
-    class Reader(quantization.CalibrationDataReader):
-        def __init__(self):
-            step = fixed or 1
-            self.batches = iter(
-                [
-                    {name: crops[i : i + step].astype(dtype)}
-                    for i in range(0, len(crops) - step + 1, step)
-                ]
-            )
+    step = fixed or 1
+    batches = iter(
+        [{name: crops[i : i + step].astype(dtype)} for i in range(0, len(crops) - step + 1, step)]
+    )
 
+    class Reader(quantization.CalibrationDataReader):
         def get_next(self):
-            return next(self.batches, None)
+            return next(batches, None)
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"

@@ -123,70 +123,98 @@ def _template() -> list[tuple]:
     return nodes
 
 
+def _con(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    if version not in ("con_4", "con_5", "con_6"):
+        raise ValueError(f"con: unexpected version {version}")
+    params = s.tensor()
+    out["num_filters"] = s.int()
+    out["nr"], out["nc"] = s.int(), s.int()
+    out["stride"] = (s.int(), s.int())
+    out["padding"] = (s.int(), s.int())
+    filters, biases = s.alias(), s.alias()
+    for _ in range(4):
+        s.float()
+    if version in ("con_5", "con_6"):
+        out["use_bias"] = s.bool()
+    if version == "con_6":
+        out["use_relu"] = s.bool()
+    flat = params.reshape(-1)
+    nf = int(np.prod(filters))
+    out["filters"] = flat[:nf].reshape(filters)  # (num_filters, k, nr, nc)
+    out["biases"] = flat[nf : nf + int(np.prod(biases))].reshape(-1)
+    if out["num_filters"] != node[2] or out["stride"] != (node[3], node[3]):
+        raise ValueError(f"layer mismatch: {node} vs {out['num_filters']} / {out['stride']}")
+
+
+def _affine(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    if version not in ("affine_", "affine_2"):
+        raise ValueError(f"affine: unexpected version {version} (bn_ not handled)")
+    params = s.tensor().reshape(-1)
+    gamma, beta = s.alias(), s.alias()
+    out["mode"] = s.int()
+    if version == "affine_2":
+        out["disabled"] = s.bool()
+    k = int(np.prod(gamma))
+    out["gamma"], out["beta"] = params[:k], params[k : k + int(np.prod(beta))]
+
+
+def _relu(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    if version == "relu_2":
+        out["disabled"] = s.bool()
+    elif version != "relu_":
+        raise ValueError(f"relu: unexpected version {version}")
+
+
+def _pool(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    kind = node[1]
+    if version != f"{kind}_2":
+        raise ValueError(f"{kind}: unexpected version {version}")
+    out["nr"], out["nc"] = s.int(), s.int()
+    out["stride"] = (s.int(), s.int())
+    out["padding"] = (s.int(), s.int())
+
+
+def _add_prev(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    if version != "add_prev_":
+        raise ValueError(f"add_prev: unexpected version {version}")
+    out["tag"] = node[2]
+
+
+def _fc(s: _Stream, version: str, node: tuple, out: dict) -> None:
+    if version not in ("fc_2", "fc_3"):
+        raise ValueError(f"fc: unexpected version {version}")
+    out["num_outputs"], out["num_inputs"] = s.int(), s.int()
+    params = s.tensor().reshape(-1)
+    weights = s.alias()
+    s.alias()  # the biases' shape: dlib's face network is fc_no_bias
+    out["bias_mode"] = s.int()
+    for _ in range(4):
+        s.float()
+    if version == "fc_3":
+        out["use_bias"] = s.bool()
+    nw = int(np.prod(weights))
+    out["weights"] = params[:nw].reshape(out["num_inputs"], out["num_outputs"])
+
+
+#: How each layer kind's parameters follow its version string in the file.
+_READERS = {
+    "con": _con,
+    "affine": _affine,
+    "relu": _relu,
+    "max_pool": _pool,
+    "avg_pool": _pool,
+    "add_prev": _add_prev,
+    "fc": _fc,
+}
+
+
 def _details(s: _Stream, node: tuple) -> dict:
     kind = node[1]
     version = s.str()
     out: dict = {"kind": kind, "version": version}
-    if kind == "con":
-        if version not in ("con_4", "con_5", "con_6"):
-            raise ValueError(f"con: unexpected version {version}")
-        params = s.tensor()
-        out["num_filters"] = s.int()
-        out["nr"], out["nc"] = s.int(), s.int()
-        out["stride"] = (s.int(), s.int())
-        out["padding"] = (s.int(), s.int())
-        filters, biases = s.alias(), s.alias()
-        for _ in range(4):
-            s.float()
-        if version in ("con_5", "con_6"):
-            out["use_bias"] = s.bool()
-        if version == "con_6":
-            out["use_relu"] = s.bool()
-        flat = params.reshape(-1)
-        nf = int(np.prod(filters))
-        out["filters"] = flat[:nf].reshape(filters)  # (num_filters, k, nr, nc)
-        out["biases"] = flat[nf : nf + int(np.prod(biases))].reshape(-1)
-    elif kind == "affine":
-        if version not in ("affine_", "affine_2"):
-            raise ValueError(f"affine: unexpected version {version} (bn_ not handled)")
-        params = s.tensor().reshape(-1)
-        gamma, beta = s.alias(), s.alias()
-        out["mode"] = s.int()
-        if version == "affine_2":
-            out["disabled"] = s.bool()
-        k = int(np.prod(gamma))
-        out["gamma"], out["beta"] = params[:k], params[k : k + int(np.prod(beta))]
-    elif kind == "relu":
-        if version == "relu_2":
-            out["disabled"] = s.bool()
-        elif version != "relu_":
-            raise ValueError(f"relu: unexpected version {version}")
-    elif kind in ("max_pool", "avg_pool"):
-        if version != f"{kind}_2":
-            raise ValueError(f"{kind}: unexpected version {version}")
-        out["nr"], out["nc"] = s.int(), s.int()
-        out["stride"] = (s.int(), s.int())
-        out["padding"] = (s.int(), s.int())
-    elif kind == "add_prev":
-        if version != "add_prev_":
-            raise ValueError(f"add_prev: unexpected version {version}")
-        out["tag"] = node[2]
-    elif kind == "fc":
-        if version not in ("fc_2", "fc_3"):
-            raise ValueError(f"fc: unexpected version {version}")
-        out["num_outputs"], out["num_inputs"] = s.int(), s.int()
-        params = s.tensor().reshape(-1)
-        weights, biases = s.alias(), s.alias()
-        out["bias_mode"] = s.int()
-        for _ in range(4):
-            s.float()
-        if version == "fc_3":
-            out["use_bias"] = s.bool()
-        nw = int(np.prod(weights))
-        out["weights"] = params[:nw].reshape(out["num_inputs"], out["num_outputs"])
-    if kind == "con":
-        if out["num_filters"] != node[2] or out["stride"] != (node[3], node[3]):
-            raise ValueError(f"layer mismatch: {node} vs {out['num_filters']} / {out['stride']}")
+    reader = _READERS.get(kind)
+    if reader is not None:
+        reader(s, version, node, out)
     return out
 
 

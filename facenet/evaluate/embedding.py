@@ -218,30 +218,8 @@ def load_embeddings_file(
     """
     start = time.perf_counter()
     path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FaceNetError(f"{path}: no such embeddings file") from None
-    except (OSError, ValueError) as exc:
-        raise FaceNetError(f"{path}: not a readable npz file ({exc})") from None
-    with data:
-        if "paths" in data.files and "embeddings" in data.files:
-            names = [str(p) for p in data["paths"].tolist()]
-            matrix = np.asarray(data["embeddings"], dtype=np.float64)
-            if matrix.ndim != 2 or matrix.shape[0] != len(names):
-                raise FaceNetError(
-                    f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
-                )
-            table = dict(zip(names, matrix, strict=True))
-        else:
-            table = {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
-    table = {_norm_key(k, root): v for k, v in table.items()}
-    dims = {v.size for v in table.values()}
-    if len(dims) > 1:
-        raise FaceNetError(f"{path}: embeddings of different lengths {sorted(dims)}")
-    if not dims:
-        raise FaceNetError(f"{path}: no embeddings in the file")
-    dim = dims.pop()
+    table = _read_embedding_table(path, root)
+    dim = next(iter(table.values())).size
     emb = np.full((len(paths), dim), np.nan, dtype=np.float64)
     failed: dict[str, str] = {}
     for i, p in enumerate(paths):
@@ -273,6 +251,34 @@ def load_embeddings_file(
         time.perf_counter() - start,
         f"file:{path}",
     )
+
+
+def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[str, np.ndarray]:
+    """The file's vectors keyed by normalised image path; FaceNetError if unreadable or ragged."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FaceNetError(f"{path}: no such embeddings file") from None
+    except (OSError, ValueError) as exc:
+        raise FaceNetError(f"{path}: not a readable npz file ({exc})") from None
+    with data:
+        if "paths" in data.files and "embeddings" in data.files:
+            names = [str(p) for p in data["paths"].tolist()]
+            matrix = np.asarray(data["embeddings"], dtype=np.float64)
+            if matrix.ndim != 2 or matrix.shape[0] != len(names):
+                raise FaceNetError(
+                    f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
+                )
+            table = dict(zip(names, matrix, strict=True))
+        else:
+            table = {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
+    table = {_norm_key(k, root): v for k, v in table.items()}
+    dims = {v.size for v in table.values()}
+    if len(dims) > 1:
+        raise FaceNetError(f"{path}: embeddings of different lengths {sorted(dims)}")
+    if not dims:
+        raise FaceNetError(f"{path}: no embeddings in the file")
+    return table
 
 
 def _norm_key(p: str, root: str | os.PathLike | None = None) -> str:

@@ -346,11 +346,7 @@ def evaluate_distances(
     if d.size == 0:
         raise ValueError("no pairs to evaluate")
     if wrong is not None:
-        w = np.asarray(wrong, dtype=bool).reshape(-1)
-        if w.size != d.size:
-            raise ValueError(f"wrong and distances differ in length: {w.size} vs {d.size}")
-        d[w & y] = np.inf
-        d[w & ~y] = -np.inf
+        _force_wrong(d, y, wrong)
     n_wrong = int(np.count_nonzero(np.isinf(d)))
     f, ids = _fold_ids(folds, d.size)
     out: dict[str, Any] = {
@@ -375,7 +371,22 @@ def evaluate_distances(
     out["eer"], out["eer_threshold"] = equal_error_rate(d, y) if both else (None, None)
     out["tar_at_far"] = {f"{far:g}": tar_at_far(d, y, far) for far in far_levels} if both else {}
     out["best_threshold"], out["best_accuracy"] = best_threshold(d, y)
-    out["threshold"] = None if threshold is None else float(threshold)
+    out.update(_at_fixed_threshold(d, y, threshold))
+    return out
+
+
+def _force_wrong(d: np.ndarray, y: np.ndarray, wrong) -> None:
+    """Move the `wrong` pairs' distances to where every threshold misjudges them (in place)."""
+    w = np.asarray(wrong, dtype=bool).reshape(-1)
+    if w.size != d.size:
+        raise ValueError(f"wrong and distances differ in length: {w.size} vs {d.size}")
+    d[w & y] = np.inf
+    d[w & ~y] = -np.inf
+
+
+def _at_fixed_threshold(d: np.ndarray, y: np.ndarray, threshold: float | None) -> dict[str, Any]:
+    """Accuracy, TAR and FAR at a threshold chosen elsewhere (None: the keys, empty)."""
+    out: dict[str, Any] = {"threshold": None if threshold is None else float(threshold)}
     out["accuracy_at_threshold"] = out["tar_at_threshold"] = out["far_at_threshold"] = None
     if threshold is not None:
         out["accuracy_at_threshold"] = accuracy(d, y, threshold)
