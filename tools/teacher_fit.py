@@ -145,7 +145,7 @@ def teacher_outputs(teacher_path: Path, sets: list[FaceSet], cache: Path) -> dic
         with np.load(cache) as z:
             if str(z["key"]) == key:
                 return {s.name: z[s.name] for s in sets}
-    teacher = _embedding_model(teacher_path)
+    teacher = load_embedding_model(teacher_path)
     out = {}
     for s in sets:
         print(f"teacher on {len(s.names)} {s.name} faces ...", file=sys.stderr, flush=True)
@@ -166,7 +166,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def _embedding_model(path: Path):
+def load_embedding_model(path: Path):
     from facenet.models import load_keras_model
     from facenet.models.facenet import embedding_model
 
@@ -259,7 +259,7 @@ def report(args: argparse.Namespace) -> None:
     teacher = teacher_outputs(args.teacher, sets, args.cache)
     projection = run_projection(args.run, teacher["celeba"])
     trained = trained_on(args.run)
-    student = _embedding_model(args.model)
+    student = load_embedding_model(args.model)
     if projection.shape != (student.output_shape[-1],) * 2:
         raise FitError(f"a {projection.shape} projection for a "
                          f"{student.output_shape[-1]}-d student")  # fmt: skip
