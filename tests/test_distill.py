@@ -16,6 +16,7 @@ from facenet.train.distill import (  # noqa: E402
     distillation_loss,
     load_teacher_targets,
     random_rotation,
+    relation_loss,
 )
 
 CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba"
@@ -67,6 +68,19 @@ def test_loss_uses_the_view_shown_and_skips_unseen_images():
     per_image = np.mean((student - target) ** 2, axis=1)
     weight = mask[index]
     assert got == pytest.approx(float((weight * per_image).sum() / weight.sum()), rel=1e-6)
+
+
+def test_relation_loss_scores_the_pairwise_similarities_only():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(6, 16)).astype(np.float32)
+    rotation = random_rotation(16, 3).astype(np.float32)
+    scaled = 3.0 * teacher @ rotation  # same similarities: a rotation and a scale
+    assert float(relation_loss(scaled, teacher)) < 1e-10
+    student = rng.normal(size=(6, 16)).astype(np.float32)
+    s = student / np.linalg.norm(student, axis=1, keepdims=True)
+    t = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    gap = s @ s.T - t @ t.T  # the diagonal is 0: only the 30 pairs of different images count
+    assert float(relation_loss(student, teacher)) == pytest.approx((gap**2).sum() / 30, rel=1e-5)
 
 
 def test_bad_teacher_files(tmp_path):

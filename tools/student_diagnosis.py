@@ -56,7 +56,7 @@ def spread(emb: np.ndarray) -> dict[str, float]:
 
 def verification(emb: np.ndarray, val) -> dict:
     """Accuracy, error kinds at the best threshold and d' of unit embeddings on `val`'s pairs."""
-    from facenet.evaluate.metrics import evaluate_embeddings
+    from facenet.evaluate.verification import evaluate_embeddings
 
     emb = fit.unit(emb)
     a, b, same = emb[val.index_a], emb[val.index_b], val.labels

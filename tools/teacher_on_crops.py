@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlib_resnet import CHIP_SIZE, build_keras  # noqa: E402
 
-from facenet.evaluate.metrics import evaluate_embeddings  # noqa: E402
 from facenet.evaluate.protocols import read_lfw_pairs  # noqa: E402
+from facenet.evaluate.verification import evaluate_embeddings  # noqa: E402
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 

@@ -87,7 +87,7 @@ def lfw_arrays(name: str, pairs_file: str):
 
 
 def view1_accuracy(name: str, space: dict | None, pairs_file: str = "pairsDevTest.txt") -> dict:
-    from facenet.evaluate.metrics import evaluate_embeddings
+    from facenet.evaluate.verification import evaluate_embeddings
 
     d, df, ia, ib, pairs = lfw_arrays(name, pairs_file)
     ts = transforms(space) if space else {"raw": lambda x: x, "normalised": unit}

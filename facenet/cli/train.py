@@ -150,6 +150,13 @@ from ..metadata import ALIGNMENT_MODES
 )
 @click.option("--mixup", default=0.0, show_default=True, help="Mixup probability (views trainer).")
 @click.option(
+    "--relation-weight",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Weight of matching the teacher's pairwise similarities within a batch (views trainer).",
+)
+@click.option(
     "--max-seconds",
     default=None,
     type=click.FloatRange(min=1),

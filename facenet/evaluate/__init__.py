@@ -6,12 +6,9 @@ Importing this package is light (NumPy only); the model is reached through `face
     result = evaluate_embeddings(emb_a, emb_b, labels, folds)   # accuracy, VAL@FAR, AUC, EER...
 """
 
-from .metrics import (
-    evaluate_distances,
-    evaluate_embeddings,
-    pair_distances,
-)
+from .metrics import pair_distances
 from .protocols import PairList, lfw_pairs, read_lfw_pairs, read_pair_tsv, write_pair_tsv
+from .verification import evaluate_distances, evaluate_embeddings
 
 __all__ = [
     "PairList",

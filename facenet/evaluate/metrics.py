@@ -56,7 +56,7 @@ def pair_distances(emb_a: np.ndarray, emb_b: np.ndarray, metric: str = "euclidea
 # --------------------------------------------------------------------------- core counting
 
 
-def _prepare(distances, labels) -> tuple[np.ndarray, np.ndarray, int]:
+def prepare_pairs(distances, labels) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate; map NaN distances to forced-wrong infinities. Returns (d, same, n_nan)."""
     d = np.asarray(distances, dtype=np.float64).reshape(-1).copy()
     y = np.asarray(labels).reshape(-1)
@@ -97,7 +97,7 @@ def _accept_counts(d, y, thresholds) -> tuple[np.ndarray, np.ndarray]:
 
 def accuracy(distances, labels, threshold: float) -> float:
     """Fraction of pairs answered right with "same" iff distance <= threshold."""
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     if d.size == 0:
         return float("nan")
     predict = d <= threshold
@@ -108,7 +108,7 @@ def accuracy(distances, labels, threshold: float) -> float:
 def val_far(distances, labels, threshold: float) -> tuple[float, float]:
     """(VAL, FAR) at a threshold: true-accept rate over matched pairs, false-accept rate over
     mismatched ones (FaceNet paper, eq. 6). NaN where a class is empty."""
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     tp, fp = _accept_counts(d, y, np.array([threshold], dtype=np.float64))
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     val = tp[0] / n_pos if n_pos else float("nan")
@@ -126,7 +126,7 @@ def best_threshold(distances, labels) -> tuple[float, float]:
     by which edge was picked. A run ending at the largest distance returns that distance; the
     accept-nothing candidate returns a value just below the smallest distance.
     """
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     if d.size == 0:
         raise ValueError("no pairs to choose a threshold on")
     t = _candidates(d)
@@ -151,7 +151,7 @@ def roc_curve(distances, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     accepts everything finite. Contains every point of scikit-learn's `roc_curve` computed on
     ``-distance`` (which drops collinear points).
     """
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("ROC needs both matched and mismatched pairs")
@@ -193,7 +193,7 @@ def tar_at_far(distances, labels, far_target: float) -> dict[str, Any]:
     `resolvable` is False when there are too few mismatched pairs for one false accept to be
     within the target (n_different * far_target < 1): the figure is then TAR at FAR 0.
     """
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     far, tar, t = roc_curve(d, y)
     ok = far <= far_target
     k = int(np.flatnonzero(ok)[-1]) if ok.any() else 0
@@ -218,7 +218,7 @@ def threshold_at_far(distances, labels, far_target: float) -> float:
     first false accept (target < F_1) FAR is 0 up to u_1 and the threshold is the largest one
     that accepts no mismatched pair (just below u_1), which is the limit of the grid version.
     """
-    d, y, _ = _prepare(distances, labels)
+    d, y, _ = prepare_pairs(distances, labels)
     n_neg = int((~y).sum())
     if n_neg == 0:
         raise ValueError("FAR needs mismatched pairs")
@@ -243,7 +243,8 @@ def threshold_at_far(distances, labels, far_target: float) -> float:
 # --------------------------------------------------------------------------- k-fold
 
 
-def _fold_ids(folds, n: int) -> tuple[np.ndarray, np.ndarray]:
+def fold_ids(folds, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fold id per pair, the distinct ids); None: one fold."""
     if folds is None:
         return np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64)
     f = np.asarray(folds).reshape(-1)
@@ -258,8 +259,8 @@ def kfold_accuracy(distances, labels, folds) -> dict[str, Any]:
     Returns mean and (population) std of the held-out accuracies, mean and std of the
     thresholds, and both lists in fold order (sorted fold ids).
     """
-    d, y, _ = _prepare(distances, labels)
-    f, ids = _fold_ids(folds, d.size)
+    d, y, _ = prepare_pairs(distances, labels)
+    f, ids = fold_ids(folds, d.size)
     if ids.size < 2:
         raise ValueError("k-fold accuracy needs at least two folds")
     accs, thrs = [], []
@@ -282,8 +283,8 @@ def kfold_val(distances, labels, folds, far_target: float = VAL_FAR_TARGET) -> d
     """VAL at FAR `far_target`, k-fold: the threshold is chosen on the other folds by
     `threshold_at_far` and VAL/FAR are measured on the held-out fold (davidsandberg/facenet
     `calculate_val`; "same" iff distance <= threshold here)."""
-    d, y, _ = _prepare(distances, labels)
-    f, ids = _fold_ids(folds, d.size)
+    d, y, _ = prepare_pairs(distances, labels)
+    f, ids = fold_ids(folds, d.size)
     if ids.size < 2:
         raise ValueError("k-fold VAL needs at least two folds")
     vals, fars, thrs = [], [], []
@@ -303,112 +304,3 @@ def kfold_val(distances, labels, folds, far_target: float = VAL_FAR_TARGET) -> d
         "fold_far": [float(v) for v in fars],
         "fold_val_threshold": [float(t) for t in thrs],
     }
-
-
-# --------------------------------------------------------------------------- entry points
-
-
-def evaluate_distances(
-    distances,
-    labels,
-    folds=None,
-    *,
-    threshold: float | None = None,
-    wrong=None,
-    far_levels: tuple[float, ...] = FAR_LEVELS,
-    val_far_target: float = VAL_FAR_TARGET,
-) -> dict[str, Any]:
-    """Every verification metric for one set of pair distances, as a JSON-ready dict.
-
-    Args:
-        distances: (n,) pair distances (smaller = more alike). NaN = no embedding: the pair
-            counts as a wrong answer under every threshold.
-        labels: (n,) bool or 0/1, True/1 = same person.
-        folds: (n,) fold ids, or None for one fold. With two or more folds the k-fold
-            accuracy and VAL@FAR are reported; with one fold they are None (threshold-free
-            metrics and accuracy at `threshold` only).
-        threshold: if given, accuracy / TAR / FAR at this fixed threshold are added.
-        wrong: optional (n,) bool mask of pairs forced to count as wrong answers.
-
-    Returns:
-        dict with keys n_pairs, n_same, n_different, n_folds, n_wrong, accuracy, accuracy_std,
-        threshold_mean, threshold_std, fold_accuracy, fold_threshold, val, val_std, val_far,
-        val_far_target, fold_val, fold_far, fold_val_threshold, roc_auc, eer, eer_threshold,
-        tar_at_far ({"0.01": {...}, ...}), best_accuracy, best_threshold (tuned on all pairs:
-        optimistic), threshold, accuracy_at_threshold, tar_at_threshold, far_at_threshold.
-
-    Example:
-        >>> r = evaluate_distances([0.1, 0.2, 1.5, 1.7], [1, 1, 0, 0], [0, 1, 0, 1])
-        >>> r["accuracy"], r["roc_auc"]
-        (1.0, 1.0)
-    """
-    d, y, n_nan = _prepare(distances, labels)
-    if d.size == 0:
-        raise ValueError("no pairs to evaluate")
-    if wrong is not None:
-        _force_wrong(d, y, wrong)
-    n_wrong = int(np.count_nonzero(np.isinf(d)))
-    f, ids = _fold_ids(folds, d.size)
-    out: dict[str, Any] = {
-        "n_pairs": int(d.size),
-        "n_same": int(y.sum()),
-        "n_different": int((~y).sum()),
-        "n_folds": int(ids.size),
-        "n_wrong": n_wrong,
-        "n_nan": n_nan,
-    }
-    kfold_keys = (
-        "accuracy accuracy_std threshold_mean threshold_std fold_accuracy fold_threshold "
-        "val val_std val_far val_far_target fold_val fold_far fold_val_threshold"
-    ).split()
-    out.update(dict.fromkeys(kfold_keys))
-    if ids.size >= 2:
-        out.update(kfold_accuracy(d, y, f))
-        if out["n_different"] > 0:
-            out.update(kfold_val(d, y, f, val_far_target))
-    both = out["n_same"] > 0 and out["n_different"] > 0
-    out["roc_auc"] = roc_auc(d, y) if both else None
-    out["eer"], out["eer_threshold"] = equal_error_rate(d, y) if both else (None, None)
-    out["tar_at_far"] = {f"{far:g}": tar_at_far(d, y, far) for far in far_levels} if both else {}
-    out["best_threshold"], out["best_accuracy"] = best_threshold(d, y)
-    out.update(_at_fixed_threshold(d, y, threshold))
-    return out
-
-
-def _force_wrong(d: np.ndarray, y: np.ndarray, wrong) -> None:
-    """Move the `wrong` pairs' distances to where every threshold misjudges them (in place)."""
-    w = np.asarray(wrong, dtype=bool).reshape(-1)
-    if w.size != d.size:
-        raise ValueError(f"wrong and distances differ in length: {w.size} vs {d.size}")
-    d[w & y] = np.inf
-    d[w & ~y] = -np.inf
-
-
-def _at_fixed_threshold(d: np.ndarray, y: np.ndarray, threshold: float | None) -> dict[str, Any]:
-    """Accuracy, TAR and FAR at a threshold chosen elsewhere (None: the keys, empty)."""
-    out: dict[str, Any] = {"threshold": None if threshold is None else float(threshold)}
-    out["accuracy_at_threshold"] = out["tar_at_threshold"] = out["far_at_threshold"] = None
-    if threshold is not None:
-        out["accuracy_at_threshold"] = accuracy(d, y, threshold)
-        tar, far = val_far(d, y, threshold)
-        out["tar_at_threshold"] = None if np.isnan(tar) else tar
-        out["far_at_threshold"] = None if np.isnan(far) else far
-    return out
-
-
-def evaluate_embeddings(
-    emb_a,
-    emb_b,
-    labels,
-    folds=None,
-    metric: str = "euclidean",
-    **kwargs,
-) -> dict[str, Any]:
-    """`evaluate_distances` on the distances between row pairs of two embedding arrays.
-
-    Rows with NaN (no face) make their pair a forced wrong answer. `metric` is "euclidean"
-    (squared L2) or "cosine" (1 - cos); the result records it under "distance".
-    """
-    out = evaluate_distances(pair_distances(emb_a, emb_b, metric), labels, folds, **kwargs)
-    out["distance"] = metric
-    return out

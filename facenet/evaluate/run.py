@@ -15,9 +15,10 @@ import numpy as np
 
 from ..metadata import check_choice
 from .embedding import Embedded, embed_images, load_embeddings_file
-from .metrics import DISTANCES, evaluate_distances, pair_distances
+from .metrics import DISTANCES, pair_distances
 from .protocols import PairList
 from .report import plot_distances, plot_roc, plots_available, summary_table, write_json
+from .verification import evaluate_distances
 
 log = logging.getLogger(__name__)
 

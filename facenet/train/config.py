@@ -84,6 +84,9 @@ class TrainConfig:
     teacher: str | None = None
     #: probability that a view is mixed with another training face (views trainer)
     mixup: float = 0.0
+    #: weight of the pairwise-similarity term (distill.relation_loss) beside the regression
+    #: onto the teacher's targets (views trainer)
+    relation_weight: float = 0.0
     #: stop (checkpoint and model saved) after this many seconds of training (views trainer)
     max_seconds: float | None = None
     #: loader threads (views trainer)
@@ -119,7 +122,8 @@ class TrainConfig:
 
     def _check_backend(self) -> None:
         if not self.uses_views_trainer:
-            views_only = {"mixup": self.mixup or None, "max_seconds": self.max_seconds}
+            views_only = {"mixup": self.mixup or None, "max_seconds": self.max_seconds,
+                          "relation_weight": self.relation_weight or None}  # fmt: skip
             used = [k for k, v in views_only.items() if v is not None]
             if used:
                 raise ValueError(f"{', '.join(used)}: only with a teacher or backend='jax'")
@@ -137,8 +141,8 @@ class TrainConfig:
             raise ValueError(f"{', '.join(used)}: not supported by the views trainer")
         if self.teacher is None and not self.ce_weight:
             raise ValueError("the jax backend needs --teacher or a softmax loss (--ce-weight > 0)")
-        if not 0.0 <= self.mixup <= 1.0 or self.workers < 1:
-            raise ValueError("mixup must be in [0, 1] and workers at least 1")
+        if not 0.0 <= self.mixup <= 1.0 or self.workers < 1 or self.relation_weight < 0:
+            raise ValueError("mixup must be in [0, 1], workers at least 1, relation_weight >= 0")
 
     @property
     def uses_views_trainer(self) -> bool:

@@ -118,3 +118,23 @@ def regression_loss(bottleneck, target, weight=None):
     if weight is None:
         return ops.mean(error)
     return ops.sum(weight * error) / ops.maximum(ops.sum(weight), 1.0)
+
+
+def relation_loss(embedding, target):
+    """The mean squared difference, over every pair of different images in the batch, between
+    the student's cosine similarity and the teacher's (keras.ops, any backend).
+
+    Why: the regression weighs an error by the teacher's spread in its direction, so the
+    directions with little spread, which still tell people apart, are matched worst; a student
+    fitted that way puts different people too close (false accepts). This term scores the
+    similarities that verification thresholds directly (relational distillation, Park et al.,
+    CVPR 2019; similarity-preserving, Tung & Mori, ICCV 2019)."""
+    student = _unit(ops.cast(embedding, "float32"))
+    teacher = _unit(ops.cast(target, "float32"))
+    gap = student @ ops.transpose(student) - teacher @ ops.transpose(teacher)
+    n = ops.cast(ops.shape(gap)[0], "float32")
+    return ops.sum(ops.square(gap)) / ops.maximum(n * (n - 1.0), 1.0)
+
+
+def _unit(x):
+    return x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -23,8 +23,8 @@ from ..errors import FaceNetError
 log = logging.getLogger(__name__)
 
 LOG_COLUMNS = (
-    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "active_fraction", "pos_dist",
-    "neg_dist",
+    "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "relation_loss",
+    "active_fraction", "pos_dist", "neg_dist",
     "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
 )  # fmt: skip
 

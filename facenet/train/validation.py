@@ -18,8 +18,8 @@ import numpy as np
 
 from ..data.dataset import FaceDataset, make_pairs
 from ..data.pipeline import eval_images
-from ..evaluate.metrics import evaluate_embeddings
 from ..evaluate.protocols import LFW_IMAGE_DIRS, read_lfw_pairs, read_pair_tsv, stratified_folds
+from ..evaluate.verification import evaluate_embeddings
 
 log = logging.getLogger(__name__)
 

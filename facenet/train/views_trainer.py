@@ -44,7 +44,7 @@ from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet, load_keras_model, save_model
 from .config import TrainConfig
-from .distill import regression_loss, target_projection
+from .distill import regression_loss, relation_loss, target_projection
 from .optim import base_optimizer
 from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
 from .view_steps import make_step, values
@@ -160,17 +160,22 @@ class _Run:
 
         def objective(outputs, seen, batch):
             zero = ops.convert_to_tensor(0.0, "float32")
-            dl = ce = zero
+            dl = ce = rl = zero
+            target = None
             if "target" in batch:  # stored views (tools/teacher_views.py)
-                dl = regression_loss(outputs["bottleneck"], batch["target"], batch["weight"])
+                target = batch["target"]
+                dl = regression_loss(outputs["bottleneck"], target, batch["weight"])
             elif seen is not None:
                 target = ops.stop_gradient(ops.cast(seen, "float32")) @ projection
                 dl = regression_loss(outputs["bottleneck"], target)
+            if config.relation_weight and target is not None:
+                rl = relation_loss(outputs["embedding"], target)
             if config.ce_weight:
                 ce = mixed_softmax_loss(batch["labels"], batch["partner_labels"], batch["mix"],
                                         outputs["logits"], config.label_smoothing)  # fmt: skip
-            loss = config.distill_weight * dl + config.ce_weight * ce
-            return loss, {"loss": loss, "ce_loss": ce, "distill_loss": dl}
+            loss = config.distill_weight * dl + config.relation_weight * rl + config.ce_weight * ce
+            stats = {"loss": loss, "ce_loss": ce, "distill_loss": dl, "relation_loss": rl}
+            return loss, stats
 
         return objective
 
@@ -305,7 +310,8 @@ class _Run:
                 "epochs": self.meta["epoch"], "steps_in_epoch": self.meta["step"],
                 "image_steps": self.meta["images"], "epochs_planned": c.epochs,
                 "data": str(c.data), "loss": c.loss, "ce_weight": c.ce_weight,
-                "distill_weight": c.distill_weight, "mixup": c.mixup,
+                "distill_weight": c.distill_weight, "relation_weight": c.relation_weight,
+                "mixup": c.mixup,
                 "batch": f"{c.batch_p}x{c.batch_k}", "seed": c.seed,
             },
             **c.extra,
