@@ -141,6 +141,8 @@ class TrainConfig:
             raise ValueError(f"{', '.join(used)}: not supported by the views trainer")
         if self.teacher is None and not self.ce_weight:
             raise ValueError("the jax backend needs --teacher or a softmax loss (--ce-weight > 0)")
+        if self.teacher is None and self.relation_weight:
+            raise ValueError("relation_weight matches a teacher's similarities: pass --teacher")
         if not 0.0 <= self.mixup <= 1.0 or self.workers < 1 or self.relation_weight < 0:
             raise ValueError("mixup must be in [0, 1], workers at least 1, relation_weight >= 0")
 
