@@ -138,7 +138,7 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
             "--input-size", "64", "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0",
             "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "3", "--workers", "2",
             "--lr", "0.01", "--schedule", "constant", "--align-mode", "chip",
-            "--relation-weight", "2"]  # fmt: skip
+            "--relation-weight", "0.1"]  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ["PYTHONPATH"] = str(ROOT)
     for epochs, extra in (("1", []), ("3", ["--resume"])):
@@ -151,7 +151,7 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
     losses = [float(r[column]) for r in rows[1:]]
     assert [r[0] for r in rows[1:]] == ["1", "2", "3"] and all(np.isfinite(losses))
     relation = [float(r[rows[0].index("relation_loss")]) for r in rows[1:]]
-    assert all(np.isfinite(relation)) and min(relation) > 0  # the pairwise term was trained too
+    assert all(np.isfinite(relation)) and min(relation) > 0  # the pairwise term is logged
     assert losses[-1] < losses[0]  # lr 0.01 on 24 faces: the regression loss falls
     with np.load(run / "checkpoint.npz") as z:
         assert json.loads(str(z["state"]))["images"] == 3 * 3 * 8
