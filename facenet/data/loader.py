@@ -19,7 +19,9 @@ from .views import COLUMN, ViewSpec, draw_views, render_view
 
 class ViewLoader:
     """Batches of views of `paths` at `sizes` (e.g. (student, teacher)), rendered by `workers`
-    threads; `submit` starts a batch in the background, `Future.result()` returns it."""
+    threads; `submit` starts a batch in the background, `Future.result()` returns it. A batch is
+    assembled on a thread of its own, outside the render pool: inside it, with one worker, the
+    batch would wait forever for renders queued behind itself."""
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class ViewLoader:
         #: (rows, {extra arrays}) (`facenet.train.view_targets.ViewTargets`)
         self.targets = targets
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
+        self._assembler = ThreadPoolExecutor(max_workers=1)
         #: decoded crops by index when `cache` (a GPU outruns JPEG decoding; 48 KiB per 128 px face)
         self.crops: dict[int, np.ndarray] | None = {} if cache else None
 
@@ -50,7 +53,7 @@ class ViewLoader:
         return draw_views([self.seed, int(epoch), int(step)], count, self.spec, len(self.paths))
 
     def submit(self, indices, epoch: int, step: int) -> Future:
-        return self.pool.submit(self.batch, np.asarray(indices, np.int64), epoch, step)
+        return self._assembler.submit(self.batch, np.asarray(indices, np.int64), epoch, step)
 
     def batch(
         self, indices: np.ndarray, epoch: int = 0, step: int = 0, rows: np.ndarray | None = None
@@ -93,4 +96,5 @@ class ViewLoader:
         return [render_view(crop, row, size, partner) for size in self.sizes]
 
     def close(self) -> None:
+        self._assembler.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
