@@ -129,12 +129,8 @@ def relation_loss(embedding, target):
     fitted that way puts different people too close (false accepts). This term scores the
     similarities that verification thresholds directly (relational distillation, Park et al.,
     CVPR 2019; similarity-preserving, Tung & Mori, ICCV 2019)."""
-    student = _unit(ops.cast(embedding, "float32"))
-    teacher = _unit(ops.cast(target, "float32"))
+    student = ops.normalize(ops.cast(embedding, "float32"))
+    teacher = ops.normalize(ops.cast(target, "float32"))
     gap = student @ ops.transpose(student) - teacher @ ops.transpose(teacher)
     n = ops.cast(ops.shape(gap)[0], "float32")
     return ops.sum(ops.square(gap)) / ops.maximum(n * (n - 1.0), 1.0)
-
-
-def _unit(x):
-    return x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)
