@@ -67,6 +67,29 @@ def test_bundled_file_stores_the_same_network(converted):
     np.testing.assert_allclose(bundled, FaceNet.load(converted).embed_crops(chips), atol=1e-3)
 
 
+def test_no_flip_converts_dlibs_plain_descriptor(dat, tmp_path):
+    """`--no-flip` (the distillation teacher): dlib's descriptor of the chip alone, unit length."""
+    out = tmp_path / "dlib-noflip.onnx"
+    result = CliRunner().invoke(main, ["convert", str(dat), "--out", str(out), "--no-flip"])
+    assert result.exit_code == 0, result.output
+    model = FaceNet.load(out)
+    assert model.info.extra["test_time_flip"] is False
+    with np.load(REFERENCE) as z:
+        chips, descriptors = z["chips"], z["descriptors"]
+    np.testing.assert_allclose(model.embed_crops(chips), _unit(descriptors), atol=1e-5)
+
+
+def test_no_flip_on_other_weights_is_one_line_error(tmp_path):
+    weights = tmp_path / "facenet.h5"
+    weights.write_bytes(b"not read")
+    result = CliRunner().invoke(
+        main, ["convert", str(weights), "--out", str(tmp_path / "m.keras"), "--no-flip"]
+    )
+    assert result.exit_code == 2
+    assert "dlib's model only" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_foreign_dat_file_is_one_line_error(tmp_path):
     bad = tmp_path / "model.dat"
     bad.write_bytes(b"\x01\x05hello" + b"\x00" * 64)

@@ -34,13 +34,18 @@ from ..metadata import PREPROCESSING_MODES
     "--embedding-size", default=None, type=click.IntRange(min=1), help="Check: must match."
 )
 @click.option("--name", default=None, help="Model name stored in the file. Default: SRC's name.")
-def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name):
+@click.option(
+    "--no-flip", is_flag=True,
+    help="dlib's model only: leave out the mirrored chip's descriptor (the training teacher).",
+)  # fmt: skip
+def convert(src, out, source, backbone, preprocessing, input_size, embedding_size, name, no_flip):
     """Convert the weights SRC into a FaceNet .keras model file (checked tensor by tensor)."""
     from ..convert import convert as run
 
     _, info = run(
         src, out, source=source, backbone=backbone, preprocessing=preprocessing,
         input_size=input_size, embedding_size=embedding_size, name=name,
+        test_time_flip=not no_flip,
     )  # fmt: skip
     click.echo(
         f"wrote {out}: {info.backbone}, {info.input_size} px, {info.embedding_size}-d, "

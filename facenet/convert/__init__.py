@@ -59,9 +59,13 @@ def convert(
     input_size: int = 160,
     embedding_size: int | None = None,
     name: str | None = None,
+    test_time_flip: bool = True,
 ):
     """Convert `src` to a FaceNet model file at `out` (`.keras`, or `.onnx` for the light
     runtime); returns (keras model, ModelInfo).
+
+    test_time_flip: dlib's file only; False leaves out the mirrored chip's descriptor (half the
+    cost: the distillation teacher, whose training views flip faces already).
 
     preprocessing: required for h5 files and checkpoints ("prewhiten" for the Keras FaceNet
     h5 and 2017 checkpoints, "fixed" for 2018 ones); "fixed" by default for facenet-pytorch;
@@ -75,10 +79,12 @@ def convert(
         raise ModelError(f"{out}: the output must be a .keras or .onnx file")
     source = source or detect_source(src)
     check_choice("source", source, SOURCES)
+    if not test_time_flip and source != "dlib":
+        raise ModelError(f"{src}: leaving out the test-time flip applies to dlib's model only")
     if source == "dlib":
         from .dlib import convert_dlib
 
-        model, info = convert_dlib(src, name=name)
+        model, info = convert_dlib(src, name=name, flip=test_time_flip)
         check_embedding_size(src, info.embedding_size, embedding_size)
     else:
         model, info = _convert_facenet(
