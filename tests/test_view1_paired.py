@@ -46,3 +46,28 @@ def test_a_clear_win_and_a_tie():
     base = np.zeros(100, bool)
     assert mcnemar(base, np.ones(100, bool))[2] < 1e-20
     assert mcnemar(base, base) == (0, 0, 1.0)
+
+
+def test_two_files_with_different_crops_on_a_small_view1_file(
+    tmp_path, lfw_dir, small_model_file, second_model_file, capsys, monkeypatch
+):
+    """The user path: two model files wanting different crops (64 px crop, 48 px chip), a View 1
+    pairs file of 5 + 5 pairs; exit 0, counts per set and pooled, each file's crops cached."""
+    import view1_paired
+
+    rows = (lfw_dir.parent / "pairsDevTest.txt").read_text().splitlines()
+    (tmp_path / "lfw-deepfunneled").symlink_to(lfw_dir)
+    pairs = tmp_path / "pairsSmall.txt"
+    pairs.write_text("\n".join(["5", *rows[1:6], *rows[501:506]]) + "\n")
+    argv = ["view1_paired.py", str(small_model_file), str(second_model_file), "--pairs", str(pairs),
+            "--cache-dir", str(tmp_path / "crops")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert view1_paired.main() == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["pairsSmall.txt", "pooled"]
+    assert lines[0].split(": ", 1)[1] == lines[1].split(": ", 1)[1]  # one set: pooled = it
+    assert " of 10 right; only the candidate " in lines[1]
+    assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == [
+        "pairsSmall-chip-48-m32.npz",
+        "pairsSmall-crop-64-m32.npz",
+    ]

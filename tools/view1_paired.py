@@ -48,19 +48,16 @@ def mcnemar(base_right, candidate_right) -> tuple[int, int, float]:
     return wins, losses, min(1.0, 2 * tail)
 
 
-def decisions(model_path: Path, pairs_path: Path, cache_dir: Path) -> np.ndarray:
-    """One file's per-pair decisions on one pairs file (crops cut once, then cached)."""
+def decisions(model, info, pairs_path: Path, cache_dir: Path) -> np.ndarray:
+    """One loaded file's per-pair decisions on one pairs file (crops cut once, then cached)."""
     from facenet.evaluate.metrics import pair_distances
-    from facenet.models import load_keras_model
     from facenet.models.embedder import KerasEmbedder
     from facenet.train.validation import PairValidator
 
-    model, info = load_keras_model(model_path)
     cache = cache_dir / f"{pairs_path.stem}-{info.alignment}-{info.input_size}-m{info.margin}.npz"
     pairs = PairValidator.from_pairs_file(pairs_path, info.input_size, info.margin, cache,
                                           alignment=info.alignment)  # fmt: skip
-    embed = KerasEmbedder(model, info)
-    emb = np.concatenate([embed(pairs.crops[i : i + 64]) for i in range(0, len(pairs.crops), 64)])
+    emb = pairs.embed(KerasEmbedder(model, info))
     distances = pair_distances(emb[pairs.index_a], emb[pairs.index_b])
     return fold_decisions(distances, pairs.labels, pairs.folds)
 
@@ -79,11 +76,14 @@ def main() -> int:
                         default=[LFW / "pairsDevTrain.txt", LFW / "pairsDevTest.txt"])  # fmt: skip
     parser.add_argument("--cache-dir", type=Path, default=Path("view1-crops"))
     args = parser.parse_args()
+    from facenet.models import load_keras_model
+
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    base, candidate = load_keras_model(args.base), load_keras_model(args.candidate)
     pooled_base, pooled_cand = [], []
     for pairs_path in args.pairs:
-        pooled_base.append(decisions(args.base, pairs_path, args.cache_dir))
-        pooled_cand.append(decisions(args.candidate, pairs_path, args.cache_dir))
+        pooled_base.append(decisions(*base, pairs_path, args.cache_dir))
+        pooled_cand.append(decisions(*candidate, pairs_path, args.cache_dir))
         print(f"{pairs_path.name}: {_summary(pooled_base[-1], pooled_cand[-1])}")
     print(f"pooled: {_summary(np.concatenate(pooled_base), np.concatenate(pooled_cand))}")
     return 0

@@ -38,15 +38,19 @@ class PairValidator:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def evaluate(self, embedder, batch_size: int = 64) -> dict:
-        """Embed every crop with `embedder` (crops -> unit rows) and score the pairs."""
-        start = time.perf_counter()
-        emb = np.concatenate(
+    def embed(self, embedder, batch_size: int = 64) -> np.ndarray:
+        """Every crop's embedding (`embedder`: crops -> unit rows), in batches."""
+        return np.concatenate(
             [
                 embedder(self.crops[i : i + batch_size])
                 for i in range(0, len(self.crops), batch_size)
             ]
         )
+
+    def evaluate(self, embedder, batch_size: int = 64) -> dict:
+        """Embed every crop with `embedder` (crops -> unit rows) and score the pairs."""
+        start = time.perf_counter()
+        emb = self.embed(embedder, batch_size)
         out = evaluate_embeddings(emb[self.index_a], emb[self.index_b], self.labels, self.folds)
         out["seconds"] = time.perf_counter() - start
         return out
