@@ -74,6 +74,9 @@ def test_no_flip_converts_dlibs_plain_descriptor(dat, tmp_path):
     assert result.exit_code == 0, result.output
     model = FaceNet.load(out)
     assert model.info.extra["test_time_flip"] is False
+    flipped = FaceNet.load("dlib-resnet").info  # its own thresholds, not the flipped network's
+    assert model.info.threshold > flipped.threshold
+    assert model.info.identification_threshold > flipped.identification_threshold
     with np.load(REFERENCE) as z:
         chips, descriptors = z["chips"], z["descriptors"]
     np.testing.assert_allclose(model.embed_crops(chips), _unit(descriptors), atol=1e-5)

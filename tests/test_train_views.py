@@ -122,8 +122,8 @@ def test_jax_backend_options_fail_in_one_line(tmp_path):
 
 def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file):
     """The CPU path: the teacher's outputs on stored views (tools/teacher_views.py) regressed by
-    the views trainer on TensorFlow; the run stops after its first epoch, resumes,
-    and the network moves towards the targets."""
+    the views trainer on TensorFlow; the run stops after its first epoch, resumes, stops
+    mid-epoch at --max-seconds, resumes again, and the network moves towards the targets."""
     sys.path.insert(0, str(ROOT / "tools"))
     from teacher_views import teacher_views
 
@@ -141,19 +141,28 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
             "--relation-weight", "0.1"]  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ["PYTHONPATH"] = str(ROOT)
-    for epochs, extra in (("1", []), ("3", ["--resume"])):
+    # the fourth epoch under a 1 s cap: the first step (with its tracing) outlasts it
+    runs = (("1", []), ("3", ["--resume"]), ("4", ["--resume", "--max-seconds", "1"]),
+            ("4", ["--resume"]))  # fmt: skip
+    for epochs, extra in runs:
         done = subprocess.run([sys.executable, "-m", "facenet", *args, "--epochs", epochs, *extra],
                               env=environ, cwd=tmp_path, capture_output=True, text=True,
                               timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
+        if "--max-seconds" in extra:
+            assert "--max-seconds ran out 3 of 4 epochs in" in done.stderr
+            assert "--resume" in done.stderr.splitlines()[-1]
+            with np.load(run / "checkpoint.npz") as z:
+                state = json.loads(str(z["state"]))
+                assert state["epoch"] == 3 and 1 <= state["step"] < 3
     rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
     column = rows[0].index("distill_loss")
     losses = [float(r[column]) for r in rows[1:]]
-    assert [r[0] for r in rows[1:]] == ["1", "2", "3"] and all(np.isfinite(losses))
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4"] and all(np.isfinite(losses))
     relation = [float(r[rows[0].index("relation_loss")]) for r in rows[1:]]
     assert all(np.isfinite(relation)) and min(relation) > 0  # the pairwise term is logged
     assert losses[-1] < losses[0]  # lr 0.01 on 24 faces: the regression loss falls
     with np.load(run / "checkpoint.npz") as z:
-        assert json.loads(str(z["state"]))["images"] == 3 * 3 * 8
+        assert json.loads(str(z["state"]))["images"] == 4 * 3 * 8
     model, info = load_keras_model(run / "model.keras")
     assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Every figure of a bundled model's card, written under docs/models/NAME/.
+# Every figure of a model's card, written under docs/models/NAME/ for a bundled model.
 # Run from the repository root: DATA=../shared/data bash tools/measure_model.sh NAME
 # (then `python tools/measure_models.py` collects the LFW figures and speeds into models.json).
+# A candidate not shipped yet: OUT=runs/cand-card bash tools/measure_model.sh runs/x/model.keras
 set -euo pipefail
-NAME=${1:?usage: measure_model.sh NAME (see facenet models)}
+NAME=${1:?usage: measure_model.sh NAME|MODEL_FILE (see facenet models)}
 DATA=${DATA:-../shared/data}
-OUT=${OUT:-docs/models/$NAME}
+if [ -f "$NAME" ]; then
+    KERAS=$NAME
+    OUT=${OUT:?a model file needs OUT=FOLDER for its figures}
+else
+    KERAS=facenet/weights/$NAME.keras
+    OUT=${OUT:-docs/models/$NAME}
+fi
 mkdir -p "$OUT"
 export FACENET_CACHE_DIR=${FACENET_CACHE_DIR:-$HOME/.cache/facenet}
 lfw="--lfw-dir $DATA/lfw"
@@ -19,11 +26,11 @@ if [ "${FLIP:-1}" = 1 ]; then
     facenet evaluate lfw $lfw $model --flip --out "$OUT/lfw-view2-flip" --no-progress
 fi
 # 3. static int8 (calibrated on 200 CelebA photos, never LFW), for models shipped as .keras
-if [ -f "facenet/weights/$NAME.keras" ]; then
-    facenet export "facenet/weights/$NAME.keras" -f onnx --quantize int8 \
-        --calibration "$DATA/celeba" --calibration-size 200 -o "$OUT/$NAME.int8.onnx"
-    facenet evaluate lfw $lfw --model "$OUT/$NAME.int8.onnx" --out "$OUT/lfw-view2-int8" --no-progress
-    rm -f "$OUT/$NAME.int8.onnx"
+if [ "${KERAS##*.}" = keras ] && [ -f "$KERAS" ]; then
+    facenet export "$KERAS" -f onnx --quantize int8 \
+        --calibration "$DATA/celeba" --calibration-size 200 -o "$OUT/model.int8.onnx"
+    facenet evaluate lfw $lfw --model "$OUT/model.int8.onnx" --out "$OUT/lfw-view2-int8" --no-progress
+    rm -f "$OUT/model.int8.onnx"
 fi
 # 4. the main command on the examples
 for pair in "a_1 a_2" "b_1 b_2" "a_1 b_1" "a_2 c_1" "b_2 c_1"; do

@@ -160,7 +160,8 @@ from ..metadata import ALIGNMENT_MODES
     "--max-seconds",
     default=None,
     type=click.FloatRange(min=1),
-    help="Stop after this much training time, checkpoint and model saved (views trainer).",
+    help="Stop after this much training time, checkpoint and model saved; --resume continues "
+    "(views trainer).",
 )
 @click.option("--workers", default=8, show_default=True, help="Loader threads (views trainer).")
 @click.option("--seed", default=0, show_default=True)
@@ -196,6 +197,13 @@ def train(data, out, **options):
             f"interrupted after epoch {result.epochs_done}; continue with --resume", err=True
         )
         sys.exit(130)
+    if result.out_of_time:
+        click.echo(
+            f"--max-seconds ran out {result.epochs_done} of {config.epochs} epochs in "
+            f"(saved: {result.model_path}); continue with --resume",
+            err=True,
+        )
+        return
     if result.best_accuracy is None:
         click.echo(f"trained {result.epochs_done} epochs; model: {result.model_path}")
         return

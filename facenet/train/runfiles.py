@@ -38,6 +38,8 @@ class TrainResult:
     best_epoch: int | None
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    #: stopped by `max_seconds` before the schedule's last step: `--resume` finishes it
+    out_of_time: bool = False
 
 
 def write_atomic(path: Path, data: bytes) -> None:

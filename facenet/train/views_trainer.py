@@ -121,9 +121,9 @@ class _Run:
                      self.meta["step"])  # fmt: skip
         else:
             self._start()
-        interrupted, restore_signal = False, sigterm_as_interrupt()
+        interrupted, out_of_time, restore_signal = False, False, sigterm_as_interrupt()
         try:
-            self._loop()
+            out_of_time = self._loop()
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted at epoch %d step %d; saved: rerun with --resume",
@@ -134,7 +134,7 @@ class _Run:
             self.loader.close()
         model = self.out / "model.keras"
         return TrainResult(self.out, model, self.meta["epoch"], None, None,
-                           self.meta["history"], interrupted)  # fmt: skip
+                           self.meta["history"], interrupted, out_of_time)  # fmt: skip
 
     def _start(self) -> None:
         """A fresh run: the --init weights, then the teacher's target map; the bottleneck
@@ -179,7 +179,8 @@ class _Run:
 
         return objective
 
-    def _loop(self) -> None:
+    def _loop(self) -> bool:
+        """Train to the schedule's end (False) or until `max_seconds` runs out (True)."""
         from tqdm.auto import tqdm
 
         config, meta = self.config, self.meta
@@ -199,6 +200,9 @@ class _Run:
                 pending = self.loader.submit(plan[start], epoch, start)
                 with bar:
                     for s in range(start, self.steps):
+                        if deadline is not None and time.monotonic() > deadline:
+                            log.info("max_seconds reached at epoch %d step %d", epoch + 1, s)
+                            return True
                         data = pending.result()
                         if s + 1 < self.steps:
                             pending = self.loader.submit(plan[s + 1], epoch, s + 1)
@@ -208,11 +212,9 @@ class _Run:
                         bar.update(1)
                         if (s + 1) % 20 == 0 or s + 1 == self.steps:
                             bar.set_postfix(loss=f"{float(stats['loss']):.4f}")
-                        if deadline is not None and time.monotonic() > deadline:
-                            log.info("max_seconds reached at epoch %d step %d", epoch + 1, s + 1)
-                            return
                 step.sync()
                 self._end_epoch(epoch, self.steps - start, sums, started)
+            return False
         finally:
             step.sync()
 
