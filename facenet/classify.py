@@ -33,6 +33,7 @@ import numpy as np
 from .errors import FaceNetError, ImageError
 from .images import IMAGE_SUFFIXES, ImageInput, load_image
 from .metadata import check_choice
+from .outputs import check_output_file, write_file
 from .types import Face
 
 log = logging.getLogger(__name__)
@@ -199,25 +200,20 @@ class FaceClassifier:
             )
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the classifier to `path` atomically; a path that is a folder, a device or
+        under a file is a one-line OutputError (see `facenet.outputs`)."""
         import joblib
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump(
-            {
-                "format": FORMAT,
-                "kind": self.kind,
-                "model_id": self.model_id,
-                "model_name": self.model_name,
-                "embedding_size": self.embedding_size,
-                "estimator": self.estimator,
-                "references": self.references,
-            },
-            tmp,
-        )
-        os.replace(tmp, path)
-        return path
+        data = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "model_id": self.model_id,
+            "model_name": self.model_name,
+            "embedding_size": self.embedding_size,
+            "estimator": self.estimator,
+            "references": self.references,
+        }
+        return write_file(check_output_file(path), lambda f: joblib.dump(data, f))
 
     @classmethod
     def load(cls, path: str | os.PathLike, model=None) -> FaceClassifier:

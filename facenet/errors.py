@@ -23,6 +23,11 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
     """No model at the given path, or no bundled default model installed."""
 
 
+class OutputError(FaceNetError):
+    """An output path the user named cannot be written, or writing it would replace what must
+    not be replaced (an input, a folder, a device, an existing file without --force)."""
+
+
 class GalleryError(FaceNetError):
     """A gallery operation cannot be carried out (unknown person, model mismatch...)."""
 

@@ -27,6 +27,7 @@ import numpy as np
 from .errors import ModelError
 from .images import IMAGE_SUFFIXES, load_image, resize
 from .metadata import ModelInfo
+from .outputs import check_output_file, check_output_folder, make_folder, write_file
 from .runtime import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ OPSET = 17
 #: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
 #: compute; preprocessing and the L2 normalisation stay float for exact unit vectors.
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+#: the installed package: a default output never goes in here (see `default_output`)
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _need(module: str, extra: str = "export"):
@@ -69,12 +72,32 @@ def load_keras(path: str | os.PathLike):
 
 
 def default_output(model_path: str | os.PathLike, fmt: str, quantize: str | None = None) -> Path:
-    """model.keras -> model.onnx, model.int8.tflite, model_savedmodel/ ..."""
+    """model.keras -> model.onnx, model.int8.tflite, model_savedmodel/ ... beside the model,
+    except for a model inside this package (its bundled weights): then in the current folder,
+    so an export never lands among, or replaces, the shipped files."""
     path = Path(model_path)
     tag = f".{quantize}" if quantize else ""
+    name = f"{path.stem}{tag}_savedmodel" if fmt == "savedmodel" else f"{path.stem}{tag}.{fmt}"
+    if PACKAGE_DIR in path.resolve().parents:
+        return Path.cwd() / name
+    return path.with_name(name)
+
+
+def output_path(
+    model_path: str | os.PathLike,
+    fmt: str,
+    out: str | os.PathLike | None = None,
+    quantize: str | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Where `export` writes (`out`, else `default_output`), checked before any work: an
+    existing output is replaced only with `force`, and never the model itself, a folder where
+    a file is wanted, or (savedmodel) a folder that is not a SavedModel."""
+    path = Path(out) if out else default_output(model_path, fmt, quantize)
     if fmt == "savedmodel":
-        return path.with_name(f"{path.stem}{tag}_savedmodel")
-    return path.with_name(f"{path.stem}{tag}.{fmt}")
+        return check_output_folder(path, replace=force, marker="saved_model.pb")
+    return check_output_file(path, inputs=[model_path], replace=force)
 
 
 # --- the serving function --------------------------------------------------------------------
@@ -285,10 +308,16 @@ def export_savedmodel(
     module = tf.Module()
     module.network = model
     module.serve = serve
-    if out.exists():
-        shutil.rmtree(out)
-    tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
-    (out / "facenet.json").write_text(info.to_json())
+    make_folder(out.parent)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        staged = Path(tmp) / out.name  # complete before it replaces anything
+        tf.saved_model.save(module, str(staged), signatures={"serving_default": serve})
+        (staged / "facenet.json").write_text(info.to_json())
+        if out.is_symlink():
+            out.unlink()
+        elif out.exists():
+            shutil.rmtree(out)
+        staged.rename(out)
     return out
 
 
@@ -304,8 +333,10 @@ def export(
     input_dtype: str = "uint8",
     quantize: str | None = None,
     calibration: np.ndarray | None = None,
+    force: bool = False,
 ) -> Path:
-    """Export a Keras FaceNet model file to `fmt`; returns the written path."""
+    """Export a Keras FaceNet model file to `fmt`; returns the written path. An existing
+    output is replaced only with `force` (see `output_path`)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if quantize is not None and quantize not in QUANTIZE_MODES:
@@ -314,8 +345,8 @@ def export(
         raise ValueError("int8 quantisation is for onnx and tflite exports, not savedmodel")
     if quantize and calibration is None:
         raise ValueError("int8 quantisation needs calibration crops (--calibration DIR)")
+    out = output_path(model_path, fmt, out, quantize, force=force)
     model, info = load_keras(model_path)
-    out = Path(out) if out else default_output(model_path, fmt, quantize)
     if quantize:
         info = ModelInfo.from_dict(
             {**info.__dict__, "extra": {**info.extra, "quantization": quantize}}
@@ -394,16 +425,8 @@ def parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
 
 
 def _write_bytes(out: Path, content: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=out.suffix, dir=out.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an exported model is for everyone
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """An exported file, written atomically (see `facenet.outputs`)."""
+    write_file(out, lambda f: f.write(content))
 
 
 __all__ = [
@@ -416,6 +439,7 @@ __all__ = [
     "export_tflite",
     "image_files",
     "load_keras",
+    "output_path",
     "parity",
     "quantize_onnx",
     "serving_function",

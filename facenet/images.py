@@ -38,6 +38,26 @@ def describe(source: ImageInput, index: int | None = None) -> str:
     return f"{kind} #{index}" if index is not None else kind
 
 
+def require_utf8_path(path: str | os.PathLike, name: str | None = None) -> None:
+    """ImageError unless `path` is valid UTF-8 text. Linux allows any bytes in a file name (old
+    archives, Windows zips); Python hands them over as surrogate escapes, which SQLite, Arrow
+    and HTML cannot store, so such a file is reported as a failed input rather than crashing
+    the command that stores its name."""
+    text = os.fsdecode(path)
+    if _utf8(text):
+        return
+    what = "folder name" if _utf8(os.path.basename(text)) else "file name"
+    raise ImageError(f"{name or text}: {what} is not valid UTF-8; rename it")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
     """Return `source` as an upright RGB uint8 array of shape (H, W, 3)."""
     name = name or describe(source)

@@ -186,6 +186,23 @@ def test_enroll_from_parquet_refuses_another_model(local_out, tmp_path):
         assert len(g.people()) == 0
 
 
+def test_resume_with_another_model_is_refused(photos, local_out, tmp_path):
+    """A folder written with one model is not resumed with another: the rows would mix two
+    embedding spaces (and "already done" would hide that nothing was embedded)."""
+    from facenet.batch.records import parts
+    from facenet.catalog import DEFAULT_MODEL, MODELS
+
+    out = tmp_path / "out"
+    shutil.copytree(local_out[0], out)
+    before = parts(out)
+    other = next(n for n in MODELS if n != DEFAULT_MODEL)
+    args = ["embed", str(photos), "--out", str(out), "--engine", "local", "-m", other]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "holds embeddings of model" in result.output and "Traceback" not in result.output
+    assert parts(out) == before
+
+
 def test_cli_unreachable_ray_is_one_line(photos, tmp_path):
     pytest.importorskip("ray")
     import socket

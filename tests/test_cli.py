@@ -76,3 +76,66 @@ def test_user_errors_are_one_line_exit_2(runner, small_model_file, tmp_path, arg
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "{a}", "{a}", "--threshold", "nan"],
+        ["verify", "{a}", "{a}", "--threshold", "inf"],
+        ["verify", "{a}", "{a}", "--threshold", "-1"],
+        ["cluster", "{a}", "-o", "{out}", "--threshold", "0"],
+        ["cluster", "{a}", "-o", "{out}", "--threshold", "nan"],
+        ["align", "{dir}", "{out}", "--margin", "nan"],
+        ["serve", "--max-upload-mb", "nan"],
+    ],
+)
+def test_non_finite_or_out_of_range_numbers_are_usage_errors(runner, tmp_path, args):
+    """click's FloatRange lets NaN through (every comparison with it is false): each number
+    option refuses it, in one line with exit status 2, before any work."""
+    a = lfw_image("Aaron_Eckhart")
+    paths = {"a": str(a), "out": str(tmp_path / "out"), "dir": str(a.parent)}
+    result = runner.invoke(main, [x.format(**paths) for x in args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_exits_130_in_one_line(runner, small_model_file, monkeypatch):
+    """Ctrl-C in any command: one line and exit status 130, not click's "Aborted!" and 1 (which
+    means "some inputs failed")."""
+    import facenet.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(facenet.api.FaceNet, "embed", interrupted)
+    a = str(lfw_image("Aaron_Eckhart"))
+    result = runner.invoke(main, ["embed", a, "--model", str(small_model_file), "--no-detect",
+                                  "--out", "x.npz"])  # fmt: skip
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Aborted" not in result.output
+
+
+def test_embed_nan_keeps_the_others_when_one_file_is_unreadable(runner, small_model_file, tmp_path):
+    """`--on-missing nan`: an unreadable image is a NaN row and a listed failure (exit 1), not
+    the loss of every other image's embedding (exit 2, nothing written)."""
+    bad = tmp_path / "text.jpg"
+    bad.write_text("not an image")
+    images = [str(lfw_image("Aaron_Eckhart")), str(bad), str(lfw_image("Zico"))]
+    out = tmp_path / "emb.npz"
+    args = ["embed", *images, "--model", str(small_model_file), "--no-detect", "--out", str(out),
+            "--on-missing", "nan", "--batch-size", "2", "--json"]  # fmt: skip
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [("error" in r) for r in rows] == [False, True, False]
+    assert "not an image file" in rows[1]["error"]
+    with np.load(out) as data:
+        vectors = data["embeddings"]
+    assert np.isnan(vectors[1]).all() and np.isfinite(vectors[[0, 2]]).all()
+    good = [images[0], images[2]]  # without the bad file: the same two rows
+    alone = runner.invoke(main, ["embed", *good, *args[4:-1]])
+    assert alone.exit_code == 0, alone.output
+    with np.load(out) as data:
+        np.testing.assert_allclose(data["embeddings"], vectors[[0, 2]], atol=1e-6)

@@ -159,3 +159,22 @@ def test_cluster_photos_writes_folders_json_and_contact_sheet(tmp_path):
     assert 'src="cluster_000/' in sheet and str(tmp_path / "out") not in sheet
     with pytest.raises(Exception, match="not empty"):
         cluster_photos(FakeModel(), photos, out)
+
+
+def test_a_folder_without_photos_is_reported_once(tmp_path):
+    """`facenet cluster` on photos plus an empty folder: the folder is a failed input (exit 1,
+    one line naming it), not silently dropped, and no failure is printed twice."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text.jpg").write_text("not an image")
+    args = ["cluster", "examples/a_1.jpg", "examples/a_2.jpg", str(tmp_path / "empty"),
+            str(tmp_path / "text.jpg"), "-o", str(tmp_path / "out")]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "from 4 photos" in result.output, result.output
+    assert result.output.count("no photos in this folder") == 1
+    assert result.output.count("not an image file") == 1  # the CLI's line, no log line too
+    assert "Traceback" not in result.output

@@ -317,3 +317,18 @@ def test_convert_reports_json_friendly_info(slim_checkpoint):  # the stored Mode
     assert detect_source(folder) == "checkpoint"
     assert detect_source(Path("x.pth")) == "pytorch"
     assert json.loads(_info().to_json())["backbone"] == "inception_resnet_v1"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip of arrays", None])
+def test_unreadable_npz_is_a_one_line_error(tmp_path, content):
+    """An empty file (np.load's EOFError, which click would turn into "Aborted!"), text, or an
+    .npz of pickled objects: one line naming the file, exit status 2."""
+    bad = tmp_path / "weights.npz"
+    if content is None:
+        np.savez(bad, w=np.array([{"a": 1}], dtype=object))
+    else:
+        bad.write_bytes(content)
+    result = CliRunner().invoke(_cli(), ["convert", str(bad), "--out", str(tmp_path / "m.keras")])
+    assert result.exit_code == 2, result.output
+    assert "not a readable .npz" in result.output and "Aborted" not in result.output
+    assert not (tmp_path / "m.keras").exists()

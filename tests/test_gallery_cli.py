@@ -120,3 +120,39 @@ def test_create_with_an_index_backend(tmp_path, fake):
         result = run("gallery", "create", tmp_path / "other.db", *args)
         assert result.exit_code == 2 and message in result.output, result.output
         assert result.output.count("\n") == 1 and not (tmp_path / "other.db").exists()
+
+
+def test_remove_faces_is_all_or_nothing(tmp_path, fake):
+    from facenet.gallery import Gallery
+
+    from .test_gallery import fake_embedding
+
+    path = tmp_path / "g.db"
+    with Gallery.create(path, fake) as g:
+        ids = g.add_embeddings("Ada", np.stack([fake_embedding(1, v) for v in range(3)]))
+    for unknown in ("999", str(2**70)):  # the second no SQLite integer can hold
+        faces = ["--face", ids[0], "--face", unknown, "--face", ids[1]]
+        result = run("gallery", "remove", path, *faces)
+        assert result.exit_code == 2, result.output
+        message = f"no face with id {unknown} in the gallery; nothing removed"
+        assert result.output == f"Error: {message}\n"
+        with Gallery.open(path) as g:
+            assert len(g) == 3  # face ids[0] stayed too
+    result = run("gallery", "remove", path, "--face", ids[0], "--face", ids[1], "--face", ids[0])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("removed face #") == 2
+    with Gallery.open(path) as g:
+        assert [f.id for f in g.faces("Ada")] == [ids[2]]
+
+
+def test_enroll_folder_reports_photos_loose_in_the_root(tmp_path, fake):
+    """`--folder ROOT`: sub-folders name people, so a photo directly in ROOT is no one's; it is
+    listed as skipped (exit 1), not silently left out."""
+    g = tmp_path / "g.db"
+    run("gallery", "create", g)
+    root = make_tree(tmp_path / "people", people=2, photos=2)
+    loose = save(root / "loose.png", photo((9, 0, 30)))
+    result = run("gallery", "enroll", g, "--folder", root)
+    assert result.exit_code == 1, result.output
+    assert f"skipped {loose}: directly in the root folder" in result.output
+    assert "enrolled 4 faces of 2 people; skipped 1 photo" in result.output

@@ -329,3 +329,30 @@ def test_cli_interrupted_migration_exits_130_and_resumes(tmp_path, monkeypatch):
     assert new.calls == len(snapshot_faces(path))  # 4 + the rest: resumed, not restarted
     with Gallery.open(path, new) as g:
         assert g.identify(photo((1, 9, 30)))[0].name == "Ada"
+
+
+def test_a_switch_that_would_flag_every_face_is_refused(tmp_path, monkeypatch):
+    """A gallery of ready embeddings only (`enroll --from-parquet`): nothing can be re-embedded,
+    so switching would leave the new index empty; the CLI refuses (exit 2), changing nothing."""
+    from click.testing import CliRunner
+
+    import facenet.api
+    from facenet.cli import main
+
+    path = tmp_path / "g.db"
+    old = FakeModel()
+    with Gallery.create(path, old) as g:
+        for person in (1, 2):
+            g.add_embeddings(f"p{person}", old.represent(photo((person, 0, 30)))[0].embedding)
+    new = other_model()
+    monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(lambda spec=None: new))
+    args = ["gallery", "migrate", str(path), "--model", "other"]
+    result = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "without --dry-run the switch would be refused" in result.stderr
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "not one of the 2 faces" in result.stderr
+    with Gallery.open(path, old) as g:  # still the old model, identifying as before
+        assert g.identify(photo((2, 1, 30)))[0].name == "p2"
+        assert g._store.db.execute("SELECT COUNT(*) FROM face_embeddings").fetchone()[0] == 0

@@ -157,3 +157,53 @@ def test_an_upload_between_the_switch_and_the_servers_reopen_is_refused(
         people = client.get(f"{API}/people").json()
         assert [(p["name"], p["faces"]) for p in people] == [("Bush", 1), ("Powell", 1)]
     app.state.service.gallery.close()
+
+
+def test_a_migration_the_job_would_refuse_is_400_up_front(
+    tmp_path, small_model, small_model_file, photos
+):
+    """The model already in use, or no such model: 400 `invalid_migration` at once (it was 202,
+    then a failed job and a traceback in the log), even while another job runs."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+    from facenet.server.migration import Job
+
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        enrol = {"data": {"name": "Bush"}, "files": files(images=[photos["bush1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201
+        for body in ({"model": str(small_model_file)}, {"model": "no-such-model"}):
+            r = client.post(f"{API}/gallery/migrate", json=body)
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] == "invalid_migration"
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+        app.state.migration = Job(state="running")  # a job in progress
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(small_model_file)})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_migration"
+    app.state.service.gallery.close()
+
+
+def test_the_server_job_refuses_a_switch_that_would_flag_every_face(
+    tmp_path, small_model, second_model_file, caplog
+):
+    """Ready embeddings only: the job fails with the one-line reason (logged without a
+    traceback) and the server keeps serving the gallery on its model."""
+    import numpy as np
+
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    size = small_model.info.embedding_size
+    for person, seed in (("Ann", 1), ("Bob", 2)):
+        gallery.add_embeddings(person, np.random.default_rng(seed).standard_normal(size))
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(second_model_file)})
+        assert r.status_code == 202, r.text
+        job = wait(client)
+        assert job["state"] == "failed" and "not one of the 2 faces" in job["error"], job
+        assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
+    assert not [r for r in caplog.records if r.exc_info]  # a user error: no traceback
+    app.state.service.gallery.close()

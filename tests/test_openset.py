@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from facenet.cli import main
+from facenet.errors import GalleryError
 from facenet.evaluate.openset import (
     calibrate_gallery,
     nearest_distances,
@@ -95,3 +96,58 @@ def test_calibrate_command_dry_run_and_errors(tmp_path, monkeypatch):
     Gallery.create(empty, model).close()
     result = CliRunner().invoke(main, ["gallery", "calibrate", str(empty)])
     assert result.exit_code == 2 and "no faces to calibrate on" in result.output
+
+
+def _add_library_faces(g, model):
+    """People-library faces in the gallery file: one of an unnamed cluster, one of nobody."""
+    with g._store.transaction() as db:
+        cluster = db.execute(
+            "INSERT INTO people (name, metadata, created) VALUES (NULL, '{}', 'now')"
+        ).lastrowid
+        rows = [
+            (person, f"lib{i}.jpg", f"hash{i}", None, 0.9,
+             fake_embedding(50 + i, 0).astype(np.float32).tobytes(), model.model_id,
+             None, None, None)
+            for i, person in enumerate((cluster, None))
+        ]  # fmt: skip
+        g._store.add_faces(db, rows)
+
+
+def test_calibration_counts_named_people_only(tmp_path):
+    g, model = _gallery(tmp_path)
+    named_only = g.calibrate(0.05, save=False)
+    _add_library_faces(g, model)  # calibrate raised KeyError on them
+    result = g.calibrate(0.05, save=False)
+    assert result["strangers"] == named_only["strangers"] == 36
+    assert result["threshold"] == pytest.approx(named_only["threshold"])
+    g.close()
+
+
+def test_a_false_accept_rate_of_zero_is_refused(tmp_path, monkeypatch):
+    import facenet.cli.gallery
+
+    g, model = _gallery(tmp_path, people=1)  # 3 faces: far too few for any rate
+    g.add_embeddings("other", fake_embedding(2, 0)[None])
+    with pytest.raises(GalleryError, match=r"must be in \(0, 1\)"):
+        g.calibrate(0.0)
+    g.close()
+    monkeypatch.setattr(facenet.cli.gallery, "load_model", lambda path: model)
+    path = str(tmp_path / "g.db")
+    result = CliRunner().invoke(main, ["gallery", "calibrate", path, "--far", "0"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--far': 0.0 is not in the range 0<x<1" in result.output
+    with Gallery.open(path) as reopened:
+        assert reopened.calibrated_threshold is None  # nothing stored
+
+
+def test_calibration_refuses_a_target_duplicates_break(tmp_path):
+    """Strangers at distance 0 are accepted by any threshold: with more of them than the
+    target allows, no threshold meets it, and nothing is stored."""
+    g, _ = _gallery(tmp_path, people=9, faces=2)
+    same = fake_embedding(99, 0)
+    for name in ("dup1", "dup2", "dup3"):  # 3 of 21 faces, each identical to another's
+        g.add_embeddings(name, same[None])
+    with pytest.raises(GalleryError, match="no threshold keeps the false-accept rate at 10"):
+        g.calibrate(0.1)
+    assert g.calibrated_threshold is None
+    g.close()

@@ -68,7 +68,8 @@ def test_library_commands_end_to_end(tmp_path):
     assert run("library", "unlink", lib, faces[1]["id"], faces[2]["id"]).exit_code == 2
     result = run("library", "decline", lib, tony, faces[1]["id"], 999999)
     assert result.exit_code == 1 and "no face with id 999999" in result.stderr
-    assert run("library", "accept", lib, tony, 999999).exit_code == 2
+    result = run("library", "accept", lib, tony, 999999, "--json")
+    assert result.exit_code == 2 and json.loads(result.stdout)["face"] == "999999"
     assert run("library", "reject", lib, faces[0]["id"], "--reason", "ignore").exit_code == 0
     assert run("library", "recluster", lib, "--json").exit_code == 0
     kinds = {c["kind"] for c in lines(run("library", "constraints", lib, "--json"))}

@@ -547,3 +547,56 @@ def test_serve_command_help_and_bad_options(tmp_path):
         main, ["serve", "--api-key-all", "--model", str(tmp_path / "none.keras")]
     )
     assert result.exit_code == 2 and "api_key" in result.output
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
+    """The socket is bound before the model loads: a port in use is exit status 2 in one line,
+    not a "serving on ..." line followed by uvicorn's error and exit status 3."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = CliRunner().invoke(main, ["serve", "--port", port, "-g", str(tmp_path / "g.db")])
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "serving" not in result.output and not (tmp_path / "g.db").exists()
+
+
+def test_enrol_racing_a_delete_of_the_person_is_409(client, photos, monkeypatch):
+    """A DELETE of the person between the enrolment's commit and its answer (the gallery lock is
+    not held while photos are read): 409 `gallery_changed`, not 404 "no person with id None"."""
+    service = client.app.state.service
+    real_enroll = service.gallery.enroll
+
+    def enroll_then_deleted(name, images):
+        report = real_enroll(name, images)
+        (person,) = [p for p in service._named_people() if p.name == name]
+        service.remove_person(person.id)  # what a concurrent DELETE /people/{id} does
+        return report
+
+    monkeypatch.setattr(service.gallery, "enroll", enroll_then_deleted)
+    assert error_of(enroll(client, "Bush", photos["bush1"]), 409) == "gallery_changed"
+    monkeypatch.undo()
+    assert client.get(f"{API}/people").json() == []
+    assert enroll(client, "Bush", photos["bush1"]).status_code == 201  # enrolled again
+
+
+def test_name_errors_are_the_documented_ones(client, photos):
+    """A name over the schema's 200 characters is 422 `validation_error` like every field out
+    of its schema limits; the rest of the name rule is 400 `invalid_name`; docs/server.md says
+    the same (it listed "over 200 characters" under 400)."""
+    from pathlib import Path
+
+    assert error_of(enroll(client, "x" * 201, photos["bush1"]), 422) == "validation_error"
+    assert error_of(enroll(client, "Unknown", photos["bush1"]), 400) == "invalid_name"
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in docs.splitlines() if line.startswith("| 4")
+    }
+    assert "over 200 characters" in rows["422"] and "over 200" not in rows["400"]

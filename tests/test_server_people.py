@@ -166,6 +166,20 @@ def test_add_photos_then_read_everything_back(filled, photos):
     assert len(face["box"]) == 4 and set(face["quality"]) >= {"eye_px", "score", "blur"}
 
 
+def test_a_photo_added_on_the_server_machine_is_listed_by_name_only(make_app, model, tmp_path):
+    """Faces added from the command line store the server's own path; clients see its name."""
+    from facenet.people.library import Library
+
+    from .conftest import lfw_image
+
+    app = make_app()
+    Library.from_gallery(app.state.service.gallery).add([lfw_image("Colin_Powell")])
+    with TestClient(app, headers=CLIENT_HEADER) as client:
+        faces = client.get(f"{LIB}/faces").json()
+        one = client.get(f"{LIB}/faces/{faces[0]['id']}").json()
+    assert [f["photo"] for f in faces] == [lfw_image("Colin_Powell").name] == [one["photo"]]
+
+
 def test_clusters_follow_identities(filled, photos):
     """The default model on these photos: every cluster holds one person, and the people with
     two or more photos are found (the examples' Powell pair among them)."""

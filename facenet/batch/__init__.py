@@ -59,9 +59,10 @@ def embed_to_folder(
     if out.exists() and not out.is_dir():
         raise FaceNetError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    done = done_paths(out)
+    done = done_paths(out, loaded.model_id)
     todo = list(dict.fromkeys(p for p in paths if p not in done))
     report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
+    todo = _refuse_non_utf8(todo, report, on_image)
     if not todo:
         return report
 
@@ -86,6 +87,28 @@ def embed_to_folder(
         ref = loaded.name or os.path.abspath(loaded.source)
         run_ray(todo, str(out), ref, batch_size, workers, address, on_batch)
     return report
+
+
+def _refuse_non_utf8(
+    paths: list[str], report: BatchReport, on_image: Callable[[dict], None] | None
+) -> list[str]:
+    """`paths` less those that are not valid UTF-8 text, each reported as a failed image:
+    Parquet stores a path as UTF-8, so one such name would fail its whole batch. Not written
+    to OUT, they are reported again by each run until renamed."""
+    from ..errors import ImageError
+    from ..images import require_utf8_path
+
+    kept = []
+    for path in paths:
+        try:
+            require_utf8_path(path)
+        except ImageError as exc:
+            report.failures.append((path, str(exc)))
+            if on_image is not None:
+                on_image({"path": path, "faces": 0, "error": str(exc)})
+            continue
+        kept.append(path)
+    return kept
 
 
 def require_extra(engine: str) -> None:

@@ -146,10 +146,21 @@ def read_output(out: str | os.PathLike) -> pa.Table:
         raise FaceNetError(f"{out}: unreadable Parquet ({exc})") from None
 
 
-def done_paths(out: str | os.PathLike) -> set[str]:
-    """The paths an output folder already holds (faces or failures): skipped on resume."""
-    files = parts(out)
-    return {p for f in files for p in pq.read_table(f, columns=["path"]).column(0).to_pylist()}
+def done_paths(out: str | os.PathLike, model_id: str) -> set[str]:
+    """The paths an output folder already holds (faces or failures): skipped on resume. A
+    folder written with another model is refused: resuming would mix two embedding spaces."""
+    done: set[str] = set()
+    for f in parts(out):
+        table = pq.read_table(f, columns=["path", "model", "model_id"])
+        for name, held in zip(table.column("model").to_pylist(),
+                              table.column("model_id").to_pylist(), strict=True):  # fmt: skip
+            if held is not None and held != model_id:
+                raise FaceNetError(
+                    f"{out} holds embeddings of model {name!r} (id {held}), not of this one "
+                    f"(id {model_id}): write to another folder"
+                )
+        done.update(table.column("path").to_pylist())
+    return done
 
 
 def summarise(table: pa.Table) -> pa.Table:

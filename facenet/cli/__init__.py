@@ -15,6 +15,7 @@ import sys
 import click
 
 from ..errors import FaceNetError
+from .conventions import EXIT_INTERRUPTED
 
 #: command name -> (module in facenet.cli, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -65,11 +66,16 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
-        """Run a command; a FaceNetError becomes a one-line error with exit status 2."""
+        """Run a command; a FaceNetError becomes a one-line error with exit status 2, Ctrl-C one
+        line and exit status 130 (the commands keep what they finished)."""
         try:
             return super().invoke(ctx)
         except FaceNetError as exc:
             raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted: what was finished is kept; run the command again to resume",
+                       err=True)  # fmt: skip
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 class UserError(click.ClickException):

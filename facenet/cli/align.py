@@ -8,7 +8,7 @@ import click
 
 from ..metadata import ALIGNMENT_MODES
 from ..text import plural
-from .conventions import emit, finish, json_option, progress_option, want_progress
+from .conventions import FiniteRange, emit, finish, json_option, progress_option, want_progress
 
 
 @click.command()
@@ -21,7 +21,7 @@ from .conventions import emit, finish, json_option, progress_option, want_progre
     "--margin",
     default=32.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     help="FaceNet margin in px at size 160, scaled with --size (crop mode).",
 )
 @click.option("--mode", type=click.Choice(ALIGNMENT_MODES), default="crop", show_default=True)
@@ -34,7 +34,7 @@ from .conventions import emit, finish, json_option, progress_option, want_progre
     "--workers", "-j", type=click.IntRange(min=1), default=None,
     help="Worker processes [CPU count].",
 )  # fmt: skip
-@click.option("--min-face-size", default=20.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--min-face-size", default=20.0, show_default=True, type=FiniteRange(min=1))
 @click.option(
     "--no-pad-retry",
     is_flag=True,
@@ -47,6 +47,7 @@ def align(
     as_json,
 ):  # fmt: skip
     """Align the images under SRC (folder per identity, or flat) into DST as PNG face crops.
+    DST must lie outside SRC, or later runs would take the crops as images.
 
     Resumable: images already aligned are skipped. Writes DST/align_report.json and prints
     its counts (with --json: one line per image that was not aligned, then the counts).

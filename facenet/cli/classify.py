@@ -7,6 +7,7 @@ import click
 from ..text import plural
 from . import UserError, model_option
 from .conventions import (
+    FiniteRange,
     emit,
     finish,
     input_failed,
@@ -64,15 +65,16 @@ def train(root, out, kind, neighbors, model_path, progress):
 @classify.command()
 @click.argument("photos", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "--classifier", "-c", "classifier_path", required=True, type=click.Path(dir_okay=False)
-)
+    "--classifier", "-c", "classifier_path", required=True, type=click.Path(dir_okay=False),
+    help="A file from `facenet classify train` (a pickle: load only files you trust).",
+)  # fmt: skip
 @click.option(
-    "--max-distance", type=click.FloatRange(0, 4), default=None,
+    "--max-distance", type=FiniteRange(0, 4), default=None,
     help='"unknown" when the face is farther (squared L2) from every training face of the '
     "predicted person [default: the model's verification threshold; 4 turns it off].",
 )  # fmt: skip
 @click.option(
-    "--min-probability", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+    "--min-probability", default=0.0, show_default=True, type=FiniteRange(0, 1),
     help='Below this, answer "unknown".',
 )  # fmt: skip
 @model_option

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from . import model_option
-from .conventions import emit, finish, json_option, progress_option, want_progress
+from .conventions import FiniteRange, emit, finish, json_option, progress_option, want_progress
 from .gallery import load_model
 
 
 @click.command()
-@click.argument("inputs", metavar="PHOTOS_OR_DIR", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", metavar="PHOTOS_OR_DIRS...", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
     "--method",
@@ -18,7 +18,10 @@ from .gallery import load_model
     default="agglomerative",
     show_default=True,
 )
-@click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
+@click.option(
+    "--threshold", type=FiniteRange(0, 4, min_open=True), default=None,
+    help="Override the model's threshold (a squared-L2 distance in (0, 4]).",
+)  # fmt: skip
 @click.option(
     "--min-size", default=1, show_default=True, type=click.IntRange(min=1),
     help="Clusters with fewer faces go to noise/.",
@@ -27,7 +30,7 @@ from .gallery import load_model
 @progress_option
 @json_option
 def cluster(inputs, out, method, threshold, min_size, model_path, progress, as_json):
-    """Group every face in PHOTOS_OR_DIR by person; write one folder of face crops per
+    """Group every face in PHOTOS_OR_DIRS by person; write one folder of face crops per
     cluster, clusters.json and an index.html contact sheet to --out.
 
     With --json, one line per photo: its faces, each with its cluster (-1 = noise) and crop.

@@ -1,7 +1,8 @@
 """The conventions every `facenet` command follows, defined once.
 
 - Exit status: 0 every input done; 1 some inputs failed (each listed on stderr, or as a JSON
-  line with "error"); 2 usage error, or nothing done (every input failed, no input at all).
+  line with "error"); 2 usage error, or nothing done (every input failed, no input at all);
+  130 interrupted (Ctrl-C; what was finished is kept, a re-run resumes).
 - `--progress/--no-progress`: a progress bar on stderr; by default only when stderr is a
   terminal, so pipes and logs stay clean.
 - `--json`: stdout carries only JSON lines, one object per input (one object in all for
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 
@@ -22,8 +24,28 @@ import click
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_NOTHING_DONE = 2
+EXIT_INTERRUPTED = 130
 #: failed inputs named in the closing line; the rest are counted
 SHOWN = 10
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange that also refuses NaN and infinities: every comparison with NaN is
+    false, so FloatRange alone lets `nan` through its bounds."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def threshold_option(f: Callable) -> Callable:
+    """`--threshold`: a squared-L2 distance in [0, 4] replacing the model's own."""
+    return click.option(
+        "--threshold", type=FiniteRange(0, 4), default=None,
+        help="Override the model's threshold (a squared-L2 distance in [0, 4]).",
+    )(f)  # fmt: skip
 
 
 def progress_option(f: Callable) -> Callable:
@@ -52,12 +74,14 @@ def emit(obj: dict) -> None:
     click.echo(json.dumps(obj))
 
 
-def input_failed(name: str, error: Exception, as_json: bool, failed: list[str]) -> None:
-    """Note one failed input: listed in `failed` (for `finish`), reported as a JSON line with
-    "error" or a line on stderr."""
+def input_failed(
+    name: str, error: Exception, as_json: bool, failed: list[str], key: str = "photo"
+) -> None:
+    """Note one failed input: listed in `failed` (for `finish`), reported as a JSON line
+    {key: name, "error": ...} or a line on stderr."""
     failed.append(name)
     if as_json:
-        emit({"photo": name, "error": str(error)})
+        emit({key: name, "error": str(error)})
     else:
         click.echo(f"{name}\terror: {error}", err=True)
 

@@ -5,6 +5,8 @@ Called by `facenet embed` when `--engine` is given (without it, `embed` writes o
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..text import plural
@@ -72,7 +74,8 @@ class _Bar:
         self._bar.update(1)
 
     def write(self, line: str) -> None:
-        self._bar.write(line, file=click.get_text_stream("stderr"))
+        # sys.stderr escapes a non-UTF-8 file name; click.get_text_stream's stream would raise
+        self._bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self._bar.close()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import click
 import numpy as np
 
+from ..outputs import check_output_file, write_file
 from ..text import plural
 from . import model_option
-from .conventions import emit, finish, json_option, progress_option, want_progress
+from .conventions import emit, finish, json_option, progress_option, threshold_option, want_progress
 
 
 def _load(model_path: str | None):
@@ -34,7 +32,8 @@ def _load(model_path: str | None):
     type=click.Choice(["raise", "nan"]),
     default="raise",
     show_default=True,
-    help="An image without a face: stop with an error, or write a NaN row (exit status 1).",
+    help="An image without a face (or, with nan, one that cannot be read): stop with an error, "
+    "or write a NaN row (exit status 1).",
 )
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -66,23 +65,25 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, ad
                          want_progress(progress), as_json)  # fmt: skip
     if address is not None or workers is not None:
         raise click.UsageError("--address and --workers go with --engine")
+    out = check_output_file(out, inputs=images)
     model = _load(model_path)
-    embeddings = model.embed(
-        list(images), batch_size=batch_size, detect=not no_detect, on_missing=on_missing,
-        show_progress=want_progress(progress),
-    )  # fmt: skip
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=out.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, paths=np.array(images), embeddings=embeddings, model_id=model.model_id)
-    os.replace(tmp, out)
+    options = {"batch_size": batch_size, "detect": not no_detect, "on_missing": on_missing}
+    if on_missing == "nan":
+        embeddings, errors = _embed_or_nan(model, list(images), options, want_progress(progress))
+    else:
+        embeddings, errors = model.embed(list(images), **options,
+                                         show_progress=want_progress(progress)), {}  # fmt: skip
+    arrays = {"paths": np.array(images), "embeddings": embeddings, "model_id": model.model_id}
+    write_file(out, lambda f: np.savez(f, **arrays))
     no_face = [p for p, row in zip(images, embeddings, strict=True) if np.isnan(row[0])]
     if as_json:
         for row, (image, vector) in enumerate(zip(images, embeddings, strict=True)):
-            missing = {"error": "no face found"} if np.isnan(vector[0]) else {}
+            missing = {"error": errors.get(image, "no face found")} if np.isnan(vector[0]) else {}
             emit({"path": image, "row": row, **missing})
-    note = f" ({len(no_face)} without a face: NaN rows)" if no_face else ""
+    else:
+        for image, error in errors.items():
+            click.echo(f"{image}\terror: {error}", err=True)
+    note = f" ({len(no_face)} without a face or unreadable: NaN rows)" if no_face else ""
     click.echo(
         f"wrote {plural(len(images), 'embedding')} of {model.embedding_size} dims to {out}{note}",
         err=as_json,
@@ -90,11 +91,40 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, ad
     finish(len(images) - len(no_face), no_face, "image")
 
 
+def _embed_or_nan(model, images: list[str], options: dict, progress: bool):
+    """`--on-missing nan`: every image gets a row, NaN where it has no face or cannot be read
+    (the error kept for the report), so one bad file does not lose the others' work. The API
+    raises on an unreadable image; only then are the images embedded chunk by chunk, and a
+    failing chunk one image at a time."""
+    from ..errors import ImageError
+
+    try:
+        return model.embed(images, **options, show_progress=progress), {}
+    except ImageError:
+        pass
+    out = np.full((len(images), model.embedding_size), np.nan, np.float32)
+    errors: dict[str, str] = {}
+    step = options["batch_size"]
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step]
+        try:
+            out[start : start + len(chunk)] = model.embed(chunk, **options)
+            continue
+        except ImageError:
+            pass
+        for i, image in enumerate(chunk, start):
+            try:
+                out[i] = model.embed([image], **options)[0]
+            except ImageError as exc:
+                errors[image] = str(exc)
+    return out, errors
+
+
 @click.command()
 @click.argument("first", type=click.Path(dir_okay=False))
 @click.argument("second", type=click.Path(dir_okay=False))
 @model_option
-@click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
+@threshold_option
 @click.option("--no-detect", is_flag=True, help="Inputs are aligned face crops: skip detection.")
 @click.option(
     "--all-faces",

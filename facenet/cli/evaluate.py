@@ -10,7 +10,7 @@ import click
 
 from ..metadata import ALIGNMENT_MODES
 from . import model_option
-from .conventions import emit, finish, progress_option, want_progress
+from .conventions import FiniteRange, emit, finish, progress_option, want_progress
 
 LFW_ENV = "FACENET_LFW_DIR"
 
@@ -59,7 +59,7 @@ COMMON_OPTIONS = [
     ),
     click.option(
         "--threshold",
-        type=float,
+        type=FiniteRange(0, 4),
         default=None,
         help="Fixed threshold for 'accuracy at threshold' (default: the model's).",
     ),

@@ -29,8 +29,10 @@ def _batch(value: str) -> int | None:
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option(
     "--out", "-o", type=click.Path(), default=None,
-    help="Output file (directory for savedmodel). Default: beside MODEL, e.g. model.onnx.",
+    help="Output file (directory for savedmodel). Default: beside MODEL, e.g. model.onnx; "
+    "in the current directory for a model bundled with facenet (facenet/weights/).",
 )  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option(
     "--batch", default="dynamic", show_default=True, metavar="dynamic|N",
     help="Batch dimension of the exported graph: dynamic, or fixed at N.",
@@ -56,9 +58,13 @@ def _batch(value: str) -> int | None:
     help="Compare the export's embeddings with the Keras model's on a few crops.",
 )  # fmt: skip
 def export(
-    model, fmt, out, batch, input_dtype, quantize, calibration, aligned, calibration_size, check
-):
-    """Export MODEL (.keras or .h5) with its preprocessing folded in; metadata travels inside."""
+    model, fmt, out, force, batch, input_dtype, quantize, calibration, aligned, calibration_size,
+    check,
+):  # fmt: skip
+    """Export MODEL (.keras or .h5) with its preprocessing folded in; metadata travels inside.
+
+    An existing output is not replaced without --force (exit status 2).
+    """
     from .. import export as exporting
 
     batch = _batch(batch)
@@ -66,6 +72,7 @@ def export(
         raise click.UsageError("--quantize int8 needs --calibration DIR (photos or aligned crops)")
     if calibration and not quantize:
         raise click.UsageError("--calibration is only used with --quantize int8")
+    out = exporting.output_path(model, fmt, out, quantize, force=force)
     crops = None
     keras_model, info = exporting.load_keras(model)
     if quantize:
@@ -79,8 +86,9 @@ def export(
         )
         click.echo(f"calibrating on {len(crops)} aligned faces from {calibration}", err=True)
     path = exporting.export(
-        model, fmt, out, batch=batch, input_dtype=input_dtype, quantize=quantize, calibration=crops
-    )
+        model, fmt, out, batch=batch, input_dtype=input_dtype, quantize=quantize,
+        calibration=crops, force=force,
+    )  # fmt: skip
     click.echo(f"wrote {path}")
     if check and fmt != "savedmodel":
         report = _check(keras_model, info, path, crops)

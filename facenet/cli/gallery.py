@@ -11,11 +11,13 @@ from ..metadata import DEFAULT_K
 from ..text import plural
 from . import model_option
 from .conventions import (
+    FiniteRange,
     emit,
     finish,
     input_failed,
     json_option,
     progress_option,
+    threshold_option,
     want_progress,
 )
 
@@ -208,15 +210,19 @@ def list_(gallery_path, show_faces, as_json):
 @click.argument("name", required=False)
 @click.option("--face", "face_ids", multiple=True, type=int, help="Remove one face by id instead.")
 def remove(gallery_path, name, face_ids):
-    """Remove a person (and their faces), or single faces with --face ID."""
+    """Remove a person (and their faces), or single faces with --face ID (repeatable).
+
+    Several --face ids are all removed or none: one unknown id is an error (exit 2) and the
+    gallery is left as it was.
+    """
     if (name is None) == (not face_ids):
         raise click.UsageError("give either NAME or --face ID")
     with open_gallery(gallery_path) as g:
         if name is not None:
             count = g.remove_person(name)
             click.echo(f"removed {name} and {plural(count, 'face')}")
-        for face_id in face_ids:
-            record = g.remove_face(face_id)
+            return
+        for record in g.remove_faces(list(face_ids)):
             owner = record.person or "nobody named (a people-library face)"
             click.echo(f"removed face #{record.id} of {owner} ({record.source})")
 
@@ -246,7 +252,8 @@ def merge(gallery_path, src, dst):
 @gallery.command()
 @gallery_argument
 @click.option(
-    "--far", default=0.01, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+    "--far", default=0.01, show_default=True,
+    type=FiniteRange(0, 1, min_open=True, max_open=True),
     help="Share of strangers that may be named (per probe).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Report the threshold without storing it.")
@@ -254,9 +261,10 @@ def merge(gallery_path, src, dst):
 def calibrate(gallery_path, far, dry_run, as_json):
     """Choose the identification threshold on this gallery's own people.
 
-    Each face plays a stranger against everyone else: the threshold lets at most FAR of them
-    match someone. Needs two or more people and at least 1/FAR faces (100 at 1%); people with
-    two or more faces also measure how many genuine probes are still identified at it.
+    Each face of a named person plays a stranger against everyone else: the threshold lets at
+    most FAR (above 0, below 1) of them match someone. Needs two or more named people and at
+    least 1/FAR of their faces (100 at 1%); people-library faces with no name take no part.
+    People with two or more faces also measure how many genuine probes are still identified.
     """
     with open_gallery(gallery_path) as g:
         result = g.calibrate(far, save=not dry_run)
@@ -280,7 +288,7 @@ def calibrate(gallery_path, far, dry_run, as_json):
     "--k", "-k", default=DEFAULT_K, show_default=True, type=click.IntRange(min=1),
     help="Nearest people listed per face.",
 )  # fmt: skip
-@click.option("--threshold", type=float, default=None, help="Override the model's threshold.")
+@threshold_option
 @progress_option
 @json_option
 def identify(photos, gallery_path, model_path, k, threshold, progress, as_json):

@@ -24,7 +24,9 @@ def migrate(gallery_path, model_path, dry_run, rollback, prune, batch_size, as_j
 
     The new embeddings are made beside the old ones (resumable: run the command again after an
     interruption), a report says what the new model changes on the gallery's own faces, then
-    the gallery switches in one step (not with --dry-run). --rollback returns to the previous
+    the gallery switches in one step (not with --dry-run). Faces that cannot be re-embedded
+    (no photo or crop) stay on the old model, flagged; when that is every face, the switch is
+    refused (exit 2) and the gallery is left as it was. --rollback returns to the previous
     model while its embeddings are kept; --prune deletes them.
     """
     from ..gallery import migrate as m
@@ -44,11 +46,23 @@ def migrate(gallery_path, model_path, dry_run, rollback, prune, batch_size, as_j
         else:
             for line in report.lines():
                 click.echo(line)
-            state = "dry run: nothing switched" if dry_run else f"switched to {report.new_model}"
-            click.echo(state, err=True)
+            click.echo(_outcome(report, dry_run), err=True)
     if prune:
         count = m.prune(gallery_path)
         click.echo(f"pruned {count} kept embeddings of previous models", err=True)
+
+
+def _outcome(report, dry_run: bool) -> str:
+    """The last line: switched, or a dry run's verdict (a switch is refused when no face could
+    be re-embedded, see `facenet.gallery.migrate.refusal`)."""
+    from ..gallery import migrate as m
+
+    if not dry_run:
+        return f"switched to {report.new_model}"
+    reason = m.refusal(report)
+    if reason is None:
+        return "dry run: nothing switched"
+    return f"dry run: nothing switched; without --dry-run the switch would be refused: {reason}"
 
 
 def _run(gallery_path, model_path, rollback, dry_run, batch_size):

@@ -264,7 +264,7 @@ def _each(face_ids, action, as_json: bool) -> None:
         try:
             face = action(face_id)
         except FaceNetError as exc:
-            input_failed(str(face_id), exc, as_json, failed)
+            input_failed(str(face_id), exc, as_json, failed, key="face")
             continue
         done += 1
         if as_json:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import click
 
 from ..errors import FaceNetError
 from . import UserError, model_option
+from .conventions import FiniteRange
 from .gallery import index_option, index_uri_option
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     "name (repeatable; loopback names and --host are always allowed; '*': any).",
 )
 @click.option(
-    "--max-upload-mb", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+    "--max-upload-mb", default=10.0, show_default=True, type=FiniteRange(min=0, min_open=True)
 )
 @click.option(
     "--max-pixels",
@@ -127,9 +129,9 @@ def serve(
 ):
     """Serve the face-recognition API (/api/v1) and web page (/) over HTTP."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (checked here: a missing extra is one line, before any work)
 
-        from ..server import Settings, create_app
+        from ..server import Settings
     except ImportError as exc:
         raise UserError(
             f"the server needs its extra: pip install 'facenet-keras[server]' ({exc})"
@@ -151,19 +153,43 @@ def serve(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _warn_about_exposure(host, api_key, allowed_hosts)
-    model, gallery = _model_and_gallery(model_path, gallery_path, index, index_uri)
+    listening = _listening_socket(host, port)
+    try:
+        _serve(listening, _model_and_gallery(model_path, gallery_path, index, index_uri), settings)
+    finally:
+        listening.close()
+
+
+def _serve(listening: socket.socket, model_and_gallery, settings) -> None:
+    """Run the app on the bound socket until Ctrl-C; the gallery is closed after."""
+    import uvicorn
+
+    from ..server import create_app
+
+    model, gallery = model_and_gallery
     try:
         app = create_app(model, gallery, settings)
-    except (FaceNetError, ValueError):
-        if gallery is not None:
-            gallery.close()
-        raise
-    click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        host, port = listening.getsockname()[:2]
+        click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(
+            sockets=[listening]
+        )
     finally:
         if gallery is not None:
             gallery.close()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the model loads: a busy port or an unknown host is a
+    one-line error with exit status 2, not uvicorn's exit 3 after the server announced itself."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def _warn_about_exposure(host: str, api_key, allowed_hosts) -> None:

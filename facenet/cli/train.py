@@ -12,6 +12,7 @@ import click
 
 from ..backbones import backbone_names
 from ..metadata import ALIGNMENT_MODES
+from .conventions import FiniteRange
 
 
 @click.command()
@@ -153,13 +154,13 @@ from ..metadata import ALIGNMENT_MODES
     "--relation-weight",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     help="Weight of matching the teacher's pairwise similarities within a batch (views trainer).",
 )
 @click.option(
     "--max-seconds",
     default=None,
-    type=click.FloatRange(min=1),
+    type=FiniteRange(min=1),
     help="Stop after this much training time, checkpoint and model saved; --resume continues "
     "(views trainer).",
 )

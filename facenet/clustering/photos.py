@@ -7,6 +7,8 @@ import html
 import json
 import logging
 import os
+import shutil
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FaceNetError, ImageError
-from ..images import IMAGE_SUFFIXES, ImageInput, load_image
+from ..images import IMAGE_SUFFIXES, ImageInput, load_image, require_utf8_path
 from ..metadata import check_choice
 from ..text import plural
 from . import METHODS, NOISE, cluster
@@ -46,16 +48,16 @@ class ClusterReport:
 
 
 def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the images inside directories (recursively, sorted)."""
+    """Files as given, and the images inside directories (recursively, sorted); a directory
+    without images stays in the list, so that it is reported rather than silently dropped."""
     photos: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            photos.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                )
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
+            photos.extend(found or [path])
         else:
             photos.append(path)
     return photos
@@ -74,7 +76,9 @@ def cluster_photos(
 ) -> ClusterReport:
     """Embed every face of every photo, cluster them, and write `out/`: one folder of face
     crops per cluster (`cluster_000`, ... largest first; `noise/`), `clusters.json` and an
-    `index.html` contact sheet (relative paths: the folder can be moved or zipped)."""
+    `index.html` contact sheet (relative paths: the folder can be moved or zipped). All is
+    written into a hidden folder beside `out`, renamed to `out` at the end: an error or Ctrl-C
+    midway leaves no half-written folder that a re-run would refuse."""
     check_choice("method", method, METHODS)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -87,6 +91,28 @@ def cluster_photos(
         method=method,
         min_size=min_size,
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        summary = _write_folder(work, model, records, labels, rows, method, threshold, min_size)
+        os.replace(work, out)  # an existing `out` is empty (checked above): replaced
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ClusterReport(
+        out=out,
+        clusters=len(summary["clusters"]),
+        faces=len(records),
+        noise=len(summary["noise"]),
+        photos=len(photos),
+        no_face=summary["no_face"],
+        unreadable=summary["unreadable"],
+        rows=rows,
+    )
+
+
+def _write_folder(out: Path, model, records, labels, rows, method, threshold, min_size) -> dict:
+    """Write the crops, clusters.json and index.html into `out`; the summary written."""
     groups = _write_crops(out, records, labels, rows)
     no_face = [r["photo"] for r in rows if "error" not in r and not r["faces"]]
     unreadable = [r["photo"] for r in rows if "error" in r]
@@ -105,17 +131,8 @@ def cluster_photos(
         "unreadable": unreadable,
     }
     (out / "clusters.json").write_text(json.dumps(summary, indent=1))
-    (out / "index.html").write_text(_contact_sheet(summary))
-    return ClusterReport(
-        out=out,
-        clusters=len(summary["clusters"]),
-        faces=len(records),
-        noise=len(summary["noise"]),
-        photos=len(photos),
-        no_face=no_face,
-        unreadable=unreadable,
-        rows=rows,
-    )
+    (out / "index.html").write_text(_contact_sheet(summary), encoding="utf-8")
+    return summary
 
 
 def _embed_photos(model, photos: Sequence[ImageInput], crop_size: int, progress: bool):
@@ -126,11 +143,15 @@ def _embed_photos(model, photos: Sequence[ImageInput], crop_size: int, progress:
     for source in tqdm(photos, unit="photo", desc="embedding", disable=not progress):
         name = str(source)
         try:
+            if isinstance(source, (str, os.PathLike)):
+                require_utf8_path(source)  # written into clusters.json and index.html
+                if Path(source).is_dir():
+                    raise ImageError(f"{source}: no photos in this folder")
             image = load_image(source)
             faces = model.represent(image)
         except ImageError as exc:
-            rows.append({"photo": name, "error": str(exc)})
-            log.warning("%s", exc)
+            rows.append({"photo": name, "error": str(exc)})  # the caller reports it
+            log.info("%s", exc)
             continue
         rows.append({"photo": name, "faces": []})
         for number, face in enumerate(faces):

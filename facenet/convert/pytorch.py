@@ -135,8 +135,11 @@ def ignored(name: str) -> bool:
 def read_state_dict(path: Path) -> dict[str, np.ndarray]:
     """A facenet-pytorch state dict as numpy arrays (.npz directly; .pt/.pth through torch)."""
     if path.suffix.lower() == ".npz":
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:  # not a zip of arrays, or object arrays
+            raise ModelError(f"{path}: not a readable .npz of weight arrays ({exc})") from None
     try:
         import torch
     except ImportError:

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import FaceNetError, ImageError
+from ..errors import FaceNetError, ImageError, OutputError
 from ..images import IMAGE_SUFFIXES, load_image
 from ..metadata import ALIGNMENT_MODES, check_choice
+from ..outputs import check_output_folder, make_folder
 from .crops import aligned, crop_face
 from .detector import make_detector
 from .mtcnn import MTCNN
@@ -54,7 +55,7 @@ def align_dataset(
 
     Args:
         src: a folder of images, or of identity folders of images.
-        dst: output folder (created); same relative layout, `.png` files.
+        dst: output folder (created), outside `src`; same relative layout, `.png` files.
         size, margin, mode: as `align_face`.
         keep_fallback: when no face is found, save the centred square crop instead of nothing
             (listed under "fallback" in the report).
@@ -67,10 +68,10 @@ def align_dataset(
         detector: the detector to use (default `make_detector()`); workers build their own copy.
     """
     job = _job(src, size, margin, mode, keep_fallback, pad_retry)
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src), _destination(src, dst)
     detector = detector or make_detector()
     settings = _settings(job, detector)
-    dst.mkdir(parents=True, exist_ok=True)
+    make_folder(dst)
     images, ignored = _scan(src, dst)
     status, todo = _resume(src, dst, images, _previous_report(dst, settings), keep_fallback)
     skipped = len(images) - len(todo)
@@ -108,6 +109,16 @@ def _job(src, size: int, margin: float, mode: str, keep_fallback: bool, pad_retr
         "keep_fallback": keep_fallback,
         "pad_retry": pad_retry,
     }
+
+
+def _destination(src, dst) -> Path:
+    """`dst`, checked: not `src` nor inside it (symlinks resolved), where the crops would be
+    taken as source images by every later run; not a file nor under one."""
+    src, dst = Path(src).resolve(), Path(dst)
+    where = dst.resolve()
+    if where == src or src in where.parents:
+        raise OutputError(f"{dst}: the output folder must be outside the source folder {src}")
+    return check_output_folder(dst)
 
 
 def _settings(job: dict, detector: MTCNN) -> dict:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..outputs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,6 @@ def image_digest(path: str | os.PathLike) -> str:
 
 def cache_key(model_id: str, alignment: str, flip: bool) -> str:
     return f"v{CACHE_VERSION}-{model_id}-{alignment}-{'flip' if flip else 'noflip'}"
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    # os.open with mode 0o666 honours the umask (mkstemp would make a 0600 file).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class EmbeddingCache:

@@ -111,16 +111,34 @@ class EditingMixin:
         """Delete one face: of a named person (who stays, even with no face left), or a
         people-library face of an unnamed cluster (dropped when left empty) or of nobody
         (`FaceRecord.person` None). GalleryError when there is no such face."""
+        return self.remove_faces([face_id])[0]
+
+    def remove_faces(self, face_ids: list[int]) -> list[FaceRecord]:
+        """Delete several faces (as `remove_face`), all or nothing: one id with no face raises
+        GalleryError naming every such id, and nothing is removed, so a typo in a list never
+        leaves the gallery half edited. A repeated id counts once."""
+        wanted = list(dict.fromkeys(int(f) for f in face_ids))
         with self._lock:
             index = self.index
             with self._store.transaction() as db:
-                record = self._store.face_with_person(int(face_id))
-                if record is None:
-                    raise GalleryError(f"no face with id {face_id} in the gallery")
-                self._store.delete_faces(db, [int(face_id)])
-            index.remove([int(face_id)])
+                rows = {f: self._face_row(f) for f in wanted}
+                missing = [str(f) for f, row in rows.items() if row is None]
+                if missing:
+                    label = "id" if len(missing) == 1 else "ids"
+                    raise GalleryError(
+                        f"no face with {label} {', '.join(missing)} in the gallery; nothing removed"
+                    )
+                self._store.delete_faces(db, wanted)
+            index.remove(wanted)
             self._save_index()
-        return face_record_from_row(record)
+        return [face_record_from_row(rows[f]) for f in wanted]
+
+    def _face_row(self, face_id: int):
+        """The face's row with its person's name, None when there is none (also for an id no
+        SQLite integer can hold, which could never have been given out)."""
+        if not 0 < face_id < 2**63:
+            return None
+        return self._store.face_with_person(face_id)
 
     def _person_row(self, name: str):
         row = self._store.person(name)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GalleryError, ImageError
-from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image
+from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image, require_utf8_path
 from ..types import Face
 from .crops import cut_crop
 from .index import Index
@@ -67,12 +67,14 @@ class EnrolMixin:
                 name = check_name(folder.name)
             except GalleryError as exc:
                 raise GalleryError(f"{folder}: {exc}") from None
-            for file in sorted(folder.iterdir()):
-                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                    items.append((name, file))
+            items.extend((name, file) for file in sorted(folder.iterdir()) if _is_image_file(file))
         if not items:
             raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
-        return self._enroll(items, {}, batch_size, progress)
+        report = self._enroll(items, {}, batch_size, progress)
+        loose = [f for f in sorted(root.iterdir()) if _is_image_file(f)]
+        why = "directly in the root folder: only sub-folders name people (move it into one)"
+        report.skipped.extend(Skipped("", str(f), why) for f in loose)
+        return report
 
     def add_embeddings(
         self,
@@ -177,9 +179,11 @@ class EnrolMixin:
         photo = None
         try:
             if isinstance(item, (str, os.PathLike)):
+                require_utf8_path(source)  # stored as text, as is the resolved path
                 digest = _file_hash(Path(item), source)
                 image = load_image(item, source)
                 photo = str(Path(item).resolve())
+                require_utf8_path(photo, source)
             else:
                 image = load_image(item, source)
                 digest = _pixel_hash(image)
@@ -298,3 +302,7 @@ def _pixel_hash(image: np.ndarray) -> str:
     digest = hashlib.sha256(f"pixels:{image.shape}".encode())
     digest.update(np.ascontiguousarray(image).tobytes())
     return digest.hexdigest()
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES

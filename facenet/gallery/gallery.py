@@ -243,34 +243,54 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
 
     def calibrate(self, far: float = 0.01, *, save: bool = True) -> dict:
         """Choose the identification threshold on this gallery's own faces for a per-probe
-        false-accept rate `far` (see `facenet.evaluate.openset.calibrate_gallery`); with
-        `save`, identification uses it from now on."""
+        false-accept rate `far` in (0, 1) (see `facenet.evaluate.openset.calibrate_gallery`);
+        with `save`, identification uses it from now on.
+
+        Only the searched faces of named people take part: identification never answers with
+        a people-library face (unnamed cluster or unassigned) nor a face a migration kept on an
+        old model, so those are not strangers or genuine probes it could meet. A target of 0 is
+        refused: no finite sample of strangers can show a rate of 0, so the threshold would be
+        an artefact of the nearest pair."""
         from ..evaluate.openset import calibrate_gallery
 
-        ids, vectors = [], []
-        for chunk_ids, chunk in self._store.embeddings():
-            ids.append(chunk_ids)
-            vectors.append(chunk)
-        if not ids:
-            raise GalleryError(f"{self.path}: no faces to calibrate on")
-        ids = np.concatenate(ids)
-        owners = self._store.names_for(ids.tolist())
-        labels = np.array([owners[int(i)][0] for i in ids])
+        if not 0 < far < 1:
+            raise GalleryError(f"the false-accept rate must be in (0, 1); got {far}")
+        vectors, labels = self._named_faces()
         if len(set(labels.tolist())) < 2:
-            raise GalleryError(f"{self.path}: calibration needs at least two people")
-        needed = math.ceil(1 / far) if far > 0 else 1
+            raise GalleryError(f"{self.path}: calibration needs at least two named people")
+        needed = math.ceil(1 / far)
         if len(labels) < needed:  # fewer strangers than it takes to see one false accept
             raise GalleryError(
                 f"{self.path}: measuring a {far:.2%} false-accept rate needs at least {needed} "
-                f"faces; the gallery has {len(labels)} (enrol more, or give a larger --far)"
+                f"faces; the gallery has {len(labels)} (of named people; enrol more, or give a "
+                "larger --far)"
             )
-        result = calibrate_gallery(np.concatenate(vectors), labels, far)
+        result = calibrate_gallery(vectors, labels, far)
+        if result["false_accept_rate"] > far:  # strangers at distance 0: duplicate faces
+            raise GalleryError(
+                f"{self.path}: no threshold keeps the false-accept rate at {far:.2%}: "
+                f"{result['false_accept_rate']:.1%} of the faces are identical to a face of "
+                "another person (remove the duplicates, or give a larger --far)"
+            )
         result["previous_threshold"] = self.threshold
         if save:
             with self._lock, self._store.transaction() as db:
                 self._store.set_meta(db, {"calibrated_threshold": result["threshold"]})
             self.calibrated_threshold = result["threshold"]
         return result
+
+    def _named_faces(self) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, person ids) of the searched faces of named people: what calibration
+        measures. Raises GalleryError when there are none."""
+        vectors, labels = [], []
+        for chunk_ids, chunk in self._store.embeddings(model_id=self.model_id):
+            owners = self._store.names_for(chunk_ids.tolist())
+            named = np.array([int(i) in owners for i in chunk_ids], dtype=bool)
+            vectors.append(chunk[named])
+            labels.extend(owners[int(i)][0] for i in chunk_ids[named])
+        if not labels:
+            raise GalleryError(f"{self.path}: no faces to calibrate on (only named people count)")
+        return np.concatenate(vectors), np.array(labels)
 
     # -- index --------------------------------------------------------------------------------
 

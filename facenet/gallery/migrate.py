@@ -4,8 +4,9 @@ Every face is re-embedded by the target model into `face_embeddings`, beside the
 embeddings (`faces.embedding`), which identification keeps using meanwhile. A face is re-embedded
 from its photo when the file is still there with the same content (sha256), else from the crop
 the gallery keeps (`crops.py`); a face with neither keeps its old embedding and is flagged (it is
-left out of the new model's index, listed by the report, never dropped). Each batch is one
-transaction, so a killed migration leaves the gallery untouched and resumes where it stopped.
+left out of the new model's index, listed by the report, never dropped; when that is every
+face, the switch is refused, see `refusal`). Each batch is one transaction, so a killed
+migration leaves the gallery untouched and resumes where it stopped.
 
 The switch is one transaction: the active embeddings are kept as the previous model's, the new
 ones become active, the gallery's model record changes. `rollback` is a migration back to the
@@ -289,11 +290,41 @@ def migrate(
             report = build_report(store, target)
             if dry_run:
                 return report
+            reason = refusal(report)
+            if reason is not None:
+                _forget_failures(store, target)
+                raise GalleryError(
+                    f"{path}: {reason}; not switched, the gallery stays on {report.old_model!r}"
+                )
             if _switch(store, target, report):
                 return report
         raise GalleryError(f"{path}: faces keep being enrolled; try the switch again later")
     finally:
         store.close()
+
+
+def refusal(report: MigrationReport) -> str | None:
+    """Why the switch must not happen, or None: when every face of the gallery's people
+    (named, or library clusters) would be flagged, the new model's index would be empty and the
+    gallery would identify no one, so a switch could only hurt (with some faces flagged it goes
+    ahead; those stay on the old model)."""
+    if not report.faces or len(report.flagged) < report.faces:
+        return None
+    first = report.flagged[0]
+    return (
+        f"not one of the {report.faces} faces could be re-embedded with {report.new_model!r} "
+        f"(face #{first['face_id']}: {first['note']})"
+    )
+
+
+def _forget_failures(store: Store, target: Target) -> None:
+    """Drop the target's recorded failures after a refused switch, so that a later run tries
+    those faces again (their photos may be back by then)."""
+    with store.transaction() as db:
+        db.execute(
+            "DELETE FROM face_embeddings WHERE model_id = ? AND embedding IS NULL",
+            (target.model_id,),
+        )
 
 
 def rollback(path: str | Path, model=None, **kwargs) -> MigrationReport:

@@ -20,17 +20,22 @@ import numpy as np
 from ..backbones import BACKBONES, get_backbone
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo
+from ..outputs import check_output_file, make_folder
 from .facenet import build_facenet, embedding_model
 
 INFO_MEMBER = "facenet.json"
 
 
 def save_model(model: keras.Model, info: ModelInfo, path: str | os.PathLike) -> Path:
-    """Write `model` (inference form) and its ModelInfo to one `.keras` file, atomically."""
+    """Write `model` (inference form) and its ModelInfo to one `.keras` file, atomically.
+
+    Keras writes only to a named `.keras` path, so this keeps its own temporary file; the path
+    itself is checked as every user-named output is (`facenet.outputs`).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"a FaceNet model file must end in .keras; got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(check_output_file(path).parent)
     fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=".tmp-")
     os.close(fd)
     try:

@@ -26,7 +26,7 @@ from ..errors import ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
-from ..images import ImageInput, describe, load_image
+from ..images import ImageInput, describe, load_image, require_utf8_path
 from . import links
 from .assign import NEIGHBOURS, Existing, assign_batch
 from .quality import measure
@@ -84,7 +84,9 @@ class AddMixin:
         source = name or describe(item, number)
         try:
             if isinstance(item, (str, os.PathLike)):
+                require_utf8_path(source)  # stored as text, as is the resolved path
                 digest, path = _file_hash(Path(item), source), str(Path(item).resolve())
+                require_utf8_path(path, source)
                 rgb = load_image(item, source)
             else:
                 rgb, path = load_image(item, source), None

@@ -10,6 +10,7 @@ model migration from swapping the gallery in the middle of one. `add` reads its 
 from __future__ import annotations
 
 import threading
+from pathlib import PurePath
 
 from ..errors import GalleryChangedError, GalleryError, LibraryNotFoundError
 from .uploads import ApiError
@@ -59,12 +60,12 @@ class LibraryService:
                 found = self._call(self.library.faces, person_id)
             else:
                 found = self.library.faces(unassigned=unassigned)
-        return [f.to_dict() for f in found[offset : offset + limit]]
+        return [_client_json(f) for f in found[offset : offset + limit]]
 
     def face(self, face_id: int) -> dict:
         """One face (404 if unknown)."""
         with self._lock:
-            return self._call(self.library.face, face_id).to_dict()
+            return _client_json(self._call(self.library.face, face_id))
 
     def thumbnail(self, face_id: int) -> bytes:
         """The face's JPEG thumbnail, cut from the crop the library keeps."""
@@ -132,12 +133,12 @@ class LibraryService:
             self._call(self.library.face, face_id)
             if person_id is not None:
                 self._call(self.library.person, person_id)
-            return self._call(self.library.move, face_id, person_id).to_dict()
+            return _client_json(self._call(self.library.move, face_id, person_id))
 
     def reject(self, face_id: int, reason: str) -> dict:
         """Reject a face (not a face, or ignore it): never placed again."""
         with self._lock:
-            return self._call(self.library.reject, face_id, reason).to_dict()
+            return _client_json(self._call(self.library.reject, face_id, reason))
 
     def link(self, kind: str, face_a: int, face_b: int) -> dict:
         """Record a must- or cannot-link between two faces; answers the stored link."""
@@ -164,7 +165,7 @@ class LibraryService:
     def unreject(self, face_id: int) -> dict:
         """Undo a rejection."""
         with self._lock:
-            return self._call(self.library.unreject, face_id).to_dict()
+            return _client_json(self._call(self.library.unreject, face_id))
 
     def accept(self, person_id: int, face_id: int) -> dict:
         """Accept a suggestion: the face joins the person."""
@@ -178,7 +179,7 @@ class LibraryService:
         with self._lock:
             self._call(self.library.person, person_id)
             self._call(self.library.face, face_id)
-            return self._call(function, person_id, face_id).to_dict()
+            return _client_json(self._call(function, person_id, face_id))
 
     @staticmethod
     def _call(function, *args, code: str = "library_error", **kwargs):
@@ -198,3 +199,13 @@ class LibraryService:
 def _shown(people: list) -> list:
     """People as the API lists them: named ones, and unnamed clusters with a face."""
     return [p for p in people if p.name is not None or p.face_count > 0]
+
+
+def _client_json(face) -> dict:
+    """A face for HTTP clients: `photo` is the file's name only (a photo added from the
+    command line on the server's machine is stored with its path there, none of a client's
+    business; uploads are stored by name already)."""
+    out = face.to_dict()
+    if out.get("photo"):
+        out["photo"] = PurePath(out["photo"]).name
+    return out

@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, PrivateAttr
 
+from ..errors import FaceNetError
 from .routes import ERRORS, read_access, write_access
 from .schemas import ErrorOut
 from .served_model import ServedModel
@@ -87,6 +89,31 @@ def resolve_model(spec: str, service: Service) -> str:
     return str(path)
 
 
+def check_target(spec: str, service: Service) -> None:
+    """400 `invalid_migration` now, rather than a job that fails at once: a model name or file
+    that does not exist, or the model the gallery already uses with no flagged face left to
+    retry (a model's id is its file's digest, as `FaceNet.load` makes it)."""
+    from ..api import file_digest
+    from ..catalog import resolve
+    from ..gallery.migrate import pending_count
+
+    try:
+        path = resolve(spec)[0]
+        if not path.is_file():
+            raise ApiError(400, "invalid_migration", f"{spec}: no such model file")
+        model_id = file_digest(path)
+    except FaceNetError as exc:
+        raise ApiError(400, "invalid_migration", str(exc)) from None
+    except (OSError, ValueError) as exc:  # e.g. a name too long for a file name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unusable"
+        raise ApiError(400, "invalid_migration", f"not a usable model ({reason})") from None
+    with service._gallery_lock:
+        gallery = service.gallery
+        if model_id == gallery.model_id and not pending_count(gallery._store, model_id):
+            message = f"the gallery already uses model {spec!r}: nothing to migrate"
+            raise ApiError(400, "invalid_migration", message)
+
+
 def run_job(service: Service, job: Job) -> None:
     """The job's thread: load the model, migrate (or roll back), switch the server over."""
     from ..api import FaceNet
@@ -112,6 +139,9 @@ def run_job(service: Service, job: Job) -> None:
         job.state = "done"
     except m.Interrupted as exc:
         job.state, job.error = "stopped", str(exc)
+    except FaceNetError as exc:  # a refusal (e.g. nothing could be re-embedded): one log line
+        log.warning("gallery migration refused: %s", exc)
+        job.state, job.error = "failed", str(exc)
     except Exception as exc:  # reported through GET, and logged
         log.exception("gallery migration failed")
         job.state, job.error = "failed", str(exc)
@@ -164,13 +194,15 @@ async def start(request: Request, body: MigrateIn):
     """Start re-embedding the gallery with another model (see `facenet gallery migrate`)."""
     service: Service = request.app.state.service
     service._require_gallery()
-    if _job(request).state == "running":
-        raise ApiError(409, "migration_running", "a migration is already running")
     if not body.model and not body.rollback:
         raise ApiError(400, "invalid_migration", "give a model, or rollback: true")
     if body.rollback and body.dry_run:
         raise ApiError(400, "invalid_migration", "dry_run is not available with rollback")
     spec = resolve_model(body.model, service) if body.model else None
+    if spec is not None and not body.rollback:
+        await anyio.to_thread.run_sync(check_target, spec, service)  # hashes the model file
+    if _job(request).state == "running":  # checked after the await: no two jobs at once
+        raise ApiError(409, "migration_running", "a migration is already running")
     job = Job(
         state="running", model=spec, dry_run=body.dry_run, rollback=body.rollback,
         started=time.time(),

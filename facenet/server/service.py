@@ -249,6 +249,11 @@ class Service:
                 raise ApiError(422, "nothing_enrolled", f"no face was enrolled ({reasons})")
             person_name = report.enrolled[0].person
             person_id = self._person_id_by_name(person_name)
+            if person_id is None or not all(gallery.has_face(e.face_id) for e in report.enrolled):
+                # removed (or renamed, or a face removed) by a request between the enrolment's
+                # commit and this lock: what it enrolled is not there to answer with
+                message = f"{person_name!r} was removed or changed meanwhile; enrol again"
+                raise ApiError(409, "gallery_changed", message)
             person = self._person(person_id)
             return {
                 "person": _person_out(person, [r.id for r in gallery.faces(person.name)]),
