@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .catalog import resolve
 from .errors import ModelError, ModelNotFoundError, NoFaceError
 from .images import ImageInput, describe, load_image, resize
-from .metadata import ModelInfo, check_choice
+from .metadata import ModelInfo, check_choice, check_threshold
 from .types import Face, Verification
 
 if TYPE_CHECKING:
@@ -280,6 +280,7 @@ class FaceNet:
         """Whether two images show the same person (squared L2 distance <= threshold); with
         `detect`, the result carries the two faces compared (box, landmarks, crop).
         `detections`: as for `crops`."""
+        threshold = check_threshold(threshold, self.threshold)
         faces = None
         if detect:
             faces = tuple(self.crops([a, b], detections=detections))
@@ -287,7 +288,6 @@ class FaceNet:
         else:
             first, second = self.embed([a, b], detect=False)
         distance = float(np.sum((first - second) ** 2))
-        threshold = self.threshold if threshold is None else float(threshold)
         return Verification(
             distance=distance, threshold=threshold, same=distance <= threshold, faces=faces
         )

@@ -99,6 +99,18 @@ DEFAULT_THRESHOLD = 1.1
 DEFAULT_K = 3
 
 
+def check_threshold(threshold: float | None, default: float) -> float:
+    """The threshold to decide with: `default` when None, else a squared-L2 distance in
+    [0, 4] (ValueError otherwise: NaN compares false with everything, so it would silently
+    call every pair different)."""
+    if threshold is None:
+        return default
+    value = float(threshold)
+    if not 0.0 <= value <= 4.0:  # NaN fails this too
+        raise ValueError(f"threshold must be a squared-L2 distance in [0, 4]; got {threshold}")
+    return value
+
+
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
     """ValueError naming the valid choices when `value` is not one of them."""
     if value not in valid:

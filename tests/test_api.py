@@ -224,8 +224,11 @@ def test_verify_uses_the_model_threshold(small_model):
     same = small_model.verify(x[0], x[0], detect=False)
     assert same.distance == pytest.approx(0.0, abs=1e-6) and same.same
     assert same.threshold == small_model.threshold
-    strict = small_model.verify(x[0], x[1], detect=False, threshold=-1.0)
-    assert not strict.same and strict.threshold == -1.0
+    strict = small_model.verify(x[0], x[1], detect=False, threshold=0.0)
+    assert not strict.same and strict.threshold == 0.0
+    for bad in (-1.0, float("nan"), 4.5):  # a squared-L2 distance between unit vectors: [0, 4]
+        with pytest.raises(ValueError, match="threshold must be"):
+            small_model.verify(x[0], x[1], detect=False, threshold=bad)
 
 
 def test_a_crop_batch_gives_what_a_list_of_crops_gives(small_model):

@@ -263,6 +263,11 @@ def test_cli_errors(tmp_path):
     r = runner.invoke(main, ["evaluate", "lfw", "--distance", "manhattan", "--out", "o"])
     assert r.exit_code == 2
     assert "evaluate" in runner.invoke(main, ["--help"]).output
+    (tmp_path / "list.tsv").write_text("0\t1\ta.jpg\tb.jpg\n")
+    (tmp_path / "afile").write_text("")
+    r = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "list.tsv"), "--out",
+                             str(tmp_path / "afile" / "sub")])  # fmt: skip
+    assert r.exit_code == 2 and "is not a folder" in r.output  # before any embedding
 
 
 # --------------------------------------------------------------------------- real model

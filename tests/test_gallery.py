@@ -358,6 +358,49 @@ def test_index_is_rebuilt_or_repaired_from_the_database(tmp_path, model, backend
         assert_index_matches_db(g)
 
 
+def test_another_process_changes_reach_a_long_lived_gallery(tmp_path, model, backend):
+    """A server keeps its gallery open while the CLI enrols and removes (another connection):
+    its searches see those changes, and the index it saves on close holds what its record says
+    (one face added and one removed leave the count equal: the case a count alone misses)."""
+    if backend == {"index": "milvus"}:
+        pytest.skip("Milvus Lite serves its file to one process at a time (docs/recognition.md)")
+    path = tmp_path / "g.db"
+    with Gallery.create(path, model, **backend) as served:
+        served.enroll("Ada", [photo((1, 0, 30))])
+        assert served.identify(photo((1, 1, 30)))[0].name == "Ada"
+        with Gallery.open(path, model) as cli:
+            cli.enroll("Bob", [photo((2, 0, 30))])
+            cli.remove_face(cli.faces("Ada")[0].id)
+        (bob,) = served.identify(photo((2, 1, 30)))
+        assert bob.name == "Bob"
+        assert [m.name for m in bob.matches] == ["Bob"]  # Ada's removed face is gone
+    with Gallery.open(path, model) as reopened:
+        assert reopened.identify(photo((2, 1, 30)))[0].name == "Bob"
+        assert_index_matches_db(reopened)
+
+
+def test_thresholds_outside_the_distance_range_are_refused(gallery, model):
+    """NaN compares false with every distance (it would call everyone unknown), and a
+    squared-L2 distance between unit vectors lies in [0, 4]: both APIs refuse the rest."""
+    gallery.enroll("Ada", [photo((1, 0, 30))])
+    for bad in (float("nan"), -0.1, 4.5, float("inf")):
+        with pytest.raises(ValueError, match="threshold must be"):
+            gallery.identify(photo((1, 1, 30)), threshold=bad)
+    assert gallery.identify(photo((1, 1, 30)), threshold=4.0)[0].name == "Ada"
+
+
+def test_a_closed_gallery_says_so(tmp_path, model):
+    """After close (or a `with` block), calls fail with a GalleryError naming the state, not
+    sqlite3's ProgrammingError; repr still works."""
+    with Gallery.create(tmp_path / "g.db", model) as g:
+        g.enroll("Ada", [photo((1, 0, 30))])
+    assert "closed" in repr(g)
+    for call in (lambda: len(g), g.people, lambda: g.identify(photo((1, 1, 30)))):
+        with pytest.raises(GalleryError, match="the gallery is closed"):
+            call()
+    g.close()  # closing again does nothing
+
+
 def server_collection_is_rebuilt_or_repaired(path: Path, model, uri: str) -> None:
     """The server variant (no index file to delete or restore: the collection is changed
     behind the gallery's back through another connection)."""

@@ -77,3 +77,9 @@ def test_library_commands_end_to_end(tmp_path):
     assert run("library", "constraints", lib).exit_code == 0  # nothing broken
     assert run("library", "people", tmp_path / "nope.db").exit_code == 2
     assert "Error:" in run("library", "merge", lib, tony, 424242).output
+    huge = run("library", "move", lib, 2**64, tony)  # beyond SQLite's integers: a usage error
+    assert (
+        huge.exit_code == 2
+        and "Traceback" not in huge.output
+        and "OverflowError" not in huge.output
+    )

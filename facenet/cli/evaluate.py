@@ -166,6 +166,9 @@ def _run(
 
     if embeddings_file and model_path:
         raise click.UsageError("give --model or --embeddings, not both")
+    from ..outputs import check_output_folder, make_folder
+
+    make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding
     if limit is not None:
         pairs = balanced_subset(pairs, limit)
     missing = pairs.missing_files() if embeddings_file is None else []

@@ -16,6 +16,10 @@ library_argument = click.argument(
 )
 
 
+#: A person or face id: SQLite stores ids as signed 64-bit integers
+ID = click.IntRange(1, 2**63 - 1)
+
+
 def open_library(path: str, model_path: str | None = None, *, with_model: bool = False):
     """The library at `path`; with_model loads --model (or the one the file records), and a
     missing file is created for it."""
@@ -107,7 +111,7 @@ def people(library_path, named, as_json):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int, required=False)
+@click.argument("person", type=ID, required=False)
 @click.option("--unassigned", is_flag=True, help="Only the faces of nobody.")
 @json_option
 def faces(library_path, person, unassigned, as_json):
@@ -124,7 +128,7 @@ def faces(library_path, person, unassigned, as_json):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int)
+@click.argument("person", type=ID)
 @click.argument("name", required=False)
 @click.option("--clear", is_flag=True, help="Remove the name (an unnamed cluster again).")
 def name(library_path, person, name, clear):
@@ -138,7 +142,7 @@ def name(library_path, person, name, clear):
 
 @library.command()
 @library_argument
-@click.argument("people_ids", metavar="PERSON...", nargs=-1, type=int, required=True)
+@click.argument("people_ids", metavar="PERSON...", nargs=-1, type=ID, required=True)
 def merge(library_path, people_ids):
     """Merge people/clusters into one (the first named survives, else the first given)."""
     with open_library(library_path) as lib:
@@ -147,8 +151,8 @@ def merge(library_path, people_ids):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int)
-@click.argument("face_ids", metavar="FACE...", nargs=-1, type=int, required=True)
+@click.argument("person", type=ID)
+@click.argument("face_ids", metavar="FACE...", nargs=-1, type=ID, required=True)
 def split(library_path, person, face_ids):
     """Move FACEs of PERSON into a new cluster; print its id. They stay apart from now on."""
     with open_library(library_path) as lib:
@@ -157,7 +161,7 @@ def split(library_path, person, face_ids):
 
 @library.command()
 @library_argument
-@click.argument("face", type=int)
+@click.argument("face", type=ID)
 @click.argument("person")
 def move(library_path, face, person):
     """Move FACE to PERSON (an id, or "none" for nobody)."""
@@ -169,8 +173,8 @@ def move(library_path, face, person):
 
 @library.command()
 @library_argument
-@click.argument("face_a", type=int)
-@click.argument("face_b", type=int)
+@click.argument("face_a", type=ID)
+@click.argument("face_b", type=ID)
 @click.option("--cannot", is_flag=True, help="A cannot-link (different people) instead.")
 def link(library_path, face_a, face_b, cannot):
     """Must-link two faces (the same person), or --cannot (different people)."""
@@ -180,8 +184,8 @@ def link(library_path, face_a, face_b, cannot):
 
 @library.command()
 @library_argument
-@click.argument("face_a", type=int)
-@click.argument("face_b", type=int)
+@click.argument("face_a", type=ID)
+@click.argument("face_b", type=ID)
 def unlink(library_path, face_a, face_b):
     """Forget the links between two faces (exit status 2 when there were none)."""
     with open_library(library_path) as lib:
@@ -192,7 +196,7 @@ def unlink(library_path, face_a, face_b):
 
 @library.command()
 @library_argument
-@click.argument("face_ids", metavar="FACE...", nargs=-1, type=int, required=True)
+@click.argument("face_ids", metavar="FACE...", nargs=-1, type=ID, required=True)
 @click.option("--reason", type=click.Choice(["not_a_face", "ignore"]), default="not_a_face")
 @click.option("--undo", is_flag=True, help="Take the rejection back.")
 def reject(library_path, face_ids, reason, undo):
@@ -203,7 +207,7 @@ def reject(library_path, face_ids, reason, undo):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int)
+@click.argument("person", type=ID)
 @click.option("-k", default=10, show_default=True, type=click.IntRange(min=1))
 @json_option
 def suggest(library_path, person, k, as_json):
@@ -219,8 +223,8 @@ def suggest(library_path, person, k, as_json):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int)
-@click.argument("face_ids", metavar="FACE...", nargs=-1, type=int, required=True)
+@click.argument("person", type=ID)
+@click.argument("face_ids", metavar="FACE...", nargs=-1, type=ID, required=True)
 @json_option
 def accept(library_path, person, face_ids, as_json):
     """Accept suggestions: the FACEs are PERSON's."""
@@ -230,8 +234,8 @@ def accept(library_path, person, face_ids, as_json):
 
 @library.command()
 @library_argument
-@click.argument("person", type=int)
-@click.argument("face_ids", metavar="FACE...", nargs=-1, type=int, required=True)
+@click.argument("person", type=ID)
+@click.argument("face_ids", metavar="FACE...", nargs=-1, type=ID, required=True)
 @json_option
 def decline(library_path, person, face_ids, as_json):
     """Decline suggestions: the FACEs are not PERSON (never suggested or assigned again)."""
@@ -276,6 +280,6 @@ def _each(face_ids, action, as_json: bool) -> None:
 
 def _int(text: str, what: str) -> int:
     try:
-        return int(text)
-    except ValueError:
+        return ID.convert(text, None, None)
+    except click.BadParameter:
         raise click.BadParameter(f"{text!r} is not an id", param_hint=what) from None

@@ -96,6 +96,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             self.index_backend, path, self.embedding_size, self.index_uri
         )
         self._index_synced = False
+        self._seen_version = -1  # the store's data_version when the index was last synced
         #: How the index was obtained on open: "loaded", "repaired (+N faces)" or "rebuilt (...)".
         self.index_status = "not loaded"
         self._closed = False
@@ -227,6 +228,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         self.close()
 
     def __repr__(self) -> str:
+        if self._closed:
+            return f"Gallery({str(self.path)!r}, closed)"
         return (
             f"Gallery({str(self.path)!r}, people={self._store.person_count()}, faces={len(self)})"
         )
@@ -296,15 +299,18 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
 
     @property
     def index(self) -> Index:
-        """The search index, synced with the database on first use."""
-        if not self._index_synced:
-            self.sync_index()
-        return self._index
+        """The search index, synced with the database on first use and again whenever another
+        process has committed to the gallery since (a CLI enrolment beside a running server)."""
+        with self._lock:
+            if not self._index_synced or self._changed_elsewhere():
+                self.sync_index()
+            return self._index
 
     def sync_index(self) -> str:
         """Load the index, repairing or rebuilding it where it disagrees with the database.
         Returns (and stores in `index_status`) what was done."""
         with self._lock:
+            self._seen_version = self._store.data_version()
             status = self._index.sync(self._store, self.model_id)
             self._index_synced = True
             self.index_status = status
@@ -312,16 +318,26 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                 log.info("%s: index %s", self.path, status)
             return status
 
+    def _changed_elsewhere(self) -> bool:
+        """Whether another connection committed since the index was synced: this process's
+        index then misses their faces (and holds faces they removed)."""
+        return self._store.data_version() != self._seen_version
+
     def rebuild_index(self) -> None:
         """Rebuild the index from the database and save it."""
         with self._lock:
+            self._seen_version = self._store.data_version()
             self._index.rebuild(self._store, self.model_id)
             self._index_synced = True
             self.index_status = "rebuilt (on request)"
             self._save_index()
 
     def _save_index(self) -> None:
+        """Save the index with a record of what it holds; re-synced first if another process
+        changed the gallery, so that the record never describes faces the index lacks."""
         if self._index_synced:
+            if self._changed_elsewhere():
+                self.sync_index()
             self._index.save(self._store, self.model_id)
 
     def _save_index_if_open(self) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import GalleryError
 from ..images import ImageInput
-from ..metadata import DEFAULT_K
+from ..metadata import DEFAULT_K, check_threshold
 from .results import UNKNOWN, IdentifiedFace, Match
 
 
@@ -19,11 +19,11 @@ class SearchMixin:
     ) -> list[IdentifiedFace]:
         """Every face in the photo with its `k` nearest people (distinct, nearest face each) and
         a decision: the best match's name if its distance <= threshold, else "unknown"."""
+        threshold = check_threshold(threshold, self.threshold)
         model = self._require_model()
         faces = model.represent(image)
         if not faces:
             return []
-        threshold = self.threshold if threshold is None else float(threshold)
         matches = self.search(np.stack([f.embedding for f in faces]), k)
         out = []
         for face, found in zip(faces, matches, strict=True):

@@ -37,16 +37,28 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False
+        )
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.execute("PRAGMA foreign_keys = ON")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection; a GalleryError once closed (not sqlite3's ProgrammingError from
+        whichever call comes next)."""
+        if self._db is None:
+            raise GalleryError(f"{self.path}: the gallery is closed")
+        return self._db
+
     def close(self) -> None:
         """Close the database connection."""
-        self.db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -274,6 +286,11 @@ class Store:
             ):
                 out[int(r[0])] = (int(r[1]), r[2])
         return out
+
+    def data_version(self) -> int:
+        """SQLite's counter of commits made by other connections (other processes) since this
+        one opened: when it moves, an index cached in memory may miss their changes."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def aggregate(
         self, up_to: int | None = None, model_id: str | None = None
