@@ -286,9 +286,11 @@ def test_rename_merge_and_remove(gallery):
 
 
 def test_reserved_and_bad_names(gallery):
-    for bad in ("", "  ", "Unknown", "a\nb"):
+    for bad in ("", "  ", "Unknown", "a\nb", "Zoe\u200b"):
         with pytest.raises(GalleryError):
             gallery.add_person(bad)
+    gallery.add_person("Zoe\u0308")  # NFD, as a folder made on macOS names it
+    assert [p.name for p in gallery.people()] == ["Zo\u00eb"]  # stored as typed elsewhere: NFC
     with pytest.raises(GalleryError, match="JSON"):
         gallery.add_person("x", {"f": object()})
 

@@ -27,23 +27,27 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_KEY_LENGTH = 100
 #: Bidirectional overrides and isolates: they reorder how a name is displayed (spoofing).
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Zero-width space, word joiner, BOM: invisible and of no use in a name (unlike ZWJ and ZWNJ,
+#: which some scripts need, and are allowed).
+INVISIBLE = frozenset("\u200b\u2060\ufeff")
 
 
 def _control(text: str) -> str | None:
     """The first control character of `text` (C0/C1 controls, surrogates, line and paragraph
-    separators, bidi overrides), or None."""
+    separators, bidi overrides, invisible spaces), or None."""
     for c in text:
-        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in BIDI_CONTROLS:
+        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in BIDI_CONTROLS | INVISIBLE:
             return c
     return None
 
 
 def check_name(name: object) -> str:
-    """A person's name, stripped; GalleryError if empty, reserved, too long or holding a
-    control character."""
+    """A person's name, stripped and in Unicode NFC (so "Zoë" typed and "Zoë" from a folder
+    made on macOS, which stores NFD, are one person); GalleryError if empty, reserved, too long
+    or holding a control or invisible character."""
     if not isinstance(name, str) or not name.strip():
         raise GalleryError(f"a person's name must be a non-empty string; got {name!r:.80}")
-    name = name.strip()
+    name = unicodedata.normalize("NFC", name.strip())
     if len(name) > MAX_NAME_LENGTH:
         raise GalleryError(
             f"a person's name is at most {MAX_NAME_LENGTH} characters; got {len(name):,}"
