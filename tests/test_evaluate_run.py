@@ -268,6 +268,22 @@ def test_cli_errors(tmp_path):
     r = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "list.tsv"), "--out",
                              str(tmp_path / "afile" / "sub")])  # fmt: skip
     assert r.exit_code == 2 and "is not a folder" in r.output  # before any embedding
+    (tmp_path / "empty.npz").write_bytes(b"")  # np.load's EOFError: click would say "Aborted!"
+    empty = ["--embeddings", str(tmp_path / "empty.npz"), "--out", str(tmp_path / "o")]
+    r = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "list.tsv"), *empty])
+    assert r.exit_code == 2 and "not a readable npz file" in r.output and "Aborted" not in r.output
+
+
+def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
+    """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
+    from facenet.evaluate.protocols import read_pair_tsv
+
+    (tmp_path / "bom.tsv").write_text("fold\tlabel\tpath_a\tpath_b\n0\t1\ta.jpg\tb.jpg\n",
+                                      encoding="utf-8-sig")  # fmt: skip
+    (tmp_path / "bom1.tsv").write_text("0\t1\ta.jpg\tb.jpg\n", encoding="utf-8-sig")
+    for name in ("bom.tsv", "bom1.tsv"):
+        pairs = read_pair_tsv(tmp_path / name)
+        assert len(pairs) == 1 and pairs.folds.tolist() == [0]
 
 
 # --------------------------------------------------------------------------- real model

@@ -285,6 +285,12 @@ def test_rename_merge_and_remove(gallery):
     assert_index_matches_db(gallery)
 
 
+def test_renaming_a_person_to_their_own_name_changes_nothing(gallery):
+    gallery.enroll("Ada", [photo((1, 0, 30))])
+    assert gallery.rename("Ada", "Ada").name == "Ada"
+    assert [(p.name, p.faces) for p in gallery.people()] == [("Ada", 1)]
+
+
 def test_reserved_and_bad_names(gallery):
     for bad in ("", "  ", "Unknown", "a\nb", "Zoe\u200b"):
         with pytest.raises(GalleryError):

@@ -259,8 +259,8 @@ def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[st
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise FaceNetError(f"{path}: no such embeddings file") from None
-    except (OSError, ValueError) as exc:
-        raise FaceNetError(f"{path}: not a readable npz file ({exc})") from None
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
+        raise FaceNetError(f"{path}: not a readable npz file ({exc or 'empty'})") from None
     with data:
         if "paths" in data.files and "embeddings" in data.files:
             names = [str(p) for p in data["paths"].tolist()]

@@ -143,7 +143,7 @@ def _lfw_header(path: Path) -> tuple[list, int, int, str]:
     """(pair rows as (line number, fields), folds in the file, pairs per class and fold,
     "1" or "2"): the file read and its header checked against its length."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise PairListError(f"{path}: no such pairs file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -233,7 +233,7 @@ def read_pair_tsv(path: str | os.PathLike, root: str | os.PathLike | None = None
     """Read a ``fold<TAB>label<TAB>path_a<TAB>path_b`` list; `root` defaults to its folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise PairListError(f"{path}: no such pair list") from None
     except (OSError, UnicodeDecodeError) as exc:

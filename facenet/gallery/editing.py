@@ -71,7 +71,8 @@ class EditingMixin:
         new = check_name(new)
         with self._lock, self._store.transaction() as db:
             person_id = self._person_id(old)
-            if self._store.person(new) is not None:
+            holder = self._store.person(new)
+            if holder is not None and holder["id"] != person_id:  # the same name again: no-op
                 raise GalleryError(
                     f"a person named {new!r} already exists (use merge to combine the two)"
                 )
