@@ -186,6 +186,20 @@ def test_refusals_are_one_line_errors(lib):
         lib.cannot_link(faces[0], faces[1])
 
 
+def test_thumbnail_size_is_checked(lib):
+    report = lib.add(photos("Colin_Powell", 1))
+    for size in (0, -5, 10**6):
+        with pytest.raises(ValueError, match="thumbnail size"):
+            lib.thumbnail(report.face_ids[0], size)
+
+
+def test_bad_settings_refused_before_a_file_is_made(tmp_path):
+    for settings in ({"threshold": 5.0}, {"threshold": float("nan")}, {"min_faces": 1}):
+        with pytest.raises(LibraryError, match="must be in"):
+            Library.open(tmp_path / "lib.db", memo_model(), **settings)
+        assert list(tmp_path.iterdir()) == []  # no empty gallery left behind
+
+
 def test_placement_keeps_one_photos_faces_apart_from_a_person():
     """An unassigned face never joins a person who has another face of its photo, however
     close (the algorithm alone, on made-up vectors)."""

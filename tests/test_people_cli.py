@@ -46,6 +46,7 @@ def test_library_commands_end_to_end(tmp_path):
     result = run("library", "add", lib, folder)  # a folder: 3 duplicates skipped, 1 new
     assert result.exit_code == 0 and "from 1 photo:" in result.stderr
     assert "regrouped;" in result.stderr
+    assert "joined a person or cluster" in result.stderr  # not "to known people": unnamed too
 
     people = lines(run("library", "people", lib, "--json"))
     assert len(people) == 2 and all(p["name"] is None for p in people)

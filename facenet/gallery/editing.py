@@ -51,6 +51,8 @@ class EditingMixin:
     def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
         """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
         no such face, or it was enrolled before crops were kept (and not migrated since)."""
+        if not 1 <= int(size) <= 4096:
+            raise ValueError(f"thumbnail size must be 1-4096 px; got {size}")
         row = self._store.crop(face_id)
         if row is None:
             return None

@@ -72,6 +72,9 @@ class Library(AddMixin, CorrectionsMixin):
         if not path.exists() and create:
             if model is None:
                 raise LibraryError(f"{path}: no such library; creating one needs a model")
+            # settings given are checked before a file is made (a refused one leaves none)
+            _settings(path, 1.0 if threshold is None else threshold,
+                      2 if min_faces is None else min_faces)  # fmt: skip
             gallery = Gallery.create(path, model, index=index)
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)

@@ -130,7 +130,8 @@ class AddReport:
         """One line."""
         return (
             f"added {plural(self.faces, 'face')} from {plural(self.photos, 'photo')}: "
-            f"{self.assigned} to known people, {plural(self.new_clusters, 'new cluster')}, "
+            f"{self.assigned} joined a person or cluster, "
+            f"{plural(self.new_clusters, 'new cluster')}, "
             f"{self.unassigned} unassigned ({self.low_quality} low quality), "
             f"{self.regrouped} regrouped; "
             f"{len(self.duplicates)} already in the library, {len(self.failed)} failed"

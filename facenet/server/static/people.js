@@ -167,7 +167,7 @@
       event.target.reset();
       await refresh();
       libStatus(
-        `added ${plural(r.faces, "face")} from ${plural(r.photos, "photo")}: ${r.assigned} to known people, ` +
+        `added ${plural(r.faces, "face")} from ${plural(r.photos, "photo")}: ${r.assigned} joined a person or cluster, ` +
         `${plural(r.new_clusters, "new cluster")}, ${r.unassigned} unassigned` +
         (r.regrouped ? `, ${r.regrouped} regrouped` : "") +
         (r.duplicates.length ? `; ${r.duplicates.length} already in the library` : "") +
