@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import FaceNetError
+from ..gallery.validation import MAX_ID
 from . import UserError, model_option
 from .conventions import emit, finish, input_failed, json_option, progress_option, want_progress
 
@@ -16,8 +17,8 @@ library_argument = click.argument(
 )
 
 
-#: A person or face id: SQLite stores ids as signed 64-bit integers
-ID = click.IntRange(1, 2**63 - 1)
+#: A person or face id (the gallery's range)
+ID = click.IntRange(1, MAX_ID)
 
 
 def open_library(path: str, model_path: str | None = None, *, with_model: bool = False):

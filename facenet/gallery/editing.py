@@ -11,7 +11,7 @@ import json
 from ..errors import GalleryError
 from .crops import StoredCrop
 from .results import FaceRecord, Person, face_record_from_row, person_from_row
-from .validation import check_metadata, check_name
+from .validation import MAX_ID, check_metadata, check_name
 
 
 class EditingMixin:
@@ -139,7 +139,7 @@ class EditingMixin:
     def _face_row(self, face_id: int):
         """The face's row with its person's name, None when there is none (also for an id no
         SQLite integer can hold, which could never have been given out)."""
-        if not 0 < face_id < 2**63:
+        if not 0 < face_id <= MAX_ID:
             return None
         return self._store.face_with_person(face_id)
 

@@ -25,6 +25,8 @@ MAX_METADATA_DEPTH = 8
 MAX_METADATA_BYTES = 16 * 1024
 #: Longest metadata key, in characters.
 MAX_KEY_LENGTH = 100
+#: The largest person or face id: SQLite's integers are signed 64-bit.
+MAX_ID = 2**63 - 1
 #: Bidirectional overrides and isolates: they reorder how a name is displayed (spoofing).
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 #: Zero-width space, word joiner, BOM: invisible and of no use in a name (unlike ZWJ and ZWNJ,

@@ -7,9 +7,7 @@ import csv
 import io
 import json
 import logging
-import os
 import signal
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FaceNetError
+from ..outputs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +42,8 @@ class TrainResult:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """`data` written to `path` atomically (the one atomic writer, `facenet.outputs`)."""
+    atomic_write_bytes(path, lambda f: f.write(data))
 
 
 def write_log(path: Path, history: list[dict]) -> None:
