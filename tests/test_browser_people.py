@@ -182,6 +182,7 @@ def test_people_tab_corrections(page, served, photo_files):
     (mixed,) = api.person_with("Jeong_Se-hyun")
     assert groups[mixed] == ["Chen_Shui-bian", "Chen_Shui-bian", "Jeong_Se-hyun"], groups
     add_photos(page, later, "from 3 photos")
+    assert "joined a person or cluster" in page.inner_text("#lib-status")  # clusters count too
     blurred, schroeder = api.face_of(BLURRED_BUSH), api.face_of("Gerhard_Schroeder_0001.jpg")
     blurred_2 = api.face_of(BLURRED_BUSH_2)
     for face in (blurred, blurred_2):
