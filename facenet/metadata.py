@@ -14,6 +14,8 @@ from .backbones import backbone_names
 
 #: Pixel scalings a FaceNet network's Preprocessing layer applies.
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
+#: how the last feature map becomes one vector (models.facenet.build_facenet's `pooling`)
+POOLING_MODES = ("average", "depthwise")
 #: What a model file may record: "folded" = the scaling is folded into the first convolution
 #: (converted networks such as dlib's ResNet take raw pixels).
 MODEL_PREPROCESSING = (*PREPROCESSING_MODES, "folded")

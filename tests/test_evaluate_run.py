@@ -250,8 +250,10 @@ def test_single_fold_and_single_class_lists(tmp_path):
         if name == "one":
             assert report["metrics"]["accuracy"] is None and report["metrics"]["n_folds"] == 1
             assert "best accuracy" in result.output and report["metrics"]["roc_auc"] is not None
+            assert "warning: every pair" not in result.stderr
         else:
             assert report["metrics"]["roc_auc"] is None
+            assert "warning: every pair is 'same'" in result.stderr
 
 
 def test_cli_errors(tmp_path):

@@ -123,3 +123,25 @@ def test_preprocessing_is_part_of_the_model():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="backbone must be one of"):
         build_facenet("resnet50")
+
+
+def test_depthwise_pooling_starts_as_the_average_and_weighs_positions():
+    keras.utils.set_random_seed(4)
+    average = build_facenet("mobilenet", (96, 96, 3), 32, alpha=0.25)
+    depthwise = build_facenet("mobilenet", (96, 96, 3), 32, alpha=0.25, pooling="depthwise")
+    for layer in average.layers:  # what --init does: every layer found by name
+        if layer.weights:
+            depthwise.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(5).integers(0, 256, (3, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(depthwise(x)), np.asarray(average(x)), atol=1e-5)
+    gdc = depthwise.get_layer("GDC")
+    (kernel,) = gdc.get_weights()
+    assert kernel.shape == (3, 3, 256, 1)  # one weight per position and channel
+    kernel[0, 0] *= 4.0  # the top-left cell counts more: no longer the average
+    gdc.set_weights([kernel])
+    assert not np.allclose(np.asarray(depthwise(x)), np.asarray(average(x)), atol=1e-3)
+
+
+def test_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling must be one of average, depthwise"):
+        build_facenet("mobilenet", (64, 64, 3), 16, alpha=0.25, pooling="max")

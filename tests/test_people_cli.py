@@ -72,6 +72,8 @@ def test_library_commands_end_to_end(tmp_path):
     result = run("library", "accept", lib, tony, 999999, "--json")
     assert result.exit_code == 2 and json.loads(result.stdout)["face"] == "999999"
     assert run("library", "reject", lib, faces[0]["id"], "--reason", "ignore").exit_code == 0
+    result = run("library", "reject", lib, faces[1]["id"], "--undo")  # it was never rejected
+    assert result.exit_code == 2 and f"face {faces[1]['id']} is not rejected" in result.stderr
     assert run("library", "recluster", lib, "--json").exit_code == 0
     kinds = {c["kind"] for c in lines(run("library", "constraints", lib, "--json"))}
     assert {"cannot", "reject", "name"} <= kinds

@@ -285,6 +285,8 @@ def test_name_merge_split_move_reject(filled, photos):
     # and undone: the rejection, then the links of the moved face to a Powell face
     r = client.post(f"{LIB}/faces/{faces[1]}/unreject")
     assert r.status_code == 200 and r.json()["state"] == "unassigned"
+    r = client.post(f"{LIB}/faces/{faces[1]}/unreject")  # twice: no longer rejected
+    assert error_of(r, 400) == "library_error" and "not rejected" in r.json()["error"]["message"]
     r = client.post(f"{LIB}/unlink", json={"faces": [faces[0], faces[2]]})
     assert r.status_code == 200 and r.json()["removed"] >= 1
     pairs = {(c["face_a"], c["face_b"]) for c in client.get(f"{LIB}/constraints").json()}

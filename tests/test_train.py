@@ -142,6 +142,11 @@ def test_mtcnn_alignment_cache_is_crop_mode_only(tmp_path):
         TrainConfig(**dict(SMALL, out=str(tmp_path / "x"), align="mtcnn", alignment="chip"))
 
 
+def test_unknown_pooling_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="pooling must be one of average, depthwise"):
+        TrainConfig(**dict(SMALL, out=str(tmp_path / "x"), pooling="max"))
+
+
 @needs_data
 def test_mirrored_two_replicas(tmp_path):
     # identities of all sizes: the extras (small identities, softmax only) are split too

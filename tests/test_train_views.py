@@ -123,7 +123,8 @@ def test_jax_backend_options_fail_in_one_line(tmp_path):
 def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file):
     """The CPU path: the teacher's outputs on stored views (tools/teacher_views.py) regressed by
     the views trainer on TensorFlow; the run stops after its first epoch, resumes, stops
-    mid-epoch at --max-seconds, resumes again, and the network moves towards the targets."""
+    mid-epoch at --max-seconds, resumes again, and the network moves towards the targets. It
+    pools with the global depthwise convolution (learnt through the checkpoints)."""
     sys.path.insert(0, str(ROOT / "tools"))
     from teacher_views import teacher_views
 
@@ -138,7 +139,7 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
             "--input-size", "64", "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0",
             "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "3", "--workers", "2",
             "--lr", "0.01", "--schedule", "constant", "--align-mode", "chip",
-            "--relation-weight", "0.1"]  # fmt: skip
+            "--relation-weight", "0.1", "--pooling", "depthwise"]  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ["PYTHONPATH"] = str(ROOT)
     # the fourth epoch under a 1 s cap: the first step (with its tracing) outlasts it
@@ -166,3 +167,4 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
         assert json.loads(str(z["state"]))["images"] == 4 * 3 * 8
     model, info = load_keras_model(run / "model.keras")
     assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64
+    assert model.get_layer("GDC").get_weights()[0].shape == (2, 2, 256, 1)

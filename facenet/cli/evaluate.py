@@ -171,6 +171,10 @@ def _run(
     make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding
     if limit is not None:
         pairs = balanced_subset(pairs, limit)
+    if pairs.labels.size and pairs.labels.all() == pairs.labels.any():
+        kind = "same" if pairs.labels[0] else "different"
+        click.echo(f"warning: every pair is '{kind}': the accuracy is that of one class; the "
+                   "ROC, EER and VAL@FAR need both", err=True)  # fmt: skip
     missing = pairs.missing_files() if embeddings_file is None else []
     if missing:
         click.echo(

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..backbones import backbone_names
-from ..metadata import ALIGNMENT_MODES
+from ..metadata import ALIGNMENT_MODES, POOLING_MODES
 from .conventions import FiniteRange
 
 
@@ -30,6 +30,14 @@ from .conventions import FiniteRange
 @click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
 @click.option("--embedding-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--alpha", default=1.0, show_default=True, help="MobileNet width multiplier.")
+@click.option(
+    "--pooling",
+    type=click.Choice(POOLING_MODES),
+    default="average",
+    show_default=True,
+    help="Last feature map to one vector: global average, or a learnt global depthwise "
+    "convolution (starts as the average, so --init from an 'average' model works).",
+)
 @click.option(
     "--loss",
     type=click.Choice(["triplet", "ce", "triplet+ce"]),

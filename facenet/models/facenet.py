@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from ..backbones import get_backbone
+from ..metadata import POOLING_MODES, check_choice
 from .layers import L2Normalize, Preprocessing
 
 
@@ -17,6 +18,7 @@ def build_facenet(
     *,
     dropout: float = 0.2,
     preprocessing: str = "fixed",
+    pooling: str = "average",
     **options,
 ) -> keras.Model:
     """Build a FaceNet model taking raw RGB pixels (0..255) and returning unit embeddings.
@@ -24,8 +26,11 @@ def build_facenet(
     With `num_classes`, the model is in training form: outputs {"embedding", "logits",
     "bottleneck"}, the logits being a Dense classifier on the batch-normalised bottleneck (before
     normalisation), which is output too (distillation regresses it onto a teacher).
-    `options` are the backbone's own (`backbones.py`, e.g. MobileNet's `alpha`); the others
-    are ignored.
+    `pooling` turns the last feature map into one vector: "average" (the Keras FaceNet's global
+    average) or "depthwise" (MobileFaceNet's global depthwise convolution: a learnt weight per
+    channel and position, since aligned faces put the eyes in the same cells; it starts as the
+    average, so weights trained with "average" load into it unchanged). `options` are the
+    backbone's own (`backbones.py`, e.g. MobileNet's `alpha`); the others are ignored.
     """
     spec = get_backbone(backbone)
     if embedding_size < 1:
@@ -33,7 +38,7 @@ def build_facenet(
     inputs = keras.Input(shape=input_shape, name="image")
     x = Preprocessing(preprocessing, name="preprocessing")(inputs)
     x = spec.build(x, **options)
-    x = layers.GlobalAveragePooling2D(name="AvgPool")(x)
+    x = _pool(x, pooling)
     x = layers.Dropout(dropout, name="Dropout")(x)
     x = layers.Dense(embedding_size, use_bias=False, name="Bottleneck")(x)
     bottleneck = layers.BatchNormalization(
@@ -46,6 +51,18 @@ def build_facenet(
     logits = layers.Dense(num_classes, name="logits")(bottleneck)
     outputs = {"embedding": embedding, "logits": logits, "bottleneck": bottleneck}
     return keras.Model(inputs, outputs, name=name)
+
+
+def _pool(features, pooling: str):
+    if pooling == "average":
+        return layers.GlobalAveragePooling2D(name="AvgPool")(features)
+    check_choice("pooling", pooling, POOLING_MODES)
+    height, width = features.shape[1], features.shape[2]
+    x = layers.DepthwiseConv2D(
+        (height, width), use_bias=False, name="GDC",
+        depthwise_initializer=keras.initializers.Constant(1.0 / (height * width)),
+    )(features)  # fmt: skip
+    return layers.Flatten(name="GDCFlatten")(x)
 
 
 def embedding_model(model: keras.Model) -> keras.Model:

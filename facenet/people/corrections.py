@@ -162,9 +162,11 @@ class CorrectionsMixin:
         return self.face(face_id)
 
     def unreject(self, face_id: int) -> Face:
-        """Undo `reject`: the face is unassigned again, and clustered from now on."""
+        """Undo `reject`: the face is unassigned again, and clustered from now on. A face that
+        is not rejected is an error (a wrong id would otherwise pass unnoticed)."""
         with self._lock, self._store.transaction() as db:
-            _face_row(db, face_id)
+            if _face_row(db, face_id)["rejected"] is None:
+                raise LibraryError(f"face {face_id} is not rejected")
             db.execute("UPDATE faces SET rejected = NULL WHERE id = ?", (int(face_id),))
         return self.face(face_id)
 

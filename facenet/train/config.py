@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backbones import backbone_names
-from ..metadata import ALIGNMENT_MODES, PREPROCESSING_MODES, check_choice
+from ..metadata import ALIGNMENT_MODES, POOLING_MODES, PREPROCESSING_MODES, check_choice
 
 MINING = ("semi_hard", "batch_hard", "batch_all")
 LOSSES = ("triplet", "ce", "triplet+ce")
@@ -34,6 +34,8 @@ class TrainConfig:
     embedding_size: int = 128
     alpha: float = 1.0
     dropout: float = 0.2
+    #: the last feature map to one vector: "average" or "depthwise" (metadata.POOLING_MODES)
+    pooling: str = "average"
     preprocessing: str = "fixed"
     loss: str = "triplet+ce"
     mining: str = "semi_hard"
@@ -109,6 +111,7 @@ class TrainConfig:
         check_choice("align", self.align, ALIGN)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
         check_choice("backend", self.backend, BACKENDS)
+        check_choice("pooling", self.pooling, POOLING_MODES)
         self._check_backend()
         if self.align == "mtcnn" and self.alignment != "crop":
             raise ValueError(

@@ -41,7 +41,8 @@ def _float32_copy(model, config: TrainConfig):
     size = config.input_size
     copy = build_facenet(
         config.backbone, (size, size, 3), config.embedding_size, dropout=config.dropout,
-        preprocessing=config.preprocessing, **get_backbone(config.backbone).options_from(config),
+        preprocessing=config.preprocessing, pooling=config.pooling,
+        **get_backbone(config.backbone).options_from(config),
     )  # fmt: skip
     for layer in copy.layers:
         if layer.weights:

@@ -172,7 +172,7 @@ def _build(config: TrainConfig, strategy, num_classes: int, steps: int):
             model = build_facenet(
                 config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
                 num_classes=num_classes if config.uses_ce else None,
-                dropout=config.dropout, preprocessing=config.preprocessing,
+                dropout=config.dropout, preprocessing=config.preprocessing, pooling=config.pooling,
                 **get_backbone(config.backbone).options_from(config),
             )  # fmt: skip
             warmup = int(config.warmup_epochs * steps)

@@ -95,7 +95,7 @@ class _Run:
         self.student = build_facenet(
             config.backbone, (config.input_size, config.input_size, 3), config.embedding_size,
             num_classes=dataset.num_classes if config.ce_weight else None,
-            dropout=config.dropout, preprocessing=config.preprocessing,
+            dropout=config.dropout, preprocessing=config.preprocessing, pooling=config.pooling,
             **get_backbone(config.backbone).options_from(config),
         )  # fmt: skip
         self.network = _with_bottleneck(self.student, config.backbone)
