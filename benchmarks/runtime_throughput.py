@@ -46,6 +46,7 @@ def main() -> None:
     from facenet.metadata import ModelInfo
     from facenet.models import build_facenet
     from facenet.models.embedder import KerasEmbedder
+    from facenet.quantize import quantize_onnx
     from facenet.runtime import num_threads
     from facenet.runtime.onnx_runtime import session_options
 
@@ -89,9 +90,7 @@ def main() -> None:
 
     if not args.no_int8:
         calibration = rng.integers(0, 256, (32, size, size, 3), dtype=np.uint8)
-        add_onnx(
-            "onnxruntime int8", export.quantize_onnx(onnx_path, tmp / "m.int8.onnx", calibration)
-        )
+        add_onnx("onnxruntime int8", quantize_onnx(onnx_path, tmp / "m.int8.onnx", calibration))
 
     print(f"MobileNet alpha {args.alpha:g}, {size} px, {threads} threads, {args.repeats} rounds, "
           f"onnxruntime {ort.__version__}")  # fmt: skip

@@ -19,32 +19,25 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
-from .images import IMAGE_SUFFIXES, load_image, resize
 from .metadata import ModelInfo
 from .outputs import check_output_file, check_output_folder, make_folder, write_file
 from .runtime import METADATA_KEY
-
-log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "tflite", "savedmodel")
 INPUT_DTYPES = ("uint8", "float32")
 QUANTIZE_MODES = ("int8",)
 #: ONNX opset: 17 is read by every ONNX Runtime from 1.13 on.
 OPSET = 17
-#: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
-#: compute; preprocessing and the L2 normalisation stay float for exact unit vectors.
-QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 #: the installed package: a default output never goes in here (see `default_output`)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _need(module: str, extra: str = "export"):
+def need_module(module: str, extra: str = "export"):
     import importlib
 
     try:
@@ -148,7 +141,7 @@ def export_onnx(
     opset: int = OPSET,
 ) -> Path:
     """Write `model` as ONNX: input "images" (batch, S, S, 3), output "embeddings" (batch, D)."""
-    tf2onnx = _need("tf2onnx")
+    tf2onnx = need_module("tf2onnx")
     out = Path(out)
     serve = serving_function(model, info, batch, input_dtype)
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
@@ -158,7 +151,7 @@ def export_onnx(
     _name_batch_dim(proto)
     proto.producer_name = "facenet"
     _set_onnx_metadata(proto, info)
-    _write_bytes(out, proto.SerializeToString())
+    write_exported(out, proto.SerializeToString())
     return out
 
 
@@ -175,65 +168,6 @@ def _set_onnx_metadata(proto, info: ModelInfo) -> None:
             proto.metadata_props.remove(entry)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, info.to_json()
-
-
-def quantize_onnx(
-    float_model: str | os.PathLike,
-    out: str | os.PathLike,
-    crops: np.ndarray,
-    *,
-    per_channel: bool = True,
-) -> Path:
-    """Static int8 (QDQ) quantisation of an exported ONNX model, calibrated on aligned crops.
-
-    Weights are int8 per channel, activations uint8 with ranges from the crops (MinMax).
-    Dynamic quantisation is deliberately not offered: it runs convolutions ~10x slower.
-    """
-    onnx = _need("onnx")
-    quantization = _need("onnxruntime.quantization")
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    float_model, out = Path(float_model), Path(out)
-    crops = np.asarray(crops)
-    if len(crops) == 0:
-        raise ModelError("int8 quantisation needs calibration crops; none were given")
-    source = onnx.load(str(float_model))
-    meta = {p.key: p.value for p in source.metadata_props}
-    spec = source.graph.input[0]
-    name = spec.name
-    fixed = spec.type.tensor_type.shape.dim[0].dim_value or None
-    dtype = np.uint8 if spec.type.tensor_type.elem_type == onnx.TensorProto.UINT8 else np.float32
-
-    step = fixed or 1
-    batches = iter(
-        [{name: crops[i : i + step].astype(dtype)} for i in range(0, len(crops) - step + 1, step)]
-    )
-
-    class Reader(quantization.CalibrationDataReader):
-        def get_next(self):
-            return next(batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_model), str(prepared), skip_symbolic_shape=True)
-        quantized = Path(tmp) / "quantized.onnx"
-        quantization.quantize_static(
-            str(prepared),
-            str(quantized),
-            Reader(),
-            quant_format=quantization.QuantFormat.QDQ,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-            per_channel=per_channel,
-            activation_type=quantization.QuantType.QUInt8,
-            weight_type=quantization.QuantType.QInt8,
-            calibrate_method=quantization.CalibrationMethod.MinMax,
-        )
-        result = onnx.load(str(quantized))
-    for key, value in meta.items():
-        entry = result.metadata_props.add()
-        entry.key, entry.value = key, value
-    _write_bytes(out, result.SerializeToString())
-    return out
 
 
 # --- TFLite -----------------------------------------------------------------------------------
@@ -272,7 +206,7 @@ def export_tflite(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
     content = converter.convert()
-    _write_bytes(out, add_tflite_metadata(content, METADATA_KEY, info.to_json().encode()))
+    write_exported(out, add_tflite_metadata(content, METADATA_KEY, info.to_json().encode()))
     return out
 
 
@@ -364,51 +298,9 @@ def export(
         float_path = export_onnx(
             model, info, Path(tmp) / "float.onnx", batch=batch, input_dtype=input_dtype
         )
+        from .quantize import quantize_onnx
+
         return quantize_onnx(float_path, out, calibration)
-
-
-# --- calibration crops ------------------------------------------------------------------------
-
-
-def image_files(folder: str | os.PathLike) -> list[Path]:
-    """Image files under `folder`, recursively, in a stable order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: calibration images must be a folder")
-    return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    )
-
-
-def calibration_crops(
-    folder: str | os.PathLike,
-    size: int,
-    *,
-    limit: int = 200,
-    aligner=None,
-    seed: int = 0,
-) -> np.ndarray:
-    """Up to `limit` aligned uint8 crops (n, size, size, 3) from the images under `folder`.
-
-    With `aligner` (a FaceNet), each photo is detected and aligned as `FaceNet.embed` would
-    (photos without a face are skipped); without one the images are taken as aligned crops.
-    A random (seeded) sample of the folder is used when it holds more than `limit` images.
-    """
-    files = image_files(folder)
-    if not files:
-        raise ModelError(f"{folder}: no images for calibration")
-    if len(files) > limit:
-        picks = np.random.default_rng(seed).choice(len(files), limit, replace=False)
-        files = [files[i] for i in sorted(picks)]
-    if aligner is None:
-        crops: Sequence[np.ndarray | None] = [resize(load_image(p), size) for p in files]
-    else:
-        crops = aligner.align(files, on_missing="none")
-    kept = [c for c in crops if c is not None]
-    if not kept:
-        raise ModelError(f"{folder}: no face found in any calibration image")
-    log.info("calibration: %d crops from %d images", len(kept), len(files))
-    return np.stack(kept).astype(np.uint8)
 
 
 # --- parity -----------------------------------------------------------------------------------
@@ -424,23 +316,22 @@ def parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
     }
 
 
-def _write_bytes(out: Path, content: bytes) -> None:
+def write_exported(out: Path, content: bytes) -> None:
     """An exported file, written atomically (see `facenet.outputs`)."""
     write_file(out, lambda f: f.write(content))
 
 
 __all__ = [
     "FORMATS",
-    "calibration_crops",
     "default_output",
     "export",
     "export_onnx",
     "export_savedmodel",
     "export_tflite",
-    "image_files",
     "load_keras",
+    "need_module",
     "output_path",
     "parity",
-    "quantize_onnx",
     "serving_function",
+    "write_exported",
 ]

@@ -85,11 +85,12 @@ def test_fixed_batch_and_float_input(fmt, keras_model, reference, tmp_path):
 def test_int8_exports_stay_close(keras_model, reference, tmp_path):
     pytest.importorskip("onnx")
     from facenet import export
+    from facenet.quantize import quantize_onnx
 
     calibration = crops(16, seed=1)
     results = {}
     float_path = export.export_onnx(*keras_model, tmp_path / "f.onnx")
-    results["onnx"] = export.quantize_onnx(float_path, tmp_path / "q.onnx", calibration)
+    results["onnx"] = quantize_onnx(float_path, tmp_path / "q.onnx", calibration)
     if _has_litert():
         results["tflite"] = export.export_tflite(
             *keras_model, tmp_path / "q.tflite", calibration=calibration

@@ -76,12 +76,14 @@ def export(
     crops = None
     keras_model, info = exporting.load_keras(model)
     if quantize:
+        from ..quantize import calibration_crops
+
         aligner = None
         if not aligned:
             from ..api import FaceNet
 
             aligner = FaceNet.from_keras(keras_model, info)
-        crops = exporting.calibration_crops(
+        crops = calibration_crops(
             calibration, info.input_size, limit=calibration_size, aligner=aligner
         )
         click.echo(f"calibrating on {len(crops)} aligned faces from {calibration}", err=True)
