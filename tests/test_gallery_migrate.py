@@ -311,19 +311,19 @@ def test_cli_interrupted_migration_exits_130_and_resumes(tmp_path, monkeypatch):
     path = build(tmp_path)
     new = other_model()
     monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(lambda spec=None: new))
-    real_embed = m._reembed
+    real_embed = m.reembed_face
 
-    def interrupt_after_one_batch(store, target, row):
+    def interrupt_after_one_batch(store, model, row):
         if new.calls >= 4:
             raise KeyboardInterrupt
-        return real_embed(store, target, row)
+        return real_embed(store, model, row)
 
-    monkeypatch.setattr(m, "_reembed", interrupt_after_one_batch)
+    monkeypatch.setattr(m, "reembed_face", interrupt_after_one_batch)
     args = ["gallery", "migrate", str(path), "--model", "other", "--batch-size", "4"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130 and "run the same command to resume" in result.output
     assert embedded(path) == 4
-    monkeypatch.setattr(m, "_reembed", real_embed)
+    monkeypatch.setattr(m, "reembed_face", real_embed)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert new.calls == len(snapshot_faces(path))  # 4 + the rest: resumed, not restarted

@@ -26,13 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import FaceNetError, GalleryError, ImageError
-from ..images import load_image
-from ..types import Face
-from .crops import StoredCrop, cut_crop
+from ..errors import FaceNetError, GalleryError
 from .migrate_report import MigrationReport, build_report
+from .reembed import reembed_face
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +37,6 @@ log = logging.getLogger(__name__)
 MODEL_KEYS = (
     "model_id", "model_name", "model_path", "embedding_size", "threshold", "verification_threshold"
 )  # fmt: skip
-#: A face of a legacy gallery (no landmarks) is found again in its photo at this box overlap.
-MIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -142,7 +136,7 @@ def embed_pending(
         ).fetchall()
         if not rows:
             return done
-        results = [_reembed(store, target, row) for row in rows]
+        results = [reembed_face(store, target.model, row) for row in rows]
         with store.transaction() as db:
             for row, (vector, origin, note, backfill) in zip(rows, results, strict=True):
                 if db.execute("SELECT 1 FROM faces WHERE id = ?", (row["id"],)).fetchone() is None:
@@ -162,107 +156,6 @@ def embed_pending(
         done += len(rows)
         if progress is not None:
             progress(done, max(total, done))
-
-
-def _reembed(
-    store: Store, target: Target, row
-) -> tuple[bytes | None, str, str | None, tuple | None]:
-    """(embedding bytes or None, origin, note, backfill) for one face: from its photo, else
-    from its stored crop, else none (flagged). backfill: (landmarks json, crop) for a legacy
-    face found again in its photo."""
-    box = json.loads(row["box"]) if row["box"] else None
-    landmarks = json.loads(row["landmarks"]) if row["landmarks"] else None
-    note = None
-    photo = _photo_path(row)
-    crop_row = store.db.execute(
-        "SELECT image, geometry FROM face_crops WHERE face_id = ?", (row["id"],)
-    ).fetchone()
-    if box is None:
-        return None, "unavailable", "added as a ready embedding: no photo or crop to re-embed", None
-    if photo is not None:
-        try:
-            image, changed = _load_if_same(photo, row["content_hash"])
-        except ImageError as exc:
-            image, changed = None, str(exc)
-        if image is not None:
-            vector, found = _embed_face(target.model, image, box, landmarks)
-            if vector is not None:
-                backfill = None
-                if crop_row is None:  # a face enrolled before crops were kept: keep one now
-                    backfill = (_json_points(found), cut_crop(image, box))
-                return vector, "photo", None, backfill
-            note = f"{photo}: face not found again in the photo"
-        else:
-            note = changed
-    else:
-        note = "no photo file (enrolled from an image in memory)"
-    if crop_row is not None:
-        crop = StoredCrop.from_row(crop_row["image"], crop_row["geometry"])
-        local = crop.face_in_crop(box, landmarks)
-        vector, _ = _embed_face(
-            target.model, crop.decode(), local.box, None if landmarks is None else local.landmarks
-        )
-        if vector is not None:
-            return vector, "crop", note, None
-    return None, "unavailable", f"{note}; no stored crop to re-embed from", None
-
-
-def _photo_path(row) -> Path | None:
-    for candidate in (row["photo"], row["source"]):
-        if candidate and not candidate.startswith(("array #", "PIL image")):
-            return Path(candidate)
-    return None
-
-
-def _load_if_same(path: Path, content_hash: str) -> tuple[np.ndarray | None, str]:
-    from .enrol import _file_hash
-
-    if not path.is_file():
-        return None, f"photo {path} is missing"
-    if _file_hash(path, str(path)) != content_hash:
-        return None, f"photo {path} has changed since enrolment"
-    return load_image(path), ""
-
-
-def _embed_face(model, image: np.ndarray, box, landmarks) -> tuple[bytes | None, object]:
-    """The model's embedding of the face at `box` (with `landmarks` when known) in `image`, and
-    the landmarks it used (found again by detection when none were stored)."""
-    if landmarks is not None and hasattr(model, "embed_crops"):
-        from ..detect import align_face
-
-        info = model.info
-        face = Face(box=tuple(box), score=1.0, landmarks=np.asarray(landmarks, np.float64))
-        crop = align_face(
-            image, face, size=info.input_size, mode=info.alignment, margin=info.margin
-        )
-        vector = np.asarray(model.embed_crops(crop[None])[0], np.float32)
-        return _unit_bytes(vector), landmarks
-    faces = model.represent(image)
-    best = max(faces, key=lambda f: _iou(f.box, box), default=None)
-    if best is None or _iou(best.box, box) < MIN_IOU:
-        return None, None
-    return _unit_bytes(np.asarray(best.embedding, np.float32)), best.landmarks
-
-
-def _unit_bytes(vector: np.ndarray) -> bytes | None:
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0:
-        return None
-    return (vector / norm).astype(np.float32).tobytes()
-
-
-def _iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _json_points(points) -> str | None:
-    if points is None:
-        return None
-    return json.dumps(np.round(np.asarray(points, np.float64), 3).tolist())
 
 
 # -- the whole operation --------------------------------------------------------------------
