@@ -156,3 +156,34 @@ def test_enroll_folder_reports_photos_loose_in_the_root(tmp_path, fake):
     assert result.exit_code == 1, result.output
     assert f"skipped {loose}: directly in the root folder" in result.output
     assert "enrolled 4 faces of 2 people; skipped 1 photo" in result.output
+
+
+def test_enroll_json_prints_each_batch_as_it_is_stored(tmp_path, fake, monkeypatch):
+    """An interrupted `enroll --json` has printed a line for every face it kept."""
+    from facenet.gallery.enrol import EnrolMixin
+
+    g = tmp_path / "g.db"
+    run("gallery", "create", g)
+    root = make_tree(tmp_path / "people", people=2, photos=3)
+    real, calls = EnrolMixin._embed_one, []
+
+    def interrupt_in_third_batch(self, *args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(EnrolMixin, "_embed_one", interrupt_in_third_batch)
+    result = run("gallery", "enroll", g, "--folder", root, "--batch-size", "2", "--json")
+    assert result.exit_code == 130
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4 and all(line["face_id"] for line in lines)
+    listing = run("gallery", "list", g, "--json").output.splitlines()
+    assert sum(json.loads(line)["faces"] for line in listing) == 4
+
+    monkeypatch.setattr(EnrolMixin, "_embed_one", real)
+    result = run("gallery", "enroll", g, "--folder", root, "--batch-size", "2", "--json")
+    assert result.exit_code == 1, result.output  # the 4 kept are skipped as duplicates
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sum("face_id" in line for line in lines) == 2  # the rest, resumed
+    assert sum(line.get("error", "").startswith("duplicate") for line in lines) == 4

@@ -144,17 +144,15 @@ def enroll(gallery_path, photos, name, folder, metadata, parquet, all_faces, mod
         except RecursionError:
             raise click.BadParameter("nested too deeply", param_hint="--metadata") from None
     show = want_progress(progress)
+    lines = _EnrollLines() if as_json else None
     with open_gallery(gallery_path, model_path, with_model=True) as g:
+        options = {"batch_size": batch_size, "progress": show, "on_batch": lines}
         if folder is not None:
-            report = g.enroll_folder(folder, batch_size=batch_size, progress=show)
+            report = g.enroll_folder(folder, **options)
         else:
-            report = g.enroll(name, list(photos), extra, batch_size=batch_size, progress=show)
-    if as_json:
-        for e in report.enrolled:
-            emit({"photo": e.source, "person": e.person, "face_id": e.face_id,
-                  "faces_in_photo": e.faces_in_photo})  # fmt: skip
-        for skipped in report.skipped:
-            emit({"photo": skipped.source, "person": skipped.person, "error": skipped.reason})
+            report = g.enroll(name, list(photos), extra, **options)
+    if lines is not None:
+        lines(report)  # what came after the last batch (photos loose in --folder's root)
     else:
         for note in report.notes:
             click.echo(f"note: {note}")
@@ -162,6 +160,22 @@ def enroll(gallery_path, photos, name, folder, metadata, parquet, all_faces, mod
             click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
     click.echo(report.summary(), err=as_json)
     finish(len(report.enrolled), [s.source for s in report.skipped], "photo")
+
+
+class _EnrollLines:
+    """`enroll --json`: a line per photo as each batch is stored, so an interrupted enrolment
+    has printed every face it kept."""
+
+    def __init__(self) -> None:
+        self.enrolled = self.skipped = 0
+
+    def __call__(self, report) -> None:
+        for e in report.enrolled[self.enrolled :]:
+            emit({"photo": e.source, "person": e.person, "face_id": e.face_id,
+                  "faces_in_photo": e.faces_in_photo})  # fmt: skip
+        for skipped in report.skipped[self.skipped :]:
+            emit({"photo": skipped.source, "person": skipped.person, "error": skipped.reason})
+        self.enrolled, self.skipped = len(report.enrolled), len(report.skipped)
 
 
 @gallery.command(name="list")

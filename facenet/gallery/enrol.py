@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,23 +39,33 @@ class EnrolMixin:
         *,
         batch_size: int = 32,
         progress: bool = False,
+        on_batch: Callable[[EnrollReport], None] | None = None,
     ) -> EnrollReport:
         """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
         merged into theirs). Photos already in the gallery (same content hash), photos with no
-        face and unreadable files are skipped and reported, never raised."""
+        face and unreadable files are skipped and reported, never raised. `on_batch(report so
+        far)` runs after each batch is stored, so a caller can report as it goes (an interrupted
+        enrolment has then reported every face it kept)."""
         name = check_name(name)
         metadata = check_metadata(metadata)
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
             images = [images]
         items = [(name, source) for source in images]
-        return self._enroll(items, {name: metadata} if metadata else {}, batch_size, progress)
+        metadata_by_name = {name: metadata} if metadata else {}
+        return self._enroll(items, metadata_by_name, batch_size, progress, on_batch)
 
     def enroll_folder(
-        self, root: str | os.PathLike, *, batch_size: int = 32, progress: bool = True
+        self,
+        root: str | os.PathLike,
+        *,
+        batch_size: int = 32,
+        progress: bool = True,
+        on_batch: Callable[[EnrollReport], None] | None = None,
     ) -> EnrollReport:
         """Enrol a folder-per-identity tree: `root/<name>/<photo>`; the folder name is the
         person's name. Files already enrolled (by content hash) are skipped, so an interrupted
-        enrolment is resumed by running it again."""
+        enrolment is resumed by running it again. `on_batch` as in `enroll`; photos loose in
+        the root are added to the report's skipped ones after the last batch."""
         root = Path(root)
         if not root.is_dir():
             raise GalleryError(f"{root}: not a directory")
@@ -70,7 +80,7 @@ class EnrolMixin:
             items.extend((name, file) for file in sorted(folder.iterdir()) if _is_image_file(file))
         if not items:
             raise GalleryError(f"{root}: no images found in its sub-folders (one per person)")
-        report = self._enroll(items, {}, batch_size, progress)
+        report = self._enroll(items, {}, batch_size, progress, on_batch)
         loose = [f for f in sorted(root.iterdir()) if _is_image_file(f)]
         why = "directly in the root folder: only sub-folders name people (move it into one)"
         report.skipped.extend(Skipped("", str(f), why) for f in loose)
@@ -138,6 +148,7 @@ class EnrolMixin:
         metadata: dict[str, dict],
         batch_size: int,
         progress: bool,
+        on_batch: Callable[[EnrollReport], None] | None = None,
     ) -> EnrollReport:
         model = self._require_model()
         report = EnrollReport()
@@ -165,6 +176,8 @@ class EnrolMixin:
                     pending = self._unstored(pending, report)
                     if pending:
                         self._insert(pending, metadata, self.index, report)
+                if on_batch is not None:
+                    on_batch(report)
         finally:
             if bar is not None:
                 bar.close()
