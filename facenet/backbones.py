@@ -38,6 +38,8 @@ class Backbone:
     options: dict[str, Any] = field(default_factory=dict)
     #: Reads the options back from a weights file (e.g. MobileNet's width from `conv1`).
     h5_options: Callable[[LayerArrays], dict[str, Any]] | None = None
+    #: The smallest input (pixels a side) whose feature map is not empty.
+    min_input_size: int = 32
 
     def build(self, inputs, **options):
         """The backbone's feature map over `inputs`; options it does not take are ignored."""
@@ -94,5 +96,6 @@ register(
         "facenet.models.inception_resnet_v1:inception_resnet_v1",
         bottleneck_bn="Bottleneck_BatchNorm",
         h5_signature="Block35_1_Conv2d_1x1",
+        min_input_size=75,
     )
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -223,10 +224,15 @@ def train(data, out, **options):
 
 
 def _wait(child: subprocess.Popen) -> int:
-    """The child's exit status; Ctrl-C reaches the child too (same process group), so wait for
-    it to save its checkpoint rather than leave it behind."""
-    while True:
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
-            continue
+    """The child's exit status. Ctrl-C reaches the child too (same process group); SIGTERM, sent
+    to this process alone (`timeout`, systemd, Slurm), is passed on. Either way wait for the
+    child to save its checkpoint rather than leave it training."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,7 @@
 """On-the-fly alignment of a training set, cached: each image is detected and cropped once.
 
-The cache mirrors the dataset (`<cache>/<identity>/<stem>.png`) and holds crops at
+The cache mirrors the dataset (`<cache>/<identity>/<file name>.png`: `a.jpg` and `a.png` are
+two faces) and holds crops at
 `context_size(image_size)` whose central `image_size` square is exactly the crop inference uses
 (`align_face(..., size=image_size, mode="crop", margin=margin)`), so random crops around the
 centre see real context. Images where no face is found are centre-cropped instead.
@@ -61,7 +62,7 @@ def align_cached(
     cache = Path(cache_dir) / f"crop{image_size}_m{margin:g}"
     targets = []
     for path, label in zip(dataset.paths, dataset.labels, strict=True):
-        targets.append(cache / dataset.classes[int(label)] / (Path(path).stem + ".png"))
+        targets.append(cache / dataset.classes[int(label)] / (Path(path).name + ".png"))
     todo = [i for i, t in enumerate(targets) if not t.is_file()]
     if todo:
         if detector is None:

@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ..errors import FaceNetError
 from ..images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
+
+#: the formats the TensorFlow input pipeline decodes (`tf.io.decode_image`)
+TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
 
 
 @dataclass
@@ -149,3 +154,19 @@ def make_pairs(
     same = np.array([True] * len(pos) + [False] * len(neg))
     a, b = (np.array(v, np.int64) for v in zip(*pairs, strict=True))
     return a, b, same
+
+
+def check_decodable(paths: list[str]) -> None:
+    """Every image opens and is in a format the TensorFlow pipeline decodes (a header read each):
+    a bad file is named here, not found by a failing step deep inside tf.data."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                kind = image.format
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            raise FaceNetError(f"{path}: not a readable image; remove it from the data") from None
+        if kind not in TF_DECODABLE:
+            raise FaceNetError(
+                f"{path}: {kind} images are not read by the TensorFlow trainer; convert the data "
+                "to JPEG or PNG (`facenet align` writes PNG)"
+            )

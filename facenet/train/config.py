@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..backbones import backbone_names
+from ..backbones import backbone_names, get_backbone
 from ..metadata import ALIGNMENT_MODES, POOLING_MODES, PREPROCESSING_MODES, check_choice
 
 MINING = ("semi_hard", "batch_hard", "batch_all")
@@ -120,8 +121,37 @@ class TrainConfig:
             )
         if self.batch_k < 2:
             raise ValueError(f"batch_k must be at least 2; got {self.batch_k}")
-        if self.batch_p < 1 or self.epochs < 1 or self.input_size < 32:
-            raise ValueError("batch_p and epochs must be positive and input_size at least 32")
+        if self.batch_p < 1 or self.epochs < 1:
+            raise ValueError("batch_p and epochs must be positive")
+        if self.uses_triplet and self.batch_p < 2:
+            raise ValueError("a triplet loss needs negatives: batch_p at least 2")
+        smallest = get_backbone(self.backbone).min_input_size
+        if self.input_size < smallest:
+            raise ValueError(f"{self.backbone} needs input_size at least {smallest}")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Every number in its range (finite): a negative rate or NaN weight would train to
+        NaN or nonsense and still save a model."""
+        at_least_zero = ("margin", "triplet_weight", "ce_weight", "weight_decay", "warmup_epochs",
+                         "distill_weight", "relation_weight", "margin_px")  # fmt: skip
+        below_one = ("label_smoothing", "dropout", "val_fraction")
+        for name in (*at_least_zero, *below_one, "lr", "alpha", "greyscale", "mixup"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number; got {value}")
+        for name in at_least_zero:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0; got {getattr(self, name)}")
+        for name in below_one:
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}")
+        if self.lr <= 0 or self.alpha <= 0:
+            raise ValueError(f"lr and alpha must be positive; got {self.lr} and {self.alpha}")
+        if not 0 <= self.greyscale <= 1 or not 0 <= self.mixup <= 1:
+            raise ValueError("greyscale and mixup are probabilities, in [0, 1]")
+        if self.val_fraction and self.val_pairs != "split":
+            raise ValueError("val_fraction holds identities out for val_pairs='split' only")
 
     def _check_backend(self) -> None:
         if not self.uses_views_trainer:

@@ -24,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import FaceNetError
+from .runfiles import open_npz
 
 
 @dataclass
@@ -50,7 +51,7 @@ def load_teacher_targets(
     path = Path(path)
     if not path.is_file():
         raise FaceNetError(f"{path}: no such teacher file")
-    with np.load(path) as z:
+    with open_npz(path, "teacher descriptor") as z:
         missing = {"paths", "desc", "desc_flip"} - set(z.files)
         if missing:
             raise FaceNetError(f"{path}: not a teacher file (missing {', '.join(sorted(missing))})")

@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from ..backbones import get_backbone
+from ..data.dataset import check_decodable
 from ..errors import FaceNetError
 from ..metadata import ModelInfo
 from ..models import build_facenet
@@ -38,7 +39,9 @@ from .optim import WarmupSchedule, make_optimizer, make_strategy, statistics_syn
 from .outputs import format_row, save_final, write_scalars
 from .runfiles import (
     TrainResult,
+    check_finite_loss,
     init_from,
+    prepare_run_folder,
     restore_checkpoint,
     save_checkpoint,
     sigterm_as_interrupt,
@@ -65,16 +68,11 @@ def train(
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_folder(config, CHECKPOINT)
     ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists() and not config.resume:
-        raise FaceNetError(f"{out}: holds a checkpoint already; pass --resume or another --out")
     strategy = strategy or make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     chief = _is_chief(strategy)  # in multi-worker training only the chief writes files
-    if chief:
-        write_atomic(out / "config.json", config.to_json().encode())
     train_set, val_set, source = _datasets(config, out)
     sampler, steps = _sampler(config, train_set, strategy.num_replicas_in_sync)
     model, optimizer, schedule = _build(config, strategy, train_set.num_classes, steps)
@@ -85,6 +83,8 @@ def train(
     if ckpt_path.exists():
         state = restore_checkpoint(ckpt_path, model, optimizer, sampler)
         log.info("resuming %s at epoch %d", out, state["epoch"] + 1)
+    if chief:  # the settings of this start, once it has been checked
+        write_atomic(out / "config.json", config.to_json().encode())
     run = _Run(config, out, chief, strategy, train_set, source, sampler, steps, model,
                optimizer, schedule, state)  # fmt: skip
     validator = _validator(config, val_set, out, source) if chief else None
@@ -129,9 +129,14 @@ def _datasets(config: TrainConfig, out: Path):
     into a crop cache first with `align="mtcnn"`."""
     from ..data.dataset import scan_folder, split_identities
 
-    dataset = scan_folder(config.data, min_images=config.min_images,
-                          max_identities=config.max_identities)  # fmt: skip
+    try:
+        dataset = scan_folder(config.data, min_images=config.min_images,
+                              max_identities=config.max_identities)  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        raise FaceNetError(str(exc)) from None
     source = "aligned"
+    if config.align == "none":
+        check_decodable(dataset.paths)
     if config.align == "mtcnn":
         from ..data.align import align_cached
 
@@ -141,6 +146,11 @@ def _datasets(config: TrainConfig, out: Path):
         source = "context"
     val_fraction = config.val_fraction or (0.05 if config.val_pairs == "split" else 0.0)
     train_set, val_set = split_identities(dataset, val_fraction, config.seed)
+    if train_set.num_classes < 2:
+        raise FaceNetError(
+            f"{config.data}: {train_set.num_classes} identities to train on; triplets and the "
+            "softmax need at least 2"
+        )
     log.info("training on %s; validation identities: %d", train_set.describe(), val_set.num_classes)
     return train_set, val_set, source
 
@@ -156,8 +166,11 @@ def _sampler(config: TrainConfig, train_set, replicas: int):
         small = int((counts < config.batch_k).sum())
         extra = (config.batch_p * config.batch_k) // 4 if config.uses_ce and small else 0
         extra = min(extra, small) // replicas * replicas
-    sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
-                        extra=extra, replicas=replicas)  # fmt: skip
+    try:
+        sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
+                            extra=extra, replicas=replicas)  # fmt: skip
+    except ValueError as exc:
+        raise FaceNetError(f"{config.data}: {exc}") from None
     return sampler, config.steps_per_epoch or sampler.steps_per_epoch()
 
 
@@ -223,6 +236,7 @@ def _fit(run: _Run, validator, step_fn, on_step) -> bool:
             )  # fmt: skip
             row = _run_epoch(step_fn, dist, epoch, run.steps, run.sampler.batch_size, config,
                              on_step)  # fmt: skip
+            check_finite_loss(row, epoch, state["epoch"])
             sync_statistics()
             row["lr"] = float(run.schedule(run.optimizer.iterations))
             if validator is not None:
@@ -231,8 +245,11 @@ def _fit(run: _Run, validator, step_fn, on_step) -> bool:
                 row["val_seconds"] = float(metrics["seconds"])
             _end_epoch(run, row, epoch, writer, validated=validator is not None)
     except KeyboardInterrupt:
-        log.warning("interrupted; the checkpoint of epoch %d is kept: rerun with --resume",
-                    state["epoch"])  # fmt: skip
+        if state["epoch"]:
+            log.warning("interrupted; the checkpoint of epoch %d is kept: rerun with --resume",
+                        state["epoch"])  # fmt: skip
+        else:
+            log.warning("interrupted before the first epoch ended: nothing was saved")
         return True
     finally:
         restore_signal()

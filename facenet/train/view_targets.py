@@ -17,6 +17,7 @@ import numpy as np
 from ..data.views import COLUMN, PARAMS, ViewSpec, draw_views
 from ..errors import FaceNetError
 from .distill import target_projection
+from .runfiles import open_npz
 
 
 class ViewTargets:
@@ -24,7 +25,7 @@ class ViewTargets:
 
     def __init__(self, path: str | os.PathLike, paths: list[str], root, seed: int = 0):
         path = Path(path)
-        with np.load(path) as z:
+        with open_npz(path, "teacher-views") as z:
             missing = {"paths", "rows", "desc"} - set(z.files)
             if missing:
                 raise FaceNetError(f"{path}: not a teacher-views file (no {', '.join(missing)})")

@@ -46,7 +46,16 @@ from ..models import build_facenet, load_keras_model, save_model
 from .config import TrainConfig
 from .distill import regression_loss, relation_loss, target_projection
 from .optim import base_optimizer
-from .runfiles import TrainResult, init_from, sigterm_as_interrupt, write_atomic, write_log
+from .runfiles import (
+    TrainResult,
+    check_finite_loss,
+    init_from,
+    open_npz,
+    prepare_run_folder,
+    sigterm_as_interrupt,
+    write_atomic,
+    write_log,
+)
 from .view_steps import make_step, values
 from .view_targets import ViewTargets
 
@@ -65,12 +74,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
             f"backend {config.backend!r} needs KERAS_BACKEND={config.backend} set before Keras "
             f"is imported (`facenet train` sets it); Keras runs on {keras.backend.backend()!r}"
         )
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / CHECKPOINT).exists() and not config.resume:
-        raise FaceNetError(f"{out}: holds a checkpoint already; pass --resume or another --out")
+    out = prepare_run_folder(config, CHECKPOINT)
     keras.utils.set_random_seed(config.seed)
-    write_atomic(out / "config.json", config.to_json().encode())
     try:
         dataset = scan_folder(config.data, min_images=config.min_images,
                               max_identities=config.max_identities)  # fmt: skip
@@ -121,16 +126,22 @@ class _Run:
                      self.meta["step"])  # fmt: skip
         else:
             self._start()
+        write_atomic(self.out / "config.json", self.config.to_json().encode())  # once checked
         interrupted, out_of_time, restore_signal = False, False, sigterm_as_interrupt()
+        keep = True
         try:
             out_of_time = self._loop()
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted at epoch %d step %d; saved: rerun with --resume",
                         self.meta["epoch"] + 1, self.meta["step"])  # fmt: skip
+        except FaceNetError:
+            keep = False  # a NaN loss: the last checkpoint stays as it was
+            raise
         finally:
             restore_signal()
-            self._save()
+            if keep:
+                self._save()
             self.loader.close()
         model = self.out / "model.keras"
         return TrainResult(self.out, model, self.meta["epoch"], None, None,
@@ -224,6 +235,7 @@ class _Run:
         row["seconds"] = time.perf_counter() - started
         row["images_per_s"] = steps_run * self.batches.batch_size / max(row["seconds"], 1e-9)
         row["lr"] = float(ops.convert_to_numpy(self.optimizer.learning_rate))
+        check_finite_loss(row, epoch, self.meta["epoch"])
         self.meta["history"].append(row)
         self.meta["epoch"], self.meta["step"] = epoch + 1, 0
         self._save()
@@ -263,7 +275,7 @@ class _Run:
 
     def _restore(self, path: Path) -> None:
         trainable, fixed, opt_vars = self._pull()
-        with np.load(path) as z:
+        with open_npz(path, "training checkpoint") as z:
             counts = [sum(k.startswith(p) for k in z.files) for p in ("train_", "fixed_", "opt_")]
             if counts != [len(trainable), len(fixed), len(opt_vars)]:
                 raise FaceNetError(f"{path}: the checkpoint does not match this configuration")
