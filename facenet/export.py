@@ -25,7 +25,8 @@ import numpy as np
 
 from .errors import ModelError
 from .metadata import ModelInfo
-from .outputs import check_output_file, check_output_folder, make_folder, write_file
+from .outputs import check_output_file, check_output_folder, make_folder
+from .quantize import need_module, quantize_onnx, write_exported
 from .runtime import METADATA_KEY
 
 FORMATS = ("onnx", "tflite", "savedmodel")
@@ -35,17 +36,6 @@ QUANTIZE_MODES = ("int8",)
 OPSET = 17
 #: the installed package: a default output never goes in here (see `default_output`)
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def need_module(module: str, extra: str = "export"):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ModelError(
-            f"exporting needs {module.split('.')[0]}: pip install 'facenet-keras[{extra}]'"
-        ) from None
 
 
 def load_keras(path: str | os.PathLike):
@@ -298,8 +288,6 @@ def export(
         float_path = export_onnx(
             model, info, Path(tmp) / "float.onnx", batch=batch, input_dtype=input_dtype
         )
-        from .quantize import quantize_onnx
-
         return quantize_onnx(float_path, out, calibration)
 
 
@@ -314,11 +302,6 @@ def parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
         "max_abs_diff": float(np.max(np.abs(reference - exported))) if reference.size else 0.0,
         "min_cosine": float(np.min(cosine)) if len(cosine) else 1.0,
     }
-
-
-def write_exported(out: Path, content: bytes) -> None:
-    """An exported file, written atomically (see `facenet.outputs`)."""
-    write_file(out, lambda f: f.write(content))
 
 
 __all__ = [

@@ -16,14 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .export import need_module, write_exported
 from .images import IMAGE_SUFFIXES, load_image, resize
+from .outputs import write_file
 
 log = logging.getLogger(__name__)
 
 #: ONNX ops quantised by `quantize_onnx`: the convolutions and the bottleneck hold nearly all the
 #: compute; preprocessing and the L2 normalisation stay float for exact unit vectors.
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+
+
+def need_module(module: str, extra: str = "export"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ModelError(
+            f"exporting needs {module.split('.')[0]}: pip install 'facenet-keras[{extra}]'"
+        ) from None
 
 
 def quantize_onnx(
@@ -127,6 +138,11 @@ def calibration_crops(
         raise ModelError(f"{folder}: no face found in any calibration image")
     log.info("calibration: %d crops from %d images", len(kept), len(files))
     return np.stack(kept).astype(np.uint8)
+
+
+def write_exported(out: Path, content: bytes) -> None:
+    """An exported file, written atomically (see `facenet.outputs`)."""
+    write_file(out, lambda f: f.write(content))
 
 
 __all__ = ["QUANTIZED_OPS", "calibration_crops", "image_files", "quantize_onnx"]
