@@ -15,6 +15,15 @@ class NoFaceError(FaceNetError):
     """No face was found in an image where one was required."""
 
 
+class DatasetError(FaceNetError, ValueError):
+    """Training data that cannot serve what was asked: no identity folders, an unreadable image,
+    too few identities or images for the batch."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """No dataset folder at the given path."""
+
+
 class ModelError(FaceNetError):
     """A model file is missing, of the wrong kind, or does not match the network."""
 

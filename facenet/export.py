@@ -312,9 +312,7 @@ __all__ = [
     "export_savedmodel",
     "export_tflite",
     "load_keras",
-    "need_module",
     "output_path",
     "parity",
     "serving_function",
-    "write_exported",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import FaceNetError
+from ..errors import DatasetError, DatasetNotFoundError
 from ..images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def scan_folder(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such dataset folder")
+        raise DatasetNotFoundError(f"{root}: no such dataset folder")
     paths: list[str] = []
     labels: list[int] = []
     classes: list[str] = []
@@ -103,7 +103,7 @@ def scan_folder(
         if max_identities is not None and len(classes) >= max_identities:
             break
     if not classes:
-        raise ValueError(f"{root}: no identity folders with images (layout <identity>/<image>)")
+        raise DatasetError(f"{root}: no identity folders with images (layout <identity>/<image>)")
     return FaceDataset(paths, np.array(labels, np.int64), classes, root)
 
 
@@ -164,9 +164,9 @@ def check_decodable(paths: list[str]) -> None:
             with Image.open(path) as image:
                 kind = image.format
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise FaceNetError(f"{path}: not a readable image; remove it from the data") from None
+            raise DatasetError(f"{path}: not a readable image; remove it from the data") from None
         if kind not in TF_DECODABLE:
-            raise FaceNetError(
+            raise DatasetError(
                 f"{path}: {kind} images are not read by the TensorFlow trainer; convert the data "
                 "to JPEG or PNG (`facenet align` writes PNG)"
             )

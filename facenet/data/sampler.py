@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DatasetError
+
 
 class PKSampler:
     """P identities x K images per batch (per replica), seeded and resumable."""
@@ -33,13 +35,13 @@ class PKSampler:
     ):
         labels = np.asarray(labels, dtype=np.int64)
         if k < 2:
-            raise ValueError(f"k must be at least 2 (triplets need a positive); got {k}")
+            raise DatasetError(f"k must be at least 2 (triplets need a positive); got {k}")
         if p < 1 or extra < 0 or replicas < 1:
-            raise ValueError(
+            raise DatasetError(
                 f"need p >= 1, extra >= 0, replicas >= 1; got {p}, {extra}, {replicas}"
             )
         if p % replicas or extra % replicas:
-            raise ValueError(
+            raise DatasetError(
                 f"p ({p}) and extra ({extra}) must be divisible by the number of replicas "
                 f"({replicas}) so each replica gets whole identities"
             )
@@ -53,11 +55,11 @@ class PKSampler:
         self.group_ids = ids[counts >= k]
         self.small = [m for m, c in zip(members, counts, strict=True) if c < k]
         if len(self.groups) < p:
-            raise ValueError(
+            raise DatasetError(
                 f"only {len(self.groups)} identities have {k}+ images; need at least p = {p}"
             )
         if extra > len(self.small):
-            raise ValueError(
+            raise DatasetError(
                 f"extra = {extra} but only {len(self.small)} identities have fewer than {k} images"
             )
 
@@ -116,7 +118,7 @@ class ShuffleSampler:
 
     def __init__(self, count: int, batch_size: int, seed: int):
         if count < batch_size:
-            raise ValueError(f"{count} images are fewer than one batch of {batch_size}")
+            raise DatasetError(f"{count} images are fewer than one batch of {batch_size}")
         self.count, self.batch_size, self.seed = count, batch_size, seed
 
     def steps_per_epoch(self) -> int:

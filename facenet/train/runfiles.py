@@ -75,12 +75,16 @@ def open_npz(path: str | Path, what: str) -> Iterator[Any]:
             raise FaceNetError(f"{path}: not a {what} file ({exc})") from None
 
 
+class LossNotFinite(FaceNetError):
+    """The loss went to NaN or infinity: the epoch is not saved."""
+
+
 def check_finite_loss(row: dict, epoch: int, saved_epoch: int) -> None:
     """Stop before saving an epoch whose loss is NaN or infinite (weights gone to NaN)."""
     loss = row.get("loss")
     if loss is not None and not math.isfinite(loss):
         kept = f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch else "nothing saved"
-        raise FaceNetError(
+        raise LossNotFinite(
             f"the loss became {loss} in epoch {epoch + 1}: stopped, {kept}; a lower --lr may help"
         )
 

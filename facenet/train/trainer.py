@@ -129,11 +129,8 @@ def _datasets(config: TrainConfig, out: Path):
     into a crop cache first with `align="mtcnn"`."""
     from ..data.dataset import scan_folder, split_identities
 
-    try:
-        dataset = scan_folder(config.data, min_images=config.min_images,
-                              max_identities=config.max_identities)  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
-        raise FaceNetError(str(exc)) from None
+    dataset = scan_folder(config.data, min_images=config.min_images,
+                          max_identities=config.max_identities)  # fmt: skip
     source = "aligned"
     if config.align == "none":
         check_decodable(dataset.paths)
@@ -166,11 +163,8 @@ def _sampler(config: TrainConfig, train_set, replicas: int):
         small = int((counts < config.batch_k).sum())
         extra = (config.batch_p * config.batch_k) // 4 if config.uses_ce and small else 0
         extra = min(extra, small) // replicas * replicas
-    try:
-        sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
-                            extra=extra, replicas=replicas)  # fmt: skip
-    except ValueError as exc:
-        raise FaceNetError(f"{config.data}: {exc}") from None
+    sampler = PKSampler(train_set.labels, config.batch_p, config.batch_k, seed=config.seed,
+                        extra=extra, replicas=replicas)  # fmt: skip
     return sampler, config.steps_per_epoch or sampler.steps_per_epoch()
 
 

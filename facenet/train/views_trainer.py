@@ -47,6 +47,7 @@ from .config import TrainConfig
 from .distill import regression_loss, relation_loss, target_projection
 from .optim import base_optimizer
 from .runfiles import (
+    LossNotFinite,
     TrainResult,
     check_finite_loss,
     init_from,
@@ -76,11 +77,8 @@ def train(config: TrainConfig | dict) -> TrainResult:
         )
     out = prepare_run_folder(config, CHECKPOINT)
     keras.utils.set_random_seed(config.seed)
-    try:
-        dataset = scan_folder(config.data, min_images=config.min_images,
-                              max_identities=config.max_identities)  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
-        raise FaceNetError(str(exc)) from None
+    dataset = scan_folder(config.data, min_images=config.min_images,
+                          max_identities=config.max_identities)  # fmt: skip
     log.info("training on %s (views trainer on %s; no per-epoch validation: evaluate model.keras "
              "with `facenet evaluate`)", dataset.describe(), config.backend)  # fmt: skip
     return _Run(config, dataset, out).fit()
@@ -135,8 +133,8 @@ class _Run:
             interrupted = True
             log.warning("interrupted at epoch %d step %d; saved: rerun with --resume",
                         self.meta["epoch"] + 1, self.meta["step"])  # fmt: skip
-        except FaceNetError:
-            keep = False  # a NaN loss: the last checkpoint stays as it was
+        except LossNotFinite:
+            keep = False  # the last checkpoint stays as it was, not NaN weights
             raise
         finally:
             restore_signal()
@@ -353,13 +351,10 @@ def _batch_plan(config: TrainConfig, dataset):
     counts, extra = dataset.counts(), config.batch_extra
     if extra is None:
         extra = min((config.batch_p * config.batch_k) // 4, int((counts < config.batch_k).sum()))
-    try:
-        if not config.ce_weight:
-            return ShuffleSampler(len(dataset), config.batch_p * config.batch_k, config.seed)
-        return PKSampler(dataset.labels, config.batch_p, config.batch_k, seed=config.seed,
-                         extra=extra)  # fmt: skip
-    except ValueError as exc:
-        raise FaceNetError(str(exc)) from None
+    if not config.ce_weight:
+        return ShuffleSampler(len(dataset), config.batch_p * config.batch_k, config.seed)
+    return PKSampler(dataset.labels, config.batch_p, config.batch_k, seed=config.seed,
+                     extra=extra)  # fmt: skip
 
 
 def _check_dims(dims: int, config: TrainConfig) -> None:
