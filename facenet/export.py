@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .metadata import ModelInfo
 from .outputs import check_output_file, check_output_folder, make_folder
-from .quantize import need_module, quantize_onnx, write_exported
+from .quantize import calibration_batches, need_module, quantize_onnx, write_exported
 from .runtime import METADATA_KEY
 
 FORMATS = ("onnx", "tflite", "savedmodel")
@@ -34,6 +34,8 @@ INPUT_DTYPES = ("uint8", "float32")
 QUANTIZE_MODES = ("int8",)
 #: ONNX opset: 17 is read by every ONNX Runtime from 1.13 on.
 OPSET = 17
+#: the largest fixed batch: far beyond any use, and TensorFlow crashes on some huge ones
+MAX_BATCH = 4096
 #: the installed package: a default output never goes in here (see `default_output`)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -76,10 +78,17 @@ def output_path(
 ) -> Path:
     """Where `export` writes (`out`, else `default_output`), checked before any work: an
     existing output is replaced only with `force`, and never the model itself, a folder where
-    a file is wanted, or (savedmodel) a folder that is not a SavedModel."""
-    path = Path(out) if out else default_output(model_path, fmt, quantize)
+    a file is wanted, a file not named .onnx / .tflite as its format (no command would load
+    it), or (savedmodel) a folder that is not a SavedModel."""
+    if out is not None and not str(out).strip():
+        raise OutputError("the output path is empty; leave --out out for the default")
+    path = Path(out) if out is not None else default_output(model_path, fmt, quantize)
     if fmt == "savedmodel":
+        if path.suffix.lower() in (".onnx", ".tflite", ".keras", ".h5"):
+            raise OutputError(f"{path}: a savedmodel export is a folder, not a {path.suffix} file")
         return check_output_folder(path, replace=force, marker="saved_model.pb")
+    if path.suffix.lower() != f".{fmt}":
+        raise OutputError(f"{path}: a {fmt} export must be named *.{fmt}")
     return check_output_file(path, inputs=[model_path], replace=force)
 
 
@@ -96,8 +105,8 @@ def serving_function(model, info: ModelInfo, batch: int | None = None, input_dty
         raise ValueError(
             f"input_dtype must be one of {', '.join(INPUT_DTYPES)}; got {input_dtype!r}"
         )
-    if batch is not None and batch < 1:
-        raise ValueError(f"batch must be positive or None (dynamic); got {batch}")
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be 1..{MAX_BATCH} or None (dynamic); got {batch}")
     network = embedding_model(model)
     size = info.input_size
     spec = tf.TensorSpec([batch, size, size, 3], getattr(tf, input_dtype), name="images")
@@ -183,15 +192,11 @@ def export_tflite(
     frozen = _frozen(model, info, batch, input_dtype)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     if calibration is not None:
-        crops = np.asarray(calibration)
-        if len(crops) == 0:
-            raise ModelError("int8 quantisation needs calibration crops; none were given")
-        step = batch or 1
-        dtype = np.dtype(input_dtype)
+        batches = calibration_batches(calibration, batch or 1, np.dtype(input_dtype))
 
         def representative():
-            for i in range(0, len(crops) - step + 1, step):
-                yield [crops[i : i + step].astype(dtype)]
+            for rows in batches:
+                yield [rows]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -306,6 +311,7 @@ def parity(reference: np.ndarray, exported: np.ndarray) -> dict[str, float]:
 
 __all__ = [
     "FORMATS",
+    "MAX_BATCH",
     "default_output",
     "export",
     "export_onnx",

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .images import IMAGE_SUFFIXES, load_image, resize
 from .outputs import write_file
 
@@ -54,9 +53,6 @@ def quantize_onnx(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     float_model, out = Path(float_model), Path(out)
-    crops = np.asarray(crops)
-    if len(crops) == 0:
-        raise ModelError("int8 quantisation needs calibration crops; none were given")
     source = onnx.load(str(float_model))
     meta = {p.key: p.value for p in source.metadata_props}
     spec = source.graph.input[0]
@@ -64,10 +60,7 @@ def quantize_onnx(
     fixed = spec.type.tensor_type.shape.dim[0].dim_value or None
     dtype = np.uint8 if spec.type.tensor_type.elem_type == onnx.TensorProto.UINT8 else np.float32
 
-    step = fixed or 1
-    batches = iter(
-        [{name: crops[i : i + step].astype(dtype)} for i in range(0, len(crops) - step + 1, step)]
-    )
+    batches = iter([{name: rows} for rows in calibration_batches(crops, fixed or 1, dtype)])
 
     class Reader(quantization.CalibrationDataReader):
         def get_next(self):
@@ -97,6 +90,20 @@ def quantize_onnx(
 
 
 # --- calibration crops ------------------------------------------------------------------------
+
+
+def calibration_batches(crops: np.ndarray, batch: int, dtype: np.dtype) -> list[np.ndarray]:
+    """The crops as `dtype` in whole batches of `batch` rows (the graph's fixed batch, else 1);
+    a ModelError when they do not fill one: the quantiser would calibrate on nothing."""
+    crops = np.asarray(crops)
+    if len(crops) == 0:
+        raise ModelError("int8 quantisation needs calibration crops; none were given")
+    if len(crops) < batch:
+        raise ModelError(
+            f"int8 quantisation with a fixed batch of {batch} needs at least {batch} calibration "
+            f"crops; got {len(crops)} (give more images, or --batch dynamic)"
+        )
+    return [crops[i : i + batch].astype(dtype) for i in range(0, len(crops) - batch + 1, batch)]
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -129,15 +136,30 @@ def calibration_crops(
     if len(files) > limit:
         picks = np.random.default_rng(seed).choice(len(files), limit, replace=False)
         files = [files[i] for i in sorted(picks)]
-    if aligner is None:
-        crops: Sequence[np.ndarray | None] = [resize(load_image(p), size) for p in files]
-    else:
-        crops = aligner.align(files, on_missing="none")
-    kept = [c for c in crops if c is not None]
+    kept, unreadable = [], []
+    for path in files:
+        try:
+            crop = _calibration_crop(path, size, aligner)
+        except ImageError as exc:  # one damaged photo in a folder of many is not worth a stop
+            unreadable.append(path)
+            log.warning("calibration: skipped %s", exc)
+            continue
+        if crop is not None:
+            kept.append(crop)
     if not kept:
-        raise ModelError(f"{folder}: no face found in any calibration image")
-    log.info("calibration: %d crops from %d images", len(kept), len(files))
+        raise ModelError(f"{folder}: no face found in any readable calibration image")
+    log.info(
+        "calibration: %d crops from %d images (%d unreadable)", len(kept), len(files),
+        len(unreadable),
+    )  # fmt: skip
     return np.stack(kept).astype(np.uint8)
+
+
+def _calibration_crop(path: Path, size: int, aligner) -> np.ndarray | None:
+    """One image's crop (None: no face); one at a time so a photo folder never sits in memory."""
+    if aligner is None:
+        return resize(load_image(path), size)
+    return aligner.align([path], on_missing="none")[0]
 
 
 def write_exported(out: Path, content: bytes) -> None:
@@ -145,4 +167,10 @@ def write_exported(out: Path, content: bytes) -> None:
     write_file(out, lambda f: f.write(content))
 
 
-__all__ = ["QUANTIZED_OPS", "calibration_crops", "image_files", "quantize_onnx"]
+__all__ = [
+    "QUANTIZED_OPS",
+    "calibration_batches",
+    "calibration_crops",
+    "image_files",
+    "quantize_onnx",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,26 @@ def test_center_crop():
     assert crop.min() == 255
     tall = center_crop(np.zeros((300, 50, 3), np.uint8), 160)
     assert tall.shape == (160, 160, 3)
+
+
+@needs_lfw
+def test_align_cache_redoes_a_replaced_photo(tmp_path, detector):
+    from facenet.data import scan_folder
+    from facenet.data.align import align_cached
+
+    photo = tmp_path / "data" / "someone" / "face.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes((LFW / NAMES[0]).read_bytes())
+    first = align_cached(scan_folder(tmp_path / "data"), tmp_path / "cache", 64, detector=detector,
+                         show_progress=False)  # fmt: skip
+    crop = Path(first.paths[0])
+    powell = crop.read_bytes()
+    again = align_cached(scan_folder(tmp_path / "data"), tmp_path / "cache", 64, detector=detector,
+                         show_progress=False)  # fmt: skip
+    assert Path(again.paths[0]).read_bytes() == powell  # an unchanged photo is not redone
+    photo.write_bytes((LFW / NAMES[1]).read_bytes())
+    later = crop.stat().st_mtime + 5
+    os.utime(photo, (later, later))
+    align_cached(scan_folder(tmp_path / "data"), tmp_path / "cache", 64, detector=detector,
+                 show_progress=False)  # fmt: skip
+    assert crop.read_bytes() != powell

@@ -101,6 +101,11 @@ def test_wrong_model_files(tmp_path):
         z.writestr("config.json", "{}")
     with pytest.raises(ModelError, match="not a FaceNet model"):
         FaceNet.load(plain)
+    archive = tmp_path / "other.keras"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(ModelError, match="without a Keras model"):
+        FaceNet.load(archive)
     other = tmp_path / "model.pt"
     other.write_bytes(b"\x00")
     with pytest.raises(ModelError, match="unknown model file type"):
@@ -109,6 +114,18 @@ def test_wrong_model_files(tmp_path):
     bad_h5.write_text("nope")
     with pytest.raises(ModelError, match="HDF5"):
         FaceNet.load(bad_h5)
+
+
+def test_an_upper_case_keras_name_is_one_line(tmp_path):
+    """Keras reads only `.keras` (lower case): the name, not the file, is what is wrong."""
+    import shutil
+
+    from facenet.catalog import WEIGHTS_DIR
+
+    shouting = tmp_path / "MODEL.KERAS"
+    shutil.copy(WEIGHTS_DIR / "facenet-mobilenet.keras", shouting)
+    with pytest.raises(ModelError, match="lower case"):
+        FaceNet.load(shouting)
 
 
 def test_default_model_missing_is_clear(monkeypatch, tmp_path):

@@ -217,9 +217,43 @@ def test_h5_converts_with_the_given_preprocessing(tmp_path):
     expected = network(x.astype(np.float32)).numpy()
     np.testing.assert_allclose(model.embed(x, detect=False), expected, atol=1e-5)
     result = CliRunner().invoke(
-        _cli(), ["convert", str(tmp_path / "facenet_keras_weights.h5"), "-o", str(out)]
-    )
+        _cli(), ["convert", str(tmp_path / "facenet_keras_weights.h5"), "-o",
+                 str(tmp_path / "again.keras")],
+    )  # fmt: skip
     assert result.exit_code == 2 and "--preprocessing" in result.output
+
+
+@pytest.fixture(scope="module")
+def small_h5(tmp_path_factory) -> Path:
+    from facenet.models import build_facenet, save_weights_h5
+
+    network = build_facenet("mobilenet", (64, 64, 3), 128, alpha=0.25, preprocessing="prewhiten")
+    return save_weights_h5(network, tmp_path_factory.mktemp("h5") / "weights.h5")
+
+
+H5_OPTIONS = ["--preprocessing", "prewhiten", "--input-size", "64"]
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.onnx"])
+def test_convert_refuses_an_existing_output_without_force(small_h5, tmp_path, name):
+    """An existing output was silently replaced, and only checked after the conversion."""
+    out = tmp_path / name
+    out.write_bytes(b"someone's model")
+    args = ["convert", str(small_h5), "-o", str(out), *H5_OPTIONS]
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 2 and "--force" in result.output, result.output
+    assert out.read_bytes() == b"someone's model"
+    result = CliRunner().invoke(_cli(), [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() != b"someone's model"
+
+
+def test_convert_upper_case_keras_suffix_is_one_line_error(small_h5, tmp_path):
+    """`-o M.KERAS` passed the suffix check, then save_model raised a ValueError traceback."""
+    out = tmp_path / "M.KERAS"
+    result = CliRunner().invoke(_cli(), ["convert", str(small_h5), "-o", str(out), *H5_OPTIONS])
+    assert result.exit_code == 2 and ".keras" in result.output, result.output
+    assert "Traceback" not in result.output and not out.exists()
 
 
 # --- facenet-pytorch ---------------------------------------------------------------------------

@@ -102,6 +102,16 @@ def test_a_foreign_dat_file_is_one_line_error(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_source_dlib_names_a_file_of_another_name(tmp_path):
+    """detect_source's message says "name the kind with --source", but --source refused dlib."""
+    bad = tmp_path / "resnet.bin"
+    bad.write_bytes(b"\x01\x05hello" + b"\x00" * 64)
+    args = ["convert", str(bad), "--source", "dlib", "--out", str(tmp_path / "m.onnx")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "not dlib's face recognition ResNet" in result.output, result.output
+
+
 def test_converted_keras_file_loads_in_a_fresh_process(dat, tmp_path):
     """The dlib network's custom layers (mirror, padded add) must be known to whoever loads the
     .keras file, e.g. `tools/teacher_views.py` or the views trainer's online teacher, not only

@@ -66,3 +66,68 @@ def test_export_user_errors(small_model_file, tmp_path):
     bad.write_bytes(b"x")
     result = runner.invoke(main, ["export", str(bad), "-f", "tflite"])
     assert result.exit_code == 2 and ".keras or .h5" in result.output
+
+
+def _crops(folder, n: int):
+    folder.mkdir()
+    for i, face in enumerate(np.random.default_rng(2).integers(0, 256, (n, 64, 64, 3), np.uint8)):
+        Image.fromarray(face).save(folder / f"{i}.png")
+    return folder
+
+
+def test_export_quantize_savedmodel_is_a_usage_error(small_model_file, tmp_path):
+    """It was a ValueError traceback, exit status 1, once the model was loaded and calibrated."""
+    calibration = _crops(tmp_path / "c", 2)
+    args = ["export", str(small_model_file), "-f", "savedmodel", "-o", str(tmp_path / "sm"),
+            "--quantize", "int8", "--calibration", str(calibration), "--aligned"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "savedmodel" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "sm").exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_int8_fixed_batch_larger_than_the_calibration_set(small_model_file, tmp_path, fmt):
+    """ONNX: onnxruntime's "No data is collected" traceback (exit 1); TFLite: an "int8" file
+    calibrated on nothing, written with exit status 0."""
+    pytest.importorskip("onnx")
+    out = tmp_path / f"q.{fmt}"
+    args = ["export", str(small_model_file), "-f", fmt, "-o", str(out), "--batch", "4",
+            "--quantize", "int8", "--calibration", str(_crops(tmp_path / "c", 2)), "--aligned",
+            "--no-check"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "at least 4 calibration crops; got 2" in result.output
+    assert not out.exists()
+
+
+def test_export_batch_beyond_the_limit_names_the_option(small_model_file, tmp_path):
+    """A huge fixed batch (2**31 - 1, 10**11) crashed TensorFlow with a segmentation fault."""
+    from facenet.export import MAX_BATCH
+
+    out = tmp_path / "b.onnx"
+    args = ["export", str(small_model_file), "-f", "onnx", "-o", str(out), "--no-check"]
+    result = CliRunner().invoke(main, [*args, "--batch", str(MAX_BATCH + 1)])
+    assert result.exit_code == 2 and "'--batch'" in result.output, result.output
+    assert not out.exists()
+
+
+def test_aligned_without_quantize_is_a_usage_error(small_model_file, tmp_path):
+    """--aligned only says how to read calibration images; alone it was silently ignored."""
+    out = tmp_path / "m.onnx"
+    args = ["export", str(small_model_file), "-f", "onnx", "-o", str(out), "--aligned"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--aligned" in result.output, result.output
+    assert not out.exists()
+
+
+def test_a_damaged_calibration_image_is_skipped(tmp_path, caplog):
+    """One truncated photo in a calibration folder stopped the whole export."""
+    from facenet.quantize import calibration_crops
+
+    folder = _crops(tmp_path / "c", 3)
+    (folder / "0.png").write_bytes((folder / "0.png").read_bytes()[:40])
+    with caplog.at_level("WARNING", logger="facenet.quantize"):
+        crops = calibration_crops(folder, 32)
+    assert crops.shape == (2, 32, 32, 3)
+    assert "0.png" in caplog.text

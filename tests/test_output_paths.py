@@ -156,6 +156,28 @@ def test_export_savedmodel_never_replaces_a_folder_that_is_not_one(small_model_f
     assert (photos / "a.png").is_file()
 
 
+@pytest.mark.parametrize(
+    "fmt, name", [("tflite", "x.onnx"), ("onnx", "x.tflite"), ("onnx", "x.txt")]
+)
+def test_export_output_suffix_must_match_the_format(small_model_file, tmp_path, fmt, name):
+    """A LiteRT file named .onnx (or an ONNX file named .txt) was written, and no command could
+    load it afterwards."""
+    out = tmp_path / name
+    args = ["export", str(small_model_file), "-f", fmt, "-o", str(out), "--no-check"]
+    _refused(CliRunner().invoke(main, args), str(out), f".{fmt}")
+    assert not out.exists()
+
+
+def test_export_savedmodel_named_as_a_file_and_an_empty_output(small_model_file, tmp_path):
+    """`-f savedmodel -o x.onnx` made a folder named x.onnx; `-o ""` wrote to the default path."""
+    args = ["export", str(small_model_file), "--no-check"]
+    named = tmp_path / "x.onnx"
+    _refused(CliRunner().invoke(main, [*args, "-f", "savedmodel", "-o", str(named)]), "folder")
+    assert not named.exists()
+    _refused(CliRunner().invoke(main, [*args, "-f", "onnx", "-o", ""]), "empty")
+    assert not small_model_file.with_suffix(".onnx").exists()
+
+
 # --- align SRC DST ----------------------------------------------------------------------------
 
 

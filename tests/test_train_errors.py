@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -50,6 +51,13 @@ def test_unusable_data_is_one_line(tmp_path):
     bad.write_text("not a photo")
     code, out = train(data, "--out", tmp_path / "run3", *TINY)
     assert code == 2 and "zz_notes.jpg: not a readable image" in out
+    bad.unlink()
+
+    whole = next(data.glob("*/*.jpg"))
+    cut = whole.with_name("zz_cut.jpg")
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a truncated download
+    code, out = train(data, "--out", tmp_path / "run4", *TINY)
+    assert code == 2 and "zz_cut.jpg: not a readable image (damaged or truncated)" in out
 
 
 @pytest.mark.parametrize(
@@ -92,3 +100,12 @@ def test_a_garbage_teacher_file_is_named(tmp_path):
     code, out = train(data, "--out", tmp_path / "run", *TINY, "--loss", "ce", "--ce-weight", "0",
                       "--teacher", teacher)  # fmt: skip
     assert code == 2 and "views.npz: not a teacher-views (.npz) file" in out
+
+
+def test_a_checkpoint_given_as_init_is_named_for_what_it_is(tmp_path):
+    data = _data(tmp_path / "data")
+    checkpoint = tmp_path / "checkpoint.npz"
+    np.savez(checkpoint, epoch=np.array(3))
+    code, out = train(data, "--out", tmp_path / "run", *TINY, "--init", checkpoint)
+    assert code == 2 and "checkpoint.npz: a NumPy archive" in out and "--resume" in out
+    assert "facenet convert" not in out

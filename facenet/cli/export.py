@@ -10,17 +10,18 @@ import numpy as np
 FORMATS = ("onnx", "tflite", "savedmodel")
 
 
-def _batch(value: str) -> int | None:
+def _batch(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """--batch: None for "dynamic", else an integer 1..MAX_BATCH (the error names the option)."""
+    from ..export import MAX_BATCH
+
     if value == "dynamic":
         return None
     try:
         batch = int(value)
     except ValueError:
-        raise click.BadParameter(
-            f"must be 'dynamic' or a positive integer; got {value!r}"
-        ) from None
-    if batch < 1:
-        raise click.BadParameter(f"must be 'dynamic' or a positive integer; got {value!r}")
+        batch = 0
+    if not 1 <= batch <= MAX_BATCH:
+        raise click.BadParameter(f"must be 'dynamic' or an integer 1..{MAX_BATCH}; got {value!r}")
     return batch
 
 
@@ -34,7 +35,7 @@ def _batch(value: str) -> int | None:
 )  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option(
-    "--batch", default="dynamic", show_default=True, metavar="dynamic|N",
+    "--batch", default="dynamic", show_default=True, metavar="dynamic|N", callback=_batch,
     help="Batch dimension of the exported graph: dynamic, or fixed at N.",
 )  # fmt: skip
 @click.option(
@@ -67,11 +68,14 @@ def export(
     """
     from .. import export as exporting
 
-    batch = _batch(batch)
+    if quantize and fmt == "savedmodel":
+        raise click.UsageError("--quantize int8 is for onnx and tflite exports, not savedmodel")
     if quantize and calibration is None:
         raise click.UsageError("--quantize int8 needs --calibration DIR (photos or aligned crops)")
     if calibration and not quantize:
         raise click.UsageError("--calibration is only used with --quantize int8")
+    if aligned and not quantize:
+        raise click.UsageError("--aligned is only used with --quantize int8")
     out = exporting.output_path(model, fmt, out, quantize, force=force)
     crops = None
     keras_model, info = exporting.load_keras(model)

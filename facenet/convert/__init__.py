@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo, check_choice
+from ..outputs import check_output_file
 from .base import check_embedding_size
 
 SOURCES = ("h5", "checkpoint", "pytorch", "dlib")
@@ -60,9 +61,11 @@ def convert(
     embedding_size: int | None = None,
     name: str | None = None,
     test_time_flip: bool = True,
+    force: bool = False,
 ):
     """Convert `src` to a FaceNet model file at `out` (`.keras`, or `.onnx` for the light
-    runtime); returns (keras model, ModelInfo).
+    runtime); returns (keras model, ModelInfo). An existing `out` is replaced only with
+    `force`; the path is checked before any work (`output_path`).
 
     test_time_flip: dlib's file only; False leaves out the mirrored chip's descriptor (half the
     cost: the distillation teacher, whose training views flip faces already).
@@ -74,9 +77,7 @@ def convert(
     src = Path(src)
     if not src.exists() and not Path(f"{src}.index").is_file():
         raise ModelNotFoundError(f"{src}: no such weights file")
-    out = Path(out)
-    if out.suffix.lower() not in (".keras", ".onnx"):
-        raise ModelError(f"{out}: the output must be a .keras or .onnx file")
+    out = output_path(src, out, force=force)
     source = source or detect_source(src)
     check_choice("source", source, SOURCES)
     if not test_time_flip and source != "dlib":
@@ -92,6 +93,15 @@ def convert(
         )
     write_model(model, info, out)
     return model, info
+
+
+def output_path(src: Path, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """`out` checked as a converted model's path: named .keras (lower case: Keras reads no
+    other) or .onnx, not `src`, and not an existing file unless `force`."""
+    out = Path(out)
+    if out.suffix != ".keras" and out.suffix.lower() != ".onnx":
+        raise ModelError(f"{out}: the output must be a .keras (lower case) or .onnx file")
+    return check_output_file(out, inputs=[src], replace=force)
 
 
 def write_model(model, info: ModelInfo, out: Path) -> Path:

@@ -1,7 +1,7 @@
 """On-the-fly alignment of a training set, cached: each image is detected and cropped once.
 
 The cache mirrors the dataset (`<cache>/<identity>/<file name>.png`: `a.jpg` and `a.png` are
-two faces) and holds crops at
+two faces; a photo newer than its crop is aligned again) and holds crops at
 `context_size(image_size)` whose central `image_size` square is exactly the crop inference uses
 (`align_face(..., size=image_size, mode="crop", margin=margin)`), so random crops around the
 centre see real context. Images where no face is found are centre-cropped instead.
@@ -63,7 +63,7 @@ def align_cached(
     targets = []
     for path, label in zip(dataset.paths, dataset.labels, strict=True):
         targets.append(cache / dataset.classes[int(label)] / (Path(path).name + ".png"))
-    todo = [i for i, t in enumerate(targets) if not t.is_file()]
+    todo = [i for i, t in enumerate(targets) if _stale(t, dataset.paths[i])]
     if todo:
         if detector is None:
             from ..detect import make_detector
@@ -86,6 +86,15 @@ def align_cached(
                       cache, dict(dataset.extra))  # fmt: skip
     out.extra["source"] = "context"
     return out
+
+
+def _stale(crop: Path, source: str) -> bool:
+    """A crop is redone when missing or older than its photo (a photo replaced since), as make
+    decides; reading every photo to hash it would cost as much as aligning it again."""
+    try:
+        return crop.stat().st_mtime < os.stat(source).st_mtime
+    except FileNotFoundError:
+        return True
 
 
 def _atomic_png(path: Path, crop: np.ndarray) -> None:

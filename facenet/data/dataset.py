@@ -157,14 +157,19 @@ def make_pairs(
 
 
 def check_decodable(paths: list[str]) -> None:
-    """Every image opens and is in a format the TensorFlow pipeline decodes (a header read each):
-    a bad file is named here, not found by a failing step deep inside tf.data."""
+    """Every image decodes whole and is in a format the TensorFlow pipeline reads: a bad file is
+    named here, not found by a failing step deep inside tf.data. A JPEG is decoded at 1/8 scale
+    (all of its data is still read, so a truncated file fails): ~0.3 ms an image."""
     for path in paths:
         try:
             with Image.open(path) as image:
                 kind = image.format
+                image.draft("RGB", (32, 32))
+                image.load()
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            raise DatasetError(f"{path}: not a readable image; remove it from the data") from None
+            raise DatasetError(
+                f"{path}: not a readable image (damaged or truncated); remove it from the data"
+            ) from None
         if kind not in TF_DECODABLE:
             raise DatasetError(
                 f"{path}: {kind} images are not read by the TensorFlow trainer; convert the data "

@@ -55,14 +55,30 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     path = _existing(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            if INFO_MEMBER not in archive.namelist():
-                raise ModelError(
-                    f"{path}: a Keras file but not a FaceNet model (no {INFO_MEMBER}); "
-                    "convert it with `facenet convert`"
-                )
+            members = archive.namelist()
+            if INFO_MEMBER not in members:
+                raise ModelError(_not_a_model(path, members))
             return ModelInfo.from_json(archive.read(INFO_MEMBER).decode())
     except zipfile.BadZipFile:
         raise ModelError(f"{path}: not a valid .keras model file (not a zip archive)") from None
+
+
+def _not_a_model(path: Path, members: list[str]) -> str:
+    """Why a zip archive without ModelInfo is refused: a plain Keras file lacks the model's
+    preprocessing (convert takes weights, not .keras files); a NumPy archive (a training
+    checkpoint, teacher targets) is not a model at all."""
+    if "config.json" in members:
+        return (
+            f"{path}: a Keras file but not a FaceNet model (no {INFO_MEMBER}: its preprocessing "
+            "and alignment); model files come from `facenet train`, or from weights (.h5 with "
+            "FaceNet layer names, a checkpoint, PyTorch, dlib .dat) by `facenet convert`"
+        )
+    if members and all(name.endswith(".npy") for name in members):
+        return (
+            f"{path}: a NumPy archive (a training checkpoint or teacher targets), not a model "
+            "file; a run's model is its model.keras (continue a run with --resume)"
+        )
+    return f"{path}: not a .keras model file (a zip archive without a Keras model in it)"
 
 
 def load_keras_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
@@ -71,6 +87,8 @@ def load_keras_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
     # needs them registered before it meets them in the file.
     import facenet.models.dlib_resnet  # noqa: F401
 
+    if Path(path).suffix != ".keras":
+        raise ModelError(f"{path}: Keras reads model files named .keras (lower case); rename it")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged file
