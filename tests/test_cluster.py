@@ -9,6 +9,7 @@ import pytest
 
 from facenet.clustering import chinese_whispers, cluster, pairwise_scores
 from facenet.clustering.photos import cluster_photos
+from facenet.types import Face
 
 from .test_gallery import FakeModel, photo, save
 
@@ -134,6 +135,25 @@ def test_edge_cases_and_bad_options():
         cluster(np.full((2, 8), np.nan))
 
 
+def test_vectors_without_a_direction_are_refused():
+    """All-zero rows used to be kept, each at distance 2 from everything: identical inputs in
+    different clusters; huge or tiny rows over/underflowed to the same. A NaN min_size passed
+    the `< 1` check and made everything noise."""
+    with pytest.raises(ValueError, match="all zeros"):
+        cluster(np.zeros((3, 8)), threshold=0.5)
+    with pytest.raises(ValueError, match="at least one dimension"):
+        cluster(np.zeros((3, 0)), threshold=0.5)
+    with pytest.raises(ValueError, match="n x d array of numbers"):  # numpy's own message before
+        cluster([[1.0, 0.0], [1.0, 0.0, 0.0]], threshold=0.5)
+    face = Face((0, 0, 1, 1), 1.0, embedding=np.ones(8, np.float32))
+    with pytest.raises(ValueError, match="every Face"):  # an AttributeError before
+        cluster([face, np.ones(8)], threshold=0.5)
+    with pytest.raises(ValueError, match="min_size"):
+        cluster(np.ones((3, 8)), threshold=0.5, min_size=float("nan"))
+    for scale in (1e-3, 1e-25, 1e25):  # not unit: normalised without under/overflow
+        assert list(cluster(np.ones((3, 8)) * scale, threshold=0.5)) == [0, 0, 0]
+
+
 def test_cluster_photos_writes_folders_json_and_contact_sheet(tmp_path):
     photos = []
     for person in (1, 2):
@@ -159,6 +179,38 @@ def test_cluster_photos_writes_folders_json_and_contact_sheet(tmp_path):
     assert 'src="cluster_000/' in sheet and str(tmp_path / "out") not in sheet
     with pytest.raises(Exception, match="not empty"):
         cluster_photos(FakeModel(), photos, out)
+
+
+def test_an_unusable_output_folder_is_refused_before_embedding(tmp_path):
+    """--out under a file, or a broken link, used to end in a FileExistsError /
+    NotADirectoryError traceback after every photo was embedded."""
+    from facenet.errors import FaceNetError
+
+    class NoEmbedding(FakeModel):
+        def represent(self, image):
+            raise AssertionError("embedded before the output folder was checked")
+
+    photos = [save(tmp_path / "p.png", photo((1, 0, 30)))]
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    for out, message in (("afile/sub", "is not a folder"), ("link", "broken link")):
+        with pytest.raises(FaceNetError, match=message):
+            cluster_photos(NoEmbedding(), photos, tmp_path / out)
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch):
+    """Agglomerative's n x n matrix on a large archive used to end in a MemoryError traceback."""
+    from facenet.clustering import photos as P
+    from facenet.errors import FaceNetError
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(P, "cluster", no_memory)
+    photos = [save(tmp_path / "p.png", photo((1, 0, 30)))]
+    with pytest.raises(FaceNetError, match="not enough memory to cluster 1 face with"):
+        cluster_photos(FakeModel(), photos, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_without_photos_is_reported_once(tmp_path):

@@ -199,6 +199,14 @@ def test_single_fold_reports_threshold_free_metrics():
     assert not r["tar_at_far"]["0.001"]["resolvable"]  # 300 different pairs < 1000
 
 
+def test_kfold_val_is_none_when_a_training_set_has_no_different_pair():
+    # fold 0 only matched pairs, fold 1 only mismatched: VAL's threshold for fold 1 would be
+    # set on fold 0's (absent) mismatched pairs; it used to raise "FAR needs mismatched pairs"
+    r = evaluate_distances([0.1, 0.2, 1.5, 1.7], [1, 1, 0, 0], [0, 0, 1, 1])
+    assert r["val"] is None and r["fold_val"] is None
+    assert r["accuracy"] is not None and r["roc_auc"] == 1.0
+
+
 def test_evaluate_embeddings_cosine_and_euclidean_agree_on_unit_vectors():
     rng = np.random.default_rng(7)
     a = rng.normal(size=(200, 16))

@@ -85,6 +85,21 @@ def test_lfw_parser_small_and_errors(tmp_path):
         lfw_pairs(tmp_path, "3")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0 0\n", "at least one fold and one pair"),  # used to reach "no pairs" ValueError
+        ("0\n", "at least one fold and one pair"),
+        ("-1 -1\nA 1 2\nA 1 B 2\n", "at least one fold and one pair"),
+        ("1 1\nA 1 -2\nA 1 B 2\n", "pairs.txt:2: image numbers start at 1"),
+        ("1 1\nA 1 2\nA 1 B 0\n", "pairs.txt:3: image numbers start at 1"),
+    ],
+)
+def test_lfw_header_and_image_numbers_must_be_positive(tmp_path, text, message):
+    with pytest.raises(PairListError, match=message):
+        read_lfw_pairs(_write(tmp_path, "pairs.txt", text), tmp_path)
+
+
 def test_stratified_folds():
     labels = np.array([True] * 25 + [False] * 25)
     folds = stratified_folds(labels, 10)
@@ -118,6 +133,7 @@ def test_tsv_round_trip_and_format(tmp_path):
     [
         ("0\t1\ta.jpg", "expected 4 tab-separated fields"),
         ("x\t1\ta.jpg\tb.jpg", "fold must be an integer"),
+        ("99999999999999999999\t1\ta.jpg\tb.jpg", "fold must be an integer"),  # OverflowError
         ("0\tyes\ta.jpg\tb.jpg", "label must be 1"),
         ("0\t1\t\tb.jpg", "empty image path"),
     ],

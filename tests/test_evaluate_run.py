@@ -183,6 +183,16 @@ def test_cache_chunks(tmp_path):
     assert set(cache.load()) == {"a", "b", "c"}
 
 
+def test_a_cache_folder_that_cannot_be_made_turns_the_cache_off(image_dir, tmp_path, caplog):
+    """A --cache-dir under a file used to end the run in a NotADirectoryError traceback at the
+    first cache write, after the embedding; the cache only saves time."""
+    (tmp_path / "afile").write_text("")
+    paths = ["p0/0.png", "p1/0.png"]
+    got = E.embed_images(FakeModel(), paths, image_dir, cache_dir=tmp_path / "afile" / "sub",
+                         progress=False)  # fmt: skip
+    assert np.isfinite(got.embeddings).all() and "embedding cache off" in caplog.text
+
+
 def test_flip_and_alignment_options(image_dir, tmp_path):
     model = FakeModel()
     paths = ["p0/0.png", "p1/0.png"]
@@ -274,6 +284,60 @@ def test_cli_errors(tmp_path):
     empty = ["--embeddings", str(tmp_path / "empty.npz"), "--out", str(tmp_path / "o")]
     r = runner.invoke(main, ["evaluate", "pairs", str(tmp_path / "list.tsv"), *empty])
     assert r.exit_code == 2 and "not a readable npz file" in r.output and "Aborted" not in r.output
+
+
+def test_an_all_zero_embedding_is_a_failed_image(tmp_path):
+    """A zero row cannot be normalised: it used to become NaN silently (accuracy 0, exit 0)."""
+    rng = np.random.default_rng(4)
+    vectors = {f"{i}.jpg": rng.normal(size=8) for i in range(4)}
+    (tmp_path / "list.tsv").write_text("0\t1\t0.jpg\t1.jpg\n1\t0\t2.jpg\t3.jpg\n")
+    np.savez(tmp_path / "some.npz", **(vectors | {"3.jpg": np.zeros(8)}))
+    np.savez(tmp_path / "all.npz", **{k: np.zeros(8) for k in vectors})
+    args = ["evaluate", "pairs", str(tmp_path / "list.tsv"), "--embeddings"]
+    r = CliRunner().invoke(main, [*args, str(tmp_path / "some.npz"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "1 image failed: 3.jpg" in r.output
+    r = CliRunner().invoke(main, [*args, str(tmp_path / "all.npz"), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "all-zero embedding" in r.output, r.output
+
+
+UNREADABLE_NPZ = {
+    "one array, not an npz": lambda f: np.save(f, np.zeros((2, 4))),  # TypeError before
+    "save `paths` as strings": lambda f: np.savez(
+        f, paths=np.array(["a.jpg", "b.jpg"], object), embeddings=np.ones((2, 4))
+    ),
+    "as numbers": lambda f: np.savez(
+        f, paths=np.array(["a.jpg", "b.jpg"]), embeddings=np.full((2, 4), "x")
+    ),
+}
+
+
+@pytest.mark.parametrize("message", list(UNREADABLE_NPZ))
+def test_an_unreadable_embeddings_file_is_one_line(tmp_path, message):
+    """np.load's own errors (a .npy, pickled object arrays, strings) used to be tracebacks."""
+    with open(tmp_path / "e.npz", "wb") as f:
+        UNREADABLE_NPZ[message](f)
+    (tmp_path / "list.tsv").write_text("0\t1\ta.jpg\tb.jpg\n")
+    args = ["evaluate", "pairs", str(tmp_path / "list.tsv"), "--embeddings",
+            str(tmp_path / "e.npz"), "--out", str(tmp_path / "o")]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and message in r.output and isinstance(r.exception, SystemExit)
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path):
+    """--folds with View 2 and --flip with --embeddings used to be ignored silently; a View 1
+    list too short for the folds asked for now says how many it made."""
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "ABCD" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("2 1\nA 1 2\nA 1 B 2\nC 1 2\nC 1 D 2\n")
+    (tmp_path / "pairsDevTest.txt").write_text("2\nA 1 2\nB 1 2\nA 1 B 2\nC 1 D 2\n")
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--embeddings", str(tmp_path / "e.npz")]
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o"), "--folds", "5"])
+    assert r.exit_code == 2 and "--folds is for the View 1 lists" in r.output
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o"), "--flip"])  # was ignored
+    assert r.exit_code == 2 and "--flip and --alignment need a model" in r.output
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "p"), "--view", "dev-test"])
+    assert r.exit_code == 0 and "only 2 balanced folds, not 10" in r.stderr, r.output
 
 
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):

@@ -121,8 +121,14 @@ def lfw(lfw_dir, view, folds, **options):
     """LFW verification (View 2 by default), 10-fold."""
     from ..evaluate.protocols import lfw_pairs
 
+    given = click.get_current_context().get_parameter_source("folds")
+    if view == "2" and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--folds is for the View 1 lists; View 2 has its own folds")
     lfw_dir = lfw_dir or os.environ.get(LFW_ENV) or "lfw"
     pairs = lfw_pairs(lfw_dir, view, n_folds=None if view == "2" else folds)
+    if pairs.n_folds < folds and view != "2":
+        click.echo(f"warning: {len(pairs)} pairs make only {pairs.n_folds} balanced folds, "
+                   f"not {folds}", err=True)  # fmt: skip
     _run(pairs, **options)
 
 
@@ -166,6 +172,8 @@ def _run(
 
     if embeddings_file and model_path:
         raise click.UsageError("give --model or --embeddings, not both")
+    if embeddings_file and (flip or alignment):  # they change how a model embeds: no model here
+        raise click.UsageError("--flip and --alignment need a model, not --embeddings")
     from ..outputs import check_output_folder, make_folder
 
     make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding

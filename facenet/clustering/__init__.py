@@ -12,12 +12,12 @@ taken as the same person.
   thousands of faces).
 - "dbscan": density-based (scikit-learn's DBSCAN, in NumPy); a face with fewer than `min_size`
   neighbours within the threshold (itself included) that no cluster reaches is noise.
-
-No method needs scikit-learn or SciPy: clustering is part of the light install.
 - "chinese_whispers": graph clustering (Biemann 2006, as in dlib): faces are nodes, pairs within
   the threshold are edges weighted by cosine similarity; each node repeatedly takes the label
   with the largest total weight among its neighbours, in a seeded random order. Implemented
   here with NumPy; the number of clusters is found, not given.
+
+No method needs scikit-learn or SciPy: clustering is part of the light install.
 
 `min_size` turns clusters smaller than it into noise (-1) for every method.
 `pairwise_scores(true, predicted)` gives pairwise precision/recall/F1 and cluster counts;
@@ -62,13 +62,17 @@ def cluster(
 
     Returns:
         int array of n labels: 0 is the largest cluster, -1 is noise.
+
+    Raises:
+        ValueError: for a bad option, or rows that are not face vectors (NaN, infinite, all
+            zeros); rows of any non-zero length are normalised.
     """
     check_choice("method", method, METHODS)
     x = _as_matrix(embeddings)
     threshold = _threshold(threshold, model)
     if not 0 < threshold <= 4:
         raise ValueError(f"threshold must be a squared-L2 distance in (0, 4]; got {threshold}")
-    if min_size < 1:
+    if not min_size >= 1:  # NaN too
         raise ValueError(f"min_size must be at least 1; got {min_size}")
     n = len(x)
     if n == 0:
@@ -214,20 +218,27 @@ def _as_matrix(embeddings) -> np.ndarray:
         x = embeddings
     else:
         items = list(embeddings)
-        if items and isinstance(items[0], Face):
-            if any(f.embedding is None for f in items):
+        if any(isinstance(f, Face) for f in items):
+            if not all(isinstance(f, Face) and f.embedding is not None for f in items):
                 raise ValueError("every Face must carry an embedding (use model.represent)")
             items = [f.embedding for f in items]
-        x = np.asarray(items, dtype=np.float32)
-    x = np.asarray(x, dtype=np.float32)
+        x = items
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (ValueError, TypeError) as exc:  # ragged rows, strings
+        raise ValueError(f"embeddings must be an n x d array of numbers ({exc})") from None
     if x.ndim != 2:
         if x.size == 0:
             return np.zeros((0, 1), np.float32)
         raise ValueError(f"embeddings must be an n x d array; got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("embeddings contain NaN or infinite values")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    if len(x) and x.shape[1] == 0:
+        raise ValueError(f"embeddings must have at least one dimension; got shape {x.shape}")
+    norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)  # no over/underflow
+    if np.any(norms == 0):  # no direction: it would sit at distance 2 from everything
+        raise ValueError(f"embedding {int(np.argmin(norms))} is all zeros (not a face vector)")
+    return (x / norms).astype(np.float32)
 
 
 def _squared_distances(x: np.ndarray) -> np.ndarray:

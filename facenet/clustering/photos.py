@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import FaceNetError, ImageError
 from ..images import IMAGE_SUFFIXES, ImageInput, load_image, require_utf8_path
 from ..metadata import check_choice
+from ..outputs import check_output_folder, make_folder
 from ..text import plural
 from . import METHODS, NOISE, cluster
 
@@ -80,18 +81,15 @@ def cluster_photos(
     written into a hidden folder beside `out`, renamed to `out` at the end: an error or Ctrl-C
     midway leaves no half-written folder that a re-run would refuse."""
     check_choice("method", method, METHODS)
-    out = Path(out)
+    out = check_output_folder(out)  # under a file, a file: refused before the embedding
+    if out.is_symlink() and not out.exists():
+        raise FaceNetError(f"{out}: is a broken link")
     if out.exists() and any(out.iterdir()):
         raise FaceNetError(f"{out}: output folder exists and is not empty")
     threshold = model.info.verification_threshold if threshold is None else threshold
     records, rows = _embed_photos(model, photos, crop_size, progress)
-    labels = cluster(
-        np.stack([r[2].embedding for r in records]) if records else np.zeros((0, 1)),
-        threshold=threshold,
-        method=method,
-        min_size=min_size,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    labels = _cluster_faces(records, threshold, method, min_size)
+    make_folder(out.parent)
     work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         summary = _write_folder(work, model, records, labels, rows, method, threshold, min_size)
@@ -109,6 +107,19 @@ def cluster_photos(
         unreadable=summary["unreadable"],
         rows=rows,
     )
+
+
+def _cluster_faces(records, threshold: float, method: str, min_size: int) -> np.ndarray:
+    """`cluster` on the faces embedded; running out of memory (agglomerative holds an n x n
+    matrix) is a one-line error naming the way out, not a MemoryError traceback."""
+    x = np.stack([r[2].embedding for r in records]) if records else np.zeros((0, 1))
+    try:
+        return cluster(x, threshold=threshold, method=method, min_size=min_size)
+    except MemoryError:
+        raise FaceNetError(
+            f"not enough memory to cluster {plural(len(x), 'face')} with {method}; "
+            "--method chinese_whispers or dbscan need far less"
+        ) from None
 
 
 def _write_folder(out: Path, model, records, labels, rows, method, threshold, min_size) -> dict:

@@ -86,10 +86,7 @@ def embed_images(
     failed: dict[str, str] = {}
 
     digests = _digests(paths, root, failed)
-    cache = None
-    if use_cache:
-        key = cache_key(model.model_id, model.info.alignment, flip)
-        cache = EmbeddingCache(default_cache_dir() if cache_dir is None else cache_dir, key)
+    cache = _open_cache(model, flip, cache_dir) if use_cache else None
     todo, n_cached = _from_cache(cache, digests, emb, no_face)
 
     rows = _Rows(paths, digests, emb, no_face, failed)
@@ -99,6 +96,19 @@ def embed_images(
     return Embedded(
         list(paths), emb, no_face, failed, n_cached, time.perf_counter() - start, "model"
     )
+
+
+def _open_cache(model, flip: bool, cache_dir) -> EmbeddingCache | None:
+    """The cache, or None with a warning when its folder cannot be made (under a file,
+    read-only): it only saves time, and failing at its first write would lose the run."""
+    key = cache_key(model.model_id, model.info.alignment, flip)
+    cache = EmbeddingCache(default_cache_dir() if cache_dir is None else cache_dir, key)
+    try:
+        cache.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("embedding cache off: cannot create %s (%s)", cache.folder, exc.strerror)
+        return None
+    return cache
 
 
 @dataclasses.dataclass
@@ -212,8 +222,9 @@ def load_embeddings_file(
     The npz holds either arrays `paths` (strings) and `embeddings` (n, d), or one array per
     image keyed by its path: relative to the image root, or absolute under `root` (what
     `facenet embed` writes when given absolute paths). Images absent from the file, or with a
-    NaN row, count as having no face (their pairs are wrong answers); when no image matches,
-    it raises FaceNetError (the file was made for other images). Rows are L2-normalised unless
+    NaN row (or an all-zero one, which has no direction to normalise), are failed images
+    (their pairs are wrong answers); when no image has a usable row it raises FaceNetError
+    (the file was made for other images, say). Rows are L2-normalised unless
     `normalize=False`.
     """
     start = time.perf_counter()
@@ -228,18 +239,15 @@ def load_embeddings_file(
             failed[p] = "not in the embeddings file"
         elif not np.all(np.isfinite(vec)):
             failed[p] = "NaN embedding in the file (no face)"
+        elif normalize and not np.any(vec):
+            failed[p] = "all-zero embedding in the file (no direction to normalise)"
         else:
             emb[i] = vec
     if normalize:
         with np.errstate(invalid="ignore", divide="ignore"):
             emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     if paths and len(failed) == len(paths):
-        example = next(iter(table), "")
-        raise FaceNetError(
-            f"{path}: none of the {len(paths)} images has a usable embedding (the file holds "
-            f"e.g. {example!r}, the pairs want e.g. {paths[0]!r}; paths must be relative to "
-            f"the image root or absolute under it)"
-        )
+        raise FaceNetError(_nothing_usable(path, table, paths, failed))
     if failed:
         log.warning("%s: %d of %d images have no usable embedding", path, len(failed), len(paths))
     return Embedded(
@@ -253,6 +261,21 @@ def load_embeddings_file(
     )
 
 
+def _nothing_usable(path: Path, table: dict, paths: list[str], failed: dict[str, str]) -> str:
+    """Why no image of the pairs has an embedding: other paths, or unusable rows."""
+    if any(why != "not in the embeddings file" for why in failed.values()):
+        example = next(p for p in paths if failed[p] != "not in the embeddings file")
+        return (
+            f"{path}: none of the {len(paths)} images has a usable embedding "
+            f"(e.g. {example}: {failed[example]})"
+        )
+    return (
+        f"{path}: none of the {len(paths)} images has a usable embedding (the file holds "
+        f"e.g. {next(iter(table), '')!r}, the pairs want e.g. {paths[0]!r}; paths must be "
+        "relative to the image root or absolute under it)"
+    )
+
+
 def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[str, np.ndarray]:
     """The file's vectors keyed by normalised image path; FaceNetError if unreadable or ragged."""
     try:
@@ -261,17 +284,16 @@ def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[st
         raise FaceNetError(f"{path}: no such embeddings file") from None
     except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
         raise FaceNetError(f"{path}: not a readable npz file ({exc or 'empty'})") from None
-    with data:
-        if "paths" in data.files and "embeddings" in data.files:
-            names = [str(p) for p in data["paths"].tolist()]
-            matrix = np.asarray(data["embeddings"], dtype=np.float64)
-            if matrix.ndim != 2 or matrix.shape[0] != len(names):
-                raise FaceNetError(
-                    f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
-                )
-            table = dict(zip(names, matrix, strict=True))
-        else:
-            table = {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy: one bare array, no paths
+        raise FaceNetError(f"{path}: one array, not an npz of `paths` and `embeddings`")
+    try:
+        with data:
+            table = _npz_table(path, data)
+    except (ValueError, TypeError) as exc:  # object (pickled) arrays, strings, not numbers
+        raise FaceNetError(
+            f"{path}: cannot read its arrays ({exc}); save `paths` as strings (not objects) "
+            "and the embeddings as numbers"
+        ) from None
     table = {_norm_key(k, root): v for k, v in table.items()}
     dims = {v.size for v in table.values()}
     if len(dims) > 1:
@@ -279,6 +301,19 @@ def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[st
     if not dims:
         raise FaceNetError(f"{path}: no embeddings in the file")
     return table
+
+
+def _npz_table(path: Path, data) -> dict[str, np.ndarray]:
+    """Path -> vector from either npz layout (see `load_embeddings_file`)."""
+    if "paths" in data.files and "embeddings" in data.files:
+        names = [str(p) for p in data["paths"].tolist()]
+        matrix = np.asarray(data["embeddings"], dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] != len(names):
+            raise FaceNetError(
+                f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
+            )
+        return dict(zip(names, matrix, strict=True))
+    return {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
 
 
 def _norm_key(p: str, root: str | os.PathLike | None = None) -> str:

@@ -164,6 +164,8 @@ def _lfw_header(path: Path) -> tuple[list, int, int, str]:
         view = "1"
     else:
         raise PairListError(f"{path}: line 1 must be '<folds> <pairs>' or '<pairs>'")
+    if min(counts) < 1:
+        raise PairListError(f"{path}: line 1 must announce at least one fold and one pair")
     body = rows[1:]
     expected = folds_in_file * 2 * per_class
     if len(body) != expected:
@@ -176,15 +178,21 @@ def _lfw_header(path: Path) -> tuple[list, int, int, str]:
 
 def _lfw_pair(path: Path, lineno: int, parts: list[str], same: bool) -> tuple[str, str]:
     """The two image paths of one pairs-file line (matched or mismatched, as its place says)."""
+    if same and len(parts) == 3:
+        people, numbers = [parts[0], parts[0]], parts[1:]
+    elif not same and len(parts) == 4:
+        people, numbers = parts[0::2], parts[1::2]
+    else:
+        kind = "matched 'name i j'" if same else "mismatched 'name1 i name2 j'"
+        raise PairListError(f"{path}:{lineno}: expected a {kind} pair, got {' '.join(parts)!r}")
     try:
-        if same and len(parts) == 3:
-            return lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[0], parts[2])
-        if not same and len(parts) == 4:
-            return lfw_image_path(parts[0], parts[1]), lfw_image_path(parts[2], parts[3])
+        values = [int(n) for n in numbers]
     except ValueError:
         raise PairListError(f"{path}:{lineno}: image numbers must be integers") from None
-    kind = "matched 'name i j'" if same else "mismatched 'name1 i name2 j'"
-    raise PairListError(f"{path}:{lineno}: expected a {kind} pair, got {' '.join(parts)!r}")
+    if min(values) < 1:  # `Name_-001.jpg` would only be reported missing, later
+        raise PairListError(f"{path}:{lineno}: image numbers start at 1")
+    a, b = (lfw_image_path(p, n) for p, n in zip(people, values, strict=True))
+    return a, b
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int) -> np.ndarray:
@@ -253,7 +261,8 @@ def read_pair_tsv(path: str | os.PathLike, root: str | os.PathLike | None = None
         fold, label, a, b = (p.strip() for p in parts)
         try:
             fold_id = int(fold)
-        except ValueError:
+            np.int64(fold_id)  # OverflowError: too large for the fold array
+        except (ValueError, OverflowError):
             raise PairListError(f"{path}:{lineno}: fold must be an integer, got {fold!r}") from None
         if label not in ("0", "1"):
             raise PairListError(

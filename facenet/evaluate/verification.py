@@ -42,7 +42,8 @@ def evaluate_distances(
         labels: (n,) bool or 0/1, True/1 = same person.
         folds: (n,) fold ids, or None for one fold. With two or more folds the k-fold
             accuracy and VAL@FAR are reported; with one fold they are None (threshold-free
-            metrics and accuracy at `threshold` only).
+            metrics and accuracy at `threshold` only). VAL is None too when some fold's other
+            folds hold no mismatched pair to set its threshold on.
         threshold: if given, accuracy / TAR / FAR at this fixed threshold are added.
         wrong: optional (n,) bool mask of pairs forced to count as wrong answers.
 
@@ -80,7 +81,7 @@ def evaluate_distances(
     out.update(dict.fromkeys(kfold_keys))
     if ids.size >= 2:
         out.update(kfold_accuracy(d, y, f))
-        if out["n_different"] > 0:
+        if _val_trainable(y, f, ids):
             out.update(kfold_val(d, y, f, val_far_target))
     both = out["n_same"] > 0 and out["n_different"] > 0
     out["roc_auc"] = roc_auc(d, y) if both else None
@@ -89,6 +90,12 @@ def evaluate_distances(
     out["best_threshold"], out["best_accuracy"] = best_threshold(d, y)
     out.update(_at_fixed_threshold(d, y, threshold))
     return out
+
+
+def _val_trainable(y: np.ndarray, f: np.ndarray, ids: np.ndarray) -> bool:
+    """k-fold VAL sets each fold's threshold on the other folds' mismatched pairs: without any
+    there (a fold list that puts every mismatched pair in one fold) VAL stays None."""
+    return all(bool((~y[f != k]).any()) for k in ids)
 
 
 def _force_wrong(d: np.ndarray, y: np.ndarray, wrong) -> None:
