@@ -211,5 +211,168 @@ def test_cli_unreachable_ray_is_one_line(photos, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = ["embed", str(photos), "--out", str(tmp_path / "o"), "--engine", "ray"]
-    result = CliRunner().invoke(main, [*args, "--address", f"127.0.0.1:{port}"])
-    assert result.exit_code == 2 and result.output.startswith("Error: cannot reach Ray")
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):  # Ray Client: was 30 s
+        result = CliRunner().invoke(main, [*args, "--address", address])
+        assert result.exit_code == 2 and result.output.startswith("Error: cannot reach Ray")
+
+
+def test_cli_out_that_cannot_be_made_is_one_line(photos, tmp_path, monkeypatch):
+    """--out under a file: one line (was a NotADirectoryError traceback); --out a URI: refused
+    (was a local folder named "s3:", written to)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    args = ["embed", str(photos), "--out", str(tmp_path / "afile" / "sub"), "--engine", "local"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+    assert "cannot make the output folder" in result.output
+    uri = CliRunner().invoke(main, [*args[:3], "s3://bucket/emb", "--engine", "local"])
+    assert uri.exit_code == 2 and "not a URI" in uri.output, uri.output
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_resume_refuses_a_damaged_or_foreign_part(photos, local_out, tmp_path):
+    """A truncated part, or another tool's part-*.parquet, in OUT: one line naming it, exit 2
+    (was pyarrow's traceback); a folder named like a part is not one."""
+    import pyarrow.parquet as pq
+
+    from facenet.batch.records import parts
+
+    good = tmp_path / "good"
+    shutil.copytree(local_out[0], good)
+    (good / "part-dir.parquet").mkdir()
+    assert all(p.is_file() for p in parts(good))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(local_out[0], damaged)
+    (damaged / "part-zzz.parquet").write_bytes(parts(good)[0].read_bytes()[:300])
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    pq.write_table(pa.table({"a": [1]}), foreign / "part-00000-spark.parquet")
+    for out, bad in ((damaged, "part-zzz.parquet"), (foreign, "part-00000-spark.parquet")):
+        args = ["embed", str(photos), "--out", str(out), "--engine", "local"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+        assert bad in result.output and len(result.output.strip().splitlines()) == 1
+        g = str(tmp_path / f"{out.name}.db")
+        CliRunner().invoke(main, ["gallery", "create", g])
+        result = CliRunner().invoke(main, ["gallery", "enroll", g, "--from-parquet", str(out)])
+        assert result.exit_code == 2 and bad in result.output, result.output
+
+
+def test_path_lists_are_read_as_text(photos, tmp_path):
+    """A headerless CSV is refused (its first photo was taken as the header and lost), a
+    CSV path that looks like a number stays text, a Parquet column of numbers is refused, and
+    a broken link in a folder is listed (to fail as "no such file"), not dropped."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from facenet.batch.sources import list_sources
+    from facenet.errors import FaceNetError
+
+    photo = str(photos / PEOPLE[0] / f"{PEOPLE[0]}_0001.jpg")
+    (tmp_path / "bare.csv").write_text(f"{photo}\n{photo}\n")
+    with pytest.raises(FaceNetError, match="add a header line 'path'"):
+        list_sources(tmp_path / "bare.csv")
+    (tmp_path / "numbers.csv").write_text("path\n0001\n")
+    assert list_sources(tmp_path / "numbers.csv") == [os.path.join(os.getcwd(), "0001")]
+    pq.write_table(pa.table({"path": [1, 2]}), tmp_path / "ints.parquet")
+    with pytest.raises(FaceNetError, match="holds int64, not paths"):
+        list_sources(tmp_path / "ints.parquet")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert list_sources(tmp_path / "tree") == [str(tmp_path / "tree" / "gone.jpg")]
+
+
+def test_a_path_listed_twice_is_not_reported_as_already_done(photos, tmp_path):
+    from facenet.batch import embed_to_folder
+
+    photo = photos / PEOPLE[0] / f"{PEOPLE[0]}_0001.jpg"
+    (tmp_path / "twice.csv").write_text(f"path\n{photo}\n{photo}\n")
+    report = embed_to_folder(tmp_path / "twice.csv", tmp_path / "out", engine="local")
+    assert (report.total, report.skipped, report.embedded) == (1, 0, 1)
+
+
+def test_enroll_from_parquet_skips_bad_rows_and_duplicates(local_out, tmp_path):
+    """A batch written twice (a Ray task retried) enrols once; a face with a NaN, zero or
+    missing embedding, or with no folder to name its person, is skipped and listed, and the
+    rest enrolled (before: one error after some people were added, or 2 copies of each)."""
+    import pyarrow.parquet as pq
+
+    from facenet import FaceNet, Gallery
+    from facenet.batch.records import parts, read_output
+
+    out = tmp_path / "out"
+    shutil.copytree(local_out[0], out)
+    for k, part in enumerate(parts(local_out[0])):
+        shutil.copy(part, out / f"part-again{k}.parquet")
+    table = read_output(local_out[0])
+    rows = [r for r in table.to_pylist() if r["error"] is None and r["prominent"]][:4]
+    size = len(rows[0]["embedding"])
+    edits = [
+        {**rows[0], "path": "/top.jpg"},  # no folder to name the person
+        {**rows[1], "path": "/x/nan.jpg", "embedding": [float("nan")] * size},
+        {**rows[2], "path": "/x/zero.jpg", "embedding": [0.0] * size},
+        {**rows[3], "path": "/x/none.jpg", "embedding": None},
+    ]
+    pq.write_table(pa.Table.from_pylist(edits, schema=table.schema), out / "part-x.parquet")
+    path = str(tmp_path / "g.db")
+    Gallery.create(path, FaceNet.load()).close()
+    result = CliRunner().invoke(main, ["gallery", "enroll", path, "--from-parquet", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "enrolled 10 faces of 5 people" in result.output
+    for photo in ("/top.jpg", "/x/nan.jpg", "/x/zero.jpg", "/x/none.jpg"):
+        assert f"skipped: {photo}: " in result.output
+    assert "give --name" in result.output and result.output.count("corrupt.jpg:") == 1
+    with Gallery.open(path) as g:
+        assert len(g.faces()) == 10 and sorted(p.name for p in g.people()) == sorted(PEOPLE)
+
+
+def test_ray_start_error_is_one_line():
+    """Ray's multi-line errors (its advice on RAY_ADDRESS) shown as their first line."""
+    from facenet.batch.ray_engine import _connect
+    from facenet.errors import FaceNetError
+
+    class FakeRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            raise ValueError("Invalid Ray address.\n  1. Unset RAY_ADDRESS\n  2. or else")
+
+    with pytest.raises(FaceNetError) as caught:
+        _connect(FakeRay(), "auto", 1)
+    assert str(caught.value) == "cannot start or reach Ray (auto): Invalid Ray address."
+
+
+def test_enroll_from_parquet_with_and_without_all_faces_adds_no_duplicate(local_out, tmp_path):
+    """The main face is source PATH without --all-faces and PATH#K with it: enrolling the
+    same output both ways added every main face twice."""
+    from facenet import FaceNet, Gallery
+    from facenet.batch.enroll import enroll_from_parquet
+
+    model = FaceNet.load()
+    for first, second in ((True, False), (False, True)):
+        with Gallery.create(str(tmp_path / f"g{first}.db"), model) as g:
+            enroll_from_parquet(g, local_out[0], all_faces=first)
+            before = len(g.faces())
+            report = enroll_from_parquet(g, local_out[0], all_faces=second)
+            assert len(g.faces()) == before + len(report.enrolled)
+            assert len(g.faces()) == sum(len(f) for f in rows(local_out[0])[0].values())
+
+
+def test_a_part_that_cannot_be_written_is_one_line(photos, tmp_path, monkeypatch):
+    """Disk full or no permission while writing a part: one line and exit 2, no temporary
+    file left (was pyarrow's OSError traceback, exit 1)."""
+    import facenet.batch.records as records
+
+    def full(table, where):
+        where.write_bytes(b"PAR1")  # half a file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records.pq, "write_table", full)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["embed", str(photos), "--out", str(out), "--engine", "local"]
+    )
+    assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+    assert "cannot write a part" in result.output and list(out.iterdir()) == []

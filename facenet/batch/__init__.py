@@ -54,13 +54,10 @@ def embed_to_folder(
     from .records import done_paths
     from .sources import list_sources
 
-    paths = list_sources(src)
-    out = Path(out).absolute()
-    if out.exists() and not out.is_dir():
-        raise FaceNetError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    paths = list(dict.fromkeys(list_sources(src)))  # a path listed twice is embedded once
+    out = _out_folder(out)
     done = done_paths(out, loaded.model_id)
-    todo = list(dict.fromkeys(p for p in paths if p not in done))
+    todo = [p for p in paths if p not in done]
     report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
     todo = _refuse_non_utf8(todo, report, on_image)
     if not todo:
@@ -87,6 +84,20 @@ def embed_to_folder(
         ref = loaded.name or os.path.abspath(loaded.source)
         run_ray(todo, str(out), ref, batch_size, workers, address, on_batch)
     return report
+
+
+def _out_folder(out: str | os.PathLike) -> Path:
+    """OUT, absolute and made if need be, or a one-line FaceNetError."""
+    if "://" in str(out):  # Path() would make a local folder named "s3:" and write there
+        raise FaceNetError(f"{out}: --out is a folder (shared by the nodes), not a URI")
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise FaceNetError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way, no permission: one line, not a traceback
+        raise FaceNetError(f"{out}: cannot make the output folder ({exc.strerror})") from None
+    return out
 
 
 def _refuse_non_utf8(

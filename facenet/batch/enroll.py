@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import GalleryError
-from .records import read_output
+from ..gallery.validation import check_name
+from .records import read_output, schema
+
+#: the columns enrolment reads: a folder that lacks one is refused, before anything is added
+NEEDED = ["path", "face", "prominent", "embedding", "model_id", "error"]
 
 
 @dataclass
@@ -28,38 +33,80 @@ def enroll_from_parquet(
     """Add the embeddings of a `facenet embed --engine` output to `gallery` through
     `Gallery.add_embeddings`: per photo its most prominent face (every face with all_faces,
     as source `PATH#K`), as `name` or else the photo's folder name (the `--folder` rule).
-    Sources already in the gallery are skipped, so a rerun adds nothing twice; rows of
-    another model than the gallery's are refused before anything is added."""
-    table = read_output(out)
-    faces = table.filter(pc.is_null(table.column("error")))
-    ids = set(faces.column("model_id").to_pylist())
-    if ids - {gallery.model_id}:
-        other = ", ".join(sorted(i[:12] for i in ids - {gallery.model_id}))
-        raise GalleryError(
-            f"{out}: embedded by model id {other}; the gallery's model is "
-            f"{gallery.model_name!r} (id {gallery.model_id[:12]}): embed again with that model"
-        )
+    A face already in the gallery (the main one as PATH or as PATH#K) or met twice in OUT (a
+    batch Ray ran twice) is added once, so a rerun adds nothing twice; rows of another model
+    than the gallery's, or not of facenet's schema, are refused before anything is added; a
+    face whose embedding is not a finite non-zero vector, or whose folder is no valid name,
+    is skipped and listed."""
+    name = None if name is None else check_name(name)
+    table = _checked(gallery, out)
     report = ParquetEnrollReport()
-    failed = table.filter(pc.invert(pc.is_null(table.column("error"))))
-    for path, error in zip(*(failed.column(c).to_pylist() for c in ("path", "error")), strict=True):
-        report.skipped.append((path, error))
+    failed = table.filter(pc.is_valid(table.column("error")))
+    pairs = zip(*(failed.column(c).to_pylist() for c in ("path", "error")), strict=True)
+    report.skipped += dict.fromkeys(pairs)  # a batch written twice lists its failures once
+    faces = table.filter(pc.is_null(table.column("error")))
     if not all_faces:
-        faces = faces.filter(faces.column("prominent"))
-    paths = faces.column("path").to_pylist()
-    numbers = faces.column("face").to_pylist()
-    vectors = np.asarray(
-        faces.column("embedding").combine_chunks().flatten().to_numpy(), np.float32
-    ).reshape(len(paths), -1)
+        faces = faces.filter(pc.fill_null(faces.column("prominent"), False))
     known = {f.source for f in gallery.faces()}
+    vectors = _vectors(faces.column("embedding"), gallery.embedding_size)
+    usable = np.all(np.isfinite(vectors), axis=1) & np.any(vectors != 0, axis=1)
     groups: dict[str, list[int]] = defaultdict(list)
-    sources = [f"{p}#{k}" if all_faces else p for p, k in zip(paths, numbers, strict=True)]
-    for row, (path, source) in enumerate(zip(paths, sources, strict=True)):
-        if source in known:
-            report.skipped.append((source, "already in the gallery"))
-        else:
-            groups[name or Path(path).parent.name].append(row)
+    sources, seen = [], set()
+    columns = (faces.column(c).to_pylist() for c in ("path", "face", "prominent"))
+    for row, (path, k, main) in enumerate(zip(*columns, strict=True)):
+        source = f"{path}#{k}" if all_faces else path
+        sources.append(source)
+        # the main face is PATH without --all-faces and PATH#K with it: one face, one entry
+        aliases = {f"{path}#{k}", path} if main else {f"{path}#{k}"}
+        if aliases & seen:
+            continue  # the same face twice in OUT (a batch written twice): enrolled once
+        seen |= aliases
+        why = _refusal(bool(aliases & known), bool(usable[row]), name or Path(path).parent.name)
+        if why is not None:
+            report.skipped.append((source, why))
+            continue
+        groups[name or check_name(Path(path).parent.name)].append(row)
     for person, rows in groups.items():
         chosen = [sources[r] for r in rows]
         face_ids = gallery.add_embeddings(person, vectors[rows], chosen)
         report.enrolled += zip(chosen, [person] * len(rows), face_ids, strict=True)
     return report
+
+
+def _checked(gallery, out: str | os.PathLike) -> pa.Table:
+    """OUT's rows in facenet's schema for the gallery's embedding size, or a GalleryError
+    before anything is added: another model's rows would mix two embedding spaces."""
+    table = read_output(out, NEEDED)
+    ids = set(table.filter(pc.is_null(table.column("error"))).column("model_id").to_pylist())
+    if ids - {gallery.model_id}:
+        other = ", ".join(sorted(str(i)[:12] for i in ids - {gallery.model_id}))
+        raise GalleryError(
+            f"{out}: embedded by model id {other}; the gallery's model is "
+            f"{gallery.model_name!r} (id {gallery.model_id[:12]}): embed again with that model"
+        )
+    expected = pa.schema([schema(gallery.embedding_size).field(n) for n in NEEDED])
+    try:
+        return table.select(expected.names).cast(expected)
+    except (pa.ArrowException, ValueError) as exc:
+        raise GalleryError(f"{out}: not a `facenet embed` output of this model ({exc})") from None
+
+
+def _vectors(column: pa.ChunkedArray, size: int) -> np.ndarray:
+    """The embeddings as an n x size float32 matrix, a missing one as a row of NaN."""
+    missing = pa.scalar([float("nan")] * size, column.type)
+    flat = pc.fill_null(column, missing).combine_chunks().flatten()
+    return np.asarray(flat.to_numpy(zero_copy_only=False), np.float32).reshape(-1, size)
+
+
+def _refusal(known: bool, usable: bool, person: str) -> str | None:
+    """Why a face row is not enrolled (already there, unusable embedding, no valid person
+    name from its folder), or None."""
+    if known:
+        return "already in the gallery"
+    if not usable:
+        return "its embedding is missing, not finite or zero"
+    try:
+        check_name(person)
+    except GalleryError as exc:
+        return f"no person name from its folder ({exc}); give --name"
+    return None

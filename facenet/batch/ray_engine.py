@@ -22,6 +22,7 @@ from .records import embed_batch, summarise, write_part
 
 #: the local object store: enough for batches of paths and summaries, small beside the models
 OBJECT_STORE_BYTES = 128 * 2**20
+RAY_CLIENT_PORT = 10001
 
 
 class _Embedder:
@@ -64,7 +65,8 @@ def run_ray(
             fn_constructor_kwargs={"model": model, "out": out},
             batch_size=batch_size,
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            # an actor more than there are batches would load the model for nothing
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
             num_cpus=1,
             runtime_env={"env_vars": {"FACENET_NUM_THREADS": threads}},
         )
@@ -97,7 +99,8 @@ def _connect(ray, address: str | None, workers: int) -> bool:
                 logging_level=logging.WARNING,
             )
     except Exception as exc:  # Ray raises many kinds; each means no cluster to run on
-        raise FaceNetError(f"cannot start or reach Ray ({address or 'local'}): {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FaceNetError(f"cannot start or reach Ray ({address or 'local'}): {first}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -106,13 +109,19 @@ def _connect(ray, address: str | None, workers: int) -> bool:
 
 
 def _probe(address: str | None) -> None:
-    """Fail in seconds, not after Ray's minutes of retries, when HOST:PORT does not answer."""
+    """Fail in seconds, not after Ray's retries (30 s for Ray Client), when HOST:PORT or
+    ray://HOST:PORT does not answer."""
+    given = address
+    if address and address.startswith("ray://"):
+        address = address[len("ray://") :].split("/")[0]
+        if not address.rpartition(":")[2].isdigit():
+            address += f":{RAY_CLIENT_PORT}"  # Ray Client's default
     if not address or address == "auto" or "://" in address:
         return
     import socket
 
     host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except (OSError, ValueError) as exc:
-        raise FaceNetError(f"cannot reach Ray at {address}: {exc}") from None
+        raise FaceNetError(f"cannot reach Ray at {given}: {exc}") from None

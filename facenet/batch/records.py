@@ -120,30 +120,60 @@ def _face_row(path: str, k: int, faces, shape, prominent: bool) -> dict:
     }
 
 
+#: every column of `schema`, in order
+_COLUMNS = schema(1).names
+
+
 def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
     """Write one part atomically: a hidden temporary file renamed to part-<uuid>.parquet."""
     out = Path(out)
     name = f"part-{uuid.uuid4().hex}.parquet"
     tmp = out / f".tmp-{name}"
-    pq.write_table(table, tmp)
-    os.replace(tmp, out / name)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, out / name)
+    except OSError as exc:  # disk full, quota, permissions: one line, not pyarrow's traceback
+        tmp.unlink(missing_ok=True)
+        raise FaceNetError(
+            f"{out}: cannot write a part ({_first_line(exc)}); the parts written so far are "
+            "kept: run again to resume"
+        ) from None
     return out / name
 
 
 def parts(out: str | os.PathLike) -> list[Path]:
     """The finished parts of an output folder (temporary files of a killed run excluded)."""
-    return sorted(Path(out).glob(PART_GLOB))
+    return sorted(p for p in Path(out).glob(PART_GLOB) if p.is_file())
 
 
-def read_output(out: str | os.PathLike) -> pa.Table:
-    """Every row of an output folder, as one table."""
+def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One part, or a one-line FaceNetError naming it when it is damaged or not a part of
+    `facenet embed` (another tool's part-*.parquet): a resume or an enrolment would otherwise
+    end in pyarrow's traceback."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise FaceNetError(
+            f"{path}: not a readable `facenet embed` part ({_first_line(exc)}); move it out of "
+            "the folder"
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_output(out: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Every row of an output folder, as one table (of `columns`, else of every column)."""
     files = parts(out)
     if not files:
         raise FaceNetError(f"{out}: no part-*.parquet files (not an `facenet embed` output)")
+    tables = [read_part(f, columns or _COLUMNS) for f in files]
     try:
-        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
-    except (OSError, pa.ArrowException) as exc:
-        raise FaceNetError(f"{out}: unreadable Parquet ({exc})") from None
+        return pa.concat_tables(tables, promote_options="default")
+    except pa.ArrowException as exc:
+        raise FaceNetError(f"{out}: parts of different schemas ({exc})") from None
 
 
 def done_paths(out: str | os.PathLike, model_id: str) -> set[str]:
@@ -151,7 +181,7 @@ def done_paths(out: str | os.PathLike, model_id: str) -> set[str]:
     folder written with another model is refused: resuming would mix two embedding spaces."""
     done: set[str] = set()
     for f in parts(out):
-        table = pq.read_table(f, columns=["path", "model", "model_id"])
+        table = read_part(f, ["path", "model", "model_id"])
         for name, held in zip(table.column("model").to_pylist(),
                               table.column("model_id").to_pylist(), strict=True):  # fmt: skip
             if held is not None and held != model_id:

@@ -20,7 +20,8 @@ def list_sources(src: str | os.PathLike) -> list[str]:
         from ..images import IMAGE_SUFFIXES
 
         files = (p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        return sorted(os.path.abspath(p) for p in files if p.is_file())
+        # a broken link is kept, to fail as "no such file", not to vanish from the counts
+        return sorted(os.path.abspath(p) for p in files if p.is_file() or _broken_link(p))
     if not src.is_file():
         raise FaceNetError(f"{src}: no such file or folder")
     suffix = src.suffix.lower()
@@ -29,8 +30,24 @@ def list_sources(src: str | os.PathLike) -> list[str]:
     table = _read_table(src, suffix)
     if table.num_columns == 0:
         raise FaceNetError(f"{src}: no columns")
-    column = table.column(PATH_COLUMN if PATH_COLUMN in table.column_names else 0)
-    return [_absolute(str(p)) for p in column.to_pylist() if p]
+    name = PATH_COLUMN if PATH_COLUMN in table.column_names else table.column_names[0]
+    if suffix == ".csv" and _looks_like_path(name):  # its first photo would be lost silently
+        raise FaceNetError(f"{src}: its first line {name!r} is a path: add a header line 'path'")
+    values = table.column(name).to_pylist()
+    if any(p is not None and not isinstance(p, str) for p in values):
+        raise FaceNetError(f"{src}: column {name!r} holds {table.column(name).type}, not paths")
+    return [_absolute(p) for p in values if p]
+
+
+def _looks_like_path(name: str) -> bool:
+    """A CSV header that is a photo's path: the file has no header line."""
+    from ..images import IMAGE_SUFFIXES
+
+    return "/" in name or "\\" in name or Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def _absolute(path: str) -> str:
@@ -46,6 +63,10 @@ def _read_table(src: Path, suffix: str):
     try:
         if suffix == ".parquet":
             return pq.read_table(src)
-        return csv.read_csv(src, convert_options=csv.ConvertOptions(strings_can_be_null=False))
+        with csv.open_csv(src) as reader:  # its column names, to read every column as text
+            names = reader.schema.names
+        text = dict.fromkeys(names, pa.string())  # "0001" stays "0001", not the number 1
+        convert = csv.ConvertOptions(column_types=text, strings_can_be_null=False)
+        return csv.read_csv(src, convert_options=convert)
     except (OSError, pa.ArrowException) as exc:
         raise FaceNetError(f"{src}: unreadable ({exc})") from None
