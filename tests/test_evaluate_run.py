@@ -323,6 +323,20 @@ def test_an_unreadable_embeddings_file_is_one_line(tmp_path, message):
     assert r.exit_code == 2 and message in r.output and isinstance(r.exception, SystemExit)
 
 
+def test_an_image_given_two_embeddings_is_refused(tmp_path):
+    """The last row used to win silently; the same vector twice is harmless and accepted."""
+    (tmp_path / "list.tsv").write_text("0\t1\ta.jpg\tb.jpg\n0\t0\ta.jpg\tc.jpg\n")
+    args = ["evaluate", "pairs", str(tmp_path / "list.tsv"), "--embeddings",
+            str(tmp_path / "e.npz"), "--out"]  # fmt: skip
+    rows = np.eye(4, 8)
+    np.savez(tmp_path / "e.npz", paths=["a.jpg", "b.jpg", "c.jpg", "./a.jpg"], embeddings=rows)
+    r = CliRunner().invoke(main, [*args, str(tmp_path / "o")])
+    assert r.exit_code == 2 and "a.jpg is given two different embeddings" in r.output, r.output
+    rows[3] = rows[0]
+    np.savez(tmp_path / "e.npz", paths=["a.jpg", "b.jpg", "c.jpg", "./a.jpg"], embeddings=rows)
+    assert CliRunner().invoke(main, [*args, str(tmp_path / "p")]).exit_code == 0
+
+
 def test_options_that_would_be_ignored_are_refused(tmp_path):
     """--folds with View 2 and --flip with --embeddings used to be ignored silently; a View 1
     list too short for the folds asked for now says how many it made."""

@@ -294,7 +294,7 @@ def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[st
             f"{path}: cannot read its arrays ({exc}); save `paths` as strings (not objects) "
             "and the embeddings as numbers"
         ) from None
-    table = {_norm_key(k, root): v for k, v in table.items()}
+    table = _keyed(path, table, root)
     dims = {v.size for v in table.values()}
     if len(dims) > 1:
         raise FaceNetError(f"{path}: embeddings of different lengths {sorted(dims)}")
@@ -303,8 +303,20 @@ def _read_embedding_table(path: Path, root: str | os.PathLike | None) -> dict[st
     return table
 
 
-def _npz_table(path: Path, data) -> dict[str, np.ndarray]:
-    """Path -> vector from either npz layout (see `load_embeddings_file`)."""
+def _keyed(path: Path, rows: list, root) -> dict[str, np.ndarray]:
+    """The rows keyed by normalised path; one image given two different vectors (listed
+    twice, or as `./a.jpg` and `a.jpg`) is refused: which one a pair used would be a guess."""
+    table: dict[str, np.ndarray] = {}
+    for name, vector in rows:
+        key = _norm_key(name, root)
+        held = table.setdefault(key, vector)
+        if held is not vector and not np.array_equal(held, vector, equal_nan=True):
+            raise FaceNetError(f"{path}: {key} is given two different embeddings")
+    return table
+
+
+def _npz_table(path: Path, data) -> list[tuple[str, np.ndarray]]:
+    """(path, vector) rows from either npz layout (see `load_embeddings_file`)."""
     if "paths" in data.files and "embeddings" in data.files:
         names = [str(p) for p in data["paths"].tolist()]
         matrix = np.asarray(data["embeddings"], dtype=np.float64)
@@ -312,8 +324,8 @@ def _npz_table(path: Path, data) -> dict[str, np.ndarray]:
             raise FaceNetError(
                 f"{path}: 'embeddings' must be (n, d) with one row per entry of 'paths'"
             )
-        return dict(zip(names, matrix, strict=True))
-    return {k: np.asarray(data[k], dtype=np.float64).reshape(-1) for k in data.files}
+        return list(zip(names, matrix, strict=True))
+    return [(k, np.asarray(data[k], dtype=np.float64).reshape(-1)) for k in data.files]
 
 
 def _norm_key(p: str, root: str | os.PathLike | None = None) -> str:
