@@ -172,6 +172,37 @@ def test_sixteen_bit_png_keeps_its_contrast(small_model, tmp_path):
     assert np.all(np.isfinite(small_model.embed([path], detect=False)))
 
 
+def write_png16(path, pixels: np.ndarray) -> None:
+    """A 16-bit PNG (greyscale, or RGB: Pillow cannot write that one) from uint16 pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    height, width = pixels.shape[:2]
+    header = struct.pack(">IIBBBBB", width, height, 16, 0 if pixels.ndim == 2 else 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+
+
+def test_sixteen_bit_pngs_are_detected_and_embedded_like_their_eight_bit_originals(tmp_path):
+    """A real face as a 16-bit greyscale and a 16-bit RGB PNG: the same pixels, face and
+    embedding as the 8-bit photo (whatever mode this Pillow opens them in)."""
+    model = FaceNet.load()
+    rgb = load_image(lfw_image("Tony_Blair"))
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    for eight, name in ((grey, "grey16.png"), (rgb, "rgb16.png")):
+        write_png16(tmp_path / name, eight.astype(np.uint16) * 257)
+        loaded = load_image(tmp_path / name)
+        expected = np.dstack([eight] * 3) if eight.ndim == 2 else eight
+        np.testing.assert_array_equal(loaded, expected)
+        vectors = model.embed([tmp_path / name, expected])  # detects its face
+        assert float(((vectors[0] - vectors[1]) ** 2).sum()) < 1e-6
+
+
 def test_rgba_and_greyscale(small_model, tmp_path):
     rgb = load_image(lfw_image("Aaron_Eckhart"))
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])

@@ -81,13 +81,20 @@ def test_local_engine_rows_and_failures(photos, local_out):
 
 def test_ray_engine_matches_local(photos, local_out, tmp_path):
     pytest.importorskip("ray")
+    import pyarrow.parquet as pq
+
     from facenet.batch import embed_to_folder
+    from facenet.batch.records import parts, schema
 
     report = embed_to_folder(photos, tmp_path / "ray", engine="ray", batch_size=4, workers=2)
     assert report.embedded == 10
     local_faces, local_failures = rows(local_out[0])
     ray_faces, ray_failures = rows(tmp_path / "ray")
     assert ray_failures == local_failures
+    schemas = {pq.read_schema(p).remove_metadata() for p in parts(local_out[0])}
+    schemas |= {pq.read_schema(p).remove_metadata() for p in parts(tmp_path / "ray")}
+    assert len(schemas) == 1 and schemas.pop().names == schema(1).names  # src_folder too
+    assert {r["src_folder"] for f in ray_faces.values() for r in f.values()} == {str(photos)}
     assert {p: set(f) for p, f in ray_faces.items()} == {p: set(f) for p, f in local_faces.items()}
     for path, found in local_faces.items():
         for k, row in found.items():
@@ -376,3 +383,89 @@ def test_a_part_that_cannot_be_written_is_one_line(photos, tmp_path, monkeypatch
     )
     assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
     assert "cannot write a part" in result.output and list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def flat_out(tmp_path_factory):
+    """A folder with two photos of two people loose in it and one in a person's sub-folder,
+    embedded with the local engine."""
+    from facenet.batch import embed_to_folder
+
+    root = tmp_path_factory.mktemp("flat") / "big"
+    (root / "Tony_Blair").mkdir(parents=True)
+    shutil.copy(lfw_image("Tony_Blair", 1), root / "Tony_Blair")
+    for name in ("Colin_Powell", "George_W_Bush"):
+        shutil.copy(lfw_image(name, 1), root)
+    out = root.parent / "out"
+    assert embed_to_folder(root, out, engine="local").embedded == 3
+    return root, out
+
+
+def test_enroll_from_parquet_skips_photos_loose_in_the_embedded_folder(flat_out, tmp_path):
+    """Photos directly in the folder SRC are skipped and listed, as `--folder` does (they were
+    all enrolled as one person named after SRC: "big"); --name takes them."""
+    from facenet import FaceNet, Gallery
+    from facenet.batch.records import read_output
+
+    root, out = flat_out
+    assert set(read_output(out, ["src_folder"]).column("src_folder").to_pylist()) == {str(root)}
+    path = str(tmp_path / "g.db")
+    Gallery.create(path, FaceNet.load()).close()
+    result = CliRunner().invoke(main, ["gallery", "enroll", path, "--from-parquet", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "enrolled 1 face of 1 person" in result.output
+    for name in ("Colin_Powell", "George_W_Bush"):
+        loose = root / f"{name}_0001.jpg"
+        assert f"skipped: {loose}: loose in the input folder: give --name" in result.output
+    with Gallery.open(path) as g:
+        assert [p.name for p in g.people()] == ["Tony_Blair"]
+    named = CliRunner().invoke(
+        main, ["gallery", "enroll", path, "--from-parquet", str(out), "--name", "Someone"]
+    )
+    assert "enrolled 2 faces of 1 person" in named.output  # Tony_Blair: already in, skipped
+    with Gallery.open(path) as g:
+        assert sorted(p.name for p in g.people()) == ["Someone", "Tony_Blair"]
+
+
+def test_enroll_from_parquet_reads_parts_without_src_folder(flat_out, tmp_path):
+    """Parts written before the src_folder column still enrol, by the folder rule as before."""
+    import pyarrow.parquet as pq
+
+    from facenet import FaceNet, Gallery
+    from facenet.batch.enroll import enroll_from_parquet
+    from facenet.batch.records import parts
+
+    root, out = flat_out
+    old = tmp_path / "old"
+    old.mkdir()
+    for part in parts(out):
+        pq.write_table(pq.read_table(part).drop_columns(["src_folder"]), old / part.name)
+    with Gallery.create(str(tmp_path / "g.db"), FaceNet.load()) as g:
+        report = enroll_from_parquet(g, old)
+        assert sorted(p for _, p, _ in report.enrolled) == ["Tony_Blair", "big", "big"]
+
+
+def test_cli_json_prints_a_line_for_each_image_already_done(photos, local_out, tmp_path):
+    """--json: one line per image, also for those OUT holds already (was none for them)."""
+    out = tmp_path / "out"
+    shutil.copytree(local_out[0], out)
+    args = ["embed", str(photos), "--out", str(out), "--engine", "local", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 12 and all(line["skipped"] == "already done" for line in lines)
+    assert {line["path"] for line in lines} == set(rows(out)[0]) | set(rows(out)[1])
+
+
+def test_cli_out_named_like_a_file_is_refused_with_engine(photos, tmp_path):
+    """--engine with --out e.npz made a folder named e.npz; refused unless it is a folder."""
+    from facenet.batch import _out_folder
+
+    for name in ("e.npz", "e.parquet"):
+        args = ["embed", str(photos), "--out", str(tmp_path / name), "--engine", "local"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and result.output.startswith("Error: "), result.output
+        assert "--out is a folder of Parquet parts" in result.output
+        assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / name).exists()
+    (tmp_path / "old.parquet").mkdir()
+    assert _out_folder(tmp_path / "old.parquet") == tmp_path / "old.parquet"

@@ -17,6 +17,8 @@ from pathlib import Path
 from ..errors import FaceNetError
 
 ENGINES = ("local", "ray")
+#: an --out ending so names a file: refused unless it is a folder already
+FILE_SUFFIXES = (".npz", ".npy", ".parquet", ".csv", ".json", ".jsonl", ".txt")
 
 
 @dataclass
@@ -42,9 +44,10 @@ def embed_to_folder(
     on_image: Callable[[dict], None] | None = None,
 ) -> BatchReport:
     """Embed every image of SRC (a folder, or a .parquet/.csv list of paths) into Parquet
-    parts in OUT, resuming where OUT left off; `on_image` gets one dict per image done
-    (path, faces, error). Why one entry point: the CLI, the tests and the benchmark compare
-    engines by this call alone."""
+    parts in OUT, resuming where OUT left off; `on_image` gets one dict per image: (path,
+    faces, error) once done, (path, skipped="already done", error=None) first for each one
+    OUT held already, so a caller can account for every input. Why one entry point: the CLI,
+    the tests and the benchmark compare engines by this call alone."""
     if engine not in ENGINES:
         raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     require_extra(engine)
@@ -52,13 +55,15 @@ def embed_to_folder(
 
     loaded = FaceNet.load(model)  # a bad --model fails here, not in every Ray worker
     from .records import done_paths
-    from .sources import list_sources
+    from .sources import list_sources, source_folder
 
     paths = list(dict.fromkeys(list_sources(src)))  # a path listed twice is embedded once
     out = _out_folder(out)
     done = done_paths(out, loaded.model_id)
     todo = [p for p in paths if p not in done]
     report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
+    for path in (p for p in paths if p in done and on_image is not None):
+        on_image({"path": path, "skipped": "already done", "error": None})  # --json: a line each
     todo = _refuse_non_utf8(todo, report, on_image)
     if not todo:
         return report
@@ -76,13 +81,13 @@ def embed_to_folder(
     if engine == "local":
         from .local import run_local
 
-        run_local(todo, str(out), loaded, batch_size, on_batch)
+        run_local(todo, str(out), loaded, batch_size, on_batch, source_folder(src))
     else:
         from .ray_engine import run_ray
 
         # workers do not share this directory: a model file goes by its absolute path
         ref = loaded.name or os.path.abspath(loaded.source)
-        run_ray(todo, str(out), ref, batch_size, workers, address, on_batch)
+        run_ray(todo, str(out), ref, batch_size, workers, address, on_batch, source_folder(src))
     return report
 
 
@@ -93,6 +98,11 @@ def _out_folder(out: str | os.PathLike) -> Path:
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise FaceNetError(f"{out}: exists and is not a folder")
+    if not out.exists() and out.suffix.lower() in FILE_SUFFIXES:  # e.npz: a folder named so
+        raise FaceNetError(
+            f"{out}: with --engine, --out is a folder of Parquet parts, not a {out.suffix} file "
+            "(without --engine, `facenet embed` writes one .npz)"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file on the way, no permission: one line, not a traceback

@@ -17,6 +17,8 @@ from .records import read_output, schema
 
 #: the columns enrolment reads: a folder that lacks one is refused, before anything is added
 NEEDED = ["path", "face", "prominent", "embedding", "model_id", "error"]
+#: why a photo directly in the folder SRC (no sub-folder to name its person) is not enrolled
+LOOSE = "loose in the input folder: give --name or use sub-folders per person"
 
 
 @dataclass
@@ -32,7 +34,8 @@ def enroll_from_parquet(
 ) -> ParquetEnrollReport:
     """Add the embeddings of a `facenet embed --engine` output to `gallery` through
     `Gallery.add_embeddings`: per photo its most prominent face (every face with all_faces,
-    as source `PATH#K`), as `name` or else the photo's folder name (the `--folder` rule).
+    as source `PATH#K`), as `name` or else the photo's folder name; without `name`, photos
+    directly in a folder SRC (in rows that record it) are skipped, as `--folder` does.
     A face already in the gallery (the main one as PATH or as PATH#K) or met twice in OUT (a
     batch Ray ran twice) is added once, so a rerun adds nothing twice; rows of another model
     than the gallery's, or not of facenet's schema, are refused before anything is added; a
@@ -52,8 +55,8 @@ def enroll_from_parquet(
     usable = np.all(np.isfinite(vectors), axis=1) & np.any(vectors != 0, axis=1)
     groups: dict[str, list[int]] = defaultdict(list)
     sources, seen = [], set()
-    columns = (faces.column(c).to_pylist() for c in ("path", "face", "prominent"))
-    for row, (path, k, main) in enumerate(zip(*columns, strict=True)):
+    columns = (faces.column(c).to_pylist() for c in ("path", "face", "prominent", "src_folder"))
+    for row, (path, k, main, src) in enumerate(zip(*columns, strict=True)):
         source = f"{path}#{k}" if all_faces else path
         sources.append(source)
         # the main face is PATH without --all-faces and PATH#K with it: one face, one entry
@@ -61,11 +64,13 @@ def enroll_from_parquet(
         if aliases & seen:
             continue  # the same face twice in OUT (a batch written twice): enrolled once
         seen |= aliases
-        why = _refusal(bool(aliases & known), bool(usable[row]), name or Path(path).parent.name)
+        loose = name is None and src is not None and os.path.dirname(path) == src
+        person = name or Path(path).parent.name
+        why = _refusal(bool(aliases & known), bool(usable[row]), person, loose)
         if why is not None:
             report.skipped.append((source, why))
             continue
-        groups[name or check_name(Path(path).parent.name)].append(row)
+        groups[check_name(person)].append(row)
     for person, rows in groups.items():
         chosen = [sources[r] for r in rows]
         face_ids = gallery.add_embeddings(person, vectors[rows], chosen)
@@ -76,7 +81,7 @@ def enroll_from_parquet(
 def _checked(gallery, out: str | os.PathLike) -> pa.Table:
     """OUT's rows in facenet's schema for the gallery's embedding size, or a GalleryError
     before anything is added: another model's rows would mix two embedding spaces."""
-    table = read_output(out, NEEDED)
+    table = read_output(out, [*NEEDED, "src_folder"])  # null in parts written before it
     ids = set(table.filter(pc.is_null(table.column("error"))).column("model_id").to_pylist())
     if ids - {gallery.model_id}:
         other = ", ".join(sorted(str(i)[:12] for i in ids - {gallery.model_id}))
@@ -84,7 +89,8 @@ def _checked(gallery, out: str | os.PathLike) -> pa.Table:
             f"{out}: embedded by model id {other}; the gallery's model is "
             f"{gallery.model_name!r} (id {gallery.model_id[:12]}): embed again with that model"
         )
-    expected = pa.schema([schema(gallery.embedding_size).field(n) for n in NEEDED])
+    full = schema(gallery.embedding_size)
+    expected = pa.schema([full.field(n) for n in [*NEEDED, "src_folder"]])
     try:
         return table.select(expected.names).cast(expected)
     except (pa.ArrowException, ValueError) as exc:
@@ -98,13 +104,15 @@ def _vectors(column: pa.ChunkedArray, size: int) -> np.ndarray:
     return np.asarray(flat.to_numpy(zero_copy_only=False), np.float32).reshape(-1, size)
 
 
-def _refusal(known: bool, usable: bool, person: str) -> str | None:
-    """Why a face row is not enrolled (already there, unusable embedding, no valid person
-    name from its folder), or None."""
+def _refusal(known: bool, usable: bool, person: str, loose: bool) -> str | None:
+    """Why a face row is not enrolled (already there, unusable embedding, loose in SRC, no
+    valid person name from its folder), or None."""
     if known:
         return "already in the gallery"
     if not usable:
         return "its embedding is missing, not finite or zero"
+    if loose:  # the folder SRC itself would name one person for photos of many
+        return LOOSE
     try:
         check_name(person)
     except GalleryError as exc:

@@ -28,14 +28,15 @@ RAY_CLIENT_PORT = 10001
 class _Embedder:
     """A Ray actor: the model is loaded once, in the constructor."""
 
-    def __init__(self, model: str | None, out: str):
+    def __init__(self, model: str | None, out: str, src_folder: str | None = None):
         from ..api import FaceNet
 
         self.model = FaceNet.load(model)
         self.out = out
+        self.src_folder = src_folder
 
     def __call__(self, batch: dict) -> pa.Table:
-        table = embed_batch(self.model, [str(p) for p in batch["path"]])
+        table = embed_batch(self.model, [str(p) for p in batch["path"]], self.src_folder)
         write_part(table, self.out)
         return summarise(table)
 
@@ -48,6 +49,7 @@ def run_ray(
     workers: int,
     address: str | None,
     on_batch: Callable[[pa.Table], None],
+    src_folder: str | None = None,
 ) -> None:
     """Embed `paths` with `workers` actors of one CPU each (one inference thread each unless
     FACENET_NUM_THREADS says otherwise), writing parts into `out`; `on_batch` gets each
@@ -62,7 +64,7 @@ def run_ray(
         threads = os.environ.get("FACENET_NUM_THREADS", "1")
         results = ray.data.from_arrow(blocks).map_batches(
             _Embedder,
-            fn_constructor_kwargs={"model": model, "out": out},
+            fn_constructor_kwargs={"model": model, "out": out, "src_folder": src_folder},
             batch_size=batch_size,
             batch_format="pyarrow",
             # an actor more than there are batches would load the model for nothing

@@ -25,6 +25,8 @@ from ..images import load_image
 #: the error of an image read well that shows no face
 NO_FACE = "no face found"
 PART_GLOB = "part-*.parquet"
+#: columns added after parts were first written: a part without one reads it as null
+OPTIONAL = ("src_folder",)
 
 
 def schema(embedding_size: int) -> pa.Schema:
@@ -33,6 +35,8 @@ def schema(embedding_size: int) -> pa.Schema:
     return pa.schema(
         [
             ("path", pa.string()),
+            # SRC when it was a folder (photos directly in it name no person), else null
+            ("src_folder", pa.string()),
             ("face", pa.int32()),
             ("faces_in_photo", pa.int32()),
             ("prominent", pa.bool_()),
@@ -65,9 +69,10 @@ def decode(path: str) -> np.ndarray:
         raise ImageError(f"{path}: {exc}") from None
 
 
-def embed_batch(model, paths: Sequence[str]) -> pa.Table:
+def embed_batch(model, paths: Sequence[str], src_folder: str | None = None) -> pa.Table:
     """Decode, detect, align and embed a batch of image paths: a table of face rows and of
-    failure rows (unreadable image, no face), in the order of `paths`."""
+    failure rows (unreadable image, no face), in the order of `paths`; every row records
+    `src_folder`, the folder SRC they were listed from (None for a path list)."""
     from ..detect import most_prominent
     from ..detect.crops import aligned
 
@@ -94,11 +99,12 @@ def embed_batch(model, paths: Sequence[str]) -> pa.Table:
             rows.append({"path": path, "error": failures[path]})
     vectors = model.embed_crops(np.stack(crops)) if crops else []
     faces_rows = iter(vectors)
-    model_columns = {"model": model.name or info.name, "model_id": model.model_id}
+    shared = {"src_folder": src_folder, "model": model.name or info.name}
+    shared["model_id"] = model.model_id
     for row in rows:
         if row.get("error") is None:
             row["embedding"] = next(faces_rows)
-        row.update(model_columns)
+        row.update(shared)
     return pa.Table.from_pylist(rows, schema=schema(model.embedding_size))
 
 
@@ -121,7 +127,8 @@ def _face_row(path: str, k: int, faces, shape, prominent: bool) -> dict:
 
 
 #: every column of `schema`, in order
-_COLUMNS = schema(1).names
+_FIELDS = schema(1)
+_COLUMNS = _FIELDS.names
 
 
 def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
@@ -149,8 +156,11 @@ def parts(out: str | os.PathLike) -> list[Path]:
 def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
     """One part, or a one-line FaceNetError naming it when it is damaged or not a part of
     `facenet embed` (another tool's part-*.parquet): a resume or an enrolment would otherwise
-    end in pyarrow's traceback."""
+    end in pyarrow's traceback. An `OPTIONAL` column the part predates is left out."""
     try:
+        if columns is not None:
+            held = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in held or c not in OPTIONAL]
         return pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise FaceNetError(
@@ -165,15 +175,21 @@ def _first_line(exc: Exception) -> str:
 
 
 def read_output(out: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """Every row of an output folder, as one table (of `columns`, else of every column)."""
+    """Every row of an output folder, as one table (of `columns`, else of every column); an
+    `OPTIONAL` column is null in the rows of parts written before it existed."""
     files = parts(out)
     if not files:
         raise FaceNetError(f"{out}: no part-*.parquet files (not an `facenet embed` output)")
-    tables = [read_part(f, columns or _COLUMNS) for f in files]
+    columns = columns or _COLUMNS
+    tables = [read_part(f, columns) for f in files]
     try:
-        return pa.concat_tables(tables, promote_options="default")
+        table = pa.concat_tables(tables, promote_options="default")
     except pa.ArrowException as exc:
         raise FaceNetError(f"{out}: parts of different schemas ({exc})") from None
+    for name in (c for c in OPTIONAL if c in columns and c not in table.column_names):
+        field = _FIELDS.field(name)
+        table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table
 
 
 def done_paths(out: str | os.PathLike, model_id: str) -> set[str]:

@@ -39,6 +39,12 @@ def list_sources(src: str | os.PathLike) -> list[str]:
     return [_absolute(p) for p in values if p]
 
 
+def source_folder(src: str | os.PathLike) -> str | None:
+    """SRC made absolute when it is a folder, else None: recorded in every row so that
+    enrolment can tell photos directly in it (no person's folder) from those in sub-folders."""
+    return os.path.abspath(src) if Path(src).is_dir() else None
+
+
 def _looks_like_path(name: str) -> bool:
     """A CSV header that is a photo's path: the file has no header line."""
     from ..images import IMAGE_SUFFIXES

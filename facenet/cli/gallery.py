@@ -104,7 +104,8 @@ def create(gallery_path, model_path, index, index_uri):
 @click.option(
     "--from-parquet", "parquet", type=click.Path(file_okay=False), default=None,
     help="The output folder of `facenet embed --engine`: enrol its embeddings as they are "
-    "(person: --name, else each photo's folder name).",
+    "(person: --name, else each photo's folder name; photos directly in an embedded "
+    "folder are skipped, as with --folder).",
 )  # fmt: skip
 @click.option(
     "--all-faces", is_flag=True, help="With --from-parquet: every face, not the main one."
