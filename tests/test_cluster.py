@@ -230,3 +230,55 @@ def test_a_folder_without_photos_is_reported_once(tmp_path):
     assert result.output.count("no photos in this folder") == 1
     assert result.output.count("not an image file") == 1  # the CLI's line, no log line too
     assert "Traceback" not in result.output
+
+
+def test_a_run_that_clusters_nothing_leaves_nothing_that_blocks_a_re_run(tmp_path):
+    """`facenet cluster` on photos without a face exited 2 but wrote --out (index.html,
+    clusters.json): the re-run with a photo that has one was refused, "output folder exists
+    and is not empty". Now a run with no face writes nothing, and the re-run works."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    blank = save(tmp_path / "blank.png", np.full((120, 120, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["cluster", str(blank), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "nothing written" in result.output and "Traceback" not in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [blank]
+    again = CliRunner().invoke(main, ["cluster", str(blank), "examples/a_1.jpg", "-o", str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "index.html").is_file() and "1 face from 2 photos" in again.output
+
+
+def test_cluster_outputs_inside_the_photo_folder_are_not_inputs(tmp_path):
+    """`facenet cluster photos -o photos/clusters`, then again into photos/clusters2: the
+    second run used to embed the first one's face crops as photos (faces counted twice). A
+    folder holding clusters.json and index.html (an earlier output), the --out folder and a
+    killed run's hidden work folder are skipped when walking SRC; a folder given as SRC
+    itself is taken as given."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+    from facenet.clustering.photos import find_photos
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a_1.jpg", "a_2.jpg", "b_1.jpg"):
+        shutil.copy(f"examples/{name}", photos)
+    first = CliRunner().invoke(main, ["cluster", str(photos), "-o", str(photos / "clusters")])
+    assert first.exit_code == 0 and "3 faces from 3 photos" in first.output, first.output
+    crops = find_photos([photos / "clusters"])  # given as SRC: its crops are the photos
+    assert len(crops) == 3 and all("clusters" in p.parts for p in crops)
+    (photos / ".clusters2.tmp-0123abcd").mkdir()  # a killed run's work folder
+    shutil.copy(crops[0], photos / ".clusters2.tmp-0123abcd" / "crop.jpg")
+    (photos / "clusters2").mkdir()
+    shutil.copy(crops[0], photos / "clusters2")  # --out itself, not empty: refused below
+    assert find_photos([photos], exclude=photos / "clusters2") == sorted(photos.glob("*.jpg"))
+    shutil.rmtree(photos / "clusters2")
+    again = CliRunner().invoke(main, ["cluster", str(photos), "-o", str(photos / "clusters2")])
+    assert again.exit_code == 0 and "3 faces from 3 photos" in again.output, again.output
+    same = CliRunner().invoke(main, ["cluster", str(photos), "-o", str(photos / "clusters")])
+    assert same.exit_code == 2 and "not empty" in same.output  # an earlier output is kept

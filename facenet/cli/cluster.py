@@ -31,14 +31,18 @@ from .gallery import load_model
 @json_option
 def cluster(inputs, out, method, threshold, min_size, model_path, progress, as_json):
     """Group every face in PHOTOS_OR_DIRS by person; write one folder of face crops per
-    cluster, clusters.json and an index.html contact sheet to --out.
+    cluster, clusters.json and an index.html contact sheet to --out (a new or empty folder).
+
+    No face in any photo: nothing is written, exit status 2. Inside a folder given, --out and
+    earlier outputs of this command (folders holding clusters.json and index.html) are
+    skipped: their crops are not photos.
 
     With --json, one line per photo: its faces, each with its cluster (-1 = noise) and crop.
     """
     from ..clustering.photos import cluster_photos, find_photos
     from ..errors import FaceNetError
 
-    photos = find_photos(inputs)
+    photos = find_photos(inputs, exclude=out)
     if not photos:
         raise FaceNetError("no photos found in the given inputs")
     model = load_model(model_path)

@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
@@ -40,28 +41,51 @@ class ClusterReport:
     rows: list[dict]
 
     def summary(self) -> str:
+        wrote = f"wrote {self.out / 'index.html'}" if self.faces else "nothing written"
         return (
             f"{plural(self.faces, 'face')} from {plural(self.photos, 'photo')} -> "
             f"{plural(self.clusters, 'cluster')} ({self.noise} unclustered); "
             f"{plural(len(self.no_face), 'photo')} without a face, {len(self.unreadable)} "
-            f"unreadable; wrote {self.out / 'index.html'}"
+            f"unreadable; {wrote}"
         )
 
 
-def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+def find_photos(
+    inputs: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None
+) -> list[Path]:
     """Files as given, and the images inside directories (recursively, sorted); a directory
-    without images stays in the list, so that it is reported rather than silently dropped."""
+    without images stays in the list, so that it is reported rather than silently dropped.
+    Below a directory, `exclude` (the --out folder) and earlier outputs of `cluster_photos`
+    (see `_is_cluster_output`) are skipped: their face crops are not photos."""
     photos: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found = sorted(_walk_photos(path, exclude))
             photos.extend(found or [path])
         else:
             photos.append(path)
     return photos
+
+
+def _walk_photos(folder: Path, exclude: str | os.PathLike | None) -> Iterable[Path]:
+    """The image files under `folder`, not entering a folder `_is_cluster_output` names."""
+    skip = Path(exclude).absolute() if exclude is not None else None
+    for parent, folders, files in os.walk(folder):
+        here = Path(parent)
+        folders[:] = [f for f in folders if not _is_cluster_output(here / f, skip)]
+        found = (here / f for f in files)
+        yield from (p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _is_cluster_output(folder: Path, out: Path | None) -> bool:
+    """Whether `folder` is the --out folder, an earlier output (clusters.json and index.html)
+    or the hidden work folder of a run that was killed (`.NAME.tmp-XXXXXXXX`)."""
+    if out is not None and folder.absolute() == out:
+        return True
+    if (folder / "clusters.json").is_file() and (folder / "index.html").is_file():
+        return True
+    return re.fullmatch(r"\..+\.tmp-[0-9a-f]{8}", folder.name) is not None
 
 
 def cluster_photos(
@@ -79,7 +103,8 @@ def cluster_photos(
     crops per cluster (`cluster_000`, ... largest first; `noise/`), `clusters.json` and an
     `index.html` contact sheet (relative paths: the folder can be moved or zipped). All is
     written into a hidden folder beside `out`, renamed to `out` at the end: an error or Ctrl-C
-    midway leaves no half-written folder that a re-run would refuse."""
+    midway leaves no half-written folder that a re-run would refuse. With no face found,
+    nothing is written (the report says so)."""
     check_choice("method", method, METHODS)
     out = check_output_folder(out)  # under a file, a file: refused before the embedding
     if out.is_symlink() and not out.exists():
@@ -89,14 +114,10 @@ def cluster_photos(
     threshold = model.info.verification_threshold if threshold is None else threshold
     records, rows = _embed_photos(model, photos, crop_size, progress)
     labels = _cluster_faces(records, threshold, method, min_size)
-    make_folder(out.parent)
-    work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        summary = _write_folder(work, model, records, labels, rows, method, threshold, min_size)
-        os.replace(work, out)  # an existing `out` is empty (checked above): replaced
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    if records:  # no face: nothing written, so that nothing stops the re-run
+        summary = _write_output(out, model, records, labels, rows, (method, threshold, min_size))
+    else:
+        summary = _summary(model, {}, rows, method, threshold, min_size)
     return ClusterReport(
         out=out,
         clusters=len(summary["clusters"]),
@@ -122,12 +143,31 @@ def _cluster_faces(records, threshold: float, method: str, min_size: int) -> np.
         ) from None
 
 
+def _write_output(out: Path, model, records, labels, rows, options: tuple) -> dict:
+    """`_write_folder` into a hidden folder beside `out`, renamed to `out` when complete."""
+    make_folder(out.parent)
+    work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        summary = _write_folder(work, model, records, labels, rows, *options)
+        os.replace(work, out)  # an existing `out` is empty (checked by the caller): replaced
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return summary
+
+
 def _write_folder(out: Path, model, records, labels, rows, method, threshold, min_size) -> dict:
     """Write the crops, clusters.json and index.html into `out`; the summary written."""
     groups = _write_crops(out, records, labels, rows)
-    no_face = [r["photo"] for r in rows if "error" not in r and not r["faces"]]
-    unreadable = [r["photo"] for r in rows if "error" in r]
-    summary = {
+    summary = _summary(model, groups, rows, method, threshold, min_size)
+    (out / "clusters.json").write_text(json.dumps(summary, indent=1))
+    (out / "index.html").write_text(_contact_sheet(summary), encoding="utf-8")
+    return summary
+
+
+def _summary(model, groups: dict, rows, method, threshold, min_size) -> dict:
+    """clusters.json: the options, the clusters (faces grouped by label), noise, failures."""
+    return {
         "method": method,
         "threshold": threshold,
         "min_size": min_size,
@@ -138,12 +178,9 @@ def _write_folder(out: Path, model, records, labels, rows, method, threshold, mi
             if label != NOISE
         ],
         "noise": groups.get(NOISE, []),
-        "no_face": no_face,
-        "unreadable": unreadable,
+        "no_face": [r["photo"] for r in rows if "error" not in r and not r["faces"]],
+        "unreadable": [r["photo"] for r in rows if "error" in r],
     }
-    (out / "clusters.json").write_text(json.dumps(summary, indent=1))
-    (out / "index.html").write_text(_contact_sheet(summary), encoding="utf-8")
-    return summary
 
 
 def _embed_photos(model, photos: Sequence[ImageInput], crop_size: int, progress: bool):
