@@ -469,3 +469,79 @@ def test_cli_out_named_like_a_file_is_refused_with_engine(photos, tmp_path):
         assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / name).exists()
     (tmp_path / "old.parquet").mkdir()
     assert _out_folder(tmp_path / "old.parquet") == tmp_path / "old.parquet"
+
+
+@pytest.mark.parametrize("engine", [[], ["--engine", "local"], ["--engine", "ray"]])
+def test_an_absurd_batch_size_is_a_usage_error(photos, tmp_path, engine):
+    """--batch-size 0 or -1 was refused, but 10**9 was taken: every photo of SRC decoded and
+    held in memory at once, one part for the whole run. Now 1..1024 (MAX_BATCH_SIZE), else a
+    usage error naming the range, exit 2, before any work; the API refuses it too (0 was a
+    ValueError traceback from range())."""
+    from facenet.batch import MAX_BATCH_SIZE, embed_to_folder
+    from facenet.errors import FaceNetError
+
+    out = tmp_path / "o"
+    for size in ("0", "-1", str(10**9)):
+        result = CliRunner().invoke(main, ["embed", str(photos), "--out", str(out),
+                                           "--batch-size", size, *engine])  # fmt: skip
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"Invalid value for '--batch-size': {size} is not in the range " in result.output
+        assert f"1<=x<={MAX_BATCH_SIZE}" in result.output and not out.exists()
+    for size in (0, MAX_BATCH_SIZE + 1):
+        with pytest.raises(FaceNetError, match="batch_size must be 1..1024"):
+            embed_to_folder(photos, out, batch_size=size)
+    with pytest.raises(FaceNetError, match="workers must be at least 1"):
+        embed_to_folder(photos, out, engine="ray", workers=0)
+    assert not out.exists()
+
+
+def test_more_ray_workers_than_cpus_start_as_many_actors_as_cpus(photos, tmp_path, caplog,
+                                                                 monkeypatch):  # fmt: skip
+    """--workers 3 on a machine with 1 CPU started Ray with 3 CPUs (3 actors, 3 models
+    loaded, on 1 core). Now the actors are capped at the CPUs there are (this machine's, or
+    the cluster's with --address) with one warning line."""
+    pytest.importorskip("ray")
+    import facenet.batch.ray_engine as ray_engine
+    from facenet.batch import embed_to_folder
+
+    monkeypatch.setattr(ray_engine, "available_cpus", lambda: 1)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in PEOPLE[:2]:
+        shutil.copy(lfw_image(name, 1), src)
+    with caplog.at_level("WARNING"):
+        report = embed_to_folder(src, tmp_path / "out", engine="ray", batch_size=1, workers=3)
+    assert report.embedded == 2 and not report.failures
+    warned = [r.getMessage() for r in caplog.records if "--workers" in r.getMessage()]
+    assert warned == ["--workers 3: only 1 CPU here; starting 1 Ray actor"]
+
+
+def test_an_interrupted_run_leaves_no_temporary_part(photos, tmp_path, monkeypatch):
+    """Ctrl-C while a part was being written left its `.tmp-part-*.parquet` (only an OSError
+    removed it), and a killed run's leftover stayed for ever (ignored, never removed). Now
+    Ctrl-C removes it (exit 130, the finished parts kept) and the next run removes a killed
+    run's leftovers, then resumes."""
+    import facenet.batch.records as records
+    from facenet.batch.records import parts
+
+    write_table = records.pq.write_table
+    calls = []
+
+    def interrupted(table, where):
+        calls.append(where)
+        if len(calls) == 2:
+            where.write_bytes(b"PAR1")  # half a part, then Ctrl-C
+            raise KeyboardInterrupt
+        write_table(table, where)
+
+    monkeypatch.setattr(records.pq, "write_table", interrupted)
+    out = tmp_path / "out"
+    args = ["embed", str(photos), "--out", str(out), "--engine", "local", "--batch-size", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert sorted(out.iterdir()) == parts(out) and len(parts(out)) == 1
+    monkeypatch.setattr(records.pq, "write_table", write_table)
+    (out / ".tmp-part-killed.parquet").write_bytes(b"PAR1")  # what SIGKILL leaves
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "4 already in" in again.output, again.output  # 2 failed
+    assert sorted(out.iterdir()) == parts(out) and len(parts(out)) == 3

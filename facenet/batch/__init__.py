@@ -17,6 +17,8 @@ from pathlib import Path
 from ..errors import FaceNetError
 
 ENGINES = ("local", "ray")
+#: photos per batch at most: a batch's photos are decoded and held in memory at once
+MAX_BATCH_SIZE = 1024
 #: an --out ending so names a file: refused unless it is a folder already
 FILE_SUFFIXES = (".npz", ".npy", ".parquet", ".csv", ".json", ".jsonl", ".txt")
 
@@ -48,17 +50,17 @@ def embed_to_folder(
     faces, error) once done, (path, skipped="already done", error=None) first for each one
     OUT held already, so a caller can account for every input. Why one entry point: the CLI,
     the tests and the benchmark compare engines by this call alone."""
-    if engine not in ENGINES:
-        raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    _check_options(engine, batch_size, workers)
     require_extra(engine)
     from ..api import FaceNet
 
     loaded = FaceNet.load(model)  # a bad --model fails here, not in every Ray worker
-    from .records import done_paths
+    from .records import done_paths, remove_leftovers
     from .sources import list_sources, source_folder
 
     paths = list(dict.fromkeys(list_sources(src)))  # a path listed twice is embedded once
     out = _out_folder(out)
+    remove_leftovers(out)  # a killed run's half-written parts
     done = done_paths(out, loaded.model_id)
     todo = [p for p in paths if p not in done]
     report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
@@ -89,6 +91,16 @@ def embed_to_folder(
         ref = loaded.name or os.path.abspath(loaded.source)
         run_ray(todo, str(out), ref, batch_size, workers, address, on_batch, source_folder(src))
     return report
+
+
+def _check_options(engine: str, batch_size: int, workers: int) -> None:
+    """A one-line FaceNetError for an engine, batch size or worker count out of range."""
+    if engine not in ENGINES:
+        raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise FaceNetError(f"batch_size must be 1..{MAX_BATCH_SIZE}; got {batch_size}")
+    if workers < 1:
+        raise FaceNetError(f"workers must be at least 1; got {workers}")
 
 
 def _out_folder(out: str | os.PathLike) -> Path:

@@ -18,7 +18,11 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 
 from ..errors import FaceNetError
+from ..runtime.common import available_cpus
+from ..text import plural
 from .records import embed_batch, summarise, write_part
+
+log = logging.getLogger(__name__)
 
 #: the local object store: enough for batches of paths and summaries, small beside the models
 OBJECT_STORE_BYTES = 128 * 2**20
@@ -58,6 +62,7 @@ def run_ray(
 
     started = _connect(ray, address, workers)
     try:
+        workers = _cap_workers(ray, address, workers)
         table = pa.table({"path": pa.array(list(paths), pa.string())})
         # one block per batch: the batches are the local engine's, and every actor gets work
         blocks = [table.slice(i, batch_size) for i in range(0, len(paths), batch_size)]
@@ -94,7 +99,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(
-                num_cpus=workers,
+                num_cpus=min(workers, available_cpus()),
                 object_store_memory=OBJECT_STORE_BYTES,
                 include_dashboard=False,
                 log_to_driver=False,
@@ -108,6 +113,19 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
+
+
+def _cap_workers(ray, address: str | None, workers: int) -> int:
+    """`workers`, or the CPUs Ray has (this machine's, or the cluster's) when fewer, with a
+    warning: an actor takes one CPU, and more actors than CPUs would wait for ever or crowd
+    the cores each with its own model."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if 1 <= cpus < workers:
+        where = "in the Ray cluster" if address else "here"
+        log.warning("--workers %d: only %s %s; starting %s", workers, plural(cpus, "CPU"),
+                    where, plural(cpus, "Ray actor"))  # fmt: skip
+        return cpus
+    return workers
 
 
 def _probe(address: str | None) -> None:

@@ -140,12 +140,20 @@ def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
         pq.write_table(table, tmp)
         os.replace(tmp, out / name)
     except OSError as exc:  # disk full, quota, permissions: one line, not pyarrow's traceback
-        tmp.unlink(missing_ok=True)
         raise FaceNetError(
             f"{out}: cannot write a part ({_first_line(exc)}); the parts written so far are "
             "kept: run again to resume"
         ) from None
+    finally:  # gone once renamed; else half a part (an error, Ctrl-C)
+        tmp.unlink(missing_ok=True)
     return out / name
+
+
+def remove_leftovers(out: str | os.PathLike) -> None:
+    """Remove the temporary files of parts a killed run was writing (`parts` ignores them):
+    one run writes into a folder at a time."""
+    for tmp in Path(out).glob(f".tmp-{PART_GLOB}"):
+        tmp.unlink(missing_ok=True)
 
 
 def parts(out: str | os.PathLike) -> list[Path]:

@@ -7,6 +7,7 @@ import json
 import click
 import numpy as np
 
+from ..batch import MAX_BATCH_SIZE
 from ..outputs import check_output_file, write_file
 from ..text import plural
 from . import model_option
@@ -35,7 +36,11 @@ def _load(model_path: str | None):
     help="An image without a face (or, with nan, one that cannot be read): stop with an error, "
     "or write a NaN row (exit status 1).",
 )
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batch-size", default=32, show_default=True, type=click.IntRange(1, MAX_BATCH_SIZE),
+    help=f"Images per batch, 1..{MAX_BATCH_SIZE} (more: a usage error, exit 2); with "
+    "--engine, one Parquet part each.",
+)  # fmt: skip
 @click.option(
     "--engine", type=click.Choice(["local", "ray"]), default=None,
     help="Batch mode: embed SRC (a folder, or a .parquet/.csv list of paths) into Parquet "
@@ -44,8 +49,11 @@ def _load(model_path: str | None):
 @click.option(
     "--address", default=None, help="Ray cluster: auto or ray://HOST:10001 (--engine ray)."
 )
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Ray actors, one CPU each [default: 2] (--engine ray).")  # fmt: skip
+@click.option(
+    "--workers", "-j", type=click.IntRange(min=1), default=None,
+    help="Ray actors, one CPU each [default: 2] (--engine ray); more than the CPUs (here, or "
+    "the cluster's with --address): as many as CPUs, with a warning.",
+)  # fmt: skip
 @progress_option
 @json_option
 def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, address, workers,
@@ -54,7 +62,9 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, ad
 
     With --engine local|ray: `facenet embed SRC --out DIR` writes one Parquet row per face
     (box, landmarks, score, eye distance, embedding, model) and one per failed image, and
-    skips the images DIR already holds.
+    skips the images DIR already holds (a killed run's hidden temporary parts are removed).
+    --batch-size beyond 1..1024 is a usage error (exit 2); --workers beyond the CPUs starts
+    one Ray actor per CPU, with a warning.
     """
     if engine is not None:
         from .embed_batch import run_batch

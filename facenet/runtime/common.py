@@ -26,6 +26,11 @@ def num_threads() -> int:
         if threads < 1:
             raise ValueError(f"FACENET_NUM_THREADS must be positive; got {threads}")
         return threads
+    return available_cpus()
+
+
+def available_cpus() -> int:
+    """The cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
