@@ -600,3 +600,27 @@ def test_name_errors_are_the_documented_ones(client, photos):
         line.split("|")[1].strip(): line for line in docs.splitlines() if line.startswith("| 4")
     }
     assert "over 200 characters" in rows["422"] and "over 200" not in rows["400"]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_changes_after_the_gallery_file_is_gone_are_refused(client, gallery, photos, how):
+    """The gallery file deleted (or another file put in its place) while the server runs: a
+    change went to the open, unlinked file and answered 201, and was lost when the server
+    stopped. Now every change is 503 `gallery_missing`; reads still answer."""
+    import os
+    import shutil
+
+    assert enroll(client, "Ada", photos["bush1"]).status_code == 201
+    copy = gallery.path.with_name("copy.db")
+    shutil.copyfile(gallery.path, copy)
+    for suffix in ("", "-wal", "-shm"):
+        gallery.path.with_name(gallery.path.name + suffix).unlink(missing_ok=True)
+    if how == "replaced":
+        os.replace(copy, gallery.path)
+
+    assert error_of(enroll(client, "Bob", photos["bush2"]), 503) == "gallery_missing"
+    r = client.patch(f"{API}/people/1", json={"name": "Eve"})
+    assert error_of(r, 503) == "gallery_missing"
+    r = client.post(f"{API}/library/photos", files=files(images=photos["bush2"]))
+    assert error_of(r, 503) == "gallery_missing"
+    assert [p["name"] for p in client.get(f"{API}/people").json()] == ["Ada"]

@@ -55,7 +55,8 @@ def read_access(request: Request, key: Annotated[str | None, Security(api_key_he
 def write_access(request: Request, key: Annotated[str | None, Security(api_key_header)] = None):
     """Gallery changes: the key when the server has one, and a request an HTML form cannot
     make (header X-Requested-With or X-API-Key, or a JSON body), so a page on another site
-    cannot change the gallery even through a browser that sends no Origin."""
+    cannot change the gallery even through a browser that sends no Origin. Refused while the
+    gallery's file is gone (`Service.check_gallery_file`)."""
     _check_key(request, key, write=True)
     headers = request.headers
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -66,6 +67,7 @@ def write_access(request: Request, key: Annotated[str | None, Security(api_key_h
             "gallery changes need header X-Requested-With (any value) or a JSON body "
             "(a guard against cross-site forms)",
         )
+    request.app.state.service.check_gallery_file()
 
 
 router = APIRouter(responses=ERRORS)

@@ -9,6 +9,7 @@ used under a lock, never held during inference except while enrolling.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -42,6 +43,7 @@ class Service:
                 gallery.attach(self.model)
             # thumbnails written by servers before the gallery kept crops: still shown
             self.thumbnails = Path(str(gallery.path) + ".thumbs")
+            self._gallery_file = (gallery, _file_identity(gallery.path))
         else:
             self.thumbnails = None
 
@@ -139,6 +141,25 @@ class Service:
                 404, "no_gallery", "this server has no gallery (start it with --gallery)"
             )
         return self.gallery
+
+    def check_gallery_file(self) -> None:
+        """503 `gallery_missing` when the served gallery's file was deleted, or another file put
+        in its place, since the server opened it: a change would go to the open, unlinked file
+        and be lost when the server stops. A gallery a migration reopened is taken as it is."""
+        gallery = self.gallery
+        if gallery is None:
+            return
+        with self._gallery_lock:
+            opened, identity = self._gallery_file
+            if opened is not gallery:  # reopened from its path by a migration's switch
+                self._gallery_file = (gallery, _file_identity(gallery.path))
+                return
+            if identity is None or _file_identity(gallery.path) != identity:
+                raise ApiError(
+                    503, "gallery_missing",
+                    f"the gallery file {gallery.path.name} was deleted or replaced while the "
+                    "server ran; changes are refused (restart the server)",
+                )  # fmt: skip
 
     def library_service(self):
         """The people library over the served gallery (built again after a migration swaps the
@@ -329,6 +350,15 @@ class Service:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _file_identity(path) -> tuple[int, int] | None:
+    """The file at `path` (device, inode), or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _size(upload: Upload) -> dict:
