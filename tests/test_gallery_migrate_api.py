@@ -207,3 +207,31 @@ def test_the_server_job_refuses_a_switch_that_would_flag_every_face(
         assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
     assert not [r for r in caplog.records if r.exc_info]  # a user error: no traceback
     app.state.service.gallery.close()
+
+
+def test_a_model_file_named_without_its_folder_is_the_one_beside_the_servers_model(
+    tmp_path, small_model, second_model_file, photos, monkeypatch
+):
+    """The page's "Move to model" line takes a file name: `second.keras`, beside the server's
+    model, was resolved against the server's working directory and refused as "not a model file
+    beside the server's model". Now a relative name is looked up beside the server's model (and
+    the bundled ones); one that climbs out of that folder is still refused."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    monkeypatch.chdir(tmp_path)  # a working directory without the model
+    shutil.copy(second_model_file, tmp_path / "elsewhere.keras")
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        enrol = {"data": {"name": "Bush"}, "files": files(images=[photos["bush1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201
+        for name in ("elsewhere.keras", f"../{tmp_path.name}/elsewhere.keras"):
+            r = client.post(f"{API}/gallery/migrate", json={"model": name, "dry_run": True})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_allowed"
+        body = {"model": second_model_file.name, "dry_run": True}
+        r = client.post(f"{API}/gallery/migrate", json=body)
+        assert r.status_code == 202, r.text
+        assert r.json()["model"] == str(second_model_file.resolve())
+        assert wait(client)["state"] == "done"
+    app.state.service.gallery.close()

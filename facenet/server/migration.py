@@ -75,13 +75,14 @@ def resolve_model(spec: str, service: Service) -> str:
 
     if "/" not in spec and "\\" not in spec and not spec.lower().endswith(MODEL_SUFFIXES):
         return spec  # a name: FaceNet.load says whether it exists
-    try:
-        path = Path(spec).resolve()
+    own = getattr(service.model._model, "source", None)
+    folders = ([Path(own).resolve().parent] if own else []) + [WEIGHTS_DIR.resolve()]
+    try:  # a relative file name is one beside the server's model, never in its working dir
+        paths = [(folder / spec).resolve() for folder in folders]
     except (OSError, ValueError):
         raise ApiError(400, "model_not_allowed", "not a usable model path") from None
-    own = getattr(service.model._model, "source", None)
-    allowed = {WEIGHTS_DIR.resolve()} | ({Path(own).resolve().parent} if own else set())
-    if path.parent not in allowed or not path.is_file():
+    path = next((p for p in paths if p.parent in folders and p.is_file()), None)
+    if path is None:
         raise ApiError(
             400, "model_not_allowed",
             f"{spec}: not a model file beside the server's model; give a model name",
