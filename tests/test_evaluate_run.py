@@ -354,6 +354,26 @@ def test_options_that_would_be_ignored_are_refused(tmp_path):
     assert r.exit_code == 0 and "only 2 balanced folds, not 10" in r.stderr, r.output
 
 
+def test_model_options_with_embeddings_are_refused(tmp_path):
+    """--no-face-wrong, --batch-size and --cache-dir change how a model embeds or caches; with
+    --embeddings they were ignored silently (exit 0). Now a usage error, as --flip is."""
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "AB" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--embeddings", str(tmp_path / "e.npz"),
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    for option, extra in (("--no-face-wrong", []), ("--batch-size", ["32"]),
+                          ("--cache-dir", [str(tmp_path / "c")])):  # fmt: skip
+        r = CliRunner().invoke(main, [*args, option, *extra])
+        assert r.exit_code == 2, (option, r.output)
+        assert f"Error: {option} needs a model, not --embeddings" in r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+    r = CliRunner().invoke(main, [*args, "--no-face-wrong", "--cache-dir", str(tmp_path / "c")])
+    assert "--no-face-wrong and --cache-dir need a model, not --embeddings" in r.output
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv

@@ -31,7 +31,8 @@ COMMON_OPTIONS = [
         "embeddings_file",
         type=click.Path(dir_okay=False),
         help="Evaluate precomputed embeddings (npz: arrays `paths` and `embeddings`, "
-        "or one array per relative image path) instead of a model.",
+        "or one array per relative image path) instead of a model; --flip, --alignment, "
+        "--no-face-wrong, --batch-size and --cache-dir are then usage errors (exit 2).",
     ),
     click.option(
         "--distance",
@@ -148,6 +149,21 @@ def pairs(pair_list, root, **options):
     _run(read_pair_tsv(pair_list, root), **options)
 
 
+def _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir) -> None:
+    """With --embeddings, the options of a model's embedding are usage errors, not ignored."""
+    if model_path:
+        raise click.UsageError("give --model or --embeddings, not both")
+    if flip or alignment:  # they change how a model embeds: no model here
+        raise click.UsageError("--flip and --alignment need a model, not --embeddings")
+    source = click.get_current_context().get_parameter_source("batch_size")
+    given = [name for name, value in (("--no-face-wrong", no_face_wrong),
+             ("--batch-size", source is not click.core.ParameterSource.DEFAULT),
+             ("--cache-dir", cache_dir is not None)) if value]  # fmt: skip
+    if given:
+        verb = "needs" if len(given) == 1 else "need"
+        raise click.UsageError(f"{' and '.join(given)} {verb} a model, not --embeddings")
+
+
 def _run(
     pairs,
     *,
@@ -170,10 +186,8 @@ def _run(
     from ..evaluate.protocols import balanced_subset
     from ..evaluate.run import evaluate_pairs
 
-    if embeddings_file and model_path:
-        raise click.UsageError("give --model or --embeddings, not both")
-    if embeddings_file and (flip or alignment):  # they change how a model embeds: no model here
-        raise click.UsageError("--flip and --alignment need a model, not --embeddings")
+    if embeddings_file:
+        _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir)
     from ..outputs import check_output_folder, make_folder
 
     make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding
