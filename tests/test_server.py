@@ -255,6 +255,25 @@ def test_too_many_files_is_413(make_app, photos):
         assert error_of(r, 413) == "too_many_files"
 
 
+def test_more_photos_than_the_form_parser_takes_is_413_too(client):
+    """Over 1000 photos in one request were refused by the form parser before `--max-files`
+    was looked at: 400 `bad_request` "Too many files. Maximum number of files is 1000." where
+    the docs say 413 `too_many_files`; and a `--max-files` over 1000 was silently 1000. Now it
+    is 413 `too_many_files` naming the server's limit, and `--max-files` is at most 1000."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+    from facenet.server import Settings
+
+    r = client.post(f"{API}/cluster", files=[("images", ("a.png", b"x", "image/png"))] * 1001)
+    assert error_of(r, 413) == "too_many_files"
+    assert "the limit is 50 a request" in r.json()["error"]["message"]
+    with pytest.raises(ValueError, match="max_files"):
+        Settings(max_files=1001)
+    result = CliRunner().invoke(main, ["serve", "--max-files", "1001"])
+    assert result.exit_code == 2 and "max_files must be at most 1000" in result.output
+
+
 # -- gallery ----------------------------------------------------------------------------------
 
 

@@ -192,6 +192,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith("Too many files"):
+            # the form parser's own cap (settings.PARSER_MAX_FILES), met before --max-files
+            limit = request.app.state.settings.max_files
+            message = f"too many photos; the limit is {limit} a request"
+            return error_response(413, "too_many_files", message)
         code = getattr(exc, "code", None) or HTTP_CODES.get(
             exc.status_code, f"http_{exc.status_code}"
         )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 #: Image formats accepted from clients, recognised by content (Pillow's decoders), never by name.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+#: The most files the form parser (Starlette's) takes in one request: `max_files` cannot be more.
+PARSER_MAX_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Settings:
         reduced scale, without ever holding the full size); boxes stay in the photo's pixels.
     max_faces: the most faces embedded per photo (the most prominent); answers say when the
         cap was hit.
-    max_files: the most photos in one request (enrol, cluster).
+    max_files: the most photos in one request (enrol, cluster), at most `PARSER_MAX_FILES`.
     workers: requests handled at once (decoded and run through the model); detection runs for
         one of them per core at a time, their embedder calls are merged (`batching.py`).
     thumbnail_size: side in pixels of the face thumbnails (cut from the crops the gallery keeps).
@@ -56,6 +58,8 @@ class Settings:
                 "max_upload_mb, max_pixels, max_request_pixels, max_files and max_faces must "
                 "be positive"
             )
+        if self.max_files > PARSER_MAX_FILES:
+            raise ValueError(f"max_files must be at most {PARSER_MAX_FILES}; got {self.max_files}")
         if self.max_side < 160:
             raise ValueError(f"max_side must be at least 160; got {self.max_side}")
         if self.workers < 1:
