@@ -193,6 +193,49 @@ def test_a_cache_folder_that_cannot_be_made_turns_the_cache_off(image_dir, tmp_p
     assert np.isfinite(got.embeddings).all() and "embedding cache off" in caplog.text
 
 
+def test_a_cache_write_that_fails_midway_turns_the_cache_off(image_dir, tmp_path, caplog,
+                                                             monkeypatch):  # fmt: skip
+    """A full disk or a read-only cache folder at the second chunk (or at the compaction) was
+    an OSError traceback that lost the run; now one warning line, the cache off, every image
+    embedded, and no temporary file left in the cache."""
+    from facenet.evaluate import cache as C
+
+    monkeypatch.setattr(E, "CACHE_CHUNK", 1)
+    write = C.atomic_write_bytes
+    calls = []
+
+    def full(path, writer):
+        calls.append(path)
+        if len(calls) >= 2:
+            raise OSError(28, "No space left on device")
+        write(path, writer)
+
+    monkeypatch.setattr(C, "atomic_write_bytes", full)
+    paths = ["p0/0.png", "p0/1.png", "p1/0.png", "p1/1.png"]
+    with caplog.at_level("WARNING"):
+        got = E.embed_images(FakeModel(), paths, image_dir, batch_size=1, cache_dir=tmp_path,
+                             progress=False)  # fmt: skip
+    assert np.isfinite(got.embeddings).all() and not got.failed
+    warned = [r.getMessage() for r in caplog.records if "cache off" in r.getMessage()]
+    assert len(warned) == 1 and "cannot write" in warned[0] and "No space left" in warned[0]
+    assert len(calls) == 2  # no write tried once off
+    chunks = sorted(p.name for p in (tmp_path / "embeddings").glob("*/*"))
+    assert len(chunks) == 1 and chunks[0].startswith("chunk-")  # the first chunk, kept
+    monkeypatch.setattr(C, "atomic_write_bytes", write)
+    calls.clear()
+
+    def no_unlink(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", no_unlink)  # compaction: the old chunks stay
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = E.embed_images(FakeModel(), [*paths, "p2/0.png"], image_dir, batch_size=1,
+                               cache_dir=tmp_path, progress=False)  # fmt: skip
+    assert again.n_cached == 1 and np.isfinite(again.embeddings).all()
+    assert any("cache off" in r.getMessage() for r in caplog.records)
+
+
 def test_flip_and_alignment_options(image_dir, tmp_path):
     model = FakeModel()
     paths = ["p0/0.png", "p1/0.png"]

@@ -75,7 +75,9 @@ COMMON_OPTIONS = [
         "--cache-dir",
         type=click.Path(file_okay=False),
         default=None,
-        help="Embedding cache folder (default $FACENET_CACHE_DIR or ~/.cache/facenet).",
+        help="Embedding cache folder (default $FACENET_CACHE_DIR or ~/.cache/facenet); one "
+        "that cannot be created or written (read-only, disk full) turns the cache off with a "
+        "warning, and the evaluation goes on.",
     ),
     click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache."),
     click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),

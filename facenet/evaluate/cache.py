@@ -54,6 +54,14 @@ class EmbeddingCache:
         self.folder = Path(directory).expanduser() / "embeddings" / key
         self.key = key
         self._counter = 0
+        #: set by `turn_off`: nothing more is written (the cache only saves time)
+        self.off = False
+
+    def turn_off(self, doing: str, exc: OSError) -> None:
+        """Write nothing more, with one warning: `doing` (e.g. "create") failed with `exc`."""
+        log.warning("embedding cache off: cannot %s %s (%s)", doing, self.folder,
+                    exc.strerror or exc)  # fmt: skip
+        self.off = True
 
     def load(self) -> dict[str, tuple[np.ndarray, bool]]:
         """digest -> (embedding, no_face) for every readable chunk (unreadable ones are skipped)."""
@@ -70,15 +78,27 @@ class EmbeddingCache:
         return out
 
     def add(self, keys: list[str], embeddings: np.ndarray, no_face: np.ndarray) -> None:
-        """Write one chunk atomically."""
-        if not keys:
+        """Write one chunk atomically; a failure (disk full, read-only) turns the cache off."""
+        if not keys or self.off:
             return
         self._counter += 1
         name = f"chunk-{time.time_ns():020d}-{os.getpid()}-{self._counter:05d}.npz"
-        self._write(self.folder / name, keys, embeddings, no_face)
+        try:
+            self._write(self.folder / name, keys, embeddings, no_face)
+        except OSError as exc:
+            self.turn_off("write to", exc)
 
     def compact(self) -> None:
-        """Merge all chunks into one (written before the old ones are removed)."""
+        """Merge all chunks into one (written before the old ones are removed); a failure
+        turns the cache off, every chunk still readable."""
+        if self.off:
+            return
+        try:
+            self._compact()
+        except OSError as exc:
+            self.turn_off("compact", exc)
+
+    def _compact(self) -> None:
         chunks = sorted(self.folder.glob("chunk-*.npz"))
         if len(chunks) < 2:
             return

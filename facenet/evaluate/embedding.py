@@ -100,13 +100,14 @@ def embed_images(
 
 def _open_cache(model, flip: bool, cache_dir) -> EmbeddingCache | None:
     """The cache, or None with a warning when its folder cannot be made (under a file,
-    read-only): it only saves time, and failing at its first write would lose the run."""
+    read-only): it only saves time, and failing at its first write would lose the run (a
+    later write that fails turns it off the same way: `EmbeddingCache.turn_off`)."""
     key = cache_key(model.model_id, model.info.alignment, flip)
     cache = EmbeddingCache(default_cache_dir() if cache_dir is None else cache_dir, key)
     try:
         cache.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        log.warning("embedding cache off: cannot create %s (%s)", cache.folder, exc.strerror)
+        cache.turn_off("create", exc)
         return None
     return cache
 
