@@ -545,3 +545,29 @@ def test_an_interrupted_run_leaves_no_temporary_part(photos, tmp_path, monkeypat
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "4 already in" in again.output, again.output  # 2 failed
     assert sorted(out.iterdir()) == parts(out) and len(parts(out)) == 3
+
+
+def test_parquet_enrolled_faces_migrate_and_are_not_enrolled_twice(photos, local_out, tmp_path):
+    """Faces enrolled from a `facenet embed` output keep their photo, box and landmarks, so a
+    migration to another model embeds them again (before: every one flagged "added as a ready
+    embedding" and left unsearchable); a photo already enrolled with --folder is not added a
+    second time (before: the same face twice, under two sources)."""
+    from facenet import FaceNet, Gallery
+    from facenet.catalog import DEFAULT_MODEL, MODELS
+    from facenet.gallery import migrate as m
+
+    path = str(tmp_path / "g.db")
+    model = FaceNet.load()
+    with Gallery.create(path, model) as g:
+        g.enroll(PEOPLE[0], sorted((photos / PEOPLE[0]).iterdir()))
+    result = CliRunner().invoke(
+        main, ["gallery", "enroll", path, "--from-parquet", str(local_out[0])]
+    )
+    assert "enrolled 8 faces of 4 people" in result.output, result.output
+    assert result.output.count("already in the gallery") == 2
+    with Gallery.open(path, model) as g:
+        ready = [f for f in g.faces() if f.person != PEOPLE[0]]
+    assert all(f.photo and f.box and f.landmarks for f in ready)
+    other = FaceNet.load(next(n for n in MODELS if n != DEFAULT_MODEL))
+    report = m.migrate(path, m.Target.of(other), dry_run=True)
+    assert report.faces == 10 and report.flagged == [], report.flagged

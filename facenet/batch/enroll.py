@@ -13,10 +13,12 @@ import pyarrow.compute as pc
 
 from ..errors import GalleryError
 from ..gallery.validation import check_name
+from ..types import Face
 from .records import read_output, schema
 
 #: the columns enrolment reads: a folder that lacks one is refused, before anything is added
-NEEDED = ["path", "face", "prominent", "embedding", "model_id", "error"]
+FACE = ["box", "score", "landmarks"]  # where the face is: kept so a migration can re-embed it
+NEEDED = ["path", "face", "prominent", *FACE, "embedding", "model_id", "error"]
 #: why a photo directly in the folder SRC (no sub-folder to name its person) is not enrolled
 LOOSE = "loose in the input folder: give --name or use sub-folders per person"
 
@@ -50,7 +52,9 @@ def enroll_from_parquet(
     faces = table.filter(pc.is_null(table.column("error")))
     if not all_faces:
         faces = faces.filter(pc.fill_null(faces.column("prominent"), False))
-    known = {f.source for f in gallery.faces()}
+    stored = gallery.faces()
+    known = {f.source for f in stored}
+    photos = {f.photo for f in stored if f.photo}
     vectors = _vectors(faces.column("embedding"), gallery.embedding_size)
     usable = np.all(np.isfinite(vectors), axis=1) & np.any(vectors != 0, axis=1)
     groups: dict[str, list[int]] = defaultdict(list)
@@ -66,14 +70,16 @@ def enroll_from_parquet(
         seen |= aliases
         loose = name is None and src is not None and os.path.dirname(path) == src
         person = name or Path(path).parent.name
-        why = _refusal(bool(aliases & known), bool(usable[row]), person, loose)
+        enrolled = bool(aliases & known) or (main and _resolved(path) in photos)
+        why = _refusal(enrolled, bool(usable[row]), person, loose)
         if why is not None:
             report.skipped.append((source, why))
             continue
         groups[check_name(person)].append(row)
     for person, rows in groups.items():
         chosen = [sources[r] for r in rows]
-        face_ids = gallery.add_embeddings(person, vectors[rows], chosen)
+        located = [_face(faces, r) for r in rows]
+        face_ids = gallery.add_embeddings(person, vectors[rows], chosen, faces=located)
         report.enrolled += zip(chosen, [person] * len(rows), face_ids, strict=True)
     return report
 
@@ -102,6 +108,21 @@ def _vectors(column: pa.ChunkedArray, size: int) -> np.ndarray:
     missing = pa.scalar([float("nan")] * size, column.type)
     flat = pc.fill_null(column, missing).combine_chunks().flatten()
     return np.asarray(flat.to_numpy(zero_copy_only=False), np.float32).reshape(-1, size)
+
+
+def _resolved(path: str) -> str | None:
+    """A local photo's absolute path as the gallery stores it (None for a URI)."""
+    return None if "://" in path else str(Path(path).resolve())
+
+
+def _face(faces: pa.Table, row: int) -> Face | None:
+    """Where a row's face is in its photo (box, score, landmarks), so the gallery keeps the
+    photo and another model can embed the face again (`gallery migrate`)."""
+    box, score, points = (faces.column(c)[row].as_py() for c in FACE)
+    if box is None:
+        return None
+    landmarks = None if points is None else np.asarray(points, np.float64).reshape(5, 2)
+    return Face(box=tuple(box), score=float(score or 0.0), landmarks=landmarks)
 
 
 def _refusal(known: bool, usable: bool, person: str, loose: bool) -> str | None:

@@ -92,25 +92,25 @@ class EnrolMixin:
         embeddings: np.ndarray,
         sources: Sequence[str] | None = None,
         metadata: dict | None = None,
+        *,
+        faces: Sequence[Face | None] | None = None,
     ) -> list[int]:
         """Add ready embeddings (n x d, of the gallery's model) as faces of `name`, in one
         transaction; returns their face ids. For callers that embed photos themselves
-        (batched `FaceNet.embed`, an embedding cache); no duplicate check is made."""
+        (batched `FaceNet.embed`, an embedding cache, a `facenet embed` output); no duplicate
+        check is made. With `faces` (each face's box, score and landmarks in its photo), a
+        source that is a local photo file is kept as the face's photo with its content hash,
+        so `migrate` can embed it again with another model and enrolling that photo later is a
+        duplicate; without them, another model can never re-embed the face."""
         name = check_name(name)
         metadata = check_metadata(metadata)
-        vectors = np.asarray(embeddings, dtype=np.float32)
-        vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
-        if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:
-            raise GalleryError(
-                f"embeddings of shape {np.shape(embeddings)} do not fit this gallery "
-                f"({self.embedding_size}-d)"
-            )
-        vectors = (
-            np.stack([_unit(v, self.embedding_size) for v in vectors]) if len(vectors) else vectors
-        )
+        vectors = self._ready_vectors(embeddings)
         sources = list(sources) if sources is not None else [None] * len(vectors)
-        if len(sources) != len(vectors):
-            raise GalleryError(f"{len(vectors)} embeddings but {len(sources)} sources")
+        faces = list(faces) if faces is not None else [None] * len(vectors)
+        if not len(sources) == len(faces) == len(vectors):
+            raise GalleryError(
+                f"{len(vectors)} embeddings but {len(sources)} sources and {len(faces)} faces"
+            )
         with self._lock:
             index = self.index
             with self._store.transaction() as db:
@@ -123,24 +123,40 @@ class EnrolMixin:
                         merged = {**json.loads(row["metadata"]), **metadata}
                         self._store.update_metadata(db, person_id, merged)
                 rows = [
-                    (
-                        person_id,
-                        source,
-                        hashlib.sha256(b"embedding:" + v.tobytes()).hexdigest(),
-                        None,
-                        None,
-                        v.tobytes(),
-                        self.model_id,
-                        None,
-                        None,
-                        None,
-                    )
-                    for v, source in zip(vectors, sources, strict=True)
+                    (person_id, *self._ready_row(v, source, face))
+                    for v, source, face in zip(vectors, sources, faces, strict=True)
                 ]
                 ids = self._store.add_faces(db, rows)
             index.add(vectors, ids)
             self._save_index()
         return ids
+
+    def _ready_vectors(self, embeddings) -> np.ndarray:
+        """Ready embeddings as unit rows of this gallery's size, or a GalleryError."""
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
+        if vectors.ndim != 2 or vectors.shape[1] != self.embedding_size:
+            raise GalleryError(
+                f"embeddings of shape {np.shape(embeddings)} do not fit this gallery "
+                f"({self.embedding_size}-d)"
+            )
+        if not len(vectors):
+            return vectors
+        return np.stack([_unit(v, self.embedding_size) for v in vectors])
+
+    def _ready_row(self, vector: np.ndarray, source: str | None, face: Face | None) -> tuple:
+        """A ready embedding's faces row after the person id: its photo (and that file's
+        hash) when the face's place in a local photo file is known, else none."""
+        photo = _local_photo(source) if face is not None else None
+        if photo is None:
+            digest = hashlib.sha256(b"embedding:" + vector.tobytes()).hexdigest()
+            box = score = landmarks = None
+        else:
+            digest = _file_hash(photo, source)
+            box = json.dumps([round(float(v), 2) for v in face.box])
+            score, landmarks = float(face.score), _landmarks_json(face.landmarks)
+        return (source, digest, box, score, vector.tobytes(), self.model_id, landmarks,
+                None if photo is None else str(photo), None)  # fmt: skip
 
     def _enroll(
         self,
@@ -309,6 +325,17 @@ def _file_hash(path: Path, source: str) -> str:
         raise ImageError(f"{source}: is a directory, not an image") from None
     except OSError as exc:
         raise ImageError(f"{source}: cannot read ({exc.strerror})") from None
+
+
+def _local_photo(source: str | None) -> Path | None:
+    """The absolute path of a ready embedding's source when it is a local photo file (a
+    source `PATH#K`, the K-th face of a photo, names PATH), else None (a URI, a label)."""
+    if not source or "://" in source:
+        return None
+    for candidate in (source, source.rsplit("#", 1)[0]):
+        if Path(candidate).is_file():
+            return Path(candidate).resolve()
+    return None
 
 
 def _pixel_hash(image: np.ndarray) -> str:
