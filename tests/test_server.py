@@ -587,6 +587,24 @@ def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
     assert "serving" not in result.output and not (tmp_path / "g.db").exists()
 
 
+def test_serve_on_a_gallery_that_cannot_be_created_is_one_line(tmp_path, small_model_file):
+    """A --gallery path SQLite cannot create (here its "folder" is a file; also an unwritable
+    folder): exit status 1 and sqlite3's traceback. Now exit status 2 and one line, nothing
+    served and nothing left behind."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    (tmp_path / "afile").write_text("not a folder")
+    gallery = tmp_path / "afile" / "g.db"
+    args = ["serve", "--port", "0", "--model", str(small_model_file), "-g", str(gallery)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{gallery}: cannot create gallery" in result.output
+    assert "Traceback" not in result.output and "serving" not in result.output
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
 def test_enrol_racing_a_delete_of_the_person_is_409(client, photos, monkeypatch):
     """A DELETE of the person between the enrolment's commit and its answer (the gallery lock is
     not held while photos are read): 409 `gallery_changed`, not 404 "no person with id None"."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -130,7 +131,10 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         source = os.fspath(
             model_path or _catalog_name(model) or getattr(model, "source", None) or ""
         )
-        store = Store(path)
+        try:
+            store = Store(path)
+        except sqlite3.Error as exc:  # e.g. a folder that cannot be written, or is a file
+            raise GalleryError(f"{path}: cannot create gallery ({exc})") from None
         try:
             store.migrate()
             with store.transaction() as db:
