@@ -587,6 +587,21 @@ def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
     assert "serving" not in result.output and not (tmp_path / "g.db").exists()
 
 
+def test_serve_on_an_address_it_cannot_bind_prints_no_listening_warning(tmp_path):
+    """`--host 192.0.2.1` (an address not on this machine): "warning: listening on 192.0.2.1
+    without --api-key ..." came before the error that it cannot listen there. Now the error is
+    the only line."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    args = ["serve", "--host", "192.0.2.1", "--port", "0", "-g", str(tmp_path / "g.db")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: cannot listen on 192.0.2.1:0: ")
+
+
 def test_serve_on_a_gallery_that_cannot_be_created_is_one_line(tmp_path, small_model_file):
     """A --gallery path SQLite cannot create (here its "folder" is a file; also an unwritable
     folder): exit status 1 and sqlite3's traceback. Now exit status 2 and one line, nothing

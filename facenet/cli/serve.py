@@ -152,8 +152,8 @@ def serve(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    _warn_about_exposure(host, api_key, allowed_hosts)
     listening = _listening_socket(host, port)
+    _warn_about_exposure(host, api_key, allowed_hosts)  # once it does listen there
     try:
         _serve(listening, _model_and_gallery(model_path, gallery_path, index, index_uri), settings)
     finally:
