@@ -417,6 +417,24 @@ def test_model_options_with_embeddings_are_refused(tmp_path):
     assert CliRunner().invoke(main, args).exit_code == 0
 
 
+def test_no_cache_with_embeddings_and_raw_without_are_refused(tmp_path):
+    """--no-cache with --embeddings (no model, no cache) and --raw without --embeddings (a
+    model's vectors are always normalised) were ignored silently, exit 0. Now usage errors."""
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "AB" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    embeddings = ["--embeddings", str(tmp_path / "e.npz")]
+    for extra, message in (([*embeddings, "--no-cache"], "--no-cache needs a model, not "
+                            "--embeddings"), (["--raw"], "--raw needs --embeddings")):  # fmt: skip
+        r = CliRunner().invoke(main, [*args, *extra])
+        assert r.exit_code == 2 and f"Error: {message}" in r.output, (extra, r.output)
+        assert r.output.count("Error") == 1  # one error line (after click's usage hint)
+        assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+    assert CliRunner().invoke(main, [*args, *embeddings, "--raw"]).exit_code == 0
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv

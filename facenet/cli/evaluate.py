@@ -32,7 +32,8 @@ COMMON_OPTIONS = [
         type=click.Path(dir_okay=False),
         help="Evaluate precomputed embeddings (npz: arrays `paths` and `embeddings`, "
         "or one array per relative image path) instead of a model; --flip, --alignment, "
-        "--no-face-wrong, --batch-size and --cache-dir are then usage errors (exit 2).",
+        "--no-face-wrong, --batch-size, --cache-dir and --no-cache are then usage errors "
+        "(exit 2).",
     ),
     click.option(
         "--distance",
@@ -79,8 +80,17 @@ COMMON_OPTIONS = [
         "that cannot be created or written (read-only, disk full) turns the cache off with a "
         "warning, and the evaluation goes on.",
     ),
-    click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache."),
-    click.option("--raw", is_flag=True, help="With --embeddings: do not L2-normalise them."),
+    click.option(
+        "--no-cache",
+        is_flag=True,
+        help="Neither read nor write the embedding cache (a model's; with --embeddings: a "
+        "usage error).",
+    ),
+    click.option(
+        "--raw",
+        is_flag=True,
+        help="With --embeddings: do not L2-normalise them (without: a usage error, exit 2).",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line."),
     progress_option,
 ]
@@ -151,7 +161,7 @@ def pairs(pair_list, root, **options):
     _run(read_pair_tsv(pair_list, root), **options)
 
 
-def _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir) -> None:
+def _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir, no_cache) -> None:
     """With --embeddings, the options of a model's embedding are usage errors, not ignored."""
     if model_path:
         raise click.UsageError("give --model or --embeddings, not both")
@@ -160,7 +170,8 @@ def _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir)
     source = click.get_current_context().get_parameter_source("batch_size")
     given = [name for name, value in (("--no-face-wrong", no_face_wrong),
              ("--batch-size", source is not click.core.ParameterSource.DEFAULT),
-             ("--cache-dir", cache_dir is not None)) if value]  # fmt: skip
+             ("--cache-dir", cache_dir is not None),
+             ("--no-cache", no_cache)) if value]  # fmt: skip
     if given:
         verb = "needs" if len(given) == 1 else "need"
         raise click.UsageError(f"{' and '.join(given)} {verb} a model, not --embeddings")
@@ -189,7 +200,9 @@ def _run(
     from ..evaluate.run import evaluate_pairs
 
     if embeddings_file:
-        _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir)
+        _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir, no_cache)
+    elif raw:  # a model's embeddings are always L2-normalised
+        raise click.UsageError("--raw needs --embeddings (a model's vectors are always normalised)")
     from ..outputs import check_output_folder, make_folder
 
     make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding
