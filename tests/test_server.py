@@ -620,6 +620,27 @@ def test_serve_on_a_gallery_that_cannot_be_created_is_one_line(tmp_path, small_m
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
+def test_serve_loads_the_bundled_model_a_gallery_records_by_name(tmp_path):
+    """A gallery made with a bundled model's name (`facenet gallery create g.db --model
+    facenet-mobilenet`, or switched to it by a migration that named it): `facenet serve -g g.db`
+    loaded the default model instead and refused to start ("this gallery holds embeddings of
+    model 'facenet-mobilenet-...'"), though the gallery's recorded model is the documented
+    default. Now it serves the recorded one."""
+    from facenet import FaceNet
+    from facenet.catalog import DEFAULT_MODEL
+    from facenet.cli.serve import _model_and_gallery
+    from facenet.gallery import Gallery
+
+    assert DEFAULT_MODEL != "facenet-mobilenet"
+    Gallery.create(tmp_path / "g.db", FaceNet.load("facenet-mobilenet")).close()
+    model, gallery = _model_and_gallery(None, str(tmp_path / "g.db"))
+    try:
+        assert gallery.model_path == "facenet-mobilenet"
+        assert model.model_id == gallery.model_id
+    finally:
+        gallery.close()
+
+
 def test_enrol_racing_a_delete_of_the_person_is_409(client, photos, monkeypatch):
     """A DELETE of the person between the enrolment's commit and its answer (the gallery lock is
     not held while photos are read): 409 `gallery_changed`, not 404 "no person with id None"."""

@@ -208,6 +208,19 @@ def _warn_about_exposure(host: str, api_key, allowed_hosts) -> None:
         )
 
 
+def _recorded_model(gallery) -> str | None:
+    """The model the gallery records (a bundled model's name or a file), if it is still there."""
+    from ..catalog import resolve
+
+    if not gallery.model_path:
+        return None
+    try:
+        found = resolve(gallery.model_path)[0].is_file()
+    except FaceNetError:  # a name no longer in the catalog
+        return None
+    return gallery.model_path if found else None
+
+
 def _model_and_gallery(model_path, gallery_path, index=None, index_uri=None):
     """The model (by default the one the gallery records) and the gallery, created empty when
     `gallery_path` does not exist yet (with the `index` backend at `index_uri`); None without
@@ -219,8 +232,8 @@ def _model_and_gallery(model_path, gallery_path, index=None, index_uri=None):
     gallery = None
     if gallery_path and Path(gallery_path).exists():
         gallery = Gallery.open(gallery_path, index=index, uri=index_uri)
-        if model_path is None and gallery.model_path and Path(gallery.model_path).is_file():
-            model_path = gallery.model_path
+        if model_path is None:
+            model_path = _recorded_model(gallery)
     try:
         model = FaceNet.load(model_path)
         if gallery is None and gallery_path:
