@@ -516,6 +516,39 @@ def test_more_ray_workers_than_cpus_start_as_many_actors_as_cpus(photos, tmp_pat
     assert warned == ["--workers 3: only 1 CPU here; starting 1 Ray actor"]
 
 
+def test_the_default_ray_workers_are_capped_silently(photos, tmp_path, caplog, monkeypatch):
+    """`facenet embed --engine ray` without --workers on a 1-CPU machine warned "--workers 2:
+    only 1 CPU here" though the user never gave --workers. Now the default (2) is capped
+    silently; a --workers the user gave is capped with the warning. Ray itself is not run:
+    the decision function, and what the CLI and embed_to_folder hand to it."""
+    import facenet.batch as batch
+    import facenet.batch.ray_engine as ray_engine
+
+    with caplog.at_level("WARNING"):
+        assert ray_engine.cap_workers(2, 1, warn=False) == 1 and not caplog.records
+        assert ray_engine.cap_workers(2, 4, warn=True) == 2 and not caplog.records
+        assert ray_engine.cap_workers(3, 1, warn=True, where="in the Ray cluster") == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "--workers 3: only 1 CPU in the Ray cluster; starting 1 Ray actor"
+    ]
+    handed = []
+    monkeypatch.setattr(ray_engine, "run_ray", lambda *a, **k: handed.append((a[4], k)))
+    for workers in (None, 3):
+        batch.embed_to_folder(photos, tmp_path / "o", engine="ray", workers=workers)
+    assert handed == [(2, {"warn": False}), (3, {"warn": True})]
+    given = []
+
+    def embed_to_folder(*args, **options):
+        given.append(options["workers"])
+        return batch.BatchReport()
+
+    monkeypatch.setattr(batch, "embed_to_folder", embed_to_folder)
+    for option in ([], ["--workers", "3"]):
+        args = ["embed", str(photos), "--out", str(tmp_path / "p"), "--engine", "ray", *option]
+        CliRunner().invoke(main, args)
+    assert given == [None, 3]
+
+
 def test_an_interrupted_run_leaves_no_temporary_part(photos, tmp_path, monkeypatch):
     """Ctrl-C while a part was being written left its `.tmp-part-*.parquet` (only an OSError
     removed it), and a killed run's leftover stayed for ever (ignored, never removed). Now

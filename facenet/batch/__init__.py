@@ -19,6 +19,8 @@ from ..errors import FaceNetError
 ENGINES = ("local", "ray")
 #: photos per batch at most: a batch's photos are decoded and held in memory at once
 MAX_BATCH_SIZE = 1024
+#: Ray actors when none are asked for (fewer when there are fewer CPUs)
+DEFAULT_WORKERS = 2
 #: an --out ending so names a file: refused unless it is a folder already
 FILE_SUFFIXES = (".npz", ".npy", ".parquet", ".csv", ".json", ".jsonl", ".txt")
 
@@ -42,14 +44,16 @@ def embed_to_folder(
     engine: str = "local",
     address: str | None = None,
     batch_size: int = 32,
-    workers: int = 1,
+    workers: int | None = None,
     on_image: Callable[[dict], None] | None = None,
 ) -> BatchReport:
     """Embed every image of SRC (a folder, or a .parquet/.csv list of paths) into Parquet
     parts in OUT, resuming where OUT left off; `on_image` gets one dict per image: (path,
     faces, error) once done, (path, skipped="already done", error=None) first for each one
     OUT held already, so a caller can account for every input. Why one entry point: the CLI,
-    the tests and the benchmark compare engines by this call alone."""
+    the tests and the benchmark compare engines by this call alone. `workers` (Ray actors,
+    default `DEFAULT_WORKERS`) above the CPUs is capped: with a warning when given, silently
+    when not."""
     _check_options(engine, batch_size, workers)
     require_extra(engine)
     from ..api import FaceNet
@@ -89,17 +93,19 @@ def embed_to_folder(
 
         # workers do not share this directory: a model file goes by its absolute path
         ref = loaded.name or os.path.abspath(loaded.source)
-        run_ray(todo, str(out), ref, batch_size, workers, address, on_batch, source_folder(src))
+        actors = DEFAULT_WORKERS if workers is None else workers
+        run_ray(todo, str(out), ref, batch_size, actors, address, on_batch, source_folder(src),
+                warn=workers is not None)  # fmt: skip
     return report
 
 
-def _check_options(engine: str, batch_size: int, workers: int) -> None:
+def _check_options(engine: str, batch_size: int, workers: int | None) -> None:
     """A one-line FaceNetError for an engine, batch size or worker count out of range."""
     if engine not in ENGINES:
         raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise FaceNetError(f"batch_size must be 1..{MAX_BATCH_SIZE}; got {batch_size}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise FaceNetError(f"workers must be at least 1; got {workers}")
 
 

@@ -54,15 +54,20 @@ def run_ray(
     address: str | None,
     on_batch: Callable[[pa.Table], None],
     src_folder: str | None = None,
+    *,
+    warn: bool = True,
 ) -> None:
     """Embed `paths` with `workers` actors of one CPU each (one inference thread each unless
     FACENET_NUM_THREADS says otherwise), writing parts into `out`; `on_batch` gets each
-    batch's per-image summary as it arrives."""
+    batch's per-image summary as it arrives. More workers than CPUs: as many as CPUs, with a
+    warning when `warn` (see `cap_workers`)."""
     import ray
 
     started = _connect(ray, address, workers)
     try:
-        workers = _cap_workers(ray, address, workers)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        where = "in the Ray cluster" if address else "here"
+        workers = cap_workers(workers, cpus, warn=warn, where=where)
         table = pa.table({"path": pa.array(list(paths), pa.string())})
         # one block per batch: the batches are the local engine's, and every actor gets work
         blocks = [table.slice(i, batch_size) for i in range(0, len(paths), batch_size)]
@@ -115,15 +120,15 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     return True
 
 
-def _cap_workers(ray, address: str | None, workers: int) -> int:
-    """`workers`, or the CPUs Ray has (this machine's, or the cluster's) when fewer, with a
-    warning: an actor takes one CPU, and more actors than CPUs would wait for ever or crowd
-    the cores each with its own model."""
-    cpus = int(ray.cluster_resources().get("CPU", 0))
+def cap_workers(workers: int, cpus: int, *, warn: bool, where: str = "here") -> int:
+    """The actors to start: `workers`, or `cpus` (the CPUs Ray has: this machine's, or the
+    cluster's) when fewer: an actor takes one CPU, and more actors than CPUs would wait for
+    ever or crowd the cores each with its own model. With `warn` (a number the user gave)
+    the cap is a warning line; the default is capped silently."""
     if 1 <= cpus < workers:
-        where = "in the Ray cluster" if address else "here"
-        log.warning("--workers %d: only %s %s; starting %s", workers, plural(cpus, "CPU"),
-                    where, plural(cpus, "Ray actor"))  # fmt: skip
+        if warn:
+            log.warning("--workers %d: only %s %s; starting %s", workers, plural(cpus, "CPU"),
+                        where, plural(cpus, "Ray actor"))  # fmt: skip
         return cpus
     return workers
 

@@ -43,7 +43,7 @@ def run_batch(
     try:
         report = embed_to_folder(
             sources[0], out, model=model_path, engine=engine, address=address,
-            batch_size=batch_size, workers=workers or 2, on_image=on_image,
+            batch_size=batch_size, workers=workers, on_image=on_image,
         )  # fmt: skip
     finally:
         bar.close()

@@ -7,7 +7,7 @@ import json
 import click
 import numpy as np
 
-from ..batch import MAX_BATCH_SIZE
+from ..batch import DEFAULT_WORKERS, MAX_BATCH_SIZE
 from ..outputs import check_output_file, write_file
 from ..text import plural
 from . import model_option
@@ -51,8 +51,9 @@ def _load(model_path: str | None):
 )
 @click.option(
     "--workers", "-j", type=click.IntRange(min=1), default=None,
-    help="Ray actors, one CPU each [default: 2] (--engine ray); more than the CPUs (here, or "
-    "the cluster's with --address): as many as CPUs, with a warning.",
+    help=f"Ray actors, one CPU each [default: {DEFAULT_WORKERS}, or the CPUs if fewer] "
+    "(--engine ray); more than the CPUs (here, or the cluster's with --address): as many as "
+    "CPUs, with a warning.",
 )  # fmt: skip
 @progress_option
 @json_option
@@ -64,7 +65,7 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, ad
     (box, landmarks, score, eye distance, embedding, model) and one per failed image, and
     skips the images DIR already holds (a killed run's hidden temporary parts are removed).
     --batch-size beyond 1..1024 is a usage error (exit 2); --workers beyond the CPUs starts
-    one Ray actor per CPU, with a warning.
+    one Ray actor per CPU, with a warning (without --workers, 2 or the CPUs if fewer, silently).
     """
     if engine is not None:
         from .embed_batch import run_batch
