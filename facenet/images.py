@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import FaceNetError, ImageError
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -28,6 +28,19 @@ IMAGE_SUFFIXES = (
 )  # fmt: skip
 #: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
 MAX_PIXELS = 150_000_000
+#: Photos per batch at most wherever a command takes --batch-size: a batch's photos are decoded
+#: and held in memory at once.
+MAX_BATCH_SIZE = 1024
+
+
+def check_batch_size(batch_size: int, most: int | None = None) -> int:
+    """`batch_size`, or a one-line FaceNetError when it is below 1 (or above `most`): the one
+    check of the API's entry points that take a batch size."""
+    if most is not None and not 1 <= batch_size <= most:
+        raise FaceNetError(f"batch_size must be 1..{most}; got {batch_size}")
+    if batch_size < 1:
+        raise FaceNetError(f"batch_size must be at least 1; got {batch_size}")
+    return batch_size
 
 
 def describe(source: ImageInput, index: int | None = None) -> str:

@@ -435,6 +435,24 @@ def test_no_cache_with_embeddings_and_raw_without_are_refused(tmp_path):
     assert CliRunner().invoke(main, [*args, *embeddings, "--raw"]).exit_code == 0
 
 
+def test_an_absurd_batch_size_is_a_usage_error(image_dir, tmp_path):
+    """`evaluate --batch-size 10**9` was taken (every image decoded and held at once). Now
+    1..1024 as in `facenet embed`, else click's usage error, exit 2, before any work; the API
+    refuses a batch size below 1 in one line (a FaceNetError, as everywhere)."""
+    from facenet.errors import FaceNetError
+
+    (tmp_path / "list.tsv").write_text("0\t1\ta.jpg\tb.jpg\n")
+    for size in ("0", "-1", str(10**9)):
+        for args in (("lfw", "--lfw-dir", str(tmp_path)), ("pairs", str(tmp_path / "list.tsv"))):
+            r = CliRunner().invoke(main, ["evaluate", *args, "--out", str(tmp_path / "o"),
+                                          "--batch-size", size])  # fmt: skip
+            assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+            assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in r.output
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
+        evaluate_pairs(_pairs(image_dir), model=FakeModel(), batch_size=0, progress=False)
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv

@@ -187,3 +187,31 @@ def test_enroll_json_prints_each_batch_as_it_is_stored(tmp_path, fake, monkeypat
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert sum("face_id" in line for line in lines) == 2  # the rest, resumed
     assert sum(line.get("error", "").startswith("duplicate") for line in lines) == 4
+
+
+def test_an_absurd_batch_size_is_a_usage_error(tmp_path, fake):
+    """`gallery enroll` and `gallery migrate` took --batch-size 10**9 (every photo decoded and
+    held at once, one transaction for all), as `facenet embed` used to. Now 1..1024 as there,
+    else click's usage error, exit 2, before any work; the API refuses a batch size below 1
+    in one line (enrol silently used 1 for 0; migrate with -1 took every face at once)."""
+    from facenet.errors import FaceNetError
+    from facenet.gallery import Gallery
+    from facenet.gallery import migrate as m
+
+    g = tmp_path / "g.db"
+    assert run("gallery", "create", g).exit_code == 0
+    root = make_tree(tmp_path / "people", people=1, photos=1)
+    for size in ("0", "-1", str(10**9)):
+        for args in (("gallery", "enroll", g, "--folder", root),
+                     ("gallery", "migrate", g, "--model", "other", "--dry-run")):  # fmt: skip
+            result = run(*args, "--batch-size", size)
+            assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+            assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in result.output
+    with Gallery.open(g, fake) as gallery:
+        for enrol in (lambda: gallery.enroll("Ada", [root / "person_01" / "000.png"], batch_size=0),
+                      lambda: gallery.enroll_folder(root, batch_size=0)):  # fmt: skip
+            with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
+                enrol()
+        assert gallery.people() == []
+    with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got -1$"):
+        m.migrate(g, m.Target.of(FakeModel(name="other", dim=24), "other"), batch_size=-1)

@@ -86,3 +86,24 @@ def test_library_commands_end_to_end(tmp_path):
         and "Traceback" not in huge.output
         and "OverflowError" not in huge.output
     )
+
+
+def test_an_absurd_batch_size_is_a_usage_error(tmp_path):
+    """`library add --batch-size 10**9` was taken (every photo decoded and held at once), and
+    Library.add(batch_size=0) silently used 1. Now the CLI takes 1..1024 as `facenet embed`
+    does (else click's usage error, exit 2, before any work) and the API refuses 0 in one
+    line."""
+    from facenet.errors import FaceNetError
+    from facenet.people import Library
+
+    from .test_gallery import FakeModel, photo, save
+
+    image = save(tmp_path / "a.png", photo((1, 0, 30)))
+    for size in ("0", "-1", str(10**9)):
+        result = run("library", "add", tmp_path / "lib.db", image, "--batch-size", size)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in result.output
+    assert not (tmp_path / "lib.db").exists()
+    with Library.open(tmp_path / "api.db", FakeModel()) as lib:
+        with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
+            lib.add([image], batch_size=0)

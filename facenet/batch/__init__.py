@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FaceNetError
+from ..images import MAX_BATCH_SIZE, check_batch_size
 
 ENGINES = ("local", "ray")
-#: photos per batch at most: a batch's photos are decoded and held in memory at once
-MAX_BATCH_SIZE = 1024
 #: Ray actors when none are asked for (fewer when there are fewer CPUs)
 DEFAULT_WORKERS = 2
 #: an --out ending so names a file: refused unless it is a folder already
@@ -103,8 +102,7 @@ def _check_options(engine: str, batch_size: int, workers: int | None) -> None:
     """A one-line FaceNetError for an engine, batch size or worker count out of range."""
     if engine not in ENGINES:
         raise FaceNetError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise FaceNetError(f"batch_size must be 1..{MAX_BATCH_SIZE}; got {batch_size}")
+    check_batch_size(batch_size, MAX_BATCH_SIZE)
     if workers is not None and workers < 1:
         raise FaceNetError(f"workers must be at least 1; got {workers}")
 

@@ -9,6 +9,7 @@
   commands with a single result: verify, info, evaluate); summaries go to stderr.
 - `-j N` / `--workers N`: N worker processes (align); the server's inference threads are
   `--threads`.
+- `--batch-size N`: 1..1024 photos at once, wherever a command takes it (`batch_size_option`).
 - Defaults match the Python API and the REST API (identify: `k` = `DEFAULT_K`).
 """
 
@@ -20,6 +21,8 @@ import sys
 from collections.abc import Callable
 
 import click
+
+from ..images import MAX_BATCH_SIZE
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -46,6 +49,16 @@ def threshold_option(f: Callable) -> Callable:
         "--threshold", type=FiniteRange(0, 4), default=None,
         help="Override the model's threshold (a squared-L2 distance in [0, 4]).",
     )(f)  # fmt: skip
+
+
+def batch_size_option(default: int = 32, note: str = "") -> Callable[[Callable], Callable]:
+    """`--batch-size`: 1..MAX_BATCH_SIZE photos at once (0, negative or more: click's usage
+    error, exit 2, before any work); `note` ends its help."""
+    return click.option(
+        "--batch-size", default=default, show_default=True,
+        type=click.IntRange(1, MAX_BATCH_SIZE),
+        help=f"Photos per batch, 1..{MAX_BATCH_SIZE} (more: a usage error, exit 2){note}.",
+    )  # fmt: skip
 
 
 def progress_option(f: Callable) -> Callable:

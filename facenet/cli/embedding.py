@@ -7,11 +7,19 @@ import json
 import click
 import numpy as np
 
-from ..batch import DEFAULT_WORKERS, MAX_BATCH_SIZE
+from ..batch import DEFAULT_WORKERS
 from ..outputs import check_output_file, write_file
 from ..text import plural
 from . import model_option
-from .conventions import emit, finish, json_option, progress_option, threshold_option, want_progress
+from .conventions import (
+    batch_size_option,
+    emit,
+    finish,
+    json_option,
+    progress_option,
+    threshold_option,
+    want_progress,
+)
 
 
 def _load(model_path: str | None):
@@ -36,11 +44,7 @@ def _load(model_path: str | None):
     help="An image without a face (or, with nan, one that cannot be read): stop with an error, "
     "or write a NaN row (exit status 1).",
 )
-@click.option(
-    "--batch-size", default=32, show_default=True, type=click.IntRange(1, MAX_BATCH_SIZE),
-    help=f"Images per batch, 1..{MAX_BATCH_SIZE} (more: a usage error, exit 2); with "
-    "--engine, one Parquet part each.",
-)  # fmt: skip
+@batch_size_option(note="; with --engine, one Parquet part each")
 @click.option(
     "--engine", type=click.Choice(["local", "ray"]), default=None,
     help="Batch mode: embed SRC (a folder, or a .parquet/.csv list of paths) into Parquet "

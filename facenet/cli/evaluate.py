@@ -10,7 +10,14 @@ import click
 
 from ..metadata import ALIGNMENT_MODES
 from . import model_option
-from .conventions import FiniteRange, emit, finish, progress_option, want_progress
+from .conventions import (
+    FiniteRange,
+    batch_size_option,
+    emit,
+    finish,
+    progress_option,
+    want_progress,
+)
 
 LFW_ENV = "FACENET_LFW_DIR"
 
@@ -71,7 +78,7 @@ COMMON_OPTIONS = [
         default=None,
         help="Evaluate about N pairs only, the first of each class in every fold (a quick check).",
     ),
-    click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1)),
+    batch_size_option(note="; with --embeddings, a usage error"),
     click.option(
         "--cache-dir",
         type=click.Path(file_okay=False),

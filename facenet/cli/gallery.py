@@ -12,6 +12,7 @@ from ..text import plural
 from . import model_option
 from .conventions import (
     FiniteRange,
+    batch_size_option,
     emit,
     finish,
     input_failed,
@@ -111,7 +112,7 @@ def create(gallery_path, model_path, index, index_uri):
     "--all-faces", is_flag=True, help="With --from-parquet: every face, not the main one."
 )
 @model_option
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@batch_size_option()
 @progress_option
 @json_option
 def enroll(gallery_path, photos, name, folder, metadata, parquet, all_faces, model_path,

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from .conventions import batch_size_option
+
 
 @click.command()
 @click.argument("gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False))
@@ -17,7 +19,7 @@ import click
 @click.option("--dry-run", is_flag=True, help="Embed and report; do not switch.")
 @click.option("--rollback", is_flag=True, help="Return to the model used before the last switch.")
 @click.option("--prune", is_flag=True, help="Delete the previous model's kept embeddings.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@batch_size_option(note="; faces re-embedded per transaction")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def migrate(gallery_path, model_path, dry_run, rollback, prune, batch_size, as_json):
     """Re-embed every face of GALLERY with another model, without re-enrolling anyone.

@@ -10,7 +10,15 @@ import click
 from ..errors import FaceNetError
 from ..gallery.validation import MAX_ID
 from . import UserError, model_option
-from .conventions import emit, finish, input_failed, json_option, progress_option, want_progress
+from .conventions import (
+    batch_size_option,
+    emit,
+    finish,
+    input_failed,
+    json_option,
+    progress_option,
+    want_progress,
+)
 
 library_argument = click.argument(
     "library_path", metavar="LIBRARY", type=click.Path(dir_okay=False)
@@ -61,7 +69,7 @@ def library() -> None:
 @library_argument
 @click.argument("photos", nargs=-1, type=click.Path())
 @model_option
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@batch_size_option(16)
 @progress_option
 @json_option
 def add(library_path, photos, model_path, batch_size, progress, as_json):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..images import check_batch_size
 from ..metadata import check_choice
 from .embedding import Embedded, embed_images, load_embeddings_file
 from .metrics import DISTANCES, pair_distances
@@ -60,6 +61,7 @@ def evaluate_pairs(
         The report dict (what `report.json` holds), with the summary text under "summary".
     """
     _check(model, embeddings_file, distance)
+    check_batch_size(batch_size)
     started = time.perf_counter()
     if embeddings_file is not None:
         embedded = load_embeddings_file(embeddings_file, pairs.images(), normalize=normalize,

@@ -18,7 +18,14 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GalleryError, ImageError
-from ..images import IMAGE_SUFFIXES, ImageInput, describe, load_image, require_utf8_path
+from ..images import (
+    IMAGE_SUFFIXES,
+    ImageInput,
+    check_batch_size,
+    describe,
+    load_image,
+    require_utf8_path,
+)
 from ..types import Face
 from .crops import cut_crop
 from .index import Index
@@ -166,6 +173,7 @@ class EnrolMixin:
         progress: bool,
         on_batch: Callable[[EnrollReport], None] | None = None,
     ) -> EnrollReport:
+        check_batch_size(batch_size)
         model = self._require_model()
         report = EnrollReport()
         bar = None
@@ -175,8 +183,8 @@ class EnrolMixin:
             bar = tqdm(total=len(items), unit="photo", desc="enrolling")
         seen: set[str] = set()
         try:
-            for start in range(0, len(items), max(1, batch_size)):
-                batch = items[start : start + max(1, batch_size)]
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
                 pending = []  # (name, source, digest, face, n_faces, crop, photo)
                 for offset, (name, item) in enumerate(batch):
                     source = describe(item, start + offset)

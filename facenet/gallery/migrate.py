@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FaceNetError, GalleryError
+from ..images import check_batch_size
 from .migrate_report import MigrationReport, build_report
 from .reembed import reembed_face
 from .store import Store
@@ -172,6 +173,7 @@ def migrate(
 ) -> MigrationReport:
     """Re-embed the gallery at `path` with `target` (resumable), report what the switch would
     change, and switch unless `dry_run`. Raises Interrupted when `stop` is set mid-way."""
+    check_batch_size(batch_size)
     store = open_store(path)
     try:
         meta = store.meta()

@@ -26,7 +26,7 @@ from ..errors import ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
-from ..images import ImageInput, describe, load_image, require_utf8_path
+from ..images import ImageInput, check_batch_size, describe, load_image, require_utf8_path
 from . import links
 from .assign import NEIGHBOURS, Existing, assign_batch
 from .quality import measure
@@ -50,6 +50,7 @@ class AddMixin:
         library (same content) are skipped; unreadable ones are reported, never raised.
         Interrupted, it is resumed by running it again. `names` label in-memory photos (the
         server's uploads) in the faces and the report."""
+        step = check_batch_size(batch_size)
         model = self.gallery._require_model()
         if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
             photos = [photos]
@@ -61,7 +62,6 @@ class AddMixin:
 
             bar = tqdm(total=len(items), unit="photo", desc="adding")
         seen: set[str] = set()
-        step = max(1, batch_size)
         try:
             for start in range(0, len(items), step):
                 pending = []
