@@ -437,6 +437,22 @@ def test_settings_are_checked():
         Settings(workers=0)
 
 
+@pytest.mark.parametrize("key", ["clé", "ключ", " secret", "secret\t", "se\ncret"])
+def test_an_api_key_no_client_can_send_is_refused_at_start(key):
+    """`--api-key clé`: curl sends the header in UTF-8, the server reads it as Latin-1, so every
+    change answered 401 `invalid_api_key` (and a key outside Latin-1, or with spaces around it,
+    which HTTP strips, could never be sent at all). Now such a key is a usage error, exit 2."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+    from facenet.server import Settings
+
+    with pytest.raises(ValueError, match="printable ASCII"):
+        Settings(api_key=key)
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--api-key", key])
+    assert result.exit_code == 2 and "printable ASCII" in result.output, result.output
+
+
 # -- concurrency ------------------------------------------------------------------------------
 
 

@@ -52,6 +52,11 @@ class Settings:
             raise ValueError("api_key_all needs an api_key")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key must not be empty")
+        if self.api_key is not None and not _sendable(self.api_key):
+            raise ValueError(
+                "api_key must be printable ASCII without spaces around it: clients send it as "
+                "an HTTP header (X-API-Key)"
+            )
         limits = (self.max_upload_mb, self.max_pixels, self.max_request_pixels, self.max_files)
         if min(limits) <= 0 or self.max_faces < 1:
             raise ValueError(
@@ -70,3 +75,9 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+def _sendable(key: str) -> bool:
+    """Whether every client can send `key` as a header value and the server reads it back the
+    same: ASCII (non-ASCII bytes are read as Latin-1), printable, no spaces HTTP would strip."""
+    return key.isascii() and key.isprintable() and key == key.strip()
