@@ -120,6 +120,25 @@ def test_cors_origins_are_trusted_for_writes(make_app, photos):
         assert error_of(r, 403) == "cross_origin"
 
 
+@pytest.mark.parametrize("origin", ["*", "tools.example", "http://tools.example/app", "null"])
+def test_a_cors_origin_that_is_no_origin_is_refused_at_start(origin):
+    """`--cors-origin '*'` answered CORS preflights "allowed" for every site while every write
+    from one was 403 `cross_origin` "only ... an origin given with --cors-origin"; and an origin
+    without its scheme, or with a path, matched no browser's Origin: CORS silently off. Now each
+    is a usage error (exit 2) naming the expected form."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+    from facenet.server import Settings
+
+    with pytest.raises(ValueError, match="not an origin"):
+        Settings(cors_origins=(origin,))
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--cors-origin", origin])
+    assert result.exit_code == 2 and "not an origin" in result.output, result.output
+    settings = Settings(cors_origins=("https://Tools.example:8443/",))
+    assert settings.cors_origins == ("https://tools.example:8443",)
+
+
 def test_gallery_changes_need_a_request_a_form_cannot_make(make_app, photos):
     with TestClient(make_app()) as client:
         r = enroll(client, "Bush", photos["bush1"])  # a multipart form, no custom header

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 #: Image formats accepted from clients, recognised by content (Pillow's decoders), never by name.
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -69,7 +70,7 @@ class Settings:
             raise ValueError(f"max_side must be at least 160; got {self.max_side}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
-        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        object.__setattr__(self, "cors_origins", tuple(map(_origin, self.cors_origins)))
         object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
 
     @property
@@ -81,3 +82,22 @@ def _sendable(key: str) -> bool:
     """Whether every client can send `key` as a header value and the server reads it back the
     same: ASCII (non-ASCII bytes are read as Latin-1), printable, no spaces HTTP would strip."""
     return key.isascii() and key.isprintable() and key == key.strip()
+
+
+def _origin(value: str) -> str:
+    """`value` as browsers send an Origin (`scheme://host[:port]`, lower case), else ValueError:
+    anything else ('*', a bare host name, a URL with a path) would match no request."""
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"cors_origins: {value!r} is not an origin (scheme://host[:port], e.g. "
+            "https://app.example)"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
