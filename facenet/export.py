@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import ModelError, OutputError
 from .metadata import ModelInfo
-from .outputs import check_output_file, check_output_folder, make_folder
+from .outputs import check_output_file, check_output_folder, make_folder, writing
 from .quantize import calibration_batches, need_module, quantize_onnx, write_exported
 from .runtime import METADATA_KEY
 
@@ -238,7 +238,7 @@ def export_savedmodel(
     module.network = model
     module.serve = serve
     make_folder(out.parent)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+    with writing(out), tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         staged = Path(tmp) / out.name  # complete before it replaces anything
         tf.saved_model.save(module, str(staged), signatures={"serving_default": serve})
         (staged / "facenet.json").write_text(info.to_json())

@@ -6,14 +6,18 @@ the command's inputs, or is not a regular file (a device such as /dev/null: rena
 over it would replace the device) is refused with a one-line OutputError before any work. An
 existing file is replaced only where the caller allows it (`facenet export` asks for
 `--force`). Files are written to a hidden temporary file beside the target and renamed into
-place, so a failure leaves the old file or none, never half a file or the temporary one.
+place, so a failure leaves the old file or none, never half a file or the temporary one; the
+files of one output (a report and its plots) are written all or none (`write_files`). An OS
+error while writing is one line, `cannot write PATH (reason)` (`writing`, an OutputError:
+exit status 2 on the command line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,16 +77,53 @@ def write_file(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> 
     """`atomic_write_bytes` for a user-named output: an OS error (no such place, read-only,
     disk full) is a one-line OutputError, and no temporary file is left."""
     path = Path(path)
-    try:
-        atomic_write_bytes(path, write)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+    write_files({path: write})
     return path
+
+
+def write_files(files: Mapping[Path, Callable[[BinaryIO], object]]) -> None:
+    """Write the files of one output (a report and its plots) all or none: each to a temporary
+    file beside it, then all moved into place. An OS error (disk full, a read-only folder) is
+    a one-line OutputError naming the file, and leaves the old files as they were, none of the
+    new ones and no temporary file."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, write in files.items():
+            with writing(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                staged.append((write_temporary(path, write), path))
+        for tmp, path in staged:  # renames: a full disk has failed above, if at all
+            with writing(path):
+                os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:  # gone once moved
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OS error while writing the output `path` (a file, or a folder written as one)
+    into the one-line OutputError every command prints: `cannot write PATH (reason)`."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call `write(file)` on a temporary file beside `path`, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temporary(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_temporary(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call `write(file)` on a new hidden temporary file beside `path`, flushed to disk; its
+    path (removed again if anything fails)."""
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     # os.open with mode 0o666 honours the umask (mkstemp would make a 0600 file).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -91,13 +132,10 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def _check_ancestors(path: Path) -> None:
@@ -130,4 +168,7 @@ __all__ = [
     "check_output_folder",
     "make_folder",
     "write_file",
+    "write_files",
+    "write_temporary",
+    "writing",
 ]

@@ -453,6 +453,39 @@ def test_an_absurd_batch_size_is_a_usage_error(image_dir, tmp_path):
         evaluate_pairs(_pairs(image_dir), model=FakeModel(), batch_size=0, progress=False)
 
 
+def test_an_unwritable_output_is_one_line_and_keeps_the_old_ones(tmp_path, monkeypatch):
+    """A full disk (or --out made read-only mid-run) while the report and plots were written
+    was an OSError traceback from plot_roc, with a new roc.png beside an old report.json. Now
+    one line naming the file, exit 2, and --out as it was: the previous run's outputs
+    untouched, none of this run's, no temporary file."""
+    import errno
+
+    from facenet import outputs
+
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "AB" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    out = tmp_path / "o"
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--embeddings", str(tmp_path / "e.npz"),
+            "--out", str(out)]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"report.json", "roc.png", "distances.png"}
+    write = outputs.write_temporary
+
+    def full(path, writer):
+        if path.name == "distances.png":  # the second file: roc.png's is written by then
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(path, writer)
+
+    monkeypatch.setattr(outputs, "write_temporary", full)
+    r = CliRunner().invoke(main, [*args, "--threshold", "1.5"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output == f"Error: cannot write {out / 'distances.png'} (No space left on device)\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporary either
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv

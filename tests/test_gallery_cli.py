@@ -99,6 +99,27 @@ def test_cluster_command(tmp_path, fake):
     assert (out / "index.html").is_file() and (out / "cluster_001").is_dir()
 
 
+def test_cluster_output_that_cannot_be_written_is_one_line(tmp_path, fake, monkeypatch):
+    """A full disk while `facenet cluster` wrote its folder was an OSError traceback. Now one
+    line naming --out, exit 2, and no folder (nor its hidden temporary one) left behind."""
+    import errno
+    from pathlib import Path
+
+    folder = tmp_path / "photos"
+    for person in (1, 2):
+        save(folder / f"{person}_0.png", photo((person, 0, 30)))
+    out = tmp_path / "out"
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)  # clusters.json, after the crops
+    result = run("cluster", folder, "--out", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output == f"Error: cannot write {out} (No space left on device)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
 def test_create_with_an_index_backend(tmp_path, fake):
     pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
     g, shared = tmp_path / "g.db", tmp_path / "elsewhere" / "faces.db"

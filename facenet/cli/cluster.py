@@ -33,7 +33,9 @@ def cluster(inputs, out, method, threshold, min_size, model_path, progress, as_j
     """Group every face in PHOTOS_OR_DIRS by person; write one folder of face crops per
     cluster, clusters.json and an index.html contact sheet to --out (a new or empty folder).
 
-    No face in any photo: nothing is written, exit status 2. Inside a folder given, --out and
+    No face in any photo: nothing is written, exit status 2; so too when --out cannot be
+    written (disk full, read-only: one line, "Error: cannot write OUT (reason)", and no
+    half-written folder). Inside a folder given, --out and
     earlier outputs of this command (folders holding clusters.json and index.html) are
     skipped: their crops are not photos.
 

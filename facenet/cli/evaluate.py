@@ -31,7 +31,8 @@ COMMON_OPTIONS = [
         "out_dir",
         required=True,
         type=click.Path(file_okay=False),
-        help="Folder for report.json, roc.png and distances.png.",
+        help="Folder for report.json, roc.png and distances.png, written all or none (one that "
+        "cannot be written, e.g. a full disk: one Error line, exit 2).",
     ),
     click.option(
         "--embeddings",
@@ -112,7 +113,13 @@ def _common(f):
 
 @click.group()
 def evaluate() -> None:
-    """Verification accuracy on LFW or any pair list: 10-fold accuracy, VAL@FAR, ROC, EER."""
+    """Verification accuracy on LFW or any pair list: 10-fold accuracy, VAL@FAR, ROC, EER.
+
+    Exit status: 0 done; 1 some images failed (listed; their pairs count as wrong); 2 a usage
+    error, or --out cannot be written (disk full, read-only: "Error: cannot write OUT/FILE
+    (reason)"; report.json, roc.png and distances.png are written all or none, so the
+    previous ones in --out stay as they were).
+    """
 
 
 @evaluate.command()

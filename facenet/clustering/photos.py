@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import FaceNetError, ImageError
 from ..images import IMAGE_SUFFIXES, ImageInput, load_image, require_utf8_path
 from ..metadata import check_choice
-from ..outputs import check_output_folder, make_folder
+from ..outputs import check_output_folder, make_folder, writing
 from ..text import plural
 from . import METHODS, NOISE, cluster
 
@@ -144,12 +144,14 @@ def _cluster_faces(records, threshold: float, method: str, min_size: int) -> np.
 
 
 def _write_output(out: Path, model, records, labels, rows, options: tuple) -> dict:
-    """`_write_folder` into a hidden folder beside `out`, renamed to `out` when complete."""
+    """`_write_folder` into a hidden folder beside `out`, renamed to `out` when complete; an OS
+    error (disk full, read-only) is one line, `cannot write OUT (reason)`, and leaves neither."""
     make_folder(out.parent)
     work = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        summary = _write_folder(work, model, records, labels, rows, *options)
-        os.replace(work, out)  # an existing `out` is empty (checked by the caller): replaced
+        with writing(out):
+            summary = _write_folder(work, model, records, labels, rows, *options)
+            os.replace(work, out)  # an existing `out` is empty (checked by the caller): replaced
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

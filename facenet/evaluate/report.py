@@ -1,7 +1,7 @@
 """Evaluation outputs: the summary table, `report.json`, `roc.png` and `distances.png`.
 
-Every file is written atomically (temporary file, then `os.replace`). Plots use Matplotlib's
-Agg backend and never open a window.
+Each is rendered to bytes here; `run.py` writes them together, all or none
+(`facenet.outputs.write_files`). Plots use Matplotlib's Agg backend and never open a window.
 """
 
 from __future__ import annotations
@@ -9,21 +9,18 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cache import atomic_write_bytes
 from .metrics import roc_curve
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    path = Path(path)
+def json_bytes(data: Any) -> bytes:
+    """`report.json`'s content: indented, NaN and infinities as null."""
     text = json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)
-    atomic_write_bytes(path, lambda f: f.write((text + "\n").encode("utf-8")))
-    return path
+    return (text + "\n").encode("utf-8")
 
 
 def _finite(value):
@@ -67,16 +64,15 @@ def _figure():
     return Figure(figsize=(6.4, 4.8), dpi=100)
 
 
-def _save_figure(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
+def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    atomic_write_bytes(path, lambda f: f.write(buf.getvalue()))
-    return path
+    return buf.getvalue()
 
 
-def plot_roc(distances, labels, path: str | os.PathLike, *, title: str = "", metrics=None) -> Path:
-    """ROC curve, TAR against FAR on a log scale (FAR 0 points drawn at half the resolution)."""
+def plot_roc(distances, labels, *, title: str = "", metrics=None) -> bytes:
+    """ROC curve, TAR against FAR on a log scale (FAR 0 points drawn at half the resolution):
+    the PNG's bytes."""
     y = np.asarray(labels, bool)
     n_diff = int(np.count_nonzero(~y))
     floor = 0.5 / max(n_diff, 1)
@@ -85,7 +81,7 @@ def plot_roc(distances, labels, path: str | os.PathLike, *, title: str = "", met
     if n_diff == 0 or n_diff == y.size:
         ax.text(0.5, 0.5, "no ROC: the pairs are all of one class", ha="center", va="center")
         ax.set_title(title)
-        return _save_figure(fig, path)
+        return _png(fig)
     far, tar, _ = roc_curve(distances, labels)
     ax.step(np.maximum(far, floor), tar, where="post", color="C0", lw=1.5, label="ROC")
     if metrics:
@@ -110,19 +106,19 @@ def plot_roc(distances, labels, path: str | os.PathLike, *, title: str = "", met
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return _png(fig)
 
 
 def plot_distances(
     distances,
     labels,
-    path: str | os.PathLike,
     *,
     title: str = "",
     threshold: float | None = None,
     threshold_label: str = "threshold",
-) -> Path:
-    """Histograms of the distances of matched and mismatched pairs (finite distances only)."""
+) -> bytes:
+    """Histograms of the distances of matched and mismatched pairs (finite distances only): the
+    PNG's bytes."""
     d = np.asarray(distances, dtype=np.float64)
     y = np.asarray(labels, dtype=bool)
     finite = np.isfinite(d)
@@ -153,7 +149,7 @@ def plot_distances(
     ax.set_title(title + (f"  ({excluded} unusable pairs not shown)" if excluded else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return _png(fig)
 
 
 def _pct(v) -> str:

@@ -15,10 +15,11 @@ import numpy as np
 
 from ..images import check_batch_size
 from ..metadata import check_choice
+from ..outputs import write_files
 from .embedding import Embedded, embed_images, load_embeddings_file
 from .metrics import DISTANCES, pair_distances
 from .protocols import PairList
-from .report import plot_distances, plot_roc, plots_available, summary_table, write_json
+from .report import json_bytes, plot_distances, plot_roc, plots_available, summary_table
 from .verification import evaluate_distances
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ def evaluate_pairs(
             by default such images are embedded from their centred crop and reported.
         threshold: the fixed threshold for `accuracy_at_threshold`; default the model's own
             (halved for cosine, which equals squared L2 / 2 on unit vectors).
-        out_dir: where `report.json`, `roc.png` and `distances.png` go (None: nothing written).
+        out_dir: where `report.json`, `roc.png` and `distances.png` go (None: nothing written);
+            written all or none: one that cannot be written (disk full, read-only) is a
+            one-line OutputError, and the previous outputs there stay as they were.
 
     Returns:
         The report dict (what `report.json` holds), with the summary text under "summary".
@@ -81,12 +84,19 @@ def evaluate_pairs(
     report = _report(pairs, embedded, scored, metrics, options, time.perf_counter() - t0)
     report["model"] = _model_entry(model, embedded, embeddings_file, alignment)
     if out_dir is not None:
-        report["files"] = _write_plots(Path(out_dir), pairs, scored, metrics, options)
+        files = {"report.json": b""} | _plots(pairs, scored, metrics, options)
+        report["files"] = {name.split(".")[0]: str(Path(out_dir, name)) for name in files}
     report["timing"]["total_s"] = round(time.perf_counter() - started, 3)
     report["summary"] = summary_table(report)
     if out_dir is not None:
-        write_json(Path(out_dir) / "report.json", report)
+        files["report.json"] = json_bytes(report)
+        write_files({Path(out_dir, name): _writer(content) for name, content in files.items()})
     return report
+
+
+def _writer(content: bytes):
+    """A `write_files` writer of `content`."""
+    return lambda f: f.write(content)
 
 
 def _check(model, embeddings_file, distance: str) -> None:
@@ -179,26 +189,23 @@ def _report(pairs, embedded: Embedded, scored: _Scored, metrics, options, metric
     }
 
 
-def _write_plots(out: Path, pairs: PairList, scored: _Scored, metrics, options) -> dict:
-    """roc.png and distances.png in `out` (when matplotlib is there); the files entry."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"report": str(out / "report.json")}
+def _plots(pairs: PairList, scored: _Scored, metrics, options) -> dict[str, bytes]:
+    """roc.png and distances.png, by file name (none without matplotlib)."""
     if not plots_available():
         log.warning("roc.png and distances.png need matplotlib: pip install 'facenet-keras[plots]'")
-        return files
+        return {}
     title = f"{pairs.name} ({options['distance']})"
     wrong = metrics_wrong(scored.wrong, scored.failed_pair)
-    plot_roc(distances_for_plot(scored.distances, pairs.labels, wrong), pairs.labels,
-             out / "roc.png", title=title, metrics=metrics)  # fmt: skip
+    roc = plot_roc(distances_for_plot(scored.distances, pairs.labels, wrong), pairs.labels,
+                   title=title, metrics=metrics)  # fmt: skip
     kfold = metrics["threshold_mean"] is not None
     label = "mean k-fold threshold" if kfold else f"{options['threshold_source']} threshold"
-    plot_distances(
-        scored.distances, pairs.labels, out / "distances.png", title=title,
+    distances = plot_distances(
+        scored.distances, pairs.labels, title=title,
         threshold=metrics["threshold_mean"] if kfold else options["threshold"],
         threshold_label=label,
     )  # fmt: skip
-    files.update(roc=str(out / "roc.png"), distances=str(out / "distances.png"))
-    return files
+    return {"roc.png": roc, "distances.png": distances}
 
 
 def metrics_wrong(wrong, failed):
