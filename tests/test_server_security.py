@@ -87,6 +87,23 @@ def test_foreign_host_is_refused(make_app, photos):
         assert client.get(f"{API}/health", headers={"Host": "any.example"}).status_code == 200
 
 
+@pytest.mark.parametrize("name", ["http://faces.lan", "faces.lan/app", "user@faces.lan", ""])
+def test_an_allowed_host_that_is_no_host_name_is_refused_at_start(name):
+    """`--allowed-host http://faces.lan` allowed the Host name "http" and refused every request
+    for faces.lan with 400 `host_not_allowed` "start the server with --allowed-host NAME". Now
+    such a value is a usage error (exit 2); a name with a port is still taken as the name."""
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+    from facenet.server import Settings
+
+    with pytest.raises(ValueError, match="not a host name"):
+        Settings(allowed_hosts=(name,))
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--allowed-host", name])
+    assert result.exit_code == 2 and "not a host name" in result.output, result.output
+    assert Settings(allowed_hosts=("faces.lan:8000", "*", "::1")).allowed_hosts
+
+
 def test_cross_origin_requests_are_refused(client, photos):
     for origin in ("http://evil.example", "null", "http://testserver:8080", "https://testserver.x"):
         r = enroll(client, "Eve", photos["bush1"], {"Origin": origin})

@@ -71,7 +71,7 @@ class Settings:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
         object.__setattr__(self, "cors_origins", tuple(map(_origin, self.cors_origins)))
-        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        object.__setattr__(self, "allowed_hosts", tuple(map(_host, self.allowed_hosts)))
 
     @property
     def max_upload_bytes(self) -> int:
@@ -101,3 +101,13 @@ def _origin(value: str) -> str:
             "https://app.example)"
         )
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _host(value: str) -> str:
+    """`value` if it can be a request's Host name ('*', or a name or address, with a port or
+    not), else ValueError: a URL or a path would allow a name no request has."""
+    if value != "*" and (not value.strip() or any(c in value for c in "/@ \t")):
+        raise ValueError(
+            f"allowed_hosts: {value!r} is not a host name (e.g. faces.lan, or * for any)"
+        )
+    return value
