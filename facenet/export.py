@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -242,12 +241,23 @@ def export_savedmodel(
         staged = Path(tmp) / out.name  # complete before it replaces anything
         tf.saved_model.save(module, str(staged), signatures={"serving_default": serve})
         (staged / "facenet.json").write_text(info.to_json())
-        if out.is_symlink():
-            out.unlink()
-        elif out.exists():
-            shutil.rmtree(out)
-        staged.rename(out)
+        _swap_in(staged, out)
     return out
+
+
+def _swap_in(staged: Path, out: Path) -> None:
+    """Put the staged folder at `out`; an export it replaces is moved aside (into the staging
+    folder, removed with it) and put back if the new one cannot be moved in."""
+    if not (out.is_symlink() or out.exists()):
+        staged.rename(out)
+        return
+    previous = staged.with_name(f"{staged.name}.previous")
+    out.rename(previous)
+    try:
+        staged.rename(out)
+    except OSError:
+        previous.rename(out)
+        raise
 
 
 # --- one call for the CLI ---------------------------------------------------------------------

@@ -156,6 +156,28 @@ def test_export_savedmodel_never_replaces_a_folder_that_is_not_one(small_model_f
     assert (photos / "a.png").is_file()
 
 
+def test_export_savedmodel_keeps_the_old_export_when_the_new_cannot_move_in(
+    small_model_file, tmp_path, monkeypatch
+):
+    """--force over an earlier SavedModel deleted it before moving the new one in: a failed
+    move lost both. Now the old one is back in place and the error is one line."""
+    out = tmp_path / "sm"
+    args = ["export", str(small_model_file), "-f", "savedmodel", "-o", str(out), "--force"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if Path(target) == out and self.name == "sm":  # the new export moving in
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    _refused(CliRunner().invoke(main, args), str(out))
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not _temporary_files(tmp_path)
+
+
 @pytest.mark.parametrize(
     "fmt, name", [("tflite", "x.onnx"), ("onnx", "x.tflite"), ("onnx", "x.txt")]
 )
