@@ -151,3 +151,20 @@ def test_tight_crops_are_found_by_the_padded_retry(tmp_path):
     assert retried["counts"]["aligned"] == 1 and retried["padded"] == ["face.png"]
     assert retried["settings"]["pad_retry"] is True
     assert (tmp_path / "retried" / "face.png").exists()
+
+
+def test_a_report_that_cannot_be_written_is_one_line(dataset, tmp_path, monkeypatch):
+    """A full disk when the report is written was an OSError traceback from deep inside; the
+    crops aligned so far stay, and a re-run resumes."""
+    import errno
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("facenet.outputs.write_temporary", full)
+    dst = tmp_path / "out"
+    result = CliRunner().invoke(main, ["align", str(dataset), str(dst), "--no-progress"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: cannot write {dst / 'align_report.json'} (No space left on device)"
+    )

@@ -345,6 +345,7 @@ def _report(src, dst, settings, images, ignored, status, processed, skipped) -> 
 
 
 def _write_report(path: Path, report: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Atomically; a failure (disk full) is one line, `cannot write PATH (reason)`."""
+    from ..outputs import write_file
+
+    write_file(path, lambda f: f.write((json.dumps(report, indent=2) + "\n").encode()))
