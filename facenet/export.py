@@ -148,7 +148,7 @@ def export_onnx(
     )
     _name_batch_dim(proto)
     proto.producer_name = "facenet"
-    _set_onnx_metadata(proto, info)
+    set_onnx_metadata(proto, info)
     write_exported(out, proto.SerializeToString())
     return out
 
@@ -160,7 +160,8 @@ def _name_batch_dim(proto) -> None:
             dim.dim_param = "batch"
 
 
-def _set_onnx_metadata(proto, info: ModelInfo) -> None:
+def set_onnx_metadata(proto, info: ModelInfo) -> None:
+    """Store `info` as the ONNX model's "facenet" metadata entry (replacing any)."""
     for entry in list(proto.metadata_props):
         if entry.key == METADATA_KEY:
             proto.metadata_props.remove(entry)

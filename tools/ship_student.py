@@ -5,7 +5,8 @@
 
 1. Embeds LFW View 1 `pairsDevTrain.txt` through the whole pipeline (detection, alignment, the
    model) and takes the squared-L2 threshold that maximises accuracy on all 2,200 pairs (View 1 is
-   the development view: View 2 is never used to choose anything).
+   the development view: View 2 is never used to choose anything): `facenet.calibrate`, the
+   code behind `facenet calibrate`.
 2. Writes `<out>/facenet-mobilenet.keras` with that threshold and the calibration figures in its
    ModelInfo, and `<out>/facenet-mobilenet.onnx` (the runtime `FaceNet.load(name)` prefers),
    checking the two agree.
@@ -14,15 +15,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
 from facenet import FaceNet
+from facenet.calibrate import calibrate, calibrated_info
 from facenet.evaluate.protocols import lfw_pairs
-from facenet.evaluate.run import evaluate_pairs
 from facenet.export import export_onnx
 from facenet.models import load_keras_model, save_model
 
@@ -36,22 +36,12 @@ def main() -> None:
     args = parser.parse_args()
 
     pairs = lfw_pairs(args.lfw_dir, "dev-train", n_folds=1)
-    report = evaluate_pairs(pairs, model=FaceNet.load(args.model), progress=True)
-    threshold = float(report["metrics"]["best_threshold"])
-    accuracy = float(report["metrics"]["best_accuracy"])
-    print(f"View 1 DevTrain: best accuracy {accuracy:.4f} at threshold {threshold:.4f}")
+    calibration, _ = calibrate(pairs, FaceNet.load(args.model), progress=True)
+    print(f"View 1 DevTrain: best accuracy {calibration.accuracy:.4f} at threshold "
+          f"{calibration.threshold:.4f}")  # fmt: skip
 
     network, info = load_keras_model(args.model)
-    info = dataclasses.replace(info, name=args.name, threshold=round(threshold, 4))
-    info.extra = {
-        **info.extra,
-        "calibration": {
-            "pairs": "LFW View 1 pairsDevTrain.txt (2,200 pairs), whole pipeline",
-            "rule": "squared-L2 threshold maximising accuracy",
-            "accuracy": accuracy,
-            "threshold": threshold,
-        },
-    }
+    info = calibrated_info(info, calibration, name=args.name)
     args.out.mkdir(parents=True, exist_ok=True)
     keras_path = save_model(network, info, args.out / "facenet-mobilenet.keras")
     onnx_path = export_onnx(network, info, args.out / "facenet-mobilenet.onnx")

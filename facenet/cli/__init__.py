@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train", "Train a model: triplet loss with online mining + softmax."),
     "align": ("align", "align", "Detect and crop the faces of a dataset folder (PNG crops)."),
     "evaluate": ("evaluate", "evaluate", "Verification accuracy on LFW or a pair list."),
+    "calibrate": (
+        "calibrate",
+        "calibrate",
+        "Choose a model's verification threshold on development pairs (LFW View 1).",
+    ),
     "serve": ("serve", "serve", "Serve the face-recognition API and web page over HTTP."),
     "gallery": ("gallery", "gallery", "A persistent gallery of people (create, enroll, list...)."),
     "identify": ("gallery", "identify", "Identify every face in photos against a gallery."),

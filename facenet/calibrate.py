@@ -1,0 +1,153 @@
+"""A model's verification threshold, chosen on development pairs and written into a copy of it.
+
+`calibrate` embeds a pair list through the whole pipeline (detection, alignment, the model:
+`evaluate_pairs`, exactly as `facenet evaluate` does) and takes the squared-L2 threshold of
+highest accuracy on all of its pairs. `write_calibrated` writes a copy of the model file with
+that threshold and the calibration's record in its ModelInfo (`extra["calibration"]`):
+`.keras` (the `facenet.json` member replaced, weights copied byte for byte) and `.onnx` (the
+"facenet" metadata entry replaced). LFW View 2 (`pairs.txt`) is the test view and is never
+calibrated on (`check_not_test_view`). No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import FaceNetError, ModelError
+from .metadata import ModelInfo
+from .outputs import check_output_file, write_file
+
+#: model files whose ModelInfo can be rewritten in a copy
+CALIBRATED_SUFFIXES = (".keras", ".onnx")
+#: how the threshold is chosen (recorded in the model)
+RULE = "squared-L2 threshold maximising accuracy on all pairs, whole pipeline"
+#: LFW's View 2 list: the test view
+LFW_TEST_LIST = "pairs.txt"
+
+
+class CalibrationError(FaceNetError, ValueError):
+    """A calibration that cannot be done as asked (the test view, a model format)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The chosen threshold and what it was chosen on."""
+
+    threshold: float
+    accuracy: float
+    n_pairs: int
+    pairs: str
+    protocol: str
+
+    def record(self) -> dict[str, Any]:
+        """What the model's ModelInfo keeps under `extra["calibration"]`."""
+        return {"pairs": self.pairs, "protocol": self.protocol, "n_pairs": self.n_pairs,
+                "rule": RULE, "accuracy": self.accuracy, "threshold": self.threshold}  # fmt: skip
+
+
+def check_not_test_view(pair_list: str | os.PathLike) -> None:
+    """CalibrationError when `pair_list` is LFW's View 2 `pairs.txt` (its first line is LFW's
+    "folds<TAB>pairs" header): the test view chooses nothing."""
+    path = Path(pair_list)
+    if path.name.lower() != LFW_TEST_LIST:
+        return
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline().split()
+    except OSError:
+        return  # reading it fails later, with its own message
+    if len(first) == 2 and all(part.isdigit() for part in first):
+        raise CalibrationError(
+            f"{path}: LFW View 2 is the test view; calibrate on View 1 (--view dev-train)"
+        )
+
+
+def calibrate(pairs, model, **options: Any) -> tuple[Calibration, dict[str, Any]]:
+    """(the calibration, the evaluation report) of `model` (a loaded FaceNet) on `pairs` (a
+    PairList); `options` go to `evaluate_pairs` (batch_size, cache_dir, use_cache,
+    progress)."""
+    from .evaluate.run import evaluate_pairs
+
+    report = evaluate_pairs(pairs, model=model, **options)
+    metrics = report["metrics"]
+    calibration = Calibration(
+        threshold=round(float(metrics["best_threshold"]), 4),
+        accuracy=round(float(metrics["best_accuracy"]), 4),
+        n_pairs=len(pairs),
+        pairs=str(pairs.source or pairs.name),
+        protocol=pairs.name,
+    )
+    return calibration, report
+
+
+def calibrated_info(info: ModelInfo, calibration: Calibration, **changes: Any) -> ModelInfo:
+    """`info` with the calibrated threshold and its record (and any other `changes`)."""
+    extra = {**info.extra, "calibration": calibration.record()}
+    return dataclasses.replace(info, threshold=calibration.threshold, extra=extra, **changes)
+
+
+def check_calibration_paths(model: str | os.PathLike, out: str | os.PathLike, *,
+                            force: bool = False) -> Path:  # fmt: skip
+    """`out` as the calibrated copy of the model file `model`, checked before any work: the
+    same suffix, one of CALIBRATED_SUFFIXES, never `model` itself, an existing file only with
+    `force` (CalibrationError or OutputError otherwise)."""
+    model, out = Path(model), Path(out)
+    suffix = model.suffix.lower()
+    if suffix not in CALIBRATED_SUFFIXES:
+        raise CalibrationError(
+            f"{model}: calibrate writes .keras and .onnx models; calibrate the .keras model and "
+            f"export it (`facenet export`)"
+        )
+    if out.suffix.lower() != suffix:
+        raise CalibrationError(
+            f"{out}: the calibrated copy of a {suffix} model must end in {suffix}"
+        )
+    return check_output_file(out, inputs=[model], replace=force)
+
+
+def write_calibrated(model: str | os.PathLike, info: ModelInfo, out: str | os.PathLike) -> Path:
+    """Write a copy of the model file `model` with `info` as its ModelInfo to `out` (atomic:
+    the old `out` or the new one, never half of it)."""
+    model = Path(model)
+    if model.suffix.lower() == ".keras":
+        return write_file(out, lambda f: _copy_keras(model, info, f))
+    return write_file(out, lambda f: f.write(_onnx_bytes(model, info)))
+
+
+def _copy_keras(model: Path, info: ModelInfo, f) -> None:
+    """The `.keras` zip with its `facenet.json` member replaced, every other member as is."""
+    from .models.files import INFO_MEMBER
+
+    try:
+        with zipfile.ZipFile(model) as src, zipfile.ZipFile(f, "w") as dst:
+            for item in src.infolist():
+                if item.filename == INFO_MEMBER:
+                    continue
+                with src.open(item) as data, dst.open(item, "w") as copy:
+                    shutil.copyfileobj(data, copy)
+            dst.writestr(INFO_MEMBER, info.to_json())
+    except zipfile.BadZipFile:
+        raise ModelError(f"{model}: not a valid .keras model file (not a zip archive)") from None
+
+
+def _onnx_bytes(model: Path, info: ModelInfo) -> bytes:
+    """The ONNX model with its "facenet" metadata entry replaced by `info`."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError(
+            "calibrating an .onnx model needs the onnx package: pip install 'facenet-keras[export]'"
+        ) from None
+    from .export import set_onnx_metadata
+
+    try:
+        proto = onnx.load(str(model))
+    except Exception as exc:  # onnx raises DecodeError and others for a damaged file
+        raise ModelError(f"{model}: not a valid ONNX model ({exc})") from None
+    set_onnx_metadata(proto, info)
+    return proto.SerializeToString()

@@ -1,0 +1,118 @@
+"""facenet calibrate: a model's threshold chosen on development pairs, written into a copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facenet.calibrate import Calibration, calibrated_info, write_calibrated
+from facenet.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+WEIGHTS = Path(__file__).resolve().parents[1] / "facenet" / "weights"
+#: same, same, different, different, different (examples/README.md: a and b two people each)
+PAIRS = [(1, "a_1", "a_2"), (1, "b_1", "b_2"), (0, "a_1", "b_1"), (0, "a_2", "c_1"),
+         (0, "b_2", "c_1")]  # fmt: skip
+
+
+@pytest.fixture
+def pair_list(tmp_path) -> Path:
+    path = tmp_path / "dev.tsv"
+    lines = [f"0\t{label}\t{a}.jpg\t{b}.jpg" for label, a, b in PAIRS]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, ["calibrate", *map(str, args)])
+
+
+def test_calibrate_writes_a_copy_with_the_threshold(small_model_file, pair_list, tmp_path):
+    from facenet import FaceNet
+    from facenet.models.files import read_info
+
+    out = tmp_path / "calibrated.keras"
+    r = _invoke(small_model_file, "--pairs", pair_list, "--root", EXAMPLES, "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.stdout)
+    info = read_info(out)
+    assert info.threshold == shown["threshold"] is not None
+    record = info.extra["calibration"]
+    assert record["n_pairs"] == 5 and record["pairs"] == str(pair_list)
+    assert record["accuracy"] == shown["accuracy"] >= 0.6  # at least "all different"
+    assert read_info(small_model_file).threshold is None  # MODEL itself is untouched
+    assert FaceNet.load(out).threshold == info.threshold  # the copy loads, with its threshold
+    again = _invoke(small_model_file, "--pairs", pair_list, "--root", EXAMPLES, "-o", out)
+    assert again.exit_code == 2 and "--force" in again.output
+    forced = _invoke(small_model_file, "--pairs", pair_list, "--root", EXAMPLES, "-o", out,
+                     "--force")  # fmt: skip
+    assert forced.exit_code == 0 and f"wrote {out}" in forced.output
+
+
+def test_lfw_view_2_is_refused(tmp_path, small_model_file):
+    lfw = tmp_path / "lfw"
+    lfw.mkdir()
+    (lfw / "pairs.txt").write_text("10\t300\nA\t1\t2\n")
+    out = tmp_path / "out.keras"
+    for args in (["--lfw-dir", lfw, "--view", "2"], ["--pairs", lfw / "pairs.txt"]):
+        r = _invoke(small_model_file, *args, "-o", out)
+        assert r.exit_code == 2, r.output
+        assert "test view" in r.output and len(r.output.strip().splitlines()) == 1
+        assert "Traceback" not in r.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "out", "message"),
+    [
+        ("model.h5", "out.h5", "calibrate writes .keras and .onnx"),
+        ("model.tflite", "out.tflite", "calibrate writes .keras and .onnx"),
+        ("model.keras", "out.onnx", "must end in .keras"),
+        ("model.keras", "model.keras", "is one of the inputs"),
+    ],
+)
+def test_usage_errors_write_nothing(tmp_path, pair_list, model, out, message):
+    (tmp_path / model).write_bytes(b"x")
+    r = _invoke(tmp_path / model, "--pairs", pair_list, "-o", tmp_path / out)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({model, "dev.tsv"})
+
+
+def test_model_itself_is_never_replaced(tmp_path, pair_list, small_model_file):
+    model = tmp_path / "m.keras"
+    shutil.copy(small_model_file, model)
+    r = _invoke(model, "--pairs", pair_list, "-o", model, "--force")
+    assert r.exit_code == 2 and "is one of the inputs" in r.output
+    assert model.read_bytes() == small_model_file.read_bytes()
+
+
+def test_pair_source_options(small_model_file, pair_list, tmp_path, monkeypatch):
+    monkeypatch.delenv("FACENET_LFW_DIR", raising=False)
+    out = tmp_path / "o.keras"
+    for args, message in (
+        ([], "give --lfw-dir DIR"),
+        (["--pairs", pair_list, "--lfw-dir", tmp_path], "not both"),
+        (["--lfw-dir", tmp_path, "--root", tmp_path], "--root is for --pairs"),
+    ):
+        r = _invoke(small_model_file, *args, "-o", out)
+        assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_an_onnx_model_gets_its_metadata_rewritten(tmp_path):
+    pytest.importorskip("onnx")
+    from facenet.runtime import read_exported_info
+
+    model = WEIGHTS / "facenet-mobilenet.onnx"
+    info = read_exported_info(model)
+    calibration = Calibration(0.25, 0.9, 10, "dev.tsv", "pairs")
+    out = write_calibrated(
+        model, calibrated_info(info, calibration, name="mine"), tmp_path / "c.onnx"
+    )
+    written = read_exported_info(out)
+    assert (written.threshold, written.name) == (0.25, "mine")
+    assert written.extra["calibration"]["n_pairs"] == 10
+    assert written.input_size == info.input_size and written.detection == info.detection
