@@ -10,6 +10,7 @@ composited over white; 16-bit images keep their most significant byte.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +32,10 @@ MAX_PIXELS = 150_000_000
 #: Photos per batch at most wherever a command takes --batch-size: a batch's photos are decoded
 #: and held in memory at once.
 MAX_BATCH_SIZE = 1024
+#: How an in-memory photo with a name (a server upload) is recorded: `upload:NAME` (`describe`).
+UPLOAD_PREFIX = "upload:"
+#: Recorded sources that name in-memory photos, never file paths (`is_label`).
+IN_MEMORY_PREFIXES = ("array #", "PIL image", UPLOAD_PREFIX)
 
 
 def check_batch_size(batch_size: int, most: int | None = None) -> int:
@@ -43,12 +48,35 @@ def check_batch_size(batch_size: int, most: int | None = None) -> int:
     return batch_size
 
 
-def describe(source: ImageInput, index: int | None = None) -> str:
-    """A short human name for an input, used in error messages and reports."""
+def describe(source: ImageInput, index: int | None = None, label: str | None = None) -> str:
+    """A short human name for an input, used in error messages and reports. An in-memory photo
+    given a `label` (a server upload's file name) is `upload:LABEL`, the label made safe
+    (`safe_label`); a label, like `array #i`, is never taken for a file path (`is_label`)."""
     if isinstance(source, (str, os.PathLike)):
         return str(source)
+    if label is not None:
+        return UPLOAD_PREFIX + safe_label(label)
     kind = "PIL image" if isinstance(source, Image.Image) else "array"
     return f"{kind} #{index}" if index is not None else kind
+
+
+def safe_label(name: str | None) -> str:
+    """A photo's name as a label: its base name only, printable (control and format
+    characters, and anything but letters, digits, `.-_ ()`, become `_`), at most 100
+    characters; `upload` when nothing is left."""
+    name = os.path.basename((name or "").replace("\\", "/")).strip()
+    name = re.sub(r"[^\w.\- ()]", "_", name)[:100]
+    return name or "upload"
+
+
+def is_label(source: str | None) -> bool:
+    """Whether a recorded source names an in-memory photo (`describe`), not a file."""
+    return bool(source) and source.startswith(IN_MEMORY_PREFIXES)
+
+
+def label_name(source: str) -> str:
+    """What a client is shown of a recorded source: an upload's name without `upload:`."""
+    return source.removeprefix(UPLOAD_PREFIX)
 
 
 def require_utf8_path(path: str | os.PathLike, name: str | None = None) -> None:

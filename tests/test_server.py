@@ -321,6 +321,30 @@ def test_enroll_errors(client, photos, blank_png):
     assert error_of(r, 415) == "not_an_image"
 
 
+def test_enrolled_faces_are_labelled_with_the_upload_name_never_a_path(client, gallery, photos):
+    """An enrolled upload is listed by its file name (it was "array #0"), recorded as
+    `upload:NAME` so `gallery migrate` never opens a file of that name on the server; odd
+    names are made safe; a second upload of the same content is still a duplicate."""
+    from facenet.gallery.reembed import _photo_path
+
+    odd = "..\\evil\x1b[31m\u202e" + "x" * 300 + ".jpg"
+    uploads = [("images", ("bush1.jpg", photos["bush1"], "image/jpeg")),
+               ("images", (odd, photos["bush2"], "image/jpeg"))]  # fmt: skip
+    r = client.post(f"{API}/people", data={"name": "Bush"}, files=uploads)
+    assert r.status_code == 201, r.text
+    names = [e["filename"] for e in r.json()["enrolled"]]
+    assert names[0] == "bush1.jpg" and len(names[1]) <= 100
+    assert names[1].isprintable() and "\u202e" not in names[1] and "/" not in names[1]
+    listed = {f["id"]: f["photo"] for f in client.get(f"{API}/library/faces").json()}
+    assert [listed[e["face_id"]] for e in r.json()["enrolled"]] == names
+    rows = gallery._store.db.execute("SELECT * FROM faces ORDER BY id").fetchall()
+    assert [row["source"] for row in rows] == [f"upload:{n}" for n in names]
+    assert [_photo_path(row) for row in rows] == [None, None]
+    again = enroll(client, "Other", photos["bush1"])  # same bytes, another name: a duplicate
+    assert error_of(again, 422) == "nothing_enrolled"
+    assert "images0.jpg: duplicate" in again.json()["error"]["message"]
+
+
 def test_identify_on_an_empty_gallery(client, photos, blank_png):
     faces = client.post(f"{API}/identify", files=files(image=photos["bush1"])).json()["faces"]
     assert faces and all(f["name"] == "unknown" and f["distance"] is None for f in faces)

@@ -180,6 +180,24 @@ def test_a_photo_added_on_the_server_machine_is_listed_by_name_only(make_app, mo
     assert [f["photo"] for f in faces] == [lfw_image("Colin_Powell").name] == [one["photo"]]
 
 
+def test_an_upload_is_recorded_as_a_label_never_a_path(make_app, photos):
+    """An added upload is listed by its file name and recorded as `upload:NAME`: `gallery
+    migrate` never opens a file of the upload's name on the server (before, the bare name was
+    recorded and taken for a path relative to the migrating process's directory)."""
+    from facenet.gallery.reembed import _photo_path
+
+    app = make_app()
+    with TestClient(app, headers=CLIENT_HEADER) as client:
+        r = client.post(f"{LIB}/photos", files=uploads(photos, ["a_1.jpg"]))
+        assert r.status_code == 200 and r.json()["faces"] >= 1, r.text
+        again = client.post(f"{LIB}/photos", files=uploads(photos, ["a_1.jpg"])).json()
+        assert again["duplicates"] == ["a_1.jpg"] and again["faces"] == 0
+        assert {f["photo"] for f in client.get(f"{LIB}/faces").json()} == {"a_1.jpg"}
+    rows = app.state.service.gallery._store.db.execute("SELECT * FROM faces").fetchall()
+    assert {row["source"] for row in rows} == {"upload:a_1.jpg"}
+    assert [_photo_path(row) for row in rows] == [None] * len(rows)
+
+
 def test_clusters_follow_identities(filled, photos):
     """The default model on these photos: every cluster holds one person, and the people with
     two or more photos are found (the examples' Powell pair among them)."""

@@ -47,19 +47,22 @@ class EnrolMixin:
         batch_size: int = 32,
         progress: bool = False,
         on_batch: Callable[[EnrollReport], None] | None = None,
+        labels: Sequence[str] | None = None,
     ) -> EnrollReport:
         """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
         merged into theirs). Photos already in the gallery (same content hash), photos with no
         face and unreadable files are skipped and reported, never raised. `on_batch(report so
         far)` runs after each batch is stored, so a caller can report as it goes (an interrupted
-        enrolment has then reported every face it kept)."""
+        enrolment has then reported every face it kept). `labels` name in-memory photos (a
+        server's uploads by file name): recorded as `upload:LABEL` (`images.describe`), a
+        label only, never opened as a file."""
         name = check_name(name)
         metadata = check_metadata(metadata)
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
             images = [images]
         items = [(name, source) for source in images]
         metadata_by_name = {name: metadata} if metadata else {}
-        return self._enroll(items, metadata_by_name, batch_size, progress, on_batch)
+        return self._enroll(items, metadata_by_name, batch_size, progress, on_batch, labels)
 
     def enroll_folder(
         self,
@@ -172,8 +175,11 @@ class EnrolMixin:
         batch_size: int,
         progress: bool,
         on_batch: Callable[[EnrollReport], None] | None = None,
+        labels: Sequence[str] | None = None,
     ) -> EnrollReport:
         check_batch_size(batch_size)
+        if labels is not None and len(labels) != len(items):
+            raise GalleryError(f"{len(items)} photos but {len(labels)} labels")
         model = self._require_model()
         report = EnrollReport()
         bar = None
@@ -187,7 +193,8 @@ class EnrolMixin:
                 batch = items[start : start + batch_size]
                 pending = []  # (name, source, digest, face, n_faces, crop, photo)
                 for offset, (name, item) in enumerate(batch):
-                    source = describe(item, start + offset)
+                    number = start + offset
+                    source = describe(item, number, None if labels is None else labels[number])
                     result = self._embed_one(model, item, source, seen)
                     if isinstance(result, str):
                         report.skipped.append(Skipped(name, source, result))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
-from ..images import load_image
+from ..images import is_label, load_image
 from ..types import Face
 from .crops import StoredCrop, cut_crop
 from .store import Store
@@ -66,7 +66,7 @@ def reembed_face(store: Store, model, row) -> tuple[bytes | None, str, str | Non
 
 def _photo_path(row) -> Path | None:
     for candidate in (row["photo"], row["source"]):
-        if candidate and not candidate.startswith(("array #", "PIL image")):
+        if candidate and not is_label(candidate):  # an upload's name is never opened
             return Path(candidate)
     return None
 

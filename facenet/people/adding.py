@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import GalleryError, ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
@@ -42,19 +42,22 @@ class AddMixin:
         *,
         batch_size: int = 16,
         progress: bool = False,
-        names: Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
     ) -> AddReport:
         """Detect, embed and store every face of each photo, then place each new face with a
         person, in a new cluster, or nowhere yet, regrouping the machine-made clusters near
         them (see `assign.py`). Photos already in the
         library (same content) are skipped; unreadable ones are reported, never raised.
-        Interrupted, it is resumed by running it again. `names` label in-memory photos (the
-        server's uploads) in the faces and the report."""
+        Interrupted, it is resumed by running it again. `labels` name in-memory photos (a
+        server's uploads by file name): recorded as `upload:LABEL` (`images.describe`), a
+        label only, never opened as a file."""
         step = check_batch_size(batch_size)
         model = self.gallery._require_model()
         if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
             photos = [photos]
         items = list(photos)
+        if labels is not None and len(labels) != len(items):
+            raise GalleryError(f"{len(items)} photos but {len(labels)} labels")
         report = AddReport()
         bar = None
         if progress:
@@ -66,8 +69,8 @@ class AddMixin:
             for start in range(0, len(items), step):
                 pending = []
                 for offset, item in enumerate(items[start : start + step]):
-                    name = names[start + offset] if names is not None else None
-                    pending.append(self._read(model, item, start + offset, seen, report, name))
+                    label = labels[start + offset] if labels is not None else None
+                    pending.append(self._read(model, item, start + offset, seen, report, label))
                     if bar is not None:
                         bar.update(1)
                 with self._lock:
@@ -79,9 +82,9 @@ class AddMixin:
             self.gallery._save_index_if_open()
         return report
 
-    def _read(self, model, item, number: int, seen: set[str], report: AddReport, name=None):
+    def _read(self, model, item, number: int, seen: set[str], report: AddReport, label=None):
         """(digest, path, source, [(face, quality, crop, vector)]) of one photo, or None."""
-        source = name or describe(item, number)
+        source = describe(item, number, label)
         try:
             if isinstance(item, (str, os.PathLike)):
                 require_utf8_path(source)  # stored as text, as is the resolved path

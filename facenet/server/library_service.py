@@ -13,6 +13,7 @@ import threading
 from pathlib import PurePath
 
 from ..errors import GalleryChangedError, GalleryError, LibraryNotFoundError
+from ..images import label_name
 from .uploads import ApiError
 
 
@@ -92,11 +93,14 @@ class LibraryService:
 
     def add(self, uploads, names: tuple[str, ...]) -> dict:
         """Add uploaded photos (`uploads` yields them decoded, one at a time), labelled with
-        their file names."""
+        their file names (recorded as `upload:NAME`, never opened as files)."""
         # the library holds the lock while it stores (see the module doc)
-        report = self._call(self.library.add, (u.rgb for u in uploads), names=list(names))
+        report = self._call(self.library.add, (u.rgb for u in uploads), labels=list(names))
         out = report.to_dict()
-        out["failed"] = [{"filename": f["photo"], "reason": f["error"]} for f in out["failed"]]
+        out["duplicates"] = [label_name(d) for d in out["duplicates"]]
+        out["failed"] = [
+            {"filename": label_name(f["photo"]), "reason": f["error"]} for f in out["failed"]
+        ]
         return out
 
     def recluster(self) -> dict:
@@ -204,8 +208,8 @@ def _shown(people: list) -> list:
 def _client_json(face) -> dict:
     """A face for HTTP clients: `photo` is the file's name only (a photo added from the
     command line on the server's machine is stored with its path there, none of a client's
-    business; uploads are stored by name already)."""
+    business); an upload's is its file name (recorded as `upload:NAME`)."""
     out = face.to_dict()
     if out.get("photo"):
-        out["photo"] = PurePath(out["photo"]).name
+        out["photo"] = PurePath(label_name(out["photo"])).name
     return out

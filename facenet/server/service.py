@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GalleryChangedError, GalleryError
+from ..images import label_name
 from ..types import Face
 from .served_model import ServedModel, largest_faces, rescale
 from .settings import Settings
@@ -247,7 +247,8 @@ class Service:
     def enroll(self, name: str, uploads: list[Upload]) -> dict:
         gallery = self._require_gallery()
         try:  # detects and embeds outside the gallery's lock (`Gallery.use_lock`)
-            report = gallery.enroll(name, [u.rgb for u in uploads])
+            labels = [u.filename for u in uploads]  # recorded as `upload:NAME`, never opened
+            report = gallery.enroll(name, [u.rgb for u in uploads], labels=labels)
         except GalleryChangedError as exc:
             raise ApiError(409, "gallery_changed", str(exc)) from None
         except GalleryError as exc:
@@ -257,13 +258,12 @@ class Service:
                 message = "a migration switched the gallery during this enrolment; enrol again"
                 raise ApiError(409, "gallery_changed", message)
             enrolled = [
-                {"filename": _upload_name(e.source, uploads), "face_id": e.face_id,
+                {"filename": label_name(e.source), "face_id": e.face_id,
                  "faces_in_photo": e.faces_in_photo}
                 for e in report.enrolled
             ]  # fmt: skip
             skipped = [
-                {"filename": _upload_name(s.source, uploads), "reason": _reason(s.reason)}
-                for s in report.skipped
+                {"filename": label_name(s.source), "reason": _reason(s)} for s in report.skipped
             ]
             if not report.enrolled:
                 reasons = "; ".join(f"{s['filename']}: {s['reason']}" for s in skipped)
@@ -386,19 +386,7 @@ def _person_out(person, face_ids: list[int]) -> dict:
     }
 
 
-def _upload_index(source: str, uploads: list[Upload]) -> int:
-    """Gallery reports name in-memory inputs "array #i": map back to the i-th upload."""
-    match = re.search(r"#(\d+)$", source)
-    index = int(match.group(1)) if match else -1
-    return index if 0 <= index < len(uploads) else -1
-
-
-def _upload_name(source: str, uploads: list[Upload]) -> str:
-    index = _upload_index(source, uploads)
-    return uploads[index].filename if index >= 0 else source
-
-
-def _reason(reason: str) -> str:
+def _reason(skipped) -> str:
     # "duplicate: already enrolled (as X)" and "no face found" are meant for users as they are;
-    # unreadable-image reasons name an in-memory array, which means nothing to a client.
-    return re.sub(r"array #\d+: ", "", reason)
+    # unreadable-image reasons name the upload's label, which the answer gives as `filename`.
+    return skipped.reason.replace(f"{skipped.source}: ", "")

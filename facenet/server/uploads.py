@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..images import load_image
+from ..images import load_image, safe_label
 from .settings import IMAGE_FORMATS
 
 ORIENTATION_TAG = 0x0112
@@ -66,7 +64,7 @@ class Upload:
 
 def probe_image(data: bytes, filename: str | None, max_pixels: int) -> Probe:
     """Read an upload's header only: refuse non-images and images over `max_pixels`, unread."""
-    label = _label(filename)
+    label = safe_label(filename)  # a label only, never opened
     if not data:
         raise ApiError(415, "not_an_image", f"{label}: empty file")
     with _decoder_errors(label):
@@ -141,10 +139,3 @@ def _decoder_errors(label: str):
         raise ApiError(
             415, "not_an_image", f"{label}: corrupt or unreadable image ({exc})"
         ) from None
-
-
-def _label(filename: str | None) -> str:
-    """A safe display name for an upload: the base name only, printable, at most 100 chars."""
-    name = os.path.basename((filename or "").replace("\\", "/")).strip()
-    name = re.sub(r"[^\w.\- ()]", "_", name)[:100]
-    return name or "upload"
