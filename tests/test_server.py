@@ -76,6 +76,15 @@ def test_health_and_model(client, small_model):
     assert info["calibrated"] is False
 
 
+def test_health_answers_head_for_load_balancers(make_app):
+    """HEAD /health (a load balancer's check) was 405; it is 200 with no body, key or not."""
+    for settings in ({}, {"api_key": "k" * 16, "api_key_all": True}):
+        with TestClient(make_app(**settings)) as client:
+            r = client.head(f"{API}/health")
+            assert r.status_code == 200 and r.content == b"", (settings, r.text)
+            assert r.headers["content-type"] == "application/json"
+
+
 def test_openapi_lists_every_endpoint(client):
     schema = client.get(f"{API}/openapi.json").json()
     assert schema["info"]["title"] == "facenet"
