@@ -184,6 +184,24 @@ def test_a_migration_the_job_would_refuse_is_400_up_front(
     app.state.service.gallery.close()
 
 
+def test_a_rollback_with_nothing_to_roll_back_is_400_up_front(tmp_path, small_model):
+    """A gallery never switched has no previous model: rollback was 202, then a failed job; it
+    is 400 `invalid_migration` at once, one line, and no job is started."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        r = client.post(f"{API}/gallery/migrate", json={"rollback": True})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "invalid_migration" and "nothing to roll back" in error["message"]
+        assert "\n" not in error["message"] and str(tmp_path) not in error["message"]
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+    app.state.service.gallery.close()
+
+
 def test_the_server_job_refuses_a_switch_that_would_flag_every_face(
     tmp_path, small_model, second_model_file, caplog
 ):

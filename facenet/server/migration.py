@@ -115,6 +115,17 @@ def check_target(spec: str, service: Service) -> None:
             raise ApiError(400, "invalid_migration", message)
 
 
+def check_rollback(service: Service) -> None:
+    """400 `invalid_migration` now, rather than a job that fails at once: a rollback of a
+    gallery that keeps no previous model (never switched, or rolled back already)."""
+    from ..gallery.migrate import previous_target
+
+    with service._gallery_lock:
+        if previous_target(service.gallery._store) is None:
+            message = "nothing to roll back: the gallery keeps no previous model"
+            raise ApiError(400, "invalid_migration", message)
+
+
 def run_job(service: Service, job: Job) -> None:
     """The job's thread: load the model, migrate (or roll back), switch the server over."""
     from ..api import FaceNet
@@ -200,7 +211,9 @@ async def start(request: Request, body: MigrateIn):
     if body.rollback and body.dry_run:
         raise ApiError(400, "invalid_migration", "dry_run is not available with rollback")
     spec = resolve_model(body.model, service) if body.model else None
-    if spec is not None and not body.rollback:
+    if body.rollback:
+        await anyio.to_thread.run_sync(check_rollback, service)
+    elif spec is not None:
         await anyio.to_thread.run_sync(check_target, spec, service)  # hashes the model file
     if _job(request).state == "running":  # checked after the await: no two jobs at once
         raise ApiError(409, "migration_running", "a migration is already running")
