@@ -99,6 +99,26 @@ def test_openapi_lists_every_endpoint(client):
     assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
 
 
+def test_openapi_lists_gallery_missing_on_every_change(client):
+    """503 `gallery_missing` (any gallery change after the gallery file went) was in no
+    route's schema; it is in every change's (gallery, library, migration), in no read's."""
+    schema = client.get(f"{API}/openapi.json").json()
+    changes, reads = [], []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            (reads if method == "get" or path.endswith(("/embed", "/verify", "/identify",
+             "/cluster")) else changes).append((method, path, operation["responses"]))  # fmt: skip
+    assert {(m, p) for m, p, _ in changes} >= {
+        ("post", f"{API}/people"), ("delete", f"{API}/faces/{{face_id}}"),
+        ("post", f"{API}/library/photos"), ("patch", f"{API}/library/people/{{person_id}}"),
+        ("post", f"{API}/gallery/migrate"), ("delete", f"{API}/gallery/migrate"),
+    }  # fmt: skip
+    for method, path, responses in changes:
+        ref = responses.get("503", {}).get("content", {}).get("application/json", {})
+        assert ref.get("schema", {}).get("$ref", "").endswith("/ErrorOut"), (method, path)
+    assert [(m, p) for m, p, responses in reads if "503" in responses] == []
+
+
 def test_web_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, Up
 
 from . import library_schemas as s
 from .library_service import LibraryService
-from .routes import ERRORS, _decoded, _infer, _io, _read, read_access, write_access
+from .routes import ERRORS, WRITE_ERRORS, _decoded, _infer, _io, _read, read_access, write_access
 
 PersonId = Annotated[int, Path(ge=1, le=2**62)]
 FaceId = Annotated[int, Path(ge=1, le=2**62)]
@@ -24,7 +24,10 @@ Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many faces
 Offset = Annotated[int, Query(ge=0, le=2**62, description="Skip this many faces first.")]
 
 reader = APIRouter(prefix="/library", tags=["library"], dependencies=[Depends(read_access)])
-writer = APIRouter(prefix="/library", tags=["library"], dependencies=[Depends(write_access)])
+writer = APIRouter(
+    prefix="/library", tags=["library"], dependencies=[Depends(write_access)],
+    responses=WRITE_ERRORS,
+)  # fmt: skip
 
 
 def _library(request: Request) -> LibraryService:

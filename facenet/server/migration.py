@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, PrivateAttr
 
 from ..errors import FaceNetError
-from .routes import ERRORS, read_access, write_access
+from .routes import ERRORS, WRITE_ERRORS, read_access, write_access
 from .schemas import ErrorOut
 from .served_model import ServedModel
 from .service import ApiError, Service
@@ -200,7 +200,10 @@ async def status(request: Request):
     response_model=MigrationOut,
     status_code=202,
     dependencies=[Depends(write_access)],
-    responses={409: {"model": ErrorOut, "description": "A migration is already running"}},
+    responses={
+        **WRITE_ERRORS,
+        409: {"model": ErrorOut, "description": "A migration is already running"},
+    },
 )
 async def start(request: Request, body: MigrateIn):
     """Start re-embedding the gallery with another model (see `facenet gallery migrate`)."""
@@ -227,7 +230,11 @@ async def start(request: Request, body: MigrateIn):
 
 
 @router.delete(
-    "", response_model=MigrationOut, status_code=202, dependencies=[Depends(write_access)]
+    "",
+    response_model=MigrationOut,
+    status_code=202,
+    dependencies=[Depends(write_access)],
+    responses=WRITE_ERRORS,
 )
 async def stop(request: Request):
     """Ask the running migration to stop after its current batch (it resumes on a new POST)."""

@@ -24,9 +24,17 @@ api_key_header = APIKeyHeader(
     "but health when it runs with --api-key-all).",
 )
 
-ERRORS = {
-    status: {"model": schemas.ErrorOut, "description": description}
-    for status, description in {
+
+def _errors(descriptions: dict[int, str]) -> dict:
+    """OpenAPI `responses`: each status answers an ErrorOut."""
+    return {
+        status: {"model": schemas.ErrorOut, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
+ERRORS = _errors(
+    {
         400: "Bad request",
         401: "Missing or wrong API key",
         403: "Cross-origin request, or a gallery change without X-Requested-With",
@@ -34,7 +42,12 @@ ERRORS = {
         413: "Upload or image too large",
         415: "Not a supported image",
         422: "Invalid request, or no face where one is needed",
-    }.items()
+    }
+)
+#: What every gallery change (`write_access`) may answer besides.
+WRITE_ERRORS = {
+    **ERRORS,
+    **_errors({503: "gallery_missing: the gallery file was deleted or replaced; restart"}),
 }
 
 
@@ -72,7 +85,7 @@ def write_access(request: Request, key: Annotated[str | None, Security(api_key_h
 
 router = APIRouter(responses=ERRORS)
 reader = APIRouter(dependencies=[Depends(read_access)], responses=ERRORS)
-writer = APIRouter(dependencies=[Depends(write_access)], responses=ERRORS)
+writer = APIRouter(dependencies=[Depends(write_access)], responses=WRITE_ERRORS)
 
 Threshold = Annotated[
     float | None,
