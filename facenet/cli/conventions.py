@@ -21,10 +21,12 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from ..images import MAX_BATCH_SIZE
+from ..metadata import DEFAULT_THRESHOLD
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -77,6 +79,26 @@ def json_option(f: Callable) -> Callable:
     return click.option(
         "--json", "as_json", is_flag=True, help="JSON lines on stdout: one object per input."
     )(f)
+
+
+def warn_uncalibrated(model, threshold: float | None = None, *, open_set: bool = False) -> None:
+    """One warning line on stderr when a command is about to decide with a model that carries
+    no calibrated threshold and no other was given (`threshold`: --threshold, a gallery's own):
+    FaceNet's customary DEFAULT_THRESHOLD may not fit it. The line names the fix. `open_set`:
+    identification, where the model's identification threshold counts too."""
+    info = model.info
+    if threshold is not None or info.threshold is not None:
+        return
+    if open_set and info.identification_threshold is not None:
+        return
+    label = str(model.name or model.source or "MODEL")
+    suffix = Path(label).suffix or ".keras"
+    click.echo(
+        f"warning: {label} has no calibrated threshold; using {DEFAULT_THRESHOLD} (FaceNet's "
+        f"customary value, may not fit this model): facenet calibrate {label} --lfw-dir DIR "
+        f"-o CALIBRATED{suffix}",
+        err=True,
+    )
 
 
 def want_progress(flag: bool | None) -> bool:

@@ -19,6 +19,7 @@ from .conventions import (
     progress_option,
     threshold_option,
     want_progress,
+    warn_uncalibrated,
 )
 
 
@@ -152,6 +153,7 @@ def verify(first, second, model_path, threshold, no_detect, all_faces, as_json):
     """Say whether two photos show the same person; say which face was used when a photo has
     several."""
     model = _load(model_path)
+    warn_uncalibrated(model, threshold)
     if no_detect:
         result, used = model.verify(first, second, threshold=threshold, detect=False), {}
     else:

@@ -17,6 +17,7 @@ from .conventions import (
     finish,
     progress_option,
     want_progress,
+    warn_uncalibrated,
 )
 
 LFW_ENV = "FACENET_LFW_DIR"
@@ -238,6 +239,7 @@ def _run(
         from ..api import FaceNet
 
         model = FaceNet.load(model_path)
+        warn_uncalibrated(model, threshold)
     report = evaluate_pairs(
         pairs, model=model, embeddings_file=embeddings_file, distance=distance, flip=flip,
         alignment=alignment, no_face_wrong=no_face_wrong, threshold=threshold,

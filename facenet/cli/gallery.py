@@ -20,6 +20,7 @@ from .conventions import (
     progress_option,
     threshold_option,
     want_progress,
+    warn_uncalibrated,
 )
 
 gallery_argument = click.argument(
@@ -87,6 +88,7 @@ def create(gallery_path, model_path, index, index_uri):
     from ..gallery.index import DEFAULT_BACKEND
 
     model = load_model(model_path)
+    warn_uncalibrated(model, open_set=True)
     with Gallery.create(
         gallery_path, model, model_path or "", index=index or DEFAULT_BACKEND, uri=index_uri
     ) as g:
@@ -316,6 +318,8 @@ def identify(photos, gallery_path, model_path, k, threshold, progress, as_json):
 
     failed = []
     with open_gallery(gallery_path, model_path, with_model=True) as g:
+        given = threshold if threshold is not None else g.calibrated_threshold
+        warn_uncalibrated(g.model, given, open_set=True)
         bar = tqdm(photos, unit="photo", desc="identify", disable=not want_progress(progress))
         for photo in bar:
             try:

@@ -1,0 +1,75 @@
+"""A model without a calibrated threshold decides at 1.1 and says so, once per command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facenet.calibrate import Calibration, calibrated_info, write_calibrated
+from facenet.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+A1, A2, B1 = (str(EXAMPLES / f"{name}.jpg") for name in ("a_1", "a_2", "b_1"))
+WARNING = "has no calibrated threshold; using 1.1 (FaceNet's customary value, may not fit"
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def _warnings(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if WARNING in line]
+
+
+@pytest.fixture(scope="module")
+def calibrated_file(small_model_file, tmp_path_factory) -> Path:
+    from facenet.models.files import read_info
+
+    info = calibrated_info(read_info(small_model_file), Calibration(0.5, 0.8, 4, "dev.tsv", "p"))
+    return write_calibrated(small_model_file, info, tmp_path_factory.mktemp("c") / "c.keras")
+
+
+def test_verify_warns_once_and_names_the_fix(small_model_file):
+    r = _run("verify", "--model", small_model_file, A1, B1)
+    assert r.exit_code == 0, r.output
+    (line,) = _warnings(r)
+    assert line.startswith(f"warning: {small_model_file} has no calibrated threshold")
+    assert f"facenet calibrate {small_model_file} --lfw-dir DIR -o CALIBRATED.keras" in line
+    assert "threshold 1.1000" in r.stdout
+    json_run = _run("verify", "--model", small_model_file, A1, B1, "--json")
+    assert json_run.exit_code == 0 and len(_warnings(json_run)) == 1
+    assert json_run.stdout.strip().startswith("{")  # stdout stays JSON
+
+
+def test_no_warning_with_a_threshold(small_model_file, calibrated_file):
+    for args in (["--model", small_model_file, "--threshold", "0.5"], ["--model", calibrated_file]):
+        r = _run("verify", *args, A1, B1)
+        assert r.exit_code == 0 and not _warnings(r), r.output
+    r = _run("verify", A1, B1)  # the bundled default model is calibrated
+    assert r.exit_code == 0 and not _warnings(r)
+
+
+def test_evaluate_warns_once_not_per_pair(small_model_file, tmp_path):
+    pairs = tmp_path / "dev.tsv"
+    pairs.write_text(f"0\t1\t{A1}\t{A2}\n0\t0\t{A1}\t{B1}\n0\t0\t{A2}\t{B1}\n")
+    r = _run("evaluate", "pairs", pairs, "--root", "/", "--model", small_model_file,
+             "--out", tmp_path / "out")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert len(_warnings(r)) == 1
+    fixed = _run("evaluate", "pairs", pairs, "--root", "/", "--model", small_model_file,
+                 "--out", tmp_path / "out2", "--threshold", "0.4")  # fmt: skip
+    assert fixed.exit_code == 0 and not _warnings(fixed)
+
+
+def test_gallery_create_and_identify_warn_once(small_model_file, tmp_path):
+    db = tmp_path / "people.db"
+    r = _run("gallery", "create", db, "--model", small_model_file)
+    assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output
+    r = _run("gallery", "enroll", db, A1, "--name", "A")
+    assert r.exit_code == 0 and not _warnings(r), r.output  # enrolling decides nothing
+    r = _run("identify", A2, B1, "--gallery", db)
+    assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output
+    r = _run("identify", A2, "--gallery", db, "--threshold", "0.3")
+    assert r.exit_code == 0 and not _warnings(r), r.output
