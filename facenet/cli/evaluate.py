@@ -234,12 +234,7 @@ def _run(
             f"(e.g. {missing[0]}); their pairs count as wrong",
             err=True,
         )
-    model = None
-    if embeddings_file is None:
-        from ..api import FaceNet
-
-        model = FaceNet.load(model_path)
-        warn_uncalibrated(model, threshold)
+    model = None if embeddings_file is not None else _load_model(model_path, threshold)
     report = evaluate_pairs(
         pairs, model=model, embeddings_file=embeddings_file, distance=distance, flip=flip,
         alignment=alignment, no_face_wrong=no_face_wrong, threshold=threshold,
@@ -253,3 +248,12 @@ def _run(
         click.echo(f"wrote {', '.join(report['files'].values())}", err=True)
     failed = sorted(report["failures"]["failed_images"])
     finish(report["timing"]["n_images"] - len(failed), failed, "image")
+
+
+def _load_model(model_path, threshold):
+    """The model to embed with; a warning when it will decide at the customary threshold."""
+    from ..api import FaceNet
+
+    model = FaceNet.load(model_path)
+    warn_uncalibrated(model, threshold)
+    return model
