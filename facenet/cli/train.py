@@ -216,6 +216,9 @@ def train(data, out, **options):
         return
     if result.best_accuracy is None:
         click.echo(f"trained {result.epochs_done} epochs; model: {result.model_path}")
+        click.echo(f"note: a run without validation pairs saves no threshold; choose one: "
+                   f"facenet calibrate {result.model_path} --lfw-dir DIR -o OUT.keras",
+                   err=True)  # fmt: skip
         return
     click.echo(
         f"trained {result.epochs_done} epochs; best validation accuracy "

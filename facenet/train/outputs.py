@@ -8,6 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ..backbones import get_backbone
+from ..calibrate import Calibration, calibrated_info
 from ..metadata import ModelInfo
 from ..models import build_facenet, save_model
 from .config import TrainConfig
@@ -32,9 +33,27 @@ def save_final(model, info: ModelInfo, config: TrainConfig, state: dict, out: Pa
         },
         **config.extra,
     }
+    info = validated_threshold(info, config, state)
     if config.mixed_precision:  # the model file computes in float32, wherever it runs
         model = _float32_copy(model, config)
     save_model(model, info, out / "model.keras")
+
+
+def validated_threshold(info: ModelInfo, config: TrainConfig, state: dict) -> ModelInfo:
+    """`info` with the threshold of highest accuracy on the validation pairs at the saved
+    (best) epoch, recorded as its calibration; `info` unchanged for a run that does not
+    validate (its threshold stays None: `facenet calibrate` sets one)."""
+    row = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
+    if row.get("val_threshold") is None:
+        return info
+    calibration = Calibration(
+        threshold=float(row["val_threshold"]),
+        accuracy=round(float(row["val_threshold_accuracy"]), 4),
+        n_pairs=int(state.get("val_pairs", 0)),
+        pairs=str(config.val_pairs),
+        protocol=f"training validation, epoch {state['best_epoch']}",
+    )
+    return calibrated_info(info, calibration)
 
 
 def _float32_copy(model, config: TrainConfig):

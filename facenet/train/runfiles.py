@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = (
     "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "relation_loss",
     "active_fraction", "pos_dist", "neg_dist",
-    "lr", "images_per_s", "val_accuracy", "val_seconds", "seconds",
+    "lr", "images_per_s", "val_accuracy", "val_threshold", "val_seconds", "seconds",
 )  # fmt: skip
 
 

@@ -213,10 +213,9 @@ def _fit(run: _Run, validator, step_fn, on_step) -> bool:
     config, state = run.config, run.state
     embedder = KerasEmbedder(run.model, run.info) if validator is not None else None
     if validator is not None and config.val_initial and not state["history"]:
-        metrics = validator.evaluate(embedder)  # the untrained network: a baseline, epoch 0
-        state["history"].append({"epoch": 0, "val_accuracy": float(metrics["accuracy"]),
-                                 "val_seconds": float(metrics["seconds"])})  # fmt: skip
-        log.info("untrained network: %s accuracy %.4f", validator.name, metrics["accuracy"])
+        row = {"epoch": 0, **validator.figures(embedder)}  # the untrained network: a baseline
+        state["history"].append(row)
+        log.info("untrained network: %s accuracy %.4f", validator.name, row["val_accuracy"])
     sync_statistics = statistics_sync(run.model, run.strategy)
     writer = tf.summary.create_file_writer(str(run.out / "tensorboard")) if run.chief else None
     restore_signal = sigterm_as_interrupt()
@@ -234,9 +233,8 @@ def _fit(run: _Run, validator, step_fn, on_step) -> bool:
             sync_statistics()
             row["lr"] = float(run.schedule(run.optimizer.iterations))
             if validator is not None:
-                metrics = validator.evaluate(embedder)
-                row["val_accuracy"] = float(metrics["accuracy"])
-                row["val_seconds"] = float(metrics["seconds"])
+                row.update(validator.figures(embedder))
+                state["val_pairs"] = len(validator)
             _end_epoch(run, row, epoch, writer, validated=validator is not None)
     except KeyboardInterrupt:
         if state["epoch"]:
