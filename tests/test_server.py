@@ -637,6 +637,32 @@ def test_serve_command_help_and_bad_options(tmp_path):
     assert result.exit_code == 2 and "api_key" in result.output
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_serve_stops_cleanly_with_exit_0_on_ctrl_c_and_sigterm(tmp_path, stop):
+    """A server stopped by Ctrl-C (SIGINT) exited 130 with the batch commands' "run the command
+    again to resume" line, and by SIGTERM (a service manager's stop) died of the signal (143):
+    both are a graceful shutdown now, exit status 0."""
+    import signal
+    import subprocess
+    import sys
+
+    gallery = str(tmp_path / "g.db")
+    command = [sys.executable, "-m", "facenet", "serve", "--port", "0", "-g", gallery]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or "Application startup complete" not in lines[-1]:
+            lines.append(server.stderr.readline())
+            assert lines[-1], "".join(lines)  # the server ended before it started
+        server.send_signal(getattr(signal, stop))
+        rest = server.stderr.read()
+        assert server.wait(60) == 0, rest
+    finally:
+        server.kill()
+        server.wait()
+    assert "Shutting down" in rest and "interrupted" not in rest and "Traceback" not in rest
+
+
 def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
     """The socket is bound before the model loads: a port in use is exit status 2 in one line,
     not a "serving on ..." line followed by uvicorn's error and exit status 3."""

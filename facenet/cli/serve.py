@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from pathlib import Path
@@ -171,12 +172,28 @@ def _serve(listening: socket.socket, model_and_gallery, settings) -> None:
         app = create_app(model, gallery, settings)
         host, port = listening.getsockname()[:2]
         click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(
-            sockets=[listening]
-        )
+        config = uvicorn.Config(app, log_level="info", access_log=False)
+        _stopped_cleanly()(config).run(sockets=[listening])
     finally:
         if gallery is not None:
             gallery.close()
+
+
+def _stopped_cleanly():
+    """uvicorn's server class, made to take SIGINT (Ctrl-C) and SIGTERM as a stop: after its
+    graceful shutdown `facenet serve` exits 0, where uvicorn raises the signal again (Ctrl-C
+    became exit status 130 and the batch commands' "resume" line, SIGTERM a death by signal,
+    143). A made class: uvicorn is imported only when serving."""
+    import uvicorn
+
+    class StoppedCleanly(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()  # handled: the server has shut down
+
+    return StoppedCleanly
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
