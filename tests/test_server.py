@@ -742,8 +742,8 @@ def test_enrol_racing_a_delete_of_the_person_is_409(client, photos, monkeypatch)
     service = client.app.state.service
     real_enroll = service.gallery.enroll
 
-    def enroll_then_deleted(name, images):
-        report = real_enroll(name, images)
+    def enroll_then_deleted(name, images, **options):
+        report = real_enroll(name, images, **options)
         (person,) = [p for p in service._named_people() if p.name == name]
         service.remove_person(person.id)  # what a concurrent DELETE /people/{id} does
         return report
