@@ -91,7 +91,7 @@ def warn_uncalibrated(model, threshold: float | None = None, *, open_set: bool =
         return
     if open_set and info.identification_threshold is not None:
         return
-    label = str(model.name or model.source or "MODEL")
+    label = str(getattr(model, "name", None) or getattr(model, "source", None) or "MODEL")
     suffix = Path(label).suffix or ".keras"
     click.echo(
         f"warning: {label} has no calibrated threshold; using {DEFAULT_THRESHOLD} (FaceNet's "
