@@ -4,9 +4,10 @@
 `evaluate_pairs`, exactly as `facenet evaluate` does) and takes the squared-L2 threshold of
 highest accuracy on all of its pairs. `write_calibrated` writes a copy of the model file with
 that threshold and the calibration's record in its ModelInfo (`extra["calibration"]`):
-`.keras` (the `facenet.json` member replaced, weights copied byte for byte) and `.onnx` (the
-"facenet" metadata entry replaced). LFW View 2 (`pairs.txt`) is the test view and is never
-calibrated on (`check_not_test_view`). No TensorFlow here.
+`.keras` (the `facenet.json` member replaced, weights copied byte for byte), `.onnx` and
+`.tflite` (the "facenet" metadata entry replaced, as `facenet.export` writes it). LFW View 2
+(`pairs.txt`) is the test view and is never calibrated on (`check_not_test_view`). TensorFlow
+only for a `.tflite` model (its flatbuffer tools).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .metadata import ModelInfo
 from .outputs import check_output_file, write_file
 
 #: model files whose ModelInfo can be rewritten in a copy
-CALIBRATED_SUFFIXES = (".keras", ".onnx")
+CALIBRATED_SUFFIXES = (".keras", ".onnx", ".tflite")
 #: how the threshold is chosen (recorded in the model)
 RULE = "squared-L2 threshold maximising accuracy on all pairs, whole pipeline"
 #: LFW's View 2 list: the test view
@@ -100,8 +101,8 @@ def check_calibration_paths(model: str | os.PathLike, out: str | os.PathLike, *,
     suffix = model.suffix.lower()
     if suffix not in CALIBRATED_SUFFIXES:
         raise CalibrationError(
-            f"{model}: calibrate writes .keras and .onnx models; calibrate the .keras model and "
-            f"export it (`facenet export`)"
+            f"{model}: calibrate writes .keras, .onnx and .tflite models (a weights-only .h5: "
+            f"`facenet convert` it to .keras first)"
         )
     if out.suffix.lower() != suffix:
         raise CalibrationError(
@@ -114,9 +115,11 @@ def write_calibrated(model: str | os.PathLike, info: ModelInfo, out: str | os.Pa
     """Write a copy of the model file `model` with `info` as its ModelInfo to `out` (atomic:
     the old `out` or the new one, never half of it)."""
     model = Path(model)
-    if model.suffix.lower() == ".keras":
+    suffix = model.suffix.lower()
+    if suffix == ".keras":
         return write_file(out, lambda f: _copy_keras(model, info, f))
-    return write_file(out, lambda f: f.write(_onnx_bytes(model, info)))
+    content = _onnx_bytes(model, info) if suffix == ".onnx" else _tflite_bytes(model, info)
+    return write_file(out, lambda f: f.write(content))
 
 
 def _copy_keras(model: Path, info: ModelInfo, f) -> None:
@@ -151,3 +154,23 @@ def _onnx_bytes(model: Path, info: ModelInfo) -> bytes:
         raise ModelError(f"{model}: not a valid ONNX model ({exc})") from None
     set_onnx_metadata(proto, info)
     return proto.SerializeToString()
+
+
+def _tflite_bytes(model: Path, info: ModelInfo) -> bytes:
+    """The TFLite flatbuffer with its "facenet" metadata entry replaced by `info`."""
+    from .runtime import METADATA_KEY
+
+    try:
+        content = model.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{model}: cannot read ({exc.strerror or exc})") from None
+    try:
+        from .export import add_tflite_metadata
+
+        return add_tflite_metadata(content, METADATA_KEY, info.to_json().encode())
+    except ImportError:
+        raise ModelError(
+            "calibrating a .tflite model needs TensorFlow: pip install 'facenet-keras[tf]'"
+        ) from None
+    except Exception as exc:  # the flatbuffer reader raises many types for a damaged file
+        raise ModelError(f"{model}: not a valid TFLite model ({exc})") from None

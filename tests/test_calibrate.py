@@ -68,8 +68,8 @@ def test_lfw_view_2_is_refused(tmp_path, small_model_file):
 @pytest.mark.parametrize(
     ("model", "out", "message"),
     [
-        ("model.h5", "out.h5", "calibrate writes .keras and .onnx"),
-        ("model.tflite", "out.tflite", "calibrate writes .keras and .onnx"),
+        ("model.h5", "out.h5", "calibrate writes .keras, .onnx and .tflite"),
+        ("model.tflite", "out.onnx", "must end in .tflite"),
         ("model.keras", "out.onnx", "must end in .keras"),
         ("model.keras", "model.keras", "is one of the inputs"),
     ],
@@ -116,3 +116,24 @@ def test_an_onnx_model_gets_its_metadata_rewritten(tmp_path):
     assert (written.threshold, written.name) == (0.25, "mine")
     assert written.extra["calibration"]["n_pairs"] == 10
     assert written.input_size == info.input_size and written.detection == info.detection
+
+
+def test_a_tflite_model_gets_its_metadata_rewritten(small_model_file, tmp_path):
+    pytest.importorskip("tensorflow")
+    from facenet.export import export_tflite, load_keras
+    from facenet.runtime import read_exported_info
+
+    model = export_tflite(*load_keras(small_model_file), tmp_path / "small.tflite")
+    calibration = Calibration(0.3, 0.8, 6, "dev.tsv", "pairs")
+    out = write_calibrated(model, calibrated_info(read_exported_info(model), calibration),
+                           tmp_path / "c.tflite")  # fmt: skip
+    written = read_exported_info(out)
+    assert written.threshold == 0.3 and written.extra["calibration"]["pairs"] == "dev.tsv"
+    assert len([m for m in _tflite_metadata_names(out) if m == "facenet"]) == 1
+
+
+def _tflite_metadata_names(path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    return [m.name.decode() if isinstance(m.name, bytes) else m.name for m in model.metadata]

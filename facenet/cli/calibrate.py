@@ -58,7 +58,8 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
     The pairs are embedded through the whole pipeline, exactly as `facenet evaluate` does, and
     the squared-L2 threshold of highest accuracy on them is stored in the copy's ModelInfo with
     the pair list, its size and the accuracy there. LFW View 1 (pairsDevTrain.txt) by default;
-    View 2 (pairs.txt) is the test view and is refused. MODEL: a .keras or .onnx file.
+    View 2 (pairs.txt) is the test view and is refused. MODEL: a .keras, .onnx or .tflite
+    file.
 
     Exit status: 0 written; 1 written, but some images failed (listed; their pairs count as
     wrong); 2 a usage error (View 2, another format, an existing --out without --force, --out
