@@ -53,7 +53,8 @@ def test_verify_prints_distance_and_decision(runner, small_model_file):
 def test_info(runner, small_model_file):
     result = runner.invoke(main, ["info", str(small_model_file)])
     assert result.exit_code == 0, result.output
-    for expected in ("mobilenet (alpha 0.25)", "64x64x3", "fixed", "128", "none (default 1.1)"):
+    for expected in ("mobilenet (alpha 0.25)", "64x64x3", "fixed", "128",
+                     "none (default 1.1; facenet calibrate sets one)"):  # fmt: skip
         assert expected in result.output
 
 

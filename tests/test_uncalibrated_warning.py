@@ -73,3 +73,23 @@ def test_gallery_create_and_identify_warn_once(small_model_file, tmp_path):
     assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output
     r = _run("identify", A2, "--gallery", db, "--threshold", "0.3")
     assert r.exit_code == 0 and not _warnings(r), r.output
+
+
+def test_cluster_and_classify_predict_warn_once(small_model_file, tmp_path):
+    photos = [A1, A2, B1]
+    r = _run("cluster", *photos, "--out", tmp_path / "clusters", "--model", small_model_file)
+    assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output
+    r = _run("cluster", *photos, "--out", tmp_path / "c2", "--model", small_model_file,
+             "--threshold", "0.5")  # fmt: skip
+    assert r.exit_code == 0 and not _warnings(r), r.output
+    pytest.importorskip("sklearn")
+    root = tmp_path / "people"
+    for person, names in (("A", ("a_1", "a_2")), ("B", ("b_1", "b_2"))):
+        (root / person).mkdir(parents=True)
+        for name in names:
+            (root / person / f"{name}.jpg").write_bytes((EXAMPLES / f"{name}.jpg").read_bytes())
+    model = ["--model", small_model_file]
+    r = _run("classify", "train", root, "--out", tmp_path / "c.pkl", *model)
+    assert r.exit_code == 0 and not _warnings(r), r.output  # training decides nothing
+    r = _run("classify", "predict", A2, B1, "-c", tmp_path / "c.pkl", *model)
+    assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output

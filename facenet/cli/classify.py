@@ -14,6 +14,7 @@ from .conventions import (
     json_option,
     progress_option,
     want_progress,
+    warn_uncalibrated,
 )
 from .gallery import load_model
 
@@ -91,6 +92,7 @@ def predict(photos, classifier_path, max_distance, min_probability, model_path, 
     model = load_model(model_path)
     classifier = FaceClassifier.load(classifier_path, model)
     if max_distance is None:
+        warn_uncalibrated(model)
         max_distance = model.info.verification_threshold
     if classifier.references is None:
         click.echo("warning: classifier file without training faces: no distance reject; "

@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from . import model_option
-from .conventions import FiniteRange, emit, finish, json_option, progress_option, want_progress
+from .conventions import (
+    FiniteRange,
+    emit,
+    finish,
+    json_option,
+    progress_option,
+    want_progress,
+    warn_uncalibrated,
+)
 from .gallery import load_model
 
 
@@ -48,6 +56,7 @@ def cluster(inputs, out, method, threshold, min_size, model_path, progress, as_j
     if not photos:
         raise FaceNetError("no photos found in the given inputs")
     model = load_model(model_path)
+    warn_uncalibrated(model, threshold)
     report = cluster_photos(
         model, photos, out, method=method, threshold=threshold, min_size=min_size,
         progress=want_progress(progress),

@@ -236,7 +236,12 @@ def info(model_path, path, as_json):
             "alignment",
             f"{i.alignment} (margin {i.margin})" if i.alignment == "crop" else i.alignment,
         ),
-        ("threshold", "none (default 1.1)" if i.threshold is None else f"{i.threshold:.4f}"),
+        (
+            "threshold",
+            "none (default 1.1; facenet calibrate sets one)"
+            if i.threshold is None
+            else f"{i.threshold:.4f}",
+        ),
         ("identify at", f"{i.open_set_threshold:.4f} (open-set identification threshold)"),
         ("runtime", model.embedder.runtime),
     ]
