@@ -68,13 +68,26 @@ def check_not_test_view(pair_list: str | os.PathLike) -> None:
         )
 
 
+def check_pairs(pairs) -> None:
+    """CalibrationError unless the PairList `pairs` holds both same and different pairs."""
+    if len(pairs) == 0:
+        raise CalibrationError(f"{pairs.source or pairs.name}: no pairs to calibrate on")
+    if pairs.labels.all() or not pairs.labels.any():
+        raise CalibrationError(
+            f"{pairs.source or pairs.name}: a threshold needs both same and different pairs; "
+            f"this list has only {'same' if pairs.labels.all() else 'different'} ones"
+        )
+
+
 def calibrate(pairs, model, **options: Any) -> tuple[Calibration, dict[str, Any]]:
     """(the calibration, the evaluation report) of `model` (a loaded FaceNet) on `pairs` (a
-    PairList); `options` go to `evaluate_pairs` (batch_size, cache_dir, use_cache,
-    progress)."""
+    PairList holding both same and different pairs: CalibrationError otherwise); `options` go
+    to `evaluate_pairs` (batch_size, cache_dir, use_cache, progress)."""
     from .evaluate.run import evaluate_pairs
 
+    check_pairs(pairs)
     report = evaluate_pairs(pairs, model=model, **options)
+    _check_usable(pairs, report["failures"]["failed_images"])
     metrics = report["metrics"]
     calibration = Calibration(
         threshold=round(float(metrics["best_threshold"]), 4),
@@ -84,6 +97,21 @@ def calibrate(pairs, model, **options: Any) -> tuple[Calibration, dict[str, Any]
         protocol=pairs.name,
     )
     return calibration, report
+
+
+def _check_usable(pairs, failed: dict[str, str]) -> None:
+    """CalibrationError unless the pairs whose two images were embedded hold both classes."""
+    if not failed:
+        return
+    usable = [a not in failed and b not in failed for a, b in zip(pairs.paths_a, pairs.paths_b,
+                                                                   strict=True)]  # fmt: skip
+    labels = pairs.labels[usable]
+    if labels.all() or not labels.any():
+        first = next(iter(failed))
+        raise CalibrationError(
+            f"{pairs.source or pairs.name}: too few pairs with both images embedded to choose a "
+            f"threshold ({len(failed)} images failed, e.g. {first}: {failed[first]})"
+        )
 
 
 def calibrated_info(info: ModelInfo, calibration: Calibration, **changes: Any) -> ModelInfo:

@@ -137,3 +137,29 @@ def _tflite_metadata_names(path):
 
     model = flatbuffer_utils.read_model(str(path))
     return [m.name.decode() if isinstance(m.name, bytes) else m.name for m in model.metadata]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], "no pairs"),
+        (["0\t1\ta_1.jpg\ta_2.jpg", "0\t1\tb_1.jpg\tb_2.jpg"], "both same and different pairs"),
+        (["0\t0\ta_1.jpg\tb_1.jpg"], "both same and different pairs"),
+    ],
+)
+def test_a_list_without_both_classes_chooses_nothing(tmp_path, small_model_file, lines, message):
+    pairs = tmp_path / "one.tsv"
+    pairs.write_text("".join(f"{line}\n" for line in lines))
+    out = tmp_path / "o.keras"
+    r = _invoke(small_model_file, "--pairs", pairs, "--root", EXAMPLES, "-o", out)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_images_that_fail_leave_nothing_to_choose_on(tmp_path, small_model_file):
+    pairs = tmp_path / "missing.tsv"
+    pairs.write_text("0\t1\tx.jpg\ty.jpg\n0\t0\tx.jpg\ta_1.jpg\n0\t0\ta_2.jpg\tz.jpg\n")
+    out = tmp_path / "o.keras"
+    r = _invoke(small_model_file, "--pairs", pairs, "--root", EXAMPLES, "-o", out)
+    assert r.exit_code == 2 and "both images embedded" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()

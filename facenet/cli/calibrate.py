@@ -67,9 +67,10 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
     """
     from ..api import FaceNet
     from ..calibrate import calibrate as choose
-    from ..calibrate import calibrated_info, check_calibration_paths, write_calibrated
+    from ..calibrate import calibrated_info, check_calibration_paths, check_pairs, write_calibrated
 
     pairs = _pairs(lfw_dir, view, pair_list, root)
+    check_pairs(pairs)  # before the model is loaded
     out = check_calibration_paths(model, out, force=force)
     if not os.path.isfile(model):
         raise UserError(f"{model}: no such model file")
