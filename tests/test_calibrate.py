@@ -163,3 +163,17 @@ def test_images_that_fail_leave_nothing_to_choose_on(tmp_path, small_model_file)
     r = _invoke(small_model_file, "--pairs", pairs, "--root", EXAMPLES, "-o", out)
     assert r.exit_code == 2 and "both images embedded" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_bundled_model_by_name(pair_list, tmp_path):
+    pytest.importorskip("onnx")
+    from facenet.catalog import resolve
+    from facenet.runtime import read_exported_info
+
+    bundled, _ = resolve("facenet-mobilenet")
+    wrong = _invoke("facenet-mobilenet", "--pairs", pair_list, "-o", tmp_path / "m.keras")
+    assert wrong.exit_code == 2 and f"must end in {bundled.suffix}" in wrong.output
+    out = tmp_path / f"m{bundled.suffix}"
+    r = _invoke("facenet-mobilenet", "--pairs", pair_list, "--root", EXAMPLES, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert read_exported_info(out).extra["calibration"]["n_pairs"] == 5

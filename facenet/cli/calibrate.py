@@ -19,7 +19,7 @@ from .evaluate import LFW_ENV
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", metavar="MODEL", type=click.Path(dir_okay=False))
 @click.option(
     "--lfw-dir", type=click.Path(file_okay=False), default=None,
     help=f"LFW folder: the pairs files and lfw-deepfunneled/ (default ${LFW_ENV}, unless "
@@ -59,7 +59,7 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
     the squared-L2 threshold of highest accuracy on them is stored in the copy's ModelInfo with
     the pair list, its size and the accuracy there. LFW View 1 (pairsDevTrain.txt) by default;
     View 2 (pairs.txt) is the test view and is refused. MODEL: a .keras, .onnx or .tflite
-    file.
+    file, or a bundled model's name (its file's format).
 
     Exit status: 0 written; 1 written, but some images failed (listed; their pairs count as
     wrong); 2 a usage error (View 2, another format, an existing --out without --force, --out
@@ -68,9 +68,11 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
     from ..api import FaceNet
     from ..calibrate import calibrate as choose
     from ..calibrate import calibrated_info, check_calibration_paths, check_pairs, write_calibrated
+    from ..catalog import resolve
 
     pairs = _pairs(lfw_dir, view, pair_list, root)
     check_pairs(pairs)  # before the model is loaded
+    model = str(resolve(model)[0])  # a bundled model's name: its file
     out = check_calibration_paths(model, out, force=force)
     if not os.path.isfile(model):
         raise UserError(f"{model}: no such model file")
