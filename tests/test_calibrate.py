@@ -97,6 +97,7 @@ def test_pair_source_options(small_model_file, pair_list, tmp_path, monkeypatch)
         ([], "give --lfw-dir DIR"),
         (["--pairs", pair_list, "--lfw-dir", tmp_path], "not both"),
         (["--lfw-dir", tmp_path, "--root", tmp_path], "--root is for --pairs"),
+        (["--pairs", pair_list, "--view", "dev-test"], "--view is for --lfw-dir"),
     ):
         r = _invoke(small_model_file, *args, "-o", out)
         assert r.exit_code == 2 and message in r.output, r.output

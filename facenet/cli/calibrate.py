@@ -102,8 +102,11 @@ def _pairs(lfw_dir, view, pair_list, root):
     if pair_list and lfw_dir:
         raise UserError("give --lfw-dir or --pairs, not both")
     if view == "2":
-        raise UserError("LFW View 2 (pairs.txt) is the test view; calibrate on View 1 "
-                               "(--view dev-train)")  # fmt: skip
+        message = "LFW View 2 (pairs.txt) is the test view; calibrate on View 1 (--view dev-train)"
+        raise UserError(message)
+    given = click.get_current_context().get_parameter_source("view")
+    if pair_list and given is not click.core.ParameterSource.DEFAULT:
+        raise UserError("--view is for --lfw-dir; a --pairs list is used as it is")
     if pair_list:
         check_not_test_view(pair_list)
         return read_pair_tsv(pair_list, root)
