@@ -120,6 +120,13 @@ class FaceNet:
         return self.info.verification_threshold
 
     @property
+    def calibrated(self) -> bool:
+        """Whether the model file carries a calibrated verification threshold. False: `threshold`
+        (and so `verify`) is FaceNet's customary 1.1, which may not fit this model; `facenet
+        calibrate` writes a calibrated copy. The API only says so here; it prints nothing."""
+        return self.info.threshold is not None
+
+    @property
     def detector(self) -> Detector:
         """The face detector: the one given, else the default with the model's recorded
         settings (`ModelInfo.detection`)."""

@@ -93,3 +93,20 @@ def test_cluster_and_classify_predict_warn_once(small_model_file, tmp_path):
     assert r.exit_code == 0 and not _warnings(r), r.output  # training decides nothing
     r = _run("classify", "predict", A2, B1, "-c", tmp_path / "c.pkl", *model)
     assert r.exit_code == 0 and len(_warnings(r)) == 1, r.output
+
+
+def test_the_python_api_tells_by_a_property_and_prints_nothing(
+    small_model_file, calibrated_file, capsys
+):
+    """`FaceNet.calibrated`: False for a model that decides at the customary 1.1 (it had no
+    way to tell but comparing `threshold` with 1.1), True once calibrated; `verify` prints
+    no warning (the CLI's line is the CLI's)."""
+    from facenet import FaceNet
+
+    model = FaceNet.load(small_model_file)
+    capsys.readouterr()
+    result = model.verify(A1, B1)
+    assert model.calibrated is False and result.threshold == pytest.approx(1.1)
+    assert capsys.readouterr() == ("", "")
+    calibrated = FaceNet.load(calibrated_file)
+    assert calibrated.calibrated is True and calibrated.threshold == pytest.approx(0.5)
