@@ -67,6 +67,7 @@ def test_health_and_model(client, small_model):
     assert health == {
         "status": "ok",
         "model_id": small_model.model_id,
+        "calibrated": False,
         "gallery": {"people": 0, "faces": 0},
     }
     info = client.get(f"{API}/model").json()

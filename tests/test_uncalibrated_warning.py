@@ -110,3 +110,49 @@ def test_the_python_api_tells_by_a_property_and_prints_nothing(
     assert capsys.readouterr() == ("", "")
     calibrated = FaceNet.load(calibrated_file)
     assert calibrated.calibrated is True and calibrated.threshold == pytest.approx(0.5)
+
+
+def test_serve_warns_once_at_startup(small_model_file, calibrated_file, monkeypatch):
+    """`facenet serve` served an uncalibrated model silently: it prints the one line too."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from facenet.cli import serve
+
+    class Stopped:  # uvicorn's server, returning at once: what was printed before is tested
+        def __init__(self, app):
+            pass
+
+        def run(self, sockets):
+            pass
+
+    monkeypatch.setattr(serve, "_stopped_cleanly", lambda: Stopped)
+    monkeypatch.setattr(uvicorn, "Config", lambda app, **options: app)  # no logging set up
+    r = _run("serve", "--model", small_model_file, "--port", "0")
+    assert r.exit_code == 0, r.output
+    (line,) = _warnings(r)
+    assert line.startswith(f"warning: {small_model_file} has no calibrated threshold")
+    r = _run("serve", "--model", calibrated_file, "--port", "0")
+    assert r.exit_code == 0 and not _warnings(r), r.output
+
+
+def test_the_server_tells_clients_by_health_model_and_verify(small_model, calibrated_file):
+    """An API client could not tell that the threshold of /verify was the uncalibrated 1.1:
+    health, model and every verification answer carry `calibrated`, and the schema has it."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from facenet import FaceNet
+    from facenet.server import Settings, create_app
+
+    photos = {"image1": Path(A1).read_bytes(), "image2": Path(B1).read_bytes()}
+    for model, calibrated in ((small_model, False), (FaceNet.load(calibrated_file), True)):
+        app = create_app(model, None, Settings(allowed_hosts=("testserver",)))
+        with TestClient(app) as client:
+            assert client.get("/api/v1/health").json()["calibrated"] is calibrated
+            assert client.get("/api/v1/model").json()["calibrated"] is calibrated
+            for form in ({}, {"threshold": "0.7"}):  # the model's, whatever threshold decided
+                r = client.post("/api/v1/verify", files=photos, data=form)
+                assert r.status_code == 200 and r.json()["calibrated"] is calibrated, r.text
+            schemas = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    for name in ("HealthOut", "ModelOut", "VerifyOut"):
+        assert schemas[name]["properties"]["calibrated"]["description"].startswith("Whether")
+    assert "calibrated" in schemas["VerifyOut"]["required"]

@@ -11,7 +11,7 @@ import click
 
 from ..errors import FaceNetError
 from . import UserError, model_option
-from .conventions import FiniteRange
+from .conventions import FiniteRange, warn_uncalibrated
 from .gallery import index_option, index_uri_option
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def _serve(listening: socket.socket, model_and_gallery, settings) -> None:
         app = create_app(model, gallery, settings)
         host, port = listening.getsockname()[:2]
         click.echo(f"facenet: serving {model!r} on http://{host}:{port}/", err=True)
+        warn_uncalibrated(model)  # clients see it too: `calibrated` in health, model, verify
         config = uvicorn.Config(app, log_level="info", access_log=False)
         _stopped_cleanly()(config).run(sockets=[listening])
     finally:

@@ -172,9 +172,9 @@ def _decoded(request: Request, function, *, lazy: bool = True):
 @router.head("/health", include_in_schema=False)  # load balancers' checks: 200, no body
 @router.get("/health", response_model=schemas.HealthOut, tags=["service"])
 async def health(request: Request, key: Annotated[str | None, Security(api_key_header)] = None):
-    """Liveness: the model is loaded; its id and the gallery size too, unless the server runs
-    with --api-key-all and the request has no valid key (then only `status`). HEAD answers
-    200 with no body."""
+    """Liveness: the model is loaded; its id, whether its threshold is calibrated and the
+    gallery size too, unless the server runs with --api-key-all and the request has no valid
+    key (then only `status`). HEAD answers 200 with no body."""
     service = _service(request)
     try:
         _check_key(request, key, write=False)
@@ -183,6 +183,7 @@ async def health(request: Request, key: Annotated[str | None, Security(api_key_h
     return {
         "status": "ok",
         "model_id": service.model.model_id,
+        "calibrated": service.model.calibrated,
         "gallery": await _io(service.gallery_counts),
     }
 

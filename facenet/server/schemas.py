@@ -53,6 +53,12 @@ class VerifyOut(BaseModel):
     distance: float = Field(description="Squared L2 distance between unit embeddings (0..4).")
     threshold: float
     same: bool = Field(description="distance <= threshold.")
+    calibrated: bool = Field(
+        description="Whether the model carries a calibrated threshold. False: the model's "
+        "threshold is FaceNet's customary 1.1, which may not fit it, so a `same` decided at it "
+        "is not to be trusted (`facenet calibrate`). The model's, even when the request gave "
+        "its own `threshold`."
+    )
     images: list[VerifiedImage]
 
 
@@ -156,6 +162,11 @@ class GalleryCounts(BaseModel):
 class HealthOut(BaseModel):
     status: str
     model_id: str | None = Field(None, description="Absent under --api-key-all without the key.")
+    calibrated: bool | None = Field(
+        None,
+        description="Whether the model carries a calibrated threshold (False: the customary "
+        "1.1, not to be trusted); absent under --api-key-all without the key.",
+    )
     gallery: GalleryCounts | None = Field(
         None, description="None without a gallery; absent under --api-key-all without the key."
     )
@@ -170,5 +181,8 @@ class ModelOut(BaseModel):
     preprocessing: str
     alignment: str
     threshold: float
-    calibrated: bool
+    calibrated: bool = Field(
+        description="Whether the model carries a calibrated threshold. False: `threshold` is "
+        "FaceNet's customary 1.1, which may not fit this model (`facenet calibrate`)."
+    )
     runtime: str

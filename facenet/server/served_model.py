@@ -46,6 +46,11 @@ class ServedModel:
         return float(self._model.threshold)
 
     @property
+    def calibrated(self) -> bool:
+        """Whether the model carries a calibrated threshold (else it is FaceNet's 1.1)."""
+        return self.info.threshold is not None
+
+    @property
     def runtime(self) -> str:
         return str(getattr(self._model.embedder, "runtime", "?"))
 

@@ -60,7 +60,7 @@ class Service:
             "preprocessing": info.preprocessing,
             "alignment": info.alignment,
             "threshold": self.model.threshold,
-            "calibrated": info.threshold is not None,
+            "calibrated": self.model.calibrated,
             "runtime": self.model.runtime,
         }
 
@@ -84,6 +84,7 @@ class Service:
             "distance": round(verification.distance, 6),
             "threshold": verification.threshold,
             "same": verification.same,
+            "calibrated": self.model.calibrated,
             "images": [
                 self._verified(upload, found, face)
                 for upload, found, face in zip(
