@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .catalog import resolve
 from .errors import ModelError, ModelNotFoundError, NoFaceError
-from .images import ImageInput, describe, load_image, resize
+from .images import MAX_BATCH_SIZE, ImageInput, check_batch_size, describe, load_image, resize
 from .metadata import ModelInfo, check_choice, check_threshold
 from .types import Face, Verification
 
@@ -233,11 +233,11 @@ class FaceNet:
         images: paths, PIL images or arrays (a single one is taken as a list of one); a 4-D
         uint8 array is a batch of crops. detect=False takes inputs as face crops (resized to the
         input size). on_missing="nan" gives a NaN row for an image without a face instead of
-        raising NoFaceError.
+        raising NoFaceError. batch_size: 1..1024 (`MAX_BATCH_SIZE`, the command line's bound;
+        outside it a ValueError).
         """
         check_choice("on_missing", on_missing, ON_MISSING)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size}")
+        check_batch_size(batch_size, MAX_BATCH_SIZE)
         if not detect and self._is_crop_batch(images):  # no per-image copies: slices go in
             return self.embed_crops(images, batch_size=batch_size)
         items = _as_list(images)
@@ -262,7 +262,9 @@ class FaceNet:
         return out
 
     def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched."""
+        """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched
+        (batch_size at least 1: a ValueError otherwise)."""
+        check_batch_size(batch_size)
         crops = np.asarray(crops)
         size = self.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:

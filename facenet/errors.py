@@ -7,6 +7,11 @@ class FaceNetError(Exception):
     """Base class: a clear, one-line message meant for the user."""
 
 
+class ArgumentError(FaceNetError, ValueError):
+    """An argument outside its valid range (a batch size of 0 or above the most allowed): a
+    FaceNetError for the command line, a ValueError for a program calling the API."""
+
+
 class ImageError(FaceNetError, ValueError):
     """An input could not be read as an image (missing, corrupt, not an image, too large)."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import FaceNetError, ImageError
+from .errors import ArgumentError, ImageError
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -39,12 +39,12 @@ IN_MEMORY_PREFIXES = ("array #", "PIL image", UPLOAD_PREFIX)
 
 
 def check_batch_size(batch_size: int, most: int | None = None) -> int:
-    """`batch_size`, or a one-line FaceNetError when it is below 1 (or above `most`): the one
-    check of the API's entry points that take a batch size."""
+    """`batch_size`, or a one-line ArgumentError (a FaceNetError and a ValueError) when it is
+    below 1 (or above `most`): the one check of the API's entry points that take a batch size."""
     if most is not None and not 1 <= batch_size <= most:
-        raise FaceNetError(f"batch_size must be 1..{most}; got {batch_size}")
+        raise ArgumentError(f"batch_size must be 1..{most}; got {batch_size}")
     if batch_size < 1:
-        raise FaceNetError(f"batch_size must be at least 1; got {batch_size}")
+        raise ArgumentError(f"batch_size must be at least 1; got {batch_size}")
     return batch_size
 
 

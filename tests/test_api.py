@@ -35,6 +35,24 @@ def test_embed_batching_does_not_change_results(small_model):
     np.testing.assert_allclose(single[0], whole[2], atol=1e-5)
 
 
+def test_embed_batch_size_is_bounded_as_on_the_command_line(small_model):
+    """1..MAX_BATCH_SIZE, checked by the command line's own `check_batch_size`: a ValueError (and
+    a FaceNetError) naming the range, before any photo is read."""
+    from facenet.errors import FaceNetError
+    from facenet.images import MAX_BATCH_SIZE
+
+    x = crops(3)
+    for bad in (0, -1, MAX_BATCH_SIZE + 1):
+        for images in (x, list(x), ["absent.jpg"]):
+            with pytest.raises(ValueError, match=rf"^batch_size must be 1\.\.1024; got {bad}$"):
+                small_model.embed(images, detect=False, batch_size=bad)
+        with pytest.raises(FaceNetError, match="batch_size must be 1..1024"):
+            small_model.embed(["absent.jpg"], batch_size=bad)
+    assert small_model.embed(x, detect=False, batch_size=MAX_BATCH_SIZE).shape == (3, 128)
+    with pytest.raises(ValueError, match="^batch_size must be at least 1; got 0$"):
+        small_model.embed_crops(x, batch_size=0)
+
+
 def test_embed_empty_list(small_model):
     out = small_model.embed([], detect=False)
     assert out.shape == (0, 128) and out.dtype == np.float32
