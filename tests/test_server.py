@@ -120,6 +120,41 @@ def test_openapi_lists_gallery_missing_on_every_change(client):
     assert [(m, p) for m, p, responses in reads if "503" in responses] == []
 
 
+def test_openapi_lists_every_409_code_on_the_changes(client):
+    """409 (`name_taken`, `gallery_changed`, `migration_running`) was in the schema of one
+    route (starting a migration) and not in the shared catalogue: a rename's or an
+    enrolment's schema had no 409. Now every change lists it with each code the server
+    answers 409 with (found in its source), and no read does; docs/server.md names them."""
+    import re
+    from pathlib import Path
+
+    import facenet.server
+
+    sources = Path(facenet.server.__file__).parent.glob("*.py")
+    codes = {c for f in sources for c in re.findall(r'ApiError\(\s*409,\s*"(\w+)"', f.read_text())}
+    assert codes >= {"name_taken", "gallery_changed", "migration_running"}, codes
+    schema = client.get(f"{API}/openapi.json").json()
+    listed = {}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            listed[(method, path)] = operation["responses"].get("409")
+    changes = [
+        ("post", f"{API}/people"), ("post", f"{API}/people/{{person_id}}/faces"),
+        ("patch", f"{API}/people/{{person_id}}"), ("post", f"{API}/library/photos"),
+        ("post", f"{API}/gallery/migrate"),
+    ]  # fmt: skip
+    for route in changes:
+        conflict = listed[route]
+        assert conflict, route
+        ref = conflict["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorOut") and all(c in conflict["description"] for c in codes)
+    reads = [r for r, conflict in listed.items() if conflict and r[0] == "get"]
+    assert reads == [] and listed[("post", f"{API}/verify")] is None
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| 409 |")]
+    assert all(f"`{c}`" in row for c in codes), row
+
+
 def test_web_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

@@ -24,7 +24,6 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ..errors import FaceNetError
 from .routes import ERRORS, WRITE_ERRORS, read_access, write_access
-from .schemas import ErrorOut
 from .served_model import ServedModel
 from .service import ApiError, Service
 
@@ -200,10 +199,7 @@ async def status(request: Request):
     response_model=MigrationOut,
     status_code=202,
     dependencies=[Depends(write_access)],
-    responses={
-        **WRITE_ERRORS,
-        409: {"model": ErrorOut, "description": "A migration is already running"},
-    },
+    responses=WRITE_ERRORS,
 )
 async def start(request: Request, body: MigrateIn):
     """Start re-embedding the gallery with another model (see `facenet gallery migrate`)."""

@@ -44,10 +44,17 @@ ERRORS = _errors(
         422: "Invalid request, or no face where one is needed",
     }
 )
-#: What every gallery change (`write_access`) may answer besides.
+#: What every gallery change (`write_access`) may answer besides: every 409 code is one's.
 WRITE_ERRORS = {
     **ERRORS,
-    **_errors({503: "gallery_missing: the gallery file was deleted or replaced; restart"}),
+    **_errors(
+        {
+            409: "name_taken: a rename to a name in use (merge instead); gallery_changed: a "
+            "migration switched the gallery, or another request changed the person, while this "
+            "one ran (send it again); migration_running: a migration is already running",
+            503: "gallery_missing: the gallery file was deleted or replaced; restart",
+        }
+    ),
 }
 
 
