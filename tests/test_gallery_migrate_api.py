@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -199,6 +200,39 @@ def test_a_rollback_with_nothing_to_roll_back_is_400_up_front(tmp_path, small_mo
         assert error["code"] == "invalid_migration" and "nothing to roll back" in error["message"]
         assert "\n" not in error["message"] and str(tmp_path) not in error["message"]
         assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+    app.state.service.gallery.close()
+
+
+def test_a_rollback_to_a_model_that_is_not_the_previous_one_is_400_up_front(
+    tmp_path, small_model, small_model_file, second_model_file
+):
+    """`{"rollback": true, "model": M}` with M not the model used before the switch was 202,
+    then a failed job; it is 400 `invalid_migration` at once, one line naming the previous
+    model, and no job is started. The previous model itself still rolls back."""
+    from facenet import FaceNet
+    from facenet.gallery import Gallery
+    from facenet.gallery import migrate as m
+    from facenet.server import Settings, create_app
+
+    path = tmp_path / "g.db"
+    with Gallery.create(path, small_model, str(small_model_file)) as gallery:
+        gallery.enroll("A", [Path(__file__).resolve().parents[1] / "examples" / "a_1.jpg"])
+    second = FaceNet.load(second_model_file)
+    m.migrate(path, m.Target.of(second, str(second_model_file)))  # switched: small is previous
+    app = create_app(second, Gallery.open(path, second), Settings())
+    with local_client(app) as client:
+        for model in (str(second_model_file), second_model_file.name):
+            r = client.post(f"{API}/gallery/migrate", json={"rollback": True, "model": model})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "invalid_migration", error
+            assert "not the previous model" in error["message"] and "test-small" in error["message"]
+            assert "\n" not in error["message"] and str(tmp_path) not in error["message"]
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+        body = {"rollback": True, "model": str(small_model_file)}
+        r = client.post(f"{API}/gallery/migrate", json=body)
+        assert r.status_code == 202 and wait(client)["state"] == "done", r.text
+        assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
     app.state.service.gallery.close()
 
 

@@ -35,7 +35,8 @@ MODEL_SUFFIXES = (".keras", ".h5", ".onnx", ".tflite")
 class MigrateIn(BaseModel):
     model: str | None = Field(
         None, max_length=500, description="A bundled model's name, or a model file beside the "
-        "server's model. Not with rollback (the previous model is recorded).",
+        "server's model. With rollback, only the previous model (recorded; needed only for "
+        "faces enrolled since the switch).",
     )  # fmt: skip
     dry_run: bool = Field(False, description="Embed and report; do not switch.")
     rollback: bool = Field(False, description="Return to the model used before the last switch.")
@@ -89,24 +90,31 @@ def resolve_model(spec: str, service: Service) -> str:
     return str(path)
 
 
-def check_target(spec: str, service: Service) -> None:
-    """400 `invalid_migration` now, rather than a job that fails at once: a model name or file
-    that does not exist, or the model the gallery already uses with no flagged face left to
-    retry (a model's id is its file's digest, as `FaceNet.load` makes it)."""
+def _model_id(spec: str) -> str:
+    """The id of the model `spec` names (its file's digest, as `FaceNet.load` makes it), or
+    400 `invalid_migration` for a model name or file that does not exist."""
     from ..api import file_digest
     from ..catalog import resolve
-    from ..gallery.migrate import pending_count
 
     try:
         path = resolve(spec)[0]
         if not path.is_file():
             raise ApiError(400, "invalid_migration", f"{spec}: no such model file")
-        model_id = file_digest(path)
+        return file_digest(path)
     except FaceNetError as exc:
         raise ApiError(400, "invalid_migration", str(exc)) from None
     except (OSError, ValueError) as exc:  # e.g. a name too long for a file name
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unusable"
         raise ApiError(400, "invalid_migration", f"not a usable model ({reason})") from None
+
+
+def check_target(spec: str, service: Service) -> None:
+    """400 `invalid_migration` now, rather than a job that fails at once: a model name or file
+    that does not exist, or the model the gallery already uses with no flagged face left to
+    retry."""
+    from ..gallery.migrate import pending_count
+
+    model_id = _model_id(spec)
     with service._gallery_lock:
         gallery = service.gallery
         if model_id == gallery.model_id and not pending_count(gallery._store, model_id):
@@ -114,15 +122,24 @@ def check_target(spec: str, service: Service) -> None:
             raise ApiError(400, "invalid_migration", message)
 
 
-def check_rollback(service: Service) -> None:
+def check_rollback(service: Service, spec: str | None = None) -> None:
     """400 `invalid_migration` now, rather than a job that fails at once: a rollback of a
-    gallery that keeps no previous model (never switched, or rolled back already)."""
+    gallery that keeps no previous model (never switched, or rolled back already), or with a
+    model (`spec`) that is not the previous one."""
     from ..gallery.migrate import previous_target
 
+    model_id = None if spec is None else _model_id(spec)  # hashes the file: outside the lock
     with service._gallery_lock:
-        if previous_target(service.gallery._store) is None:
-            message = "nothing to roll back: the gallery keeps no previous model"
-            raise ApiError(400, "invalid_migration", message)
+        target = previous_target(service.gallery._store)
+    if target is None:
+        message = "nothing to roll back: the gallery keeps no previous model"
+        raise ApiError(400, "invalid_migration", message)
+    if model_id is not None and model_id != target.model_id:
+        message = (
+            f"{Path(spec).name} is not the previous model: a rollback returns to "
+            f"{target.name!r} (id {target.model_id[:12]}); give that model, or none"
+        )
+        raise ApiError(400, "invalid_migration", message)
 
 
 def run_job(service: Service, job: Job) -> None:
@@ -211,7 +228,7 @@ async def start(request: Request, body: MigrateIn):
         raise ApiError(400, "invalid_migration", "dry_run is not available with rollback")
     spec = resolve_model(body.model, service) if body.model else None
     if body.rollback:
-        await anyio.to_thread.run_sync(check_rollback, service)
+        await anyio.to_thread.run_sync(check_rollback, service, spec)  # hashes the model file
     elif spec is not None:
         await anyio.to_thread.run_sync(check_target, spec, service)  # hashes the model file
     if _job(request).state == "running":  # checked after the await: no two jobs at once
