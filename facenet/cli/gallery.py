@@ -1,4 +1,5 @@
-"""facenet gallery create|enroll|list|remove|rename|merge|calibrate, and facenet identify."""
+"""facenet gallery create|enroll|list|remove|rename|merge|calibrate|set-threshold, and facenet
+identify."""
 
 from __future__ import annotations
 
@@ -296,6 +297,33 @@ def calibrate(gallery_path, far, dry_run, as_json):
         f"{result['strangers']} faces as strangers matched someone; "
         f"{result['identified_rate']:.1%} of {result['genuine_probes']} genuine probes identified"
     )
+
+
+@gallery.command(name="set-threshold")
+@gallery_argument
+@click.argument("value", required=False, type=FiniteRange(0, 4))
+@click.option(
+    "--from-model", "from_model", metavar="MODEL",
+    help="Take the threshold MODEL carries (the calibrated copy of the gallery's model).",
+)  # fmt: skip
+@click.option("--clear", is_flag=True, help="Drop the gallery's own: the model's applies.")
+def set_threshold(gallery_path, value, from_model, clear):
+    """Set the gallery's own identification threshold: VALUE (a squared-L2 distance in [0, 4]),
+    or the one MODEL carries (--from-model: `facenet calibrate` wrote it into a copy of the
+    gallery's model, which the gallery does not take as its model, being another file), or none
+    (--clear). It wins over the model's, as `facenet gallery calibrate`'s does."""
+    if (value is not None) + (from_model is not None) + clear != 1:
+        raise click.UsageError("give one of VALUE, --from-model MODEL or --clear")
+    with open_gallery(gallery_path) as g:
+        if from_model is not None:
+            value = g.threshold_of(load_model(from_model))
+        before = g.threshold
+        g.set_threshold(None if clear else value)
+        now, was = f"{g.threshold:.4f}", f"(was {before:.4f})"
+        if clear:
+            click.echo(f"cleared the gallery's own threshold: the model's {now} applies {was}")
+        else:
+            click.echo(f"set the identification threshold to {now} {was}")
 
 
 @click.command()

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import GalleryChangedError, GalleryError
 from ..images import ImageInput
-from ..metadata import DEFAULT_THRESHOLD
+from ..metadata import DEFAULT_THRESHOLD, check_threshold
 from ..types import Face
 from .editing import EditingMixin
 from .enrol import EnrolMixin
@@ -285,6 +285,43 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                 self._store.set_meta(db, {"calibrated_threshold": result["threshold"]})
             self.calibrated_threshold = result["threshold"]
         return result
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Make `threshold` (a squared-L2 distance in [0, 4]) this gallery's own identification
+        threshold, as `calibrate` stores one: it wins over the model's from now on. None drops
+        it: the model's threshold applies again.
+
+        The way a later `facenet calibrate` of the model reaches a gallery: the calibrated copy
+        is another file, so another model id, which the gallery refuses (`threshold_of`)."""
+        if threshold is not None:
+            try:
+                threshold = check_threshold(threshold, DEFAULT_THRESHOLD)
+            except ValueError as exc:
+                raise GalleryError(str(exc)) from None
+        with self._lock, self._store.transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = 'calibrated_threshold'")
+            if threshold is not None:
+                self._store.set_meta(db, {"calibrated_threshold": threshold})
+        self.calibrated_threshold = threshold
+
+    def threshold_of(self, model: EmbeddingModel) -> float:
+        """The identification threshold `model` carries, for `set_threshold`: GalleryError
+        unless it carries a calibrated one (`facenet calibrate` writes a copy with one) and
+        makes embeddings of this gallery's size. Its weights cannot be told from its file:
+        give the calibrated copy of the gallery's own model."""
+        _check_model(model)
+        info, label = model.info, getattr(model, "source", None) or getattr(model.info, "name", "")
+        if int(info.embedding_size) != self.embedding_size:
+            raise GalleryError(
+                f"{label}: makes {info.embedding_size}-d embeddings; {self.path} holds "
+                f"{self.embedding_size}-d ones of {self.model_name!r} (not its model)"
+            )
+        if getattr(info, "threshold", None) is None and info.identification_threshold is None:
+            raise GalleryError(
+                f"{label}: carries no calibrated threshold (`facenet calibrate MODEL ... -o OUT` "
+                "writes a copy with one)"
+            )
+        return _open_set_threshold(model)
 
     def _named_faces(self) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings, person ids) of the searched faces of named people: what calibration

@@ -1,0 +1,105 @@
+"""`facenet gallery set-threshold`: the way a model's later calibration reaches a gallery made
+with it uncalibrated (the calibrated copy is another file, so another model id)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facenet.calibrate import Calibration, calibrated_info, write_calibrated
+from facenet.cli import main
+from facenet.gallery import Gallery
+
+pytest.importorskip("keras")
+
+PHOTO = Path(__file__).resolve().parents[1] / "examples" / "a_1.jpg"
+WARNING = "has no calibrated threshold"
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def _one_error_line(result, text: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0] and "Traceback" not in result.output, lines
+
+
+@pytest.fixture(scope="module")
+def calibrated_file(small_model_file, tmp_path_factory) -> Path:
+    from facenet.models.files import read_info
+
+    info = calibrated_info(read_info(small_model_file), Calibration(0.5, 0.8, 4, "dev.tsv", "p"))
+    return write_calibrated(small_model_file, info, tmp_path_factory.mktemp("c") / "c.keras")
+
+
+@pytest.fixture
+def gallery_file(small_model_file, tmp_path) -> Path:
+    path = tmp_path / "g.db"
+    assert _run("gallery", "create", path, "--model", small_model_file).exit_code == 0
+    return path
+
+
+def test_a_calibrated_copy_reaches_the_gallery_through_set_threshold(
+    gallery_file, calibrated_file, small_model
+):
+    # the calibrated copy is another model id: the gallery refuses it as its model
+    _one_error_line(
+        _run("identify", PHOTO, "--gallery", gallery_file, "--model", calibrated_file),
+        "holds embeddings of model",
+    )
+    before = _run("identify", PHOTO, "--gallery", gallery_file, "--json")
+    assert before.exit_code == 0 and WARNING in before.stderr, before.output
+    assert json.loads(before.stdout)["faces"][0]["threshold"] == pytest.approx(1.1)
+
+    r = _run("gallery", "set-threshold", gallery_file, "--from-model", calibrated_file)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "set the identification threshold to 0.5000 (was 1.1000)\n"
+    after = _run("identify", PHOTO, "--gallery", gallery_file, "--json")  # the gallery's model
+    assert after.exit_code == 0 and WARNING not in after.stderr, after.output
+    assert json.loads(after.stdout)["faces"][0]["threshold"] == pytest.approx(0.5)
+    with Gallery.open(gallery_file) as g:  # recorded: without a model, and with its own
+        assert g.threshold == g.calibrated_threshold == 0.5
+        g.attach(small_model)
+        assert g.threshold == 0.5 and small_model.threshold == pytest.approx(1.1)
+
+
+def test_a_value_and_clear(gallery_file):
+    r = _run("gallery", "set-threshold", gallery_file, "0.25")
+    assert r.exit_code == 0 and "to 0.2500 (was 1.1000)" in r.stdout, r.output
+    assert Gallery.open(gallery_file).calibrated_threshold == 0.25
+    r = _run("gallery", "set-threshold", gallery_file, "--clear")
+    assert r.exit_code == 0, r.output
+    assert (
+        r.stdout == "cleared the gallery's own threshold: the model's 1.1000 applies (was 0.2500)\n"
+    )
+    with Gallery.open(gallery_file) as g:
+        assert g.calibrated_threshold is None and g.threshold == pytest.approx(1.1)
+
+
+def test_refusals_are_one_line_and_change_nothing(
+    gallery_file, small_model_file, second_model_file
+):
+    usage = "give one of VALUE, --from-model MODEL or --clear"
+    for args in ([], ["0.3", "--clear"], ["0.3", "--from-model", small_model_file]):
+        r = _run("gallery", "set-threshold", gallery_file, *args)
+        assert r.exit_code == 2 and usage in r.stderr and "Traceback" not in r.output, r.output
+    for bad in ("4.5", "nan", "inf"):
+        r = _run("gallery", "set-threshold", gallery_file, bad)
+        assert r.exit_code == 2 and "Invalid value" in r.stderr, r.output
+    _one_error_line(
+        _run("gallery", "set-threshold", gallery_file, "--from-model", small_model_file),
+        "carries no calibrated threshold",
+    )
+    _one_error_line(
+        _run("gallery", "set-threshold", gallery_file, "--from-model", second_model_file),
+        "makes 64-d embeddings",
+    )
+    with Gallery.open(gallery_file) as g:
+        assert g.calibrated_threshold is None
+        with pytest.raises(Exception, match="threshold must be a squared-L2 distance"):
+            g.set_threshold(5.0)
