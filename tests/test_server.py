@@ -673,30 +673,80 @@ def test_serve_command_help_and_bad_options(tmp_path):
     assert result.exit_code == 2 and "api_key" in result.output
 
 
+def _serve_and_stop(command, stop, started="Application startup complete", limit=120.0):
+    """Run a server `command`, send it signal `stop` once a stderr line holds `started`, and
+    return (its exit status, its stderr after the signal). Each wait is bounded by `limit`
+    seconds: a server that hangs starting or stopping fails the test (and is killed) instead
+    of hanging it; stderr is read by a thread, so no read blocks on a hung process."""
+    import queue
+    import subprocess
+
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in server.stderr:
+            lines.put(line)
+        lines.put(None)  # end of stderr
+
+    threading.Thread(target=read, daemon=True).start()
+    before: list[str] = []
+    try:
+        deadline = time.monotonic() + limit
+        while not before or started not in before[-1]:
+            try:
+                before.append(lines.get(timeout=max(deadline - time.monotonic(), 0)))
+            except queue.Empty:
+                pytest.fail(f"no {started!r} within {limit:g} s:\n{''.join(before)}")
+            if before[-1] is None:
+                pytest.fail(f"the server ended before {started!r}:\n{''.join(before[:-1])}")
+        server.send_signal(stop)
+        try:
+            status = server.wait(limit)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {limit:g} s after {stop!r}")
+    finally:
+        server.kill()
+        server.wait()
+    after = []
+    while (line := lines.get(timeout=limit)) is not None:  # the end comes: the server is gone
+        after.append(line)
+    return status, "".join(after)
+
+
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 def test_serve_stops_cleanly_with_exit_0_on_ctrl_c_and_sigterm(tmp_path, stop):
     """A server stopped by Ctrl-C (SIGINT) exited 130 with the batch commands' "run the command
     again to resume" line, and by SIGTERM (a service manager's stop) died of the signal (143):
     both are a graceful shutdown now, exit status 0."""
     import signal
-    import subprocess
     import sys
 
     gallery = str(tmp_path / "g.db")
     command = [sys.executable, "-m", "facenet", "serve", "--port", "0", "-g", gallery]
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        while not lines or "Application startup complete" not in lines[-1]:
-            lines.append(server.stderr.readline())
-            assert lines[-1], "".join(lines)  # the server ended before it started
-        server.send_signal(getattr(signal, stop))
-        rest = server.stderr.read()
-        assert server.wait(60) == 0, rest
-    finally:
-        server.kill()
-        server.wait()
+    status, rest = _serve_and_stop(command, getattr(signal, stop))
+    assert status == 0, rest
     assert "Shutting down" in rest and "interrupted" not in rest and "Traceback" not in rest
+
+
+@pytest.mark.parametrize("hang", ["starting", "stopping"])
+def test_a_hung_server_fails_the_stop_test_in_bounded_time(hang):
+    """The stop test read the server's stderr to its end before any timeout, so a server that
+    hung (before its startup line, or ignoring the signal) hung the test run. A stand-in
+    that hangs either way now fails it within the limit, and is killed."""
+    import signal
+    import sys
+
+    ready = "" if hang == "starting" else "print('started', file=sys.stderr, flush=True); "
+    code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"{ready}time.sleep(600)"
+    )
+    begun = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="within|still running") as failed:
+        _serve_and_stop([sys.executable, "-c", code], signal.SIGTERM, "started", limit=3)
+    assert time.monotonic() - begun < 30, failed.value
+    assert ("no 'started'" if hang == "starting" else "still running") in str(failed.value)
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(tmp_path):
