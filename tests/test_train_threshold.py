@@ -39,6 +39,23 @@ def test_a_run_without_validation_keeps_no_threshold():
     assert info.threshold is None and "calibration" not in info.extra
 
 
+def test_the_log_carries_the_threshold_and_its_accuracy_in_every_row(tmp_path):
+    """log.csv has a column for each validation figure (the threshold's accuracy too, what the
+    saved model's calibration record quotes); rows without them (a run that does not validate,
+    the views trainer) leave them empty, under the same header."""
+    from facenet.train.runfiles import LOG_COLUMNS, write_log
+
+    validated = {"epoch": 1, "loss": 0.5, "val_accuracy": 0.8, "val_threshold": 0.42,
+                 "val_threshold_accuracy": 0.8125, "val_seconds": 1.5, "seconds": 9.0}  # fmt: skip
+    write_log(tmp_path / "log.csv", [{"epoch": 0, "val_accuracy": 0.6}, validated, {"epoch": 2}])
+    with (tmp_path / "log.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == LOG_COLUMNS
+    assert [r["val_threshold_accuracy"] for r in rows] == ["", "0.8125", ""]
+    assert rows[1]["val_threshold"] == "0.42" and rows[2]["val_accuracy"] == ""
+
+
 @needs_data
 def test_a_validated_run_saves_a_model_with_its_threshold(tmp_path):
     config = TrainConfig(**SMALL, out=str(tmp_path / "run"), epochs=1, steps_per_epoch=2,
@@ -51,6 +68,8 @@ def test_a_validated_run_saves_a_model_with_its_threshold(tmp_path):
     assert info.extra["calibration"]["n_pairs"] > 0
     logged = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     assert float(logged[-1]["val_threshold"]) == row["val_threshold"]
+    accuracy = float(logged[-1]["val_threshold_accuracy"])
+    assert accuracy == row["val_threshold_accuracy"] == info.extra["calibration"]["accuracy"]
 
 
 @needs_data

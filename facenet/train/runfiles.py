@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = (
     "epoch", "loss", "triplet_loss", "ce_loss", "distill_loss", "relation_loss",
     "active_fraction", "pos_dist", "neg_dist",
-    "lr", "images_per_s", "val_accuracy", "val_threshold", "val_seconds", "seconds",
+    "lr", "images_per_s", "val_accuracy", "val_threshold", "val_threshold_accuracy",
+    "val_seconds", "seconds",
 )  # fmt: skip
 
 
@@ -50,6 +51,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_log(path: Path, history: list[dict]) -> None:
+    """`log.csv`: the LOG_COLUMNS header, then one row per epoch of `history`, rewritten whole
+    (so a resumed run's older rows get the same columns); a figure a row lacks is empty."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore")
     writer.writeheader()
