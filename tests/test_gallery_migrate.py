@@ -194,6 +194,38 @@ def test_a_face_that_cannot_be_reembedded_is_kept_and_flagged(tmp_path):
         assert g.unsearched_faces() == 1
 
 
+def test_a_file_named_upload_colon_is_a_photo_and_an_upload_label_never_a_file(
+    tmp_path, monkeypatch
+):
+    """Which face has a photo is read from what was stored, not from the `upload:` prefix: a
+    legacy face (before m002: its path only in `source`) read from the file `upload:ada.png`
+    is re-embedded from that file, and its path is recorded; a face enrolled from memory as
+    `upload:ada.png` is re-embedded from its crop, though a file of that very name is there."""
+    monkeypatch.chdir(tmp_path)
+    file = save(Path("upload:ada.png"), photo((1, 0, 30)))
+    with pytest.MonkeyPatch.context() as patch:  # its undo() keeps the working directory
+        path = old_gallery(tmp_path / "old.db", patch, file)
+    with Gallery.open(path, FakeModel()) as g:
+        g.enroll("Bob", photo((2, 0, 30)), labels=["ada.png"])
+        sources = [r[0] for r in g._store.db.execute("SELECT source FROM faces")]
+    assert sources == ["upload:ada.png"] * 2  # one spelling, two kinds
+    report = m.migrate(path, m.Target.of(other_model()), dry_run=True)
+    assert not report.flagged
+    assert [(f["person"], f["note"]) for f in report.from_crop] == [
+        ("Bob", "no photo file (enrolled from an image in memory)")
+    ]
+    with Gallery.open(path) as g:
+        origins = dict(g._store.db.execute(
+            "SELECT p.name, e.origin FROM face_embeddings e JOIN faces f ON f.id = e.face_id "
+            "JOIN people p ON p.id = f.person_id"
+        ).fetchall())  # fmt: skip
+        photos = dict(g._store.db.execute(
+            "SELECT p.name, f.photo FROM faces f JOIN people p ON p.id = f.person_id"
+        ).fetchall())  # fmt: skip
+    assert origins == {"Ada": "photo", "Bob": "crop"}
+    assert photos == {"Ada": str(tmp_path.resolve() / "upload:ada.png"), "Bob": None}
+
+
 def test_moved_photo_of_a_legacy_face_is_flagged_with_its_reason(tmp_path):
     path = build(tmp_path)
     with Gallery.open(path) as g:

@@ -147,10 +147,11 @@ def embed_pending(
                     (row["id"], target.model_id, vector, origin, note),
                 )
                 if backfill is not None:
-                    landmarks, crop = backfill
+                    landmarks, crop, photo = backfill
                     db.execute(
-                        "UPDATE faces SET landmarks = COALESCE(landmarks, ?) WHERE id = ?",
-                        (landmarks, row["id"]),
+                        "UPDATE faces SET landmarks = COALESCE(landmarks, ?), "
+                        "photo = COALESCE(photo, ?) WHERE id = ?",
+                        (landmarks, photo, row["id"]),
                     )
                     store.set_crop(db, row["id"], crop)
         last = int(rows[-1]["id"])

@@ -2,8 +2,12 @@
 
 The photo is used only when it is still there with the same content (sha256); a face of a legacy
 gallery (no landmarks stored) is found again in its photo by detection and box overlap, and gets
-its landmarks and crop kept on the way. A face with neither photo nor crop gets no vector and a
-note saying why (the caller flags it; nothing is dropped).
+its landmarks, crop and photo path kept on the way. A face with neither photo nor crop gets no
+vector and a note saying why (the caller flags it; nothing is dropped).
+
+Which face has a photo file is read from what was stored, never from how its `source` is
+spelled (`_photo_path`): a file named `upload:x.jpg` is a photo like any other, and a face
+enrolled from memory (a server upload, recorded as `upload:NAME`) is never opened as a file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
-from ..images import is_label, load_image
+from ..images import load_image
 from ..types import Face
 from .crops import StoredCrop, cut_crop
 from .store import Store
@@ -25,15 +29,15 @@ MIN_IOU = 0.5
 
 def reembed_face(store: Store, model, row) -> tuple[bytes | None, str, str | None, tuple | None]:
     """(embedding bytes or None, origin, note, backfill) for one face: from its photo, else
-    from its stored crop, else none (flagged). backfill: (landmarks json, crop) for a legacy
-    face found again in its photo."""
+    from its stored crop, else none (flagged). backfill: (landmarks json, crop, photo path) for
+    a legacy face found again in its photo."""
     box = json.loads(row["box"]) if row["box"] else None
     landmarks = json.loads(row["landmarks"]) if row["landmarks"] else None
     note = None
-    photo = _photo_path(row)
     crop_row = store.db.execute(
         "SELECT image, geometry FROM face_crops WHERE face_id = ?", (row["id"],)
     ).fetchone()
+    photo = _photo_path(row, has_crop=crop_row is not None)
     if box is None:
         return None, "unavailable", "added as a ready embedding: no photo or crop to re-embed", None
     if photo is not None:
@@ -46,7 +50,7 @@ def reembed_face(store: Store, model, row) -> tuple[bytes | None, str, str | Non
             if vector is not None:
                 backfill = None
                 if crop_row is None:  # a face enrolled before crops were kept: keep one now
-                    backfill = (_json_points(found), cut_crop(image, box))
+                    backfill = (_json_points(found), cut_crop(image, box), str(photo.resolve()))
                 return vector, "photo", None, backfill
             note = f"{photo}: face not found again in the photo"
         else:
@@ -64,11 +68,25 @@ def reembed_face(store: Store, model, row) -> tuple[bytes | None, str, str | Non
     return None, "unavailable", f"{note}; no stored crop to re-embed from", None
 
 
-def _photo_path(row) -> Path | None:
-    for candidate in (row["photo"], row["source"]):
-        if candidate and not is_label(candidate):  # an upload's name is never opened
-            return Path(candidate)
-    return None
+#: What a face read from memory was recorded as before photos had their own column (m002).
+LEGACY_LABELS = ("array #", "PIL image")
+
+
+def _photo_path(row, has_crop: bool = True) -> Path | None:
+    """The face's photo file, by what was stored: the `photo` column, the absolute path of the
+    file it was read from (recorded since schema m002; empty for an image in memory), whatever
+    that file is called. A face without one but with a crop was stored since m002 from memory:
+    its `source` is a label (`upload:NAME`, `array #i`), never opened. A face with neither
+    (written before m002, never re-embedded since) has its file's path as given in `source`,
+    unless it names an image in memory the way facenet did then (LEGACY_LABELS; `upload:` came
+    later, so such a source is a file's name). `has_crop`: whether a crop of the face is stored
+    (every face stored since m002 has one)."""
+    if row["photo"]:
+        return Path(row["photo"])
+    source = row["source"]
+    if has_crop or not source or source.startswith(LEGACY_LABELS):
+        return None
+    return Path(source)
 
 
 def _load_if_same(path: Path, content_hash: str) -> tuple[np.ndarray | None, str]:
