@@ -604,3 +604,101 @@ def test_parquet_enrolled_faces_migrate_and_are_not_enrolled_twice(photos, local
     other = FaceNet.load(next(n for n in MODELS if n != DEFAULT_MODEL))
     report = m.migrate(path, m.Target.of(other), dry_run=True)
     assert report.faces == 10 and report.flagged == [], report.flagged
+
+
+@pytest.fixture
+def flaky(tmp_path):
+    """A source folder whose `later.jpg` cannot be read at first (written later), a photo and
+    a blank image (no face), embedded once into `out`: two failures recorded."""
+    from PIL import Image
+
+    from facenet.batch import embed_to_folder
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(lfw_image("Tony_Blair", 1), src / "good.jpg")
+    (src / "later.jpg").write_bytes(b"still being copied")
+    Image.fromarray(np.full((120, 120, 3), 128, np.uint8)).save(src / "blank.png")
+    out = tmp_path / "out"
+    first = embed_to_folder(src, out, engine="local", batch_size=2)
+    assert (first.embedded, len(first.failures)) == (1, 2)
+    shutil.copy(lfw_image("Colin_Powell", 1), src / "later.jpg")  # readable now
+    return src, out
+
+
+def path_rows(out) -> dict[str, list]:
+    """path -> [error or face index] over every row of an output folder."""
+    from facenet.batch.records import read_output
+
+    found: dict[str, list] = {}
+    for row in read_output(out, ["path", "face", "error"]).to_pylist():
+        found.setdefault(row["path"].rsplit("/", 1)[-1], []).append(row["error"] or row["face"])
+    return found
+
+
+def test_retry_failed_embeds_the_recorded_failures_again_replacing_their_rows(flaky):
+    """A rerun skips what OUT holds, failures too: a file unreadable for a moment was never
+    tried again. --retry-failed tries every failure again: a success replaces its failure row,
+    a failure again is recorded once, and the images embedded are not touched."""
+    from facenet.batch import embed_to_folder
+
+    src, out = flaky
+    plain = embed_to_folder(src, out, engine="local")
+    assert (plain.skipped, plain.embedded, plain.retried) == (3, 0, 0)
+    before = path_rows(out)
+    report = embed_to_folder(src, out, engine="local", retry_failed=True)
+    assert (report.skipped, report.retried, report.embedded) == (1, 2, 1)
+    assert [p.rsplit("/", 1)[-1] for p, _ in report.failures] == ["blank.png"]
+    after = path_rows(out)
+    assert after == {**before, "later.jpg": [0]}  # one face row, the failure gone
+    assert after["blank.png"] == ["no face found"] and after["good.jpg"] == before["good.jpg"]
+    again = embed_to_folder(src, out, engine="local", retry_failed=True)
+    assert (again.retried, again.embedded, len(again.failures)) == (1, 0, 1)
+    assert path_rows(out) == after
+
+
+def test_an_interrupted_retry_leaves_its_images_to_the_next_run(flaky, monkeypatch):
+    """Failure rows are removed before their images are embedded again: interrupted in between,
+    the images are simply not done, and any later run embeds them (no row lost or doubled)."""
+    import facenet.batch.local as local
+    from facenet.batch import embed_to_folder
+
+    src, out = flaky
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local, "run_local", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_folder(src, out, engine="local", retry_failed=True)
+    assert set(path_rows(out)) == {"good.jpg"}
+    monkeypatch.undo()
+    report = embed_to_folder(src, out, engine="local")  # no --retry-failed needed now
+    assert (report.skipped, report.embedded, len(report.failures)) == (1, 1, 1)
+    assert path_rows(out)["later.jpg"] == [0] and path_rows(out)["blank.png"] == ["no face found"]
+
+
+def test_cli_retry_failed(flaky):
+    src, out = flaky
+    args = ["embed", str(src), "--out", str(out), "--engine", "local", "--retry-failed"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 1, result.output  # blank.png failed again
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted((line["path"].rsplit("/", 1)[-1], "error" in line) for line in lines) == [
+        ("blank.png", True), ("good.jpg", False), ("later.jpg", False)
+    ]  # fmt: skip
+    assert "1 already in" in result.stderr and "2 earlier failures tried again" in result.stderr
+    bare = CliRunner().invoke(main, ["embed", str(src / "good.jpg"), "--out",
+                                     str(out.parent / "e.npz"), "--retry-failed"])  # fmt: skip
+    assert bare.exit_code == 2 and "--retry-failed go with --engine" in bare.stderr
+    assert "Traceback" not in bare.output
+
+
+def test_ray_engine_retries_failures_too(flaky):
+    pytest.importorskip("ray")
+    from facenet.batch import embed_to_folder
+
+    src, out = flaky
+    report = embed_to_folder(src, out, engine="ray", batch_size=2, workers=1, retry_failed=True)
+    assert (report.skipped, report.retried, report.embedded, len(report.failures)) == (1, 2, 1, 1)
+    assert path_rows(out) == {"good.jpg": [0], "later.jpg": [0], "blank.png": ["no face found"]}

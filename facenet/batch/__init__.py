@@ -3,7 +3,8 @@
 Two engines behind one call, `embed_to_folder`: `local` (this process) and `ray` (a Ray Data
 pipeline, on this machine or a cluster). Both write the schema of `records.schema`: one row
 per face (path, face index, box, landmarks, detector score, eye distance, embedding, model)
-and one row per failed image (path, error). A run skips the paths the folder already holds.
+and one row per failed image (path, error). A run skips the paths the folder already holds;
+with `retry_failed`, not those it holds as failures (their rows are replaced).
 Needs the `[ray]` extra (pyarrow; ray for the Ray engine).
 """
 
@@ -26,13 +27,15 @@ FILE_SUFFIXES = (".npz", ".npy", ".parquet", ".csv", ".json", ".jsonl", ".txt")
 
 @dataclass
 class BatchReport:
-    """What a run did: images embedded, faces written, failures (path, error), skipped."""
+    """What a run did: images embedded, faces written, failures (path, error), skipped, and
+    (--retry-failed) failures of earlier runs tried again."""
 
     total: int = 0
     skipped: int = 0
     embedded: int = 0
     faces: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    retried: int = 0
 
 
 def embed_to_folder(
@@ -45,44 +48,30 @@ def embed_to_folder(
     batch_size: int = 32,
     workers: int | None = None,
     on_image: Callable[[dict], None] | None = None,
+    retry_failed: bool = False,
 ) -> BatchReport:
     """Embed every image of SRC (a folder, or a .parquet/.csv list of paths) into Parquet
     parts in OUT, resuming where OUT left off; `on_image` gets one dict per image: (path,
     faces, error) once done, (path, skipped="already done", error=None) first for each one
-    OUT held already, so a caller can account for every input. Why one entry point: the CLI,
-    the tests and the benchmark compare engines by this call alone. `workers` (Ray actors,
-    default `DEFAULT_WORKERS`) above the CPUs is capped: with a warning when given, silently
-    when not."""
+    OUT held already, so a caller can account for every input. `retry_failed`: the images OUT
+    holds as failures (unreadable, no face) are embedded again, their failure rows replaced by
+    what this run finds. Why one entry point: the CLI, the tests and the benchmark compare
+    engines by this call alone. `workers` (Ray actors, default `DEFAULT_WORKERS`) above the
+    CPUs is capped: with a warning when given, silently when not."""
     _check_options(engine, batch_size, workers)
     require_extra(engine)
     from ..api import FaceNet
 
     loaded = FaceNet.load(model)  # a bad --model fails here, not in every Ray worker
-    from .records import done_paths, remove_leftovers
     from .sources import list_sources, source_folder
 
     paths = list(dict.fromkeys(list_sources(src)))  # a path listed twice is embedded once
     out = _out_folder(out)
-    remove_leftovers(out)  # a killed run's half-written parts
-    done = done_paths(out, loaded.model_id)
-    todo = [p for p in paths if p not in done]
-    report = BatchReport(total=len(paths), skipped=len(paths) - len(todo))
-    for path in (p for p in paths if p in done and on_image is not None):
-        on_image({"path": path, "skipped": "already done", "error": None})  # --json: a line each
-    todo = _refuse_non_utf8(todo, report, on_image)
+    report = BatchReport(total=len(paths))
+    todo = _todo(paths, out, loaded.model_id, report, on_image, retry_failed)
     if not todo:
         return report
-
-    def on_batch(summary) -> None:
-        for row in summary.to_pylist():
-            if row["error"] is None:
-                report.embedded += 1
-                report.faces += row["faces"]
-            else:
-                report.failures.append((row["path"], row["error"]))
-            if on_image is not None:
-                on_image(row)
-
+    on_batch = _collect(report, on_image)
     if engine == "local":
         from .local import run_local
 
@@ -96,6 +85,50 @@ def embed_to_folder(
         run_ray(todo, str(out), ref, batch_size, actors, address, on_batch, source_folder(src),
                 warn=workers is not None)  # fmt: skip
     return report
+
+
+def _todo(
+    paths: list[str],
+    out: Path,
+    model_id: str,
+    report: BatchReport,
+    on_image: Callable[[dict], None] | None,
+    retry_failed: bool,
+) -> list[str]:
+    """The paths to embed: those OUT does not hold yet (each one it holds is counted as
+    skipped, and reported to `on_image`), with `retry_failed` also those it holds as failures
+    (their failure rows removed first: `forget_failures`). A killed run's temporary parts are
+    removed; OUT written with another model is refused."""
+    from .records import done_paths, forget_failures, remove_leftovers
+
+    remove_leftovers(out)  # a killed run's half-written parts
+    done = done_paths(out, model_id)  # checks the model before any part is rewritten
+    if retry_failed:
+        retried = forget_failures(out, done & set(paths))
+        done -= retried
+        report.retried = len(retried)
+    todo = [p for p in paths if p not in done]
+    report.skipped = len(paths) - len(todo)
+    for path in (p for p in paths if p in done and on_image is not None):
+        on_image({"path": path, "skipped": "already done", "error": None})  # --json: a line each
+    return _refuse_non_utf8(todo, report, on_image)
+
+
+def _collect(report: BatchReport, on_image: Callable[[dict], None] | None):
+    """The engines' `on_batch`: each batch's per-image summary counted into `report`, and
+    handed to `on_image` row by row."""
+
+    def on_batch(summary) -> None:
+        for row in summary.to_pylist():
+            if row["error"] is None:
+                report.embedded += 1
+                report.faces += row["faces"]
+            else:
+                report.failures.append((row["path"], row["error"]))
+            if on_image is not None:
+                on_image(row)
+
+    return on_batch
 
 
 def _check_options(engine: str, batch_size: int, workers: int | None) -> None:

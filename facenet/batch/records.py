@@ -4,7 +4,8 @@ The local and the Ray engine run the same `embed_batch` on the same batches of p
 write each result with `write_part`, so their output has one schema and differs only in how
 batches are scheduled. A part is written to a hidden temporary file and renamed into place,
 so a part either exists whole or not at all; `done_paths` reads back which paths a folder
-already holds, which is what makes a run resumable.
+already holds, which is what makes a run resumable; `forget_failures` drops the failure rows of
+paths to be tried again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import FaceNetError, ImageError
@@ -133,12 +135,17 @@ _COLUMNS = _FIELDS.names
 
 def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
     """Write one part atomically: a hidden temporary file renamed to part-<uuid>.parquet."""
-    out = Path(out)
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    tmp = out / f".tmp-{name}"
+    return _write_atomic(table, Path(out) / f"part-{uuid.uuid4().hex}.parquet")
+
+
+def _write_atomic(table: pa.Table, target: Path) -> Path:
+    """`table` at `target` (a new part, or one replaced): written to a hidden temporary file
+    beside it, then renamed over it, so `target` is the old part or the new one, never half."""
+    out = target.parent
+    tmp = out / f".tmp-{target.name}"
     try:
         pq.write_table(table, tmp)
-        os.replace(tmp, out / name)
+        os.replace(tmp, target)
     except OSError as exc:  # disk full, quota, permissions: one line, not pyarrow's traceback
         raise FaceNetError(
             f"{out}: cannot write a part ({_first_line(exc)}); the parts written so far are "
@@ -146,7 +153,29 @@ def write_part(table: pa.Table, out: str | os.PathLike) -> Path:
         ) from None
     finally:  # gone once renamed; else half a part (an error, Ctrl-C)
         tmp.unlink(missing_ok=True)
-    return out / name
+    return target
+
+
+def forget_failures(out: str | os.PathLike, paths: set[str]) -> set[str]:
+    """Remove the failure rows of `paths` from the parts of `out`, so that the next run embeds
+    those paths again (`--retry-failed`); returns the paths whose failures were removed. Each
+    part is rewritten atomically (`_write_atomic`; one of failures only is deleted), and a
+    failure is removed before its path is embedded again: interrupted in between, the path is
+    simply not done yet, so it never has a failure row and face rows at once."""
+    wanted = pa.array(sorted(paths), pa.string())
+    forgotten: set[str] = set()
+    for part in parts(out):
+        table = read_part(part, ["path", "error"])
+        drop = pc.and_(pc.is_valid(table["error"]), pc.is_in(table["path"], value_set=wanted))
+        if not pc.any(drop).as_py():
+            continue
+        forgotten.update(table["path"].filter(drop).to_pylist())
+        kept = read_part(part).filter(pc.invert(drop))  # every column, as the part has them
+        if len(kept):
+            _write_atomic(kept, part)
+        else:
+            part.unlink()
+    return forgotten
 
 
 def remove_leftovers(out: str | os.PathLike) -> None:

@@ -23,6 +23,8 @@ def run_batch(
     workers: int | None,
     progress: bool,
     as_json: bool,
+    *,
+    retry_failed: bool = False,
 ) -> None:
     """Check the batch mode's arguments, run the engine, report per the CLI conventions."""
     from ..batch import embed_to_folder
@@ -43,14 +45,15 @@ def run_batch(
     try:
         report = embed_to_folder(
             sources[0], out, model=model_path, engine=engine, address=address,
-            batch_size=batch_size, workers=workers, on_image=on_image,
+            batch_size=batch_size, workers=workers, on_image=on_image, retry_failed=retry_failed,
         )  # fmt: skip
     finally:
         bar.close()
     skipped = f", {report.skipped} already in {out} (skipped)" if report.skipped else ""
+    retried = f", {plural(report.retried, 'earlier failure')} tried again" if retry_failed else ""
     click.echo(
         f"{engine}: embedded {plural(report.embedded, 'image')} ({plural(report.faces, 'face')}) "
-        f"into {out}{skipped}",
+        f"into {out}{skipped}{retried}",
         err=as_json,
     )
     failed = [path for path, _ in report.failures]

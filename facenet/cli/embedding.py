@@ -60,15 +60,21 @@ def _load(model_path: str | None):
     "(--engine ray); more than the CPUs (here, or the cluster's with --address): as many as "
     "CPUs, with a warning.",
 )  # fmt: skip
+@click.option(
+    "--retry-failed", is_flag=True,
+    help="With --engine: embed again the images --out holds as failures (unreadable, no "
+    "face), replacing their failure rows; the others are skipped as usual.",
+)  # fmt: skip
 @progress_option
 @json_option
 def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, address, workers,
-          progress, as_json):  # fmt: skip
+          retry_failed, progress, as_json):  # fmt: skip
     """Embed IMAGES; write an npz with `paths` and `embeddings` (one unit row per image).
 
     With --engine local|ray: `facenet embed SRC --out DIR` writes one Parquet row per face
     (box, landmarks, score, eye distance, embedding, model) and one per failed image, and
-    skips the images DIR already holds (a killed run's hidden temporary parts are removed).
+    skips the images DIR already holds (a killed run's hidden temporary parts are removed);
+    --retry-failed embeds again those it holds as failures, replacing their rows.
     --batch-size beyond 1..1024 is a usage error (exit 2); --workers beyond the CPUs starts
     one Ray actor per CPU, with a warning (without --workers, 2 or the CPUs if fewer, silently).
     """
@@ -78,9 +84,9 @@ def embed(images, model_path, out, no_detect, on_missing, batch_size, engine, ad
         if no_detect or on_missing != "raise":
             raise click.UsageError("--no-detect and --on-missing do not go with --engine")
         return run_batch(images, out, model_path, engine, address, batch_size, workers,
-                         want_progress(progress), as_json)  # fmt: skip
-    if address is not None or workers is not None:
-        raise click.UsageError("--address and --workers go with --engine")
+                         want_progress(progress), as_json, retry_failed=retry_failed)  # fmt: skip
+    if address is not None or workers is not None or retry_failed:
+        raise click.UsageError("--address, --workers and --retry-failed go with --engine")
     out = check_output_file(out, inputs=images)
     model = _load(model_path)
     options = {"batch_size": batch_size, "detect": not no_detect, "on_missing": on_missing}
