@@ -34,8 +34,6 @@ MAX_PIXELS = 150_000_000
 MAX_BATCH_SIZE = 1024
 #: How an in-memory photo with a name (a server upload) is recorded: `upload:NAME` (`describe`).
 UPLOAD_PREFIX = "upload:"
-#: Recorded sources that name in-memory photos, never file paths (`is_label`).
-IN_MEMORY_PREFIXES = ("array #", "PIL image", UPLOAD_PREFIX)
 
 
 def check_batch_size(batch_size: int, most: int | None = None) -> int:
@@ -51,7 +49,8 @@ def check_batch_size(batch_size: int, most: int | None = None) -> int:
 def describe(source: ImageInput, index: int | None = None, label: str | None = None) -> str:
     """A short human name for an input, used in error messages and reports. An in-memory photo
     given a `label` (a server upload's file name) is `upload:LABEL`, the label made safe
-    (`safe_label`); a label, like `array #i`, is never taken for a file path (`is_label`)."""
+    (`safe_label`). Stores record whether a face has a photo file beside its source, so a
+    label is never taken for a file path."""
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     if label is not None:
@@ -67,11 +66,6 @@ def safe_label(name: str | None) -> str:
     name = os.path.basename((name or "").replace("\\", "/")).strip()
     name = re.sub(r"[^\w.\- ()]", "_", name)[:100]
     return name or "upload"
-
-
-def is_label(source: str | None) -> bool:
-    """Whether a recorded source names an in-memory photo (`describe`), not a file."""
-    return bool(source) and source.startswith(IN_MEMORY_PREFIXES)
 
 
 def label_name(source: str) -> str:
