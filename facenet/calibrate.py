@@ -3,7 +3,8 @@
 `calibrate` embeds a pair list through the whole pipeline (detection, alignment, the model:
 `evaluate_pairs`, exactly as `facenet evaluate` does) and takes the squared-L2 threshold of
 highest accuracy on all of its pairs. `write_calibrated` writes a copy of the model file with
-that threshold and the calibration's record in its ModelInfo (`extra["calibration"]`):
+that threshold and the calibration's record in its ModelInfo (`extra["calibration"]`, with the
+id of the model whose embeddings the copy makes: `origin_record`):
 `.keras` (the `facenet.json` member replaced, weights copied byte for byte), `.onnx` and
 `.tflite` (the "facenet" metadata entry replaced, as `facenet.export` writes it). LFW View 2
 (`pairs.txt`) is the test view and is never calibrated on (`check_not_test_view`). TensorFlow
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FaceNetError, ModelError
-from .metadata import ModelInfo
+from .metadata import ModelInfo, embedding_origin
 from .outputs import check_output_file, write_file
 
 #: model files whose ModelInfo can be rewritten in a copy
@@ -29,6 +30,8 @@ CALIBRATED_SUFFIXES = (".keras", ".onnx", ".tflite")
 RULE = "squared-L2 threshold maximising accuracy on all pairs, whole pipeline"
 #: LFW's View 2 list: the test view
 LFW_TEST_LIST = "pairs.txt"
+#: the calibration record's keys naming the model whose embeddings a calibrated copy makes
+ORIGIN_KEYS = ("embeddings_of", "calibrated_from")
 
 
 class CalibrationError(FaceNetError, ValueError):
@@ -114,10 +117,27 @@ def _check_usable(pairs, failed: dict[str, str]) -> None:
         )
 
 
-def calibrated_info(info: ModelInfo, calibration: Calibration, **changes: Any) -> ModelInfo:
-    """`info` with the calibrated threshold and its record (and any other `changes`)."""
-    extra = {**info.extra, "calibration": calibration.record()}
+def calibrated_info(info: ModelInfo, calibration: Calibration, *, of: Any = None,
+                    **changes: Any) -> ModelInfo:  # fmt: skip
+    """`info` with the calibrated threshold and its record (and any other `changes`). `of`, the
+    loaded model being calibrated, is recorded as the model whose embeddings the copy makes
+    (`origin_record`); without it, a record `info` already has is kept."""
+    before = info.extra.get("calibration")
+    origin = origin_record(of) if of is not None else {
+        key: before[key] for key in ORIGIN_KEYS if isinstance(before, dict) and key in before
+    }  # fmt: skip
+    extra = {**info.extra, "calibration": {**calibration.record(), **origin}}
     return dataclasses.replace(info, threshold=calibration.threshold, extra=extra, **changes)
+
+
+def origin_record(model: Any) -> dict[str, str]:
+    """What a calibrated copy of `model` (a loaded FaceNet) records in `extra["calibration"]`:
+    `embeddings_of`, the id of the model whose embeddings it makes (the copy has the same weights
+    in another file, so another id; a copy of a copy names the first model), which galleries and
+    people libraries of that model accept; `calibrated_from`, the bundled model's name or the
+    file's name (no folder)."""
+    source = getattr(model, "name", None) or Path(getattr(model, "source", None) or "").name
+    return {"embeddings_of": embedding_origin(model), "calibrated_from": source}
 
 
 def check_calibration_paths(model: str | os.PathLike, out: str | os.PathLike, *,

@@ -87,11 +87,26 @@ class ModelInfo:
         return DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
 
     @property
+    def embeddings_of(self) -> str | None:
+        """The id of the model whose embeddings this one makes, as a calibrated copy records it
+        (`facenet calibrate`: the same weights in another file, so another model id), else None.
+        A record in the file, not a comparison of weights."""
+        record = self.extra.get("calibration") if isinstance(self.extra, dict) else None
+        origin = record.get("embeddings_of") if isinstance(record, dict) else None
+        return origin if isinstance(origin, str) and origin else None
+
+    @property
     def open_set_threshold(self) -> float:
         """The identification threshold, or the verification one when none is stored."""
         if self.identification_threshold is None:
             return self.verification_threshold
         return float(self.identification_threshold)
+
+
+def embedding_origin(model) -> str:
+    """The id of the model whose embeddings `model` (anything with `model_id` and `info`, e.g. a
+    FaceNet) makes: the one its calibration records (`ModelInfo.embeddings_of`), else its own."""
+    return getattr(getattr(model, "info", None), "embeddings_of", None) or model.model_id
 
 
 #: Used only by models that carry no calibrated threshold (squared L2 on unit vectors).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -51,6 +52,26 @@ def test_calibrate_writes_a_copy_with_the_threshold(small_model_file, pair_list,
     forced = _invoke(small_model_file, "--pairs", pair_list, "--root", EXAMPLES, "-o", out,
                      "--force")  # fmt: skip
     assert forced.exit_code == 0 and f"wrote {out}" in forced.output
+
+
+def test_the_copy_records_the_model_whose_embeddings_it_makes(
+    small_model, small_model_file, pair_list, tmp_path
+):
+    """The copy names the model it was calibrated from; a copy of the copy names the same
+    first model (so every copy fits a gallery of any of them), by the file's name only."""
+    from facenet.models.files import read_info
+
+    first, second = tmp_path / "first.keras", tmp_path / "second.keras"
+    for model, out in ((small_model_file, first), (first, second)):
+        r = _invoke(model, "--pairs", pair_list, "--root", EXAMPLES, "-o", out)
+        assert r.exit_code == 0, r.output
+    for out, source in ((first, "small.keras"), (second, "first.keras")):
+        info = read_info(out)
+        assert info.embeddings_of == small_model.model_id
+        assert info.extra["calibration"]["calibrated_from"] == source
+    assert read_info(small_model_file).embeddings_of is None
+    again = calibrated_info(read_info(second), Calibration(0.4, 0.9, 2, "x.tsv", "p"))
+    assert again.embeddings_of == small_model.model_id  # kept when no model is given
 
 
 def test_lfw_view_2_is_refused(tmp_path, small_model_file):
@@ -110,11 +131,13 @@ def test_an_onnx_model_gets_its_metadata_rewritten(tmp_path):
     model = WEIGHTS / "facenet-mobilenet.onnx"
     info = read_exported_info(model)
     calibration = Calibration(0.25, 0.9, 10, "dev.tsv", "pairs")
+    source = SimpleNamespace(model_id="0123456789abcdef", info=info, name=None, source=str(model))
     out = write_calibrated(
-        model, calibrated_info(info, calibration, name="mine"), tmp_path / "c.onnx"
+        model, calibrated_info(info, calibration, of=source, name="mine"), tmp_path / "c.onnx"
     )
     written = read_exported_info(out)
     assert (written.threshold, written.name) == (0.25, "mine")
+    assert written.embeddings_of == "0123456789abcdef"  # beside the threshold's record
     assert written.extra["calibration"]["n_pairs"] == 10
     assert written.input_size == info.input_size and written.detection == info.detection
 
@@ -126,10 +149,13 @@ def test_a_tflite_model_gets_its_metadata_rewritten(small_model_file, tmp_path):
 
     model = export_tflite(*load_keras(small_model_file), tmp_path / "small.tflite")
     calibration = Calibration(0.3, 0.8, 6, "dev.tsv", "pairs")
-    out = write_calibrated(model, calibrated_info(read_exported_info(model), calibration),
+    info = read_exported_info(model)
+    source = SimpleNamespace(model_id="fedcba9876543210", info=info, name=None, source=str(model))
+    out = write_calibrated(model, calibrated_info(info, calibration, of=source),
                            tmp_path / "c.tflite")  # fmt: skip
     written = read_exported_info(out)
     assert written.threshold == 0.3 and written.extra["calibration"]["pairs"] == "dev.tsv"
+    assert written.embeddings_of == "fedcba9876543210"
     assert len([m for m in _tflite_metadata_names(out) if m == "facenet"]) == 1
 
 
@@ -168,6 +194,7 @@ def test_images_that_fail_leave_nothing_to_choose_on(tmp_path, small_model_file)
 
 def test_a_bundled_model_by_name(pair_list, tmp_path):
     pytest.importorskip("onnx")
+    from facenet.api import file_digest
     from facenet.catalog import resolve
     from facenet.runtime import read_exported_info
 
@@ -177,4 +204,6 @@ def test_a_bundled_model_by_name(pair_list, tmp_path):
     out = tmp_path / f"m{bundled.suffix}"
     r = _invoke("facenet-mobilenet", "--pairs", pair_list, "--root", EXAMPLES, "-o", out)
     assert r.exit_code == 0, r.output
-    assert read_exported_info(out).extra["calibration"]["n_pairs"] == 5
+    record = read_exported_info(out).extra["calibration"]
+    assert record["n_pairs"] == 5 and record["calibrated_from"] == "facenet-mobilenet"
+    assert record["embeddings_of"] == file_digest(bundled)  # the bundled file's model id

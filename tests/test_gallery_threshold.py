@@ -1,5 +1,7 @@
-"""`facenet gallery set-threshold`: the way a model's later calibration reaches a gallery made
-with it uncalibrated (the calibrated copy is another file, so another model id)."""
+"""`facenet gallery set-threshold`, and a model's later calibration reaching a gallery made with
+it uncalibrated: the calibrated copy is another file, so another model id, which the gallery
+takes as its model through the id the copy records; set-threshold --from-model makes its
+threshold the gallery's own."""
 
 from __future__ import annotations
 
@@ -30,11 +32,19 @@ def _one_error_line(result, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def calibrated_file(small_model_file, tmp_path_factory) -> Path:
-    from facenet.models.files import read_info
-
-    info = calibrated_info(read_info(small_model_file), Calibration(0.5, 0.8, 4, "dev.tsv", "p"))
+def calibrated_file(small_model, small_model_file, tmp_path_factory) -> Path:
+    """The small model's calibrated copy, as `facenet calibrate` writes it."""
+    info = calibrated_info(small_model.info, Calibration(0.5, 0.8, 4, "dev.tsv", "p"),
+                           of=small_model)  # fmt: skip
     return write_calibrated(small_model_file, info, tmp_path_factory.mktemp("c") / "c.keras")
+
+
+@pytest.fixture(scope="module")
+def unrecorded_copy(small_model, small_model_file, tmp_path_factory) -> Path:
+    """A calibrated copy that does not record its model (as calibrate wrote them before)."""
+    info = calibrated_info(small_model.info, Calibration(0.5, 0.8, 4, "dev.tsv", "p"))
+    assert info.embeddings_of is None
+    return write_calibrated(small_model_file, info, tmp_path_factory.mktemp("u") / "u.keras")
 
 
 @pytest.fixture
@@ -47,12 +57,11 @@ def gallery_file(small_model_file, tmp_path) -> Path:
 def test_a_calibrated_copy_reaches_the_gallery_through_set_threshold(
     gallery_file, calibrated_file, small_model
 ):
-    # the calibrated copy is another model id: the gallery refuses it as its model
-    _one_error_line(
-        _run("identify", PHOTO, "--gallery", gallery_file, "--model", calibrated_file),
-        "holds embeddings of model",
-    )
-    before = _run("identify", PHOTO, "--gallery", gallery_file, "--json")
+    # the calibrated copy is another model id, recording the gallery's: taken, its 0.5 decides
+    copy = _run("identify", PHOTO, "--gallery", gallery_file, "--model", calibrated_file, "--json")
+    assert copy.exit_code == 0 and WARNING not in copy.stderr, copy.output
+    assert json.loads(copy.stdout)["faces"][0]["threshold"] == pytest.approx(0.5)
+    before = _run("identify", PHOTO, "--gallery", gallery_file, "--json")  # its recorded model
     assert before.exit_code == 0 and WARNING in before.stderr, before.output
     assert json.loads(before.stdout)["faces"][0]["threshold"] == pytest.approx(1.1)
 
@@ -82,7 +91,7 @@ def test_a_value_and_clear(gallery_file):
 
 
 def test_refusals_are_one_line_and_change_nothing(
-    gallery_file, small_model_file, second_model_file
+    gallery_file, small_model_file, second_model_file, unrecorded_copy
 ):
     usage = "give one of VALUE, --from-model MODEL or --clear"
     for args in ([], ["0.3", "--clear"], ["0.3", "--from-model", small_model_file]):
@@ -99,7 +108,35 @@ def test_refusals_are_one_line_and_change_nothing(
         _run("gallery", "set-threshold", gallery_file, "--from-model", second_model_file),
         "makes 64-d embeddings",
     )
+    _one_error_line(  # its weights are the gallery's, but nothing in the file says so
+        _run("gallery", "set-threshold", gallery_file, "--from-model", unrecorded_copy),
+        "nor a calibrated copy of it; give the threshold as VALUE",
+    )
+    _one_error_line(
+        _run("identify", PHOTO, "--gallery", gallery_file, "--model", unrecorded_copy),
+        "holds embeddings of model",
+    )
     with Gallery.open(gallery_file) as g:
         assert g.calibrated_threshold is None
         with pytest.raises(Exception, match="threshold must be a squared-L2 distance"):
             g.set_threshold(5.0)
+
+
+def test_the_server_serves_the_gallery_with_its_models_calibrated_copy(
+    gallery_file, calibrated_file, unrecorded_copy
+):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from facenet import FaceNet
+    from facenet.errors import GalleryError
+    from facenet.server import Settings, create_app
+
+    settings = Settings(allowed_hosts=("testserver",))
+    upload = [("image", ("a_1.jpg", PHOTO.read_bytes(), "application/octet-stream"))]
+    with Gallery.open(gallery_file) as g:
+        client = TestClient(create_app(FaceNet.load(calibrated_file), g, settings))
+        r = client.post("/api/v1/identify", files=upload)
+        assert r.status_code == 200 and r.json()["threshold"] == pytest.approx(0.5), r.text
+    with Gallery.open(gallery_file) as g, pytest.raises(GalleryError, match="holds embeddings"):
+        create_app(FaceNet.load(unrecorded_copy), g, settings)

@@ -59,7 +59,9 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
     the squared-L2 threshold of highest accuracy on them is stored in the copy's ModelInfo with
     the pair list, its size and the accuracy there. LFW View 1 (pairsDevTrain.txt) by default;
     View 2 (pairs.txt) is the test view and is refused. MODEL: a .keras, .onnx or .tflite
-    file, or a bundled model's name (its file's format).
+    file, or a bundled model's name (its file's format). The copy also records the id of the
+    model whose embeddings it makes (MODEL's, or the one MODEL records if it is a calibrated
+    copy itself): galleries and people libraries made with MODEL accept the copy.
 
     Exit status: 0 written; 1 written, but some images failed (listed; their pairs count as
     wrong); 2 a usage error (View 2, another format, an existing --out without --force, --out
@@ -72,16 +74,17 @@ def calibrate(model, lfw_dir, view, pair_list, root, out, force, batch_size, cac
 
     pairs = _pairs(lfw_dir, view, pair_list, root)
     check_pairs(pairs)  # before the model is loaded
-    model = str(resolve(model)[0])  # a bundled model's name: its file
+    path, name = resolve(model)  # a bundled model's name: its file
+    model = str(path)
     out = check_calibration_paths(model, out, force=force)
     if not os.path.isfile(model):
         raise UserError(f"{model}: no such model file")
-    loaded = FaceNet.load(model)
+    loaded = FaceNet.load(name or model)  # by name: the copy records the bundled model's name
     calibration, report = choose(
         pairs, loaded, batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
         progress=want_progress(progress),
     )  # fmt: skip
-    write_calibrated(model, calibrated_info(loaded.info, calibration), out)
+    write_calibrated(model, calibrated_info(loaded.info, calibration, of=loaded), out)
     if as_json:
         emit({"model": model, "out": str(out), **calibration.record()})
     else:

@@ -309,9 +309,11 @@ def calibrate(gallery_path, far, dry_run, as_json):
 @click.option("--clear", is_flag=True, help="Drop the gallery's own: the model's applies.")
 def set_threshold(gallery_path, value, from_model, clear):
     """Set the gallery's own identification threshold: VALUE (a squared-L2 distance in [0, 4]),
-    or the one MODEL carries (--from-model: `facenet calibrate` wrote it into a copy of the
-    gallery's model, which the gallery does not take as its model, being another file), or none
-    (--clear). It wins over the model's, as `facenet gallery calibrate`'s does."""
+    or the one MODEL carries (--from-model: a copy of the gallery's model that `facenet
+    calibrate` wrote; any other model is refused), or none (--clear). It wins over the model's,
+    as `facenet gallery calibrate`'s does, also when the gallery's recorded model is used.
+
+    Exit status: 0 set; 2 a usage error or a refused model, nothing changed."""
     if (value is not None) + (from_model is not None) + clear != 1:
         raise click.UsageError("give one of VALUE, --from-model MODEL or --clear")
     with open_gallery(gallery_path) as g:

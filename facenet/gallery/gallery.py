@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import GalleryChangedError, GalleryError
 from ..images import ImageInput
-from ..metadata import DEFAULT_THRESHOLD, check_threshold
+from ..metadata import DEFAULT_THRESHOLD, check_threshold, embedding_origin
 from ..types import Face
 from .editing import EditingMixin
 from .enrol import EnrolMixin
@@ -80,6 +80,9 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         self._lock = threading.RLock()
         meta = store.meta()
         self.model_id: str = meta["model_id"]
+        #: The model whose embeddings the gallery's model makes: the one it records as a
+        #: calibrated copy (`facenet calibrate`), else itself. See `accepts`.
+        self.embeddings_of: str = meta.get("embeddings_of") or self.model_id
         self.model_name: str = meta.get("model_name", "")
         self.model_path: str = meta.get("model_path", "")
         self.embedding_size: int = int(meta["embedding_size"])
@@ -142,6 +145,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                     db,
                     {
                         "model_id": model.model_id,
+                        "embeddings_of": embedding_origin(model),
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
                         "threshold": _open_set_threshold(model),
@@ -185,16 +189,27 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             raise GalleryError(f"{path}: cannot open gallery ({exc})") from None
         return cls(path, store, model, index, uri)
 
+    def accepts(self, model: EmbeddingModel) -> bool:
+        """Whether `model` makes this gallery's embeddings: the gallery's model, a calibrated copy
+        of it, or the model it is a calibrated copy of (`facenet calibrate` writes the same
+        weights into another file, so another id, recording the first one: `embedding_origin`)."""
+        if int(model.info.embedding_size) != self.embedding_size:
+            return False
+        ours = (self.model_id, self.embeddings_of)
+        return model.model_id == self.model_id or embedding_origin(model) in ours
+
     def attach(self, model: EmbeddingModel) -> None:
-        """Use `model` for enrolment and identification; it must be the gallery's model."""
+        """Use `model` for enrolment and identification; the gallery must `accept` it. Its
+        faces stay recorded under the gallery's model id."""
         _check_model(model)
-        if model.model_id != self.model_id or int(model.info.embedding_size) != self.embedding_size:
+        if not self.accepts(model):
             raise GalleryError(
                 f"{self.path}: this gallery holds embeddings of model {self.model_name!r} "
                 f"(id {self.model_id[:12]}, {self.embedding_size}-d); the given model is "
                 f"{getattr(model.info, 'name', '?')!r} (id {model.model_id[:12]}, "
-                f"{model.info.embedding_size}-d). Use the gallery's model, or re-embed its "
-                "faces with this one: `facenet gallery migrate GALLERY --model MODEL`"
+                f"{model.info.embedding_size}-d). Use the gallery's model (or a copy `facenet "
+                "calibrate` wrote of it), or re-embed its faces with this one: `facenet gallery "
+                "migrate GALLERY --model MODEL`"
             )
         self.model = model
         self.sync_index()
@@ -291,8 +306,9 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         threshold, as `calibrate` stores one: it wins over the model's from now on. None drops
         it: the model's threshold applies again.
 
-        The way a later `facenet calibrate` of the model reaches a gallery: the calibrated copy
-        is another file, so another model id, which the gallery refuses (`threshold_of`)."""
+        The way a later `facenet calibrate` of the model reaches the gallery whoever opens it:
+        the gallery takes the calibrated copy as its model (`accepts`), but keeps its recorded
+        model, which a caller that names none uses (`threshold_of`)."""
         if threshold is not None:
             try:
                 threshold = check_threshold(threshold, DEFAULT_THRESHOLD)
@@ -306,15 +322,20 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
 
     def threshold_of(self, model: EmbeddingModel) -> float:
         """The identification threshold `model` carries, for `set_threshold`: GalleryError
-        unless it carries a calibrated one (`facenet calibrate` writes a copy with one) and
-        makes embeddings of this gallery's size. Its weights cannot be told from its file:
-        give the calibrated copy of the gallery's own model."""
+        unless the gallery `accepts` it (its model, or a calibrated copy recording it) and it
+        carries a calibrated threshold (`facenet calibrate` writes a copy with one)."""
         _check_model(model)
         info, label = model.info, getattr(model, "source", None) or getattr(model.info, "name", "")
         if int(info.embedding_size) != self.embedding_size:
             raise GalleryError(
                 f"{label}: makes {info.embedding_size}-d embeddings; {self.path} holds "
                 f"{self.embedding_size}-d ones of {self.model_name!r} (not its model)"
+            )
+        if not self.accepts(model):
+            raise GalleryError(
+                f"{label}: neither {self.path}'s model {self.model_name!r} (id "
+                f"{self.model_id[:12]}) nor a calibrated copy of it; give the threshold as VALUE "
+                "to set it anyway"
             )
         if getattr(info, "threshold", None) is None and info.identification_threshold is None:
             raise GalleryError(

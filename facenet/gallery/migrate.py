@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..errors import FaceNetError, GalleryError
 from ..images import check_batch_size
+from ..metadata import embedding_origin
 from .migrate_report import MigrationReport, build_report
 from .reembed import reembed_face
 from .store import Store
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Meta keys describing the gallery's model; `previous_` + key describes the one before a switch.
 MODEL_KEYS = (
-    "model_id", "model_name", "model_path", "embedding_size", "threshold", "verification_threshold"
+    "model_id", "model_name", "model_path", "embedding_size", "threshold", "verification_threshold",
+    "embeddings_of",
 )  # fmt: skip
 
 
@@ -51,6 +53,8 @@ class Target:
     #: Open-set (identification) threshold, what the gallery decides with; and the pair one.
     threshold: float
     verification_threshold: float | None = None
+    #: The model whose embeddings it makes, as a calibrated copy records it ("": itself).
+    embeddings_of: str = ""
     model: object = field(default=None, compare=False)
 
     @classmethod
@@ -69,6 +73,7 @@ class Target:
             int(model.info.embedding_size),
             _open_set_threshold(model),
             float(model.info.verification_threshold),
+            embedding_origin(model),
             model,
         )
 
@@ -79,6 +84,7 @@ class Target:
         return (
             self.model_id, self.name, self.path, self.embedding_size, self.threshold,
             "" if self.verification_threshold is None else self.verification_threshold,
+            self.embeddings_of,
         )  # fmt: skip
 
 
@@ -96,6 +102,7 @@ def previous_target(store: Store) -> Target | None:
     return Target(
         get["model_id"], get["model_name"], get["model_path"], int(get["embedding_size"]),
         float(get["threshold"]), float(verification) if verification else None,
+        get["embeddings_of"],
     )  # fmt: skip
 
 
