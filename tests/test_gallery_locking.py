@@ -57,9 +57,13 @@ def test_a_gallery_moved_to_another_model_meanwhile_refuses_the_batch(gallery, m
         return original(rgb)
 
     monkeypatch.setattr(model, "represent", migrating)
-    with pytest.raises(GalleryChangedError, match="another model while photos were being read"):
+    with pytest.raises(
+        GalleryChangedError, match="another model while photos were being read"
+    ) as e:
         gallery.enroll("Ann", [photo((1, 0, 30))])
     assert gallery.people() == []
+    assert str(e.value).startswith(f"{gallery.path}: ")  # the command line names the file
+    assert e.value.reason == str(e.value).removeprefix(f"{gallery.path}: ")  # a server: not
 
 
 def test_use_lock_puts_the_gallery_under_its_owners_lock(gallery, monkeypatch):

@@ -841,6 +841,36 @@ def test_enrol_racing_a_delete_of_the_person_is_409(client, photos, monkeypatch)
     assert enroll(client, "Bush", photos["bush1"]).status_code == 201  # enrolled again
 
 
+def test_a_gallery_switched_while_photos_are_read_is_409_without_the_servers_path(
+    client, photos, monkeypatch
+):
+    """Another process moves the gallery to another model while an upload is being embedded:
+    409 `gallery_changed` for an enrolment and a library upload, and the message names no
+    server path (the exception's own text, for the command line, names the file)."""
+    import sqlite3
+
+    gallery = client.app.state.service.gallery
+    real_represent = gallery.model.represent
+
+    def represent_then_switched(image):
+        faces = real_represent(image)
+        with sqlite3.connect(gallery.path) as db:  # what a migration in another process does
+            db.execute("UPDATE meta SET value = 'another-model' WHERE key = 'model_id'")
+        return faces
+
+    monkeypatch.setattr(gallery.model, "represent", represent_then_switched)
+    uploads = files(images=[photos["bush1"]])
+    answers = [
+        client.post(f"{API}/people", data={"name": "Bush"}, files=uploads),
+        client.post(f"{API}/library/photos", files=uploads),
+    ]
+    for r in answers:
+        assert error_of(r, 409) == "gallery_changed"
+        message = r.json()["error"]["message"]
+        assert "moved to another model" in message, message
+        assert str(gallery.path.parent) not in message and gallery.path.name not in message
+
+
 def test_name_errors_are_the_documented_ones(client, photos):
     """A name over the schema's 200 characters is 422 `validation_error` like every field out
     of its schema limits; the rest of the name rule is 400 `invalid_name`; docs/server.md says

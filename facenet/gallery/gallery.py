@@ -225,8 +225,9 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         still open and still uses that model, else GalleryChangedError."""
         if self._closed or self.model is not model:
             raise GalleryChangedError(
-                f"{self.path}: the gallery was closed or moved to another model while photos "
-                "were being read; add them again"
+                "the gallery was closed or moved to another model while photos were being read; "
+                "add them again",
+                self.path,
             )
 
     def close(self) -> None:

@@ -129,8 +129,8 @@ class Store:
         row = db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
         if row is not None and row[0] != model_id:
             raise GalleryChangedError(
-                f"{self.path}: the gallery moved to another model while photos were being "
-                "read; add them again"
+                "the gallery moved to another model while photos were being read; add them again",
+                self.path,
             )
 
     def set_meta(self, db: sqlite3.Connection, values: dict[str, object]) -> None:

@@ -194,8 +194,8 @@ class LibraryService:
             return function(*args, **kwargs)
         except LibraryNotFoundError as exc:
             raise ApiError(404, f"{exc.kind}_not_found", str(exc)) from None
-        except GalleryChangedError as exc:
-            raise ApiError(409, "gallery_changed", str(exc)) from None
+        except GalleryChangedError as exc:  # its reason: the message without the server's path
+            raise ApiError(409, "gallery_changed", exc.reason) from None
         except GalleryError as exc:
             raise ApiError(400, code, str(exc)) from None
 

@@ -250,8 +250,8 @@ class Service:
         try:  # detects and embeds outside the gallery's lock (`Gallery.use_lock`)
             labels = [u.filename for u in uploads]  # recorded as `upload:NAME`, never opened
             report = gallery.enroll(name, [u.rgb for u in uploads], labels=labels)
-        except GalleryChangedError as exc:
-            raise ApiError(409, "gallery_changed", str(exc)) from None
+        except GalleryChangedError as exc:  # its reason: the message without the server's path
+            raise ApiError(409, "gallery_changed", exc.reason) from None
         except GalleryError as exc:
             raise ApiError(400, "invalid_name", str(exc)) from None
         with self._gallery_lock:
