@@ -449,8 +449,11 @@ def test_an_absurd_batch_size_is_a_usage_error(image_dir, tmp_path):
             assert r.exit_code == 2 and "Traceback" not in r.output, r.output
             assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in r.output
     assert not (tmp_path / "o").exists()
-    with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
-        evaluate_pairs(_pairs(image_dir), model=FakeModel(), batch_size=0, progress=False)
+    model = FakeModel()
+    for size in (0, 1025):  # 1..1024, as on the command line, before any image is embedded
+        with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {size}$"):
+            evaluate_pairs(_pairs(image_dir), model=model, batch_size=size, progress=False)
+    assert model.calls == 0
 
 
 def test_an_unwritable_output_is_one_line_and_keeps_the_old_ones(tmp_path, monkeypatch):

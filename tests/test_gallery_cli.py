@@ -229,10 +229,16 @@ def test_an_absurd_batch_size_is_a_usage_error(tmp_path, fake):
             assert result.exit_code == 2 and "Traceback" not in result.output, result.output
             assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in result.output
     with Gallery.open(g, fake) as gallery:
-        for enrol in (lambda: gallery.enroll("Ada", [root / "person_01" / "000.png"], batch_size=0),
-                      lambda: gallery.enroll_folder(root, batch_size=0)):  # fmt: skip
-            with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
-                enrol()
-        assert gallery.people() == []
+        for size in (0, 1025):  # 1..1024, as on the command line, from the call made
+            calls = (  # (a folder that is not there: the batch size is checked first)
+                (gallery.enroll, "Ada", [root / "person_01" / "000.png"]),
+                (gallery.enroll_folder, tmp_path / "none"),
+            )
+            for enrol, *args in calls:
+                with pytest.raises(
+                    FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {size}$"
+                ):
+                    enrol(*args, batch_size=size)
+        assert gallery.people() == [] and fake.calls == 0
     with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got -1$"):
         m.migrate(g, m.Target.of(FakeModel(name="other", dim=24), "other"), batch_size=-1)

@@ -104,6 +104,9 @@ def test_an_absurd_batch_size_is_a_usage_error(tmp_path):
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert f"'--batch-size': {size} is not in the range 1<=x<=1024" in result.output
     assert not (tmp_path / "lib.db").exists()
-    with Library.open(tmp_path / "api.db", FakeModel()) as lib:
-        with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got 0$"):
-            lib.add([image], batch_size=0)
+    model = FakeModel()
+    with Library.open(tmp_path / "api.db", model) as lib:
+        for size in (0, 1025):  # 1..1024, as on the command line
+            with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {size}$"):
+                lib.add([image], batch_size=size)
+        assert lib.faces() == [] and model.calls == 0

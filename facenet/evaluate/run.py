@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..images import check_batch_size
+from ..images import MAX_BATCH_SIZE, check_batch_size
 from ..metadata import check_choice
 from ..outputs import write_files
 from .embedding import Embedded, embed_images, load_embeddings_file
@@ -63,8 +63,8 @@ def evaluate_pairs(
     Returns:
         The report dict (what `report.json` holds), with the summary text under "summary".
     """
+    check_batch_size(batch_size, MAX_BATCH_SIZE)
     _check(model, embeddings_file, distance)
-    check_batch_size(batch_size)
     started = time.perf_counter()
     if embeddings_file is not None:
         embedded = load_embeddings_file(embeddings_file, pairs.images(), normalize=normalize,

@@ -20,6 +20,7 @@ from PIL import Image
 from ..errors import GalleryError, ImageError
 from ..images import (
     IMAGE_SUFFIXES,
+    MAX_BATCH_SIZE,
     ImageInput,
     check_batch_size,
     describe,
@@ -55,7 +56,8 @@ class EnrolMixin:
         far)` runs after each batch is stored, so a caller can report as it goes (an interrupted
         enrolment has then reported every face it kept). `labels` name in-memory photos (a
         server's uploads by file name): recorded as `upload:LABEL` (`images.describe`), a
-        label only, never opened as a file."""
+        label only, never opened as a file. batch_size: 1..1024 (`MAX_BATCH_SIZE`)."""
+        check_batch_size(batch_size, MAX_BATCH_SIZE)
         name = check_name(name)
         metadata = check_metadata(metadata)
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
@@ -76,6 +78,7 @@ class EnrolMixin:
         person's name. Files already enrolled (by content hash) are skipped, so an interrupted
         enrolment is resumed by running it again. `on_batch` as in `enroll`; photos loose in
         the root are added to the report's skipped ones after the last batch."""
+        check_batch_size(batch_size, MAX_BATCH_SIZE)  # before the folder is read
         root = Path(root)
         if not root.is_dir():
             raise GalleryError(f"{root}: not a directory")
@@ -177,7 +180,6 @@ class EnrolMixin:
         on_batch: Callable[[EnrollReport], None] | None = None,
         labels: Sequence[str] | None = None,
     ) -> EnrollReport:
-        check_batch_size(batch_size)
         if labels is not None and len(labels) != len(items):
             raise GalleryError(f"{len(items)} photos but {len(labels)} labels")
         model = self._require_model()

@@ -26,7 +26,14 @@ from ..errors import GalleryError, ImageError
 from ..gallery.crops import cut_crop
 from ..gallery.enrol import _file_hash, _landmarks_json, _pixel_hash, _unit
 from ..gallery.store import drop_empty_clusters, now
-from ..images import ImageInput, check_batch_size, describe, load_image, require_utf8_path
+from ..images import (
+    MAX_BATCH_SIZE,
+    ImageInput,
+    check_batch_size,
+    describe,
+    load_image,
+    require_utf8_path,
+)
 from . import links
 from .assign import NEIGHBOURS, Existing, assign_batch
 from .quality import measure
@@ -50,8 +57,8 @@ class AddMixin:
         library (same content) are skipped; unreadable ones are reported, never raised.
         Interrupted, it is resumed by running it again. `labels` name in-memory photos (a
         server's uploads by file name): recorded as `upload:LABEL` (`images.describe`), a
-        label only, never opened as a file."""
-        step = check_batch_size(batch_size)
+        label only, never opened as a file. batch_size: 1..1024 (`MAX_BATCH_SIZE`)."""
+        step = check_batch_size(batch_size, MAX_BATCH_SIZE)
         model = self.gallery._require_model()
         if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
             photos = [photos]
