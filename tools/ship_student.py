@@ -1,7 +1,7 @@
 """Make a trained student the bundled `facenet-mobilenet`: calibrate on LFW View 1, write it.
 
     python tools/ship_student.py runs/NAME/model.keras --lfw-dir ../shared/data/lfw \
-        [--name facenet-mobilenet-celeba] [--out facenet/weights]
+        [--name facenet-mobilenet-celeba-utkface] [--out facenet/weights]
 
 1. Embeds LFW View 1 `pairsDevTrain.txt` through the whole pipeline (detection, alignment, the
    model) and takes the squared-L2 threshold that maximises accuracy on all 2,200 pairs (View 1 is
@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="the trained .keras model")
     parser.add_argument("--lfw-dir", type=Path, required=True)
-    parser.add_argument("--name", default="facenet-mobilenet-celeba")
+    parser.add_argument("--name", default="facenet-mobilenet-celeba-utkface")
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "facenet/weights")
     args = parser.parse_args()
 
