@@ -1,8 +1,9 @@
 """A closed-set face classifier over embeddings: a linear SVM or k-nearest neighbours.
 
 Train it on a folder-per-identity tree (`root/<name>/<photo>`), save it, and predict who is in
-new photos, with a probability. The saved file records the embedding model's id and refuses
-any other model.
+new photos, with a probability. The saved file records the embedding model's id (and the one
+it is a calibrated copy of) and refuses any model that makes other embeddings (`same_embeddings`:
+a calibrated copy of the model, or the model a copy was calibrated from, is taken).
 
 When to use this rather than the gallery (`facenet.gallery`): a classifier always answers with
 one of the people it was trained on, so it suits a fixed, closed set where every face is
@@ -32,7 +33,7 @@ import numpy as np
 
 from .errors import FaceNetError, ImageError
 from .images import IMAGE_SUFFIXES, ImageInput, load_image
-from .metadata import check_choice
+from .metadata import check_choice, embedding_origin, same_embeddings
 from .outputs import check_output_file, write_file
 from .types import Face
 
@@ -86,8 +87,11 @@ class FaceClassifier:
         model_name: str,
         embedding_size: int,
         references: tuple[np.ndarray, np.ndarray] | None = None,
+        embeddings_of: str = "",
     ):
         self.estimator = estimator
+        #: the model whose embeddings the model makes, as a calibrated copy records it ("": itself)
+        self.embeddings_of = embeddings_of
         #: training embeddings and their labels, for the distance reject (None: an old file)
         self.references = references
         self.kind = kind
@@ -148,10 +152,12 @@ class FaceClassifier:
 
             estimator = KNeighborsClassifier(n_neighbors=min(neighbors, len(x)), weights="distance")
         estimator.fit(x, np.asarray(labels))
+        origin = ""
         if model is not None:
             model_id, model_name = model.model_id, getattr(model.info, "name", "")
+            origin = embedding_origin(model)
         references = (x.astype(np.float32), np.asarray(labels))
-        return cls(estimator, kind, model_id, model_name, x.shape[1], references)
+        return cls(estimator, kind, model_id, model_name, x.shape[1], references, origin)
 
     def predict(
         self,
@@ -192,7 +198,10 @@ class FaceClassifier:
         return float(np.min(np.sum((own - vector) ** 2, axis=1))) if len(own) else None
 
     def check_model(self, model) -> None:
-        if self.model_id and model.model_id != self.model_id:
+        """ClassifierError unless `model` makes the embeddings it was trained on: its model, a
+        calibrated copy of it, or the model it is a copy of (`same_embeddings`)."""
+        ours = (self.model_id, self.embeddings_of)
+        if self.model_id and not same_embeddings(model.model_id, embedding_origin(model), *ours):
             raise ClassifierError(
                 f"this classifier was trained on embeddings of model {self.model_name!r} "
                 f"(id {self.model_id[:12]}); the given model is "
@@ -209,6 +218,7 @@ class FaceClassifier:
             "kind": self.kind,
             "model_id": self.model_id,
             "model_name": self.model_name,
+            "embeddings_of": self.embeddings_of,
             "embedding_size": self.embedding_size,
             "estimator": self.estimator,
             "references": self.references,
@@ -232,7 +242,7 @@ class FaceClassifier:
             raise ClassifierError(f"{path}: not a facenet classifier file")
         classifier = cls(
             data["estimator"], data["kind"], data["model_id"], data["model_name"],
-            int(data["embedding_size"]), data.get("references"),
+            int(data["embedding_size"]), data.get("references"), data.get("embeddings_of") or "",
         )  # fmt: skip
         if model is not None:
             classifier.check_model(model)

@@ -109,6 +109,16 @@ def embedding_origin(model) -> str:
     return getattr(getattr(model, "info", None), "embeddings_of", None) or model.model_id
 
 
+def same_embeddings(model_id: str, origin: str | None, of_id: str, of_origin: str | None) -> bool:
+    """Whether the model `model_id`, which records the model whose embeddings it makes as
+    `origin` (a calibrated copy's `embeddings_of`; None or "": itself), makes the embeddings of
+    the model `of_id` (recording `of_origin`): the same model, a calibrated copy of it, the model
+    it is a calibrated copy of, or another copy of that model. The one rule of galleries, people
+    libraries, classifiers and `gallery enroll --from-parquet`; a record, not weights compared."""
+    origin, of_origin = origin or model_id, of_origin or of_id
+    return model_id == of_id or origin in (of_id, of_origin)
+
+
 #: Used only by models that carry no calibrated threshold (squared L2 on unit vectors).
 DEFAULT_THRESHOLD = 1.1
 

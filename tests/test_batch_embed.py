@@ -702,3 +702,39 @@ def test_ray_engine_retries_failures_too(flaky):
     report = embed_to_folder(src, out, engine="ray", batch_size=2, workers=1, retry_failed=True)
     assert (report.skipped, report.retried, report.embedded, len(report.failures)) == (1, 2, 1, 1)
     assert path_rows(out) == {"good.jpg": [0], "later.jpg": [0], "blank.png": ["no face found"]}
+
+
+def test_enroll_from_parquet_takes_a_calibrated_copys_embeddings_both_ways(local_out, tmp_path):
+    """Rows record the model whose embeddings they are (`embeddings_of`): a gallery of the
+    model takes rows a calibrated copy made, and a gallery made with a copy takes the model's
+    rows; rows of a copy that record nothing (parts written before the column) are refused."""
+    import pyarrow.parquet as pq
+
+    from facenet import FaceNet, Gallery
+    from facenet.batch.enroll import enroll_from_parquet
+    from facenet.batch.records import parts
+    from facenet.errors import GalleryError
+
+    from .test_gallery_calibrated_copy import calibrated_copy
+
+    model = FaceNet.load()
+    copy = calibrated_copy(model, 0.3)
+    out = local_out[0]
+    written = {r["embeddings_of"] for found in rows(out)[0].values() for r in found.values()}
+    assert written == {model.model_id}  # the model's own id: it is no copy
+    path = str(tmp_path / "copy.db")
+    Gallery.create(path, copy).close()  # made with the copy: the model's rows fit
+    result = CliRunner().invoke(main, ["gallery", "enroll", path, "--from-parquet", str(out)])
+    assert result.exit_code == 1 and "enrolled 10 faces" in result.output, result.output
+    by_copy, old = tmp_path / "by_copy", tmp_path / "old"
+    by_copy.mkdir(), old.mkdir()
+    for part in parts(out):
+        table = pq.read_table(part)
+        ids = pa.array([copy.model_id] * len(table), pa.string())
+        table = table.set_column(table.schema.get_field_index("model_id"), "model_id", ids)
+        pq.write_table(table, by_copy / part.name)
+        pq.write_table(table.drop_columns(["embeddings_of"]), old / part.name)
+    with Gallery.create(str(tmp_path / "g.db"), model) as g:
+        with pytest.raises(GalleryError, match="embedded by model id"):
+            enroll_from_parquet(g, old)  # a copy's id, and no record of its origin
+        assert len(enroll_from_parquet(g, by_copy).enrolled) == 10

@@ -77,3 +77,22 @@ def test_cli_train_and_predict(tmp_path, monkeypatch):
     assert face["label"] == "person_02" and face["probability"] > 0.5
     result = runner.invoke(main, ["classify", "predict", str(query), "-c", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such classifier file" in result.output
+
+
+def test_a_calibrated_copy_of_the_training_model_is_taken_and_others_refused(tmp_path):
+    """`facenet calibrate` writes the same weights into another file (another model id, the
+    first one recorded): the classifier takes it, both ways round, as galleries do."""
+    from .test_gallery_calibrated_copy import calibrated_copy
+
+    original = FakeModel()
+    copy = calibrated_copy(original, 0.3)
+    root = make_tree(tmp_path / "people", people=3, photos=3)
+    for trained_with, used_with in ((original, copy), (copy, original), (copy, copy)):
+        classifier, _ = train(trained_with, root, kind="knn")
+        classifier.save(tmp_path / "c.joblib")
+        loaded = FaceClassifier.load(tmp_path / "c.joblib", used_with)  # refused before
+        results = predict_photo(loaded, used_with, photo((3, 8, 30)))
+        assert [p.label for _, p in results] == ["person_03"]
+        for other in (FakeModel(name="other"), calibrated_copy(FakeModel(name="other"), 0.3)):
+            with pytest.raises(ClassifierError, match="retrain"):
+                FaceClassifier.load(tmp_path / "c.joblib", other)

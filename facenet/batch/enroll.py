@@ -13,12 +13,15 @@ import pyarrow.compute as pc
 
 from ..errors import GalleryError
 from ..gallery.validation import check_name
+from ..metadata import same_embeddings
 from ..types import Face
 from .records import read_output, schema
 
 #: the columns enrolment reads: a folder that lacks one is refused, before anything is added
 FACE = ["box", "score", "landmarks"]  # where the face is: kept so a migration can re-embed it
 NEEDED = ["path", "face", "prominent", *FACE, "embedding", "model_id", "error"]
+#: columns read when there: null in parts written before them
+LATER = ["src_folder", "embeddings_of"]
 #: why a photo directly in the folder SRC (no sub-folder to name its person) is not enrolled
 LOOSE = "loose in the input folder: give --name or use sub-folders per person"
 
@@ -39,8 +42,9 @@ def enroll_from_parquet(
     as source `PATH#K`), as `name` or else the photo's folder name; without `name`, photos
     directly in a folder SRC (in rows that record it) are skipped, as `--folder` does.
     A face already in the gallery (the main one as PATH or as PATH#K) or met twice in OUT (a
-    batch Ray ran twice) is added once, so a rerun adds nothing twice; rows of another model
-    than the gallery's, or not of facenet's schema, are refused before anything is added; a
+    batch Ray ran twice) is added once, so a rerun adds nothing twice; rows of a model that
+    makes other embeddings than the gallery's (`same_embeddings`: a calibrated copy makes the
+    same), or not of facenet's schema, are refused before anything is added; a
     face whose embedding is not a finite non-zero vector, or whose folder is no valid name,
     is skipped and listed."""
     name = None if name is None else check_name(name)
@@ -87,16 +91,19 @@ def enroll_from_parquet(
 def _checked(gallery, out: str | os.PathLike) -> pa.Table:
     """OUT's rows in facenet's schema for the gallery's embedding size, or a GalleryError
     before anything is added: another model's rows would mix two embedding spaces."""
-    table = read_output(out, [*NEEDED, "src_folder"])  # null in parts written before it
-    ids = set(table.filter(pc.is_null(table.column("error"))).column("model_id").to_pylist())
-    if ids - {gallery.model_id}:
-        other = ", ".join(sorted(str(i)[:12] for i in ids - {gallery.model_id}))
+    table = read_output(out, [*NEEDED, *LATER])  # LATER: null in parts written before them
+    faces = table.filter(pc.is_null(table.column("error")))
+    made = zip(*(faces.column(c).to_pylist() for c in ("model_id", "embeddings_of")), strict=True)
+    ours = (gallery.model_id, gallery.embeddings_of)
+    other = sorted({str(i)[:12] for i, of in made if not same_embeddings(str(i), of, *ours)})
+    if other:
         raise GalleryError(
-            f"{out}: embedded by model id {other}; the gallery's model is "
-            f"{gallery.model_name!r} (id {gallery.model_id[:12]}): embed again with that model"
+            f"{out}: embedded by model id {', '.join(other)}; the gallery's model is "
+            f"{gallery.model_name!r} (id {gallery.model_id[:12]}): embed again with that model "
+            "(or a copy `facenet calibrate` wrote of it)"
         )
     full = schema(gallery.embedding_size)
-    expected = pa.schema([full.field(n) for n in [*NEEDED, "src_folder"]])
+    expected = pa.schema([full.field(n) for n in [*NEEDED, *LATER]])
     try:
         return table.select(expected.names).cast(expected)
     except (pa.ArrowException, ValueError) as exc:

@@ -23,12 +23,13 @@ import pyarrow.parquet as pq
 
 from ..errors import FaceNetError, ImageError
 from ..images import load_image
+from ..metadata import embedding_origin
 
 #: the error of an image read well that shows no face
 NO_FACE = "no face found"
 PART_GLOB = "part-*.parquet"
 #: columns added after parts were first written: a part without one reads it as null
-OPTIONAL = ("src_folder",)
+OPTIONAL = ("src_folder", "embeddings_of")
 
 
 def schema(embedding_size: int) -> pa.Schema:
@@ -51,6 +52,9 @@ def schema(embedding_size: int) -> pa.Schema:
             ("embedding", pa.list_(f32, embedding_size)),
             ("model", pa.string()),
             ("model_id", pa.string()),
+            # the model whose embeddings model_id makes, as a calibrated copy records it, else
+            # model_id (`facenet calibrate`; null in parts written before this column)
+            ("embeddings_of", pa.string()),
             ("error", pa.string()),
         ]
     )
@@ -102,7 +106,7 @@ def embed_batch(model, paths: Sequence[str], src_folder: str | None = None) -> p
     vectors = model.embed_crops(np.stack(crops)) if crops else []
     faces_rows = iter(vectors)
     shared = {"src_folder": src_folder, "model": model.name or info.name}
-    shared["model_id"] = model.model_id
+    shared["model_id"], shared["embeddings_of"] = model.model_id, embedding_origin(model)
     for row in rows:
         if row.get("error") is None:
             row["embedding"] = next(faces_rows)

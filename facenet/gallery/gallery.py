@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import GalleryChangedError, GalleryError
 from ..images import ImageInput
-from ..metadata import DEFAULT_THRESHOLD, check_threshold, embedding_origin
+from ..metadata import DEFAULT_THRESHOLD, check_threshold, embedding_origin, same_embeddings
 from ..types import Face
 from .editing import EditingMixin
 from .enrol import EnrolMixin
@@ -195,8 +195,9 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         weights into another file, so another id, recording the first one: `embedding_origin`)."""
         if int(model.info.embedding_size) != self.embedding_size:
             return False
-        ours = (self.model_id, self.embeddings_of)
-        return model.model_id == self.model_id or embedding_origin(model) in ours
+        return same_embeddings(
+            model.model_id, embedding_origin(model), self.model_id, self.embeddings_of
+        )
 
     def attach(self, model: EmbeddingModel) -> None:
         """Use `model` for enrolment and identification; the gallery must `accept` it. Its
