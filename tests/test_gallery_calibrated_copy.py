@@ -110,3 +110,39 @@ def test_a_migration_records_the_new_models_origin_and_a_rollback_the_old(galler
     m.rollback(gallery_path)
     with Gallery.open(gallery_path, calibrated_copy(original, 0.3)) as g:
         assert g.model_id == original.model_id
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_migrating_to_a_calibrated_copy_is_refused_in_one_line(gallery_path, monkeypatch, dry_run):
+    """A copy makes the gallery's embeddings: migrating to it would re-embed every face into the
+    same vectors. Refused (exit 2, nothing embedded, nothing switched), pointing to
+    set-threshold; the gallery opens with the copy as it is."""
+    from click.testing import CliRunner
+
+    import facenet.api
+    from facenet.cli import main
+
+    copy = calibrated_copy(FakeModel(), 0.3)
+    monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(lambda spec=None: copy))
+    args = ["gallery", "migrate", str(gallery_path), "--model", "copy.keras"]
+    result = CliRunner().invoke(main, [*args, "--dry-run"] if dry_run else args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "same embeddings" in result.output
+    pointer = f"facenet gallery set-threshold {gallery_path} --from-model "
+    assert pointer in result.output and result.output.rstrip().endswith("copy.keras")
+    with Gallery.open(gallery_path) as g:
+        assert g.model_id == FakeModel().model_id and "previous_model_id" not in g._store.meta()
+        assert g._store.db.execute("SELECT COUNT(*) FROM face_embeddings").fetchone()[0] == 0
+    with Gallery.open(gallery_path, copy) as g:
+        assert g.threshold == 0.3
+
+
+def test_a_gallery_made_with_a_copy_refuses_migrating_to_its_model(tmp_path):
+    original = FakeModel()
+    copy = calibrated_copy(original, 0.3)
+    path = tmp_path / "g.db"
+    Gallery.create(path, copy).close()
+    for model in (original, calibrated_copy(original, 0.2, "sibling")):
+        with pytest.raises(GalleryError, match="same embeddings"):
+            m.migrate(path, m.Target.of(model))

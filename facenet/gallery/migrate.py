@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import FaceNetError, GalleryError
 from ..images import check_batch_size
-from ..metadata import embedding_origin
+from ..metadata import embedding_origin, same_embeddings
 from .migrate_report import MigrationReport, build_report
 from .reembed import reembed_face
 from .store import Store
@@ -188,6 +188,7 @@ def migrate(
         if target.model_id == meta["model_id"] and not pending_count(store, target.model_id):
             # (with faces still on another model, flagged by a migration: retry those)
             raise GalleryError(f"{path}: the gallery already uses model {target.name!r}")
+        _check_other_embeddings(path, meta, target)
         for _ in range(5):  # faces enrolled meanwhile are embedded before the switch
             embed_pending(store, target, batch_size=batch_size, progress=progress, stop=stop)
             report = build_report(store, target)
@@ -204,6 +205,24 @@ def migrate(
         raise GalleryError(f"{path}: faces keep being enrolled; try the switch again later")
     finally:
         store.close()
+
+
+def _check_other_embeddings(path, meta: dict, target: Target) -> None:
+    """GalleryError unless `target` makes other embeddings than the gallery's model: a
+    calibrated copy of it (or the model it is a copy of) would re-embed every face into the same
+    vectors. The gallery takes such a model as it is (`Gallery.accepts`); its threshold is one
+    set-threshold away. A rollback (its embeddings were kept) is not refused."""
+    if target.model_id == meta.get("previous_model_id"):
+        return
+    ours = (meta["model_id"], meta.get("embeddings_of"))
+    if same_embeddings(target.model_id, target.embeddings_of, *ours):
+        model = target.path or target.name
+        raise GalleryError(
+            f"{path}: {model} makes the same embeddings as the gallery's model "
+            f"{meta.get('model_name', '')!r} (a calibrated copy): nothing to re-embed, the gallery "
+            f"takes it as it is; to use its threshold: facenet gallery set-threshold {path} "
+            f"--from-model {model}"
+        )
 
 
 def refusal(report: MigrationReport) -> str | None:
