@@ -456,6 +456,19 @@ def test_an_absurd_batch_size_is_a_usage_error(image_dir, tmp_path):
     assert model.calls == 0
 
 
+def test_embed_images_takes_batch_sizes_1_to_1024_only(image_dir, tmp_path):
+    """`embed_images` (the pipeline's entry below evaluate_pairs) checked only >= 1: 10**9
+    photos per batch were taken. Now 1..1024, one line, before any image is embedded."""
+    from facenet.errors import FaceNetError
+
+    model = FakeModel()
+    for size in (0, 1025, 10**9):
+        with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {size}$"):
+            E.embed_images(model, ["p0/0.png"], image_dir, batch_size=size, cache_dir=tmp_path,
+                           progress=False)  # fmt: skip
+    assert model.calls == 0 and not (tmp_path / "embeddings").exists()
+
+
 def test_an_unwritable_output_is_one_line_and_keeps_the_old_ones(tmp_path, monkeypatch):
     """A full disk (or --out made read-only mid-run) while the report and plots were written
     was an OSError traceback from plot_roc, with a new roc.png beside an old report.json. Now

@@ -147,6 +147,24 @@ def test_prune_deletes_the_kept_embeddings(tmp_path):
         m.rollback(path)
 
 
+def test_migrate_and_rollback_take_batch_sizes_1_to_1024_only(tmp_path):
+    """`migrate` checked only >= 1 (10**9 faces per batch were taken). Now 1..1024, as the
+    API's other entry points, one line, before anything is embedded."""
+    from facenet.errors import FaceNetError
+
+    path = build(tmp_path)
+    for size in (0, 1025, 10**9):
+        with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {size}$"):
+            m.migrate(path, m.Target.of(other_model()), batch_size=size)
+    with Gallery.open(path) as g:
+        assert g._store.db.execute("SELECT COUNT(*) FROM face_embeddings").fetchone()[0] == 0
+    m.migrate(path, m.Target.of(other_model()), batch_size=1024)
+    with pytest.raises(FaceNetError, match=r"^batch_size must be 1\.\.1024; got 1025$"):
+        m.rollback(path, batch_size=1025)
+    with Gallery.open(path) as g:
+        assert g.model_id == other_model().model_id
+
+
 def snapshot_faces(path: Path) -> list[int]:
     with Gallery.open(path) as g:
         return [f.id for f in g.faces()]

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import FaceNetError, ImageError
-from ..images import check_batch_size, load_image
+from ..images import MAX_BATCH_SIZE, check_batch_size, load_image
 from .cache import EmbeddingCache, cache_key, default_cache_dir, image_digest
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def embed_images(
     embedding, so Ctrl-C loses at most the images in flight.
     """
     start = time.perf_counter()
-    check_batch_size(batch_size)
+    check_batch_size(batch_size, MAX_BATCH_SIZE)
     model = with_alignment(model, alignment)
     root = Path(root)
     n, dim = len(paths), model.info.embedding_size

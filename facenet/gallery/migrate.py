@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FaceNetError, GalleryError
-from ..images import check_batch_size
+from ..images import MAX_BATCH_SIZE, check_batch_size
 from ..metadata import embedding_origin, same_embeddings
 from .migrate_report import MigrationReport, build_report
 from .reembed import reembed_face
@@ -181,7 +181,7 @@ def migrate(
 ) -> MigrationReport:
     """Re-embed the gallery at `path` with `target` (resumable), report what the switch would
     change, and switch unless `dry_run`. Raises Interrupted when `stop` is set mid-way."""
-    check_batch_size(batch_size)
+    check_batch_size(batch_size, MAX_BATCH_SIZE)
     store = open_store(path)
     try:
         meta = store.meta()
