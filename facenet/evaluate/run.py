@@ -76,13 +76,27 @@ def evaluate_pairs(
     t0 = time.perf_counter()
     scored = _score(pairs, embedded, distance, no_face_wrong)
     threshold, threshold_source = _threshold(threshold, model, distance)
-    metrics = evaluate_distances(scored.distances, pairs.labels, pairs.folds, threshold=threshold,
-                                 wrong=scored.wrong) | {"distance": distance}  # fmt: skip
     options = _embedding_options(model, flip, alignment, normalize, use_cache) | {
         "distance": distance, "no_face_wrong": bool(no_face_wrong), "threshold": threshold,
         "threshold_source": threshold_source, "batch_size": batch_size}  # fmt: skip
+    metrics = _metrics(pairs, scored, options)
     report = _report(pairs, embedded, scored, metrics, options, time.perf_counter() - t0)
     report["model"] = _model_entry(model, embedded, embeddings_file, alignment)
+    return _finish(report, pairs, scored, metrics, options, out_dir, started)
+
+
+def _metrics(pairs: PairList, scored: _Scored, options: dict[str, Any]) -> dict[str, Any]:
+    """Every metric of the scored pairs, at the options' fixed threshold and distance."""
+    metrics = evaluate_distances(scored.distances, pairs.labels, pairs.folds,
+                                 threshold=options["threshold"], wrong=scored.wrong)  # fmt: skip
+    return metrics | {"distance": options["distance"]}
+
+
+def _finish(report: dict[str, Any], pairs: PairList, scored: _Scored, metrics: dict[str, Any],
+            options: dict[str, Any], out_dir, started: float) -> dict[str, Any]:  # fmt: skip
+    """`report` with its files (under `out_dir`; None: none), total time and summary; the
+    plots and `report.json` written all or none (`write_files`)."""
+    files: dict[str, bytes] = {}
     if out_dir is not None:
         files = {"report.json": b""} | _plots(pairs, scored, metrics, options)
         report["files"] = {name.split(".")[0]: str(Path(out_dir, name)) for name in files}
