@@ -85,7 +85,7 @@ def test_readme_python_block_runs(tmp_path):
 
 def table_commands() -> list[list[str]]:
     """Every command of the README's Commands table, subcommands expanded (a/b/c)."""
-    rows = re.findall(r"^\| `facenet ([a-z]+)(?: ([a-z/]+))?", README.read_text(), re.M)
+    rows = re.findall(r"^\| `facenet ([a-z]+)(?: ([a-z][a-z/-]*))?", README.read_text(), re.M)
     out = []
     for command, subs in rows:
         out += [[command, sub] for sub in subs.split("/")] if subs else [[command]]
