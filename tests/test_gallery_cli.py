@@ -214,7 +214,8 @@ def test_an_absurd_batch_size_is_a_usage_error(tmp_path, fake):
     """`gallery enroll` and `gallery migrate` took --batch-size 10**9 (every photo decoded and
     held at once, one transaction for all), as `facenet embed` used to. Now 1..1024 as there,
     else click's usage error, exit 2, before any work; the API refuses a batch size below 1
-    in one line (enrol silently used 1 for 0; migrate with -1 took every face at once)."""
+    in one line (enrol silently used 1 for 0; migrate with -1 took every face at once), with
+    the same 1..1024 range."""
     from facenet.errors import FaceNetError
     from facenet.gallery import Gallery
     from facenet.gallery import migrate as m
@@ -240,5 +241,5 @@ def test_an_absurd_batch_size_is_a_usage_error(tmp_path, fake):
                 ):
                     enrol(*args, batch_size=size)
         assert gallery.people() == [] and fake.calls == 0
-    with pytest.raises(FaceNetError, match="^batch_size must be at least 1; got -1$"):
+    with pytest.raises(FaceNetError, match=r"^batch_size must be 1\.\.1024; got -1$"):
         m.migrate(g, m.Target.of(FakeModel(name="other", dim=24), "other"), batch_size=-1)
