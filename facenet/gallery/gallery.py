@@ -21,50 +21,33 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
 
 from ..errors import GalleryChangedError, GalleryError
-from ..images import ImageInput
-from ..metadata import DEFAULT_THRESHOLD, check_threshold, embedding_origin, same_embeddings
-from ..types import Face
+from ..metadata import DEFAULT_THRESHOLD, embedding_origin, same_embeddings
 from .editing import EditingMixin
 from .enrol import EnrolMixin
 from .index import DEFAULT_BACKEND, Index, open_index
 from .search import SearchMixin
 from .store import Store
+from .thresholds import ThresholdMixin, open_set_threshold
+from .validation import EmbeddingModel, check_model
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddingModel(Protocol):
-    """What the gallery needs from a model (`facenet.FaceNet` provides it)."""
-
-    model_id: str
-
-    @property
-    def info(self) -> Any:
-        """`ModelInfo`: name, embedding_size, verification and identification thresholds."""
-
-    def represent(self, image: ImageInput) -> list[Face]:
-        """Every face of the photo with its embedding."""
-
-
-class Gallery(EditingMixin, EnrolMixin, SearchMixin):
+class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
     """A persistent gallery of people and their face embeddings, with identification.
 
     Create with `Gallery.create(path, model)`; reopen with `Gallery.open(path, model)`. The model
     is needed to enrol and identify photos; listing, renaming, merging, removing and `search`
     with ready embeddings work without one. A model other than the gallery's is refused.
     Use as a context manager, or call `close()`, to save the index. Enrolment, search and
-    editing live in the mixins (`enrol.py`, `search.py`, `editing.py`); this module holds the
-    lifecycle, the threshold and the index.
+    editing and the identification threshold live in the mixins (`enrol.py`, `search.py`,
+    `editing.py`, `thresholds.py`); this module holds the lifecycle and the index.
     """
 
     def __init__(
@@ -130,7 +113,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
             raise GalleryError(f"{path}: already exists (open it, or choose another path)")
         if not path.parent.exists():
             raise GalleryError(f"{path.parent}: no such directory")
-        _check_model(model)
+        check_model(model)
         source = os.fspath(
             model_path or _catalog_name(model) or getattr(model, "source", None) or ""
         )
@@ -148,7 +131,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
                         "embeddings_of": embedding_origin(model),
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
-                        "threshold": _open_set_threshold(model),
+                        "threshold": open_set_threshold(model),
                         "model_path": _model_reference(source),
                         **({} if index == DEFAULT_BACKEND else {"index_backend": index}),
                         **({"index_uri": uri} if uri else {}),
@@ -202,7 +185,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
     def attach(self, model: EmbeddingModel) -> None:
         """Use `model` for enrolment and identification; the gallery must `accept` it. Its
         faces stay recorded under the gallery's model id."""
-        _check_model(model)
+        check_model(model)
         if not self.accepts(model):
             raise GalleryError(
                 f"{self.path}: this gallery holds embeddings of model {self.model_name!r} "
@@ -254,110 +237,6 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
         return (
             f"Gallery({str(self.path)!r}, people={self._store.person_count()}, faces={len(self)})"
         )
-
-    @property
-    def threshold(self) -> float:
-        """Squared-L2 distance at or below which a match is a known person: the gallery's own
-        calibration if it has one, else the model's identification threshold."""
-        if self.calibrated_threshold is not None:
-            return self.calibrated_threshold
-        if self.model is not None:
-            return _open_set_threshold(self.model)
-        return self._stored_threshold
-
-    def calibrate(self, far: float = 0.01, *, save: bool = True) -> dict:
-        """Choose the identification threshold on this gallery's own faces for a per-probe
-        false-accept rate `far` in (0, 1) (see `facenet.evaluate.openset.calibrate_gallery`);
-        with `save`, identification uses it from now on.
-
-        Only the searched faces of named people take part: identification never answers with
-        a people-library face (unnamed cluster or unassigned) nor a face a migration kept on an
-        old model, so those are not strangers or genuine probes it could meet. A target of 0 is
-        refused: no finite sample of strangers can show a rate of 0, so the threshold would be
-        an artefact of the nearest pair."""
-        from ..evaluate.openset import calibrate_gallery
-
-        if not 0 < far < 1:
-            raise GalleryError(f"the false-accept rate must be in (0, 1); got {far}")
-        vectors, labels = self._named_faces()
-        if len(set(labels.tolist())) < 2:
-            raise GalleryError(f"{self.path}: calibration needs at least two named people")
-        needed = math.ceil(1 / far)
-        if len(labels) < needed:  # fewer strangers than it takes to see one false accept
-            raise GalleryError(
-                f"{self.path}: measuring a {far:.2%} false-accept rate needs at least {needed} "
-                f"faces; the gallery has {len(labels)} (of named people; enrol more, or give a "
-                "larger --far)"
-            )
-        result = calibrate_gallery(vectors, labels, far)
-        if result["false_accept_rate"] > far:  # strangers at distance 0: duplicate faces
-            raise GalleryError(
-                f"{self.path}: no threshold keeps the false-accept rate at {far:.2%}: "
-                f"{result['false_accept_rate']:.1%} of the faces are identical to a face of "
-                "another person (remove the duplicates, or give a larger --far)"
-            )
-        result["previous_threshold"] = self.threshold
-        if save:
-            with self._lock, self._store.transaction() as db:
-                self._store.set_meta(db, {"calibrated_threshold": result["threshold"]})
-            self.calibrated_threshold = result["threshold"]
-        return result
-
-    def set_threshold(self, threshold: float | None) -> None:
-        """Make `threshold` (a squared-L2 distance in [0, 4]) this gallery's own identification
-        threshold, as `calibrate` stores one: it wins over the model's from now on. None drops
-        it: the model's threshold applies again.
-
-        The way a later `facenet calibrate` of the model reaches the gallery whoever opens it:
-        the gallery takes the calibrated copy as its model (`accepts`), but keeps its recorded
-        model, which a caller that names none uses (`threshold_of`)."""
-        if threshold is not None:
-            try:
-                threshold = check_threshold(threshold, DEFAULT_THRESHOLD)
-            except ValueError as exc:
-                raise GalleryError(str(exc)) from None
-        with self._lock, self._store.transaction() as db:
-            db.execute("DELETE FROM meta WHERE key = 'calibrated_threshold'")
-            if threshold is not None:
-                self._store.set_meta(db, {"calibrated_threshold": threshold})
-        self.calibrated_threshold = threshold
-
-    def threshold_of(self, model: EmbeddingModel) -> float:
-        """The identification threshold `model` carries, for `set_threshold`: GalleryError
-        unless the gallery `accepts` it (its model, or a calibrated copy recording it) and it
-        carries a calibrated threshold (`facenet calibrate` writes a copy with one)."""
-        _check_model(model)
-        info, label = model.info, getattr(model, "source", None) or getattr(model.info, "name", "")
-        if int(info.embedding_size) != self.embedding_size:
-            raise GalleryError(
-                f"{label}: makes {info.embedding_size}-d embeddings; {self.path} holds "
-                f"{self.embedding_size}-d ones of {self.model_name!r} (not its model)"
-            )
-        if not self.accepts(model):
-            raise GalleryError(
-                f"{label}: neither {self.path}'s model {self.model_name!r} (id "
-                f"{self.model_id[:12]}) nor a calibrated copy of it; give the threshold as VALUE "
-                "to set it anyway"
-            )
-        if getattr(info, "threshold", None) is None and info.identification_threshold is None:
-            raise GalleryError(
-                f"{label}: carries no calibrated threshold (`facenet calibrate MODEL ... -o OUT` "
-                "writes a copy with one)"
-            )
-        return _open_set_threshold(model)
-
-    def _named_faces(self) -> tuple[np.ndarray, np.ndarray]:
-        """(embeddings, person ids) of the searched faces of named people: what calibration
-        measures. Raises GalleryError when there are none."""
-        vectors, labels = [], []
-        for chunk_ids, chunk in self._store.embeddings(model_id=self.model_id):
-            owners = self._store.names_for(chunk_ids.tolist())
-            named = np.array([int(i) in owners for i in chunk_ids], dtype=bool)
-            vectors.append(chunk[named])
-            labels.extend(owners[int(i)][0] for i in chunk_ids[named])
-        if not labels:
-            raise GalleryError(f"{self.path}: no faces to calibrate on (only named people count)")
-        return np.concatenate(vectors), np.array(labels)
 
     # -- index --------------------------------------------------------------------------------
 
@@ -424,13 +303,6 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin):
 # -- module helpers -------------------------------------------------------------------------
 
 
-def _open_set_threshold(model) -> float:
-    info = model.info
-    if hasattr(info, "open_set_threshold"):
-        return float(info.open_set_threshold)
-    return float(info.verification_threshold)
-
-
 def _catalog_name(model) -> str | None:
     """The bundled model's name when `model` was loaded by one (`FaceNet.load("dlib-resnet")`)."""
     from ..catalog import MODELS
@@ -446,9 +318,3 @@ def _model_reference(source: str) -> str:
     if not source or source in MODELS:
         return source
     return str(Path(source).resolve())
-
-
-def _check_model(model) -> None:
-    for attr in ("model_id", "info", "represent"):
-        if not hasattr(model, attr):
-            raise GalleryError(f"not a face model (no {attr!r}): {type(model).__name__}")

@@ -61,7 +61,8 @@ class Target:
     def of(cls, model, path: str = "") -> Target:
         """The record of `model`, as `Gallery.create` makes it: `path` (what the user named it
         by), else its catalog name, else its file; its open-set threshold."""
-        from .gallery import _model_reference, _open_set_threshold
+        from .gallery import _model_reference
+        from .thresholds import open_set_threshold
 
         source = os.fspath(
             path or getattr(model, "name", None) or getattr(model, "source", "") or ""
@@ -71,7 +72,7 @@ class Target:
             getattr(model.info, "name", ""),
             _model_reference(source),
             int(model.info.embedding_size),
-            _open_set_threshold(model),
+            open_set_threshold(model),
             float(model.info.verification_threshold),
             embedding_origin(model),
             model,

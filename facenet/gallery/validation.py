@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from typing import Any, Protocol
 
 from ..errors import GalleryError
+from ..images import ImageInput
+from ..types import Face
 
 #: The name `identify` gives a face whose best match is farther than the threshold.
 UNKNOWN = "unknown"
@@ -116,3 +119,24 @@ def _check_key(key: object) -> None:
         raise GalleryError(
             f"metadata keys cannot contain control characters (found U+{ord(bad):04X})"
         )
+
+
+def check_model(model) -> None:
+    """GalleryError unless `model` looks like a face model (`FaceNet` or a stand-in): the check
+    of every `Gallery` entry point that takes one."""
+    for attr in ("model_id", "info", "represent"):
+        if not hasattr(model, attr):
+            raise GalleryError(f"not a face model (no {attr!r}): {type(model).__name__}")
+
+
+class EmbeddingModel(Protocol):
+    """What the gallery needs from a model (`facenet.FaceNet` provides it)."""
+
+    model_id: str
+
+    @property
+    def info(self) -> Any:
+        """`ModelInfo`: name, embedding_size, verification and identification thresholds."""
+
+    def represent(self, image: ImageInput) -> list[Face]:
+        """Every face of the photo with its embedding."""
