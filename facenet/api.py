@@ -262,9 +262,10 @@ class FaceNet:
         return out
 
     def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched
-        (batch_size at least 1: a ValueError otherwise)."""
-        check_batch_size(batch_size)
+        """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched.
+        batch_size: 1..1024 (`MAX_BATCH_SIZE`), as for `embed`: outside it an ArgumentError
+        (a ValueError), before any crop is embedded."""
+        check_batch_size(batch_size, MAX_BATCH_SIZE)
         crops = np.asarray(crops)
         size = self.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:

@@ -49,8 +49,10 @@ def test_embed_batch_size_is_bounded_as_on_the_command_line(small_model):
         with pytest.raises(FaceNetError, match="batch_size must be 1..1024"):
             small_model.embed(["absent.jpg"], batch_size=bad)
     assert small_model.embed(x, detect=False, batch_size=MAX_BATCH_SIZE).shape == (3, 128)
-    with pytest.raises(ValueError, match="^batch_size must be at least 1; got 0$"):
-        small_model.embed_crops(x, batch_size=0)
+    for bad in (0, -1, MAX_BATCH_SIZE + 1):  # embed_crops: the same bound, the same error
+        with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {bad}$"):
+            small_model.embed_crops(x, batch_size=bad)
+    assert small_model.embed_crops(x, batch_size=MAX_BATCH_SIZE).shape == (3, 128)
 
 
 def test_embed_empty_list(small_model):
