@@ -52,6 +52,19 @@ def small_model(small_model_file):
 
 
 @pytest.fixture(scope="session")
+def calibrated_model_file(small_model, small_model_file) -> Path:
+    """A calibrated copy of `small_model_file` beside it, as `facenet calibrate` writes one: the
+    same weights in another file (so another model id), a threshold, and the small model's id
+    as the model whose embeddings it makes."""
+    from facenet.calibrate import Calibration, calibrated_info, write_calibrated
+
+    info = calibrated_info(
+        small_model.info, Calibration(0.9, 0.9, 10, "dev.tsv", "pairs"), of=small_model
+    )
+    return write_calibrated(small_model_file, info, small_model_file.parent / "calibrated.keras")
+
+
+@pytest.fixture(scope="session")
 def second_model_file(small_model_file) -> Path:
     """Another small model (48 px, 64-d, other weights) beside `small_model_file`: a migration
     target unlike the first."""

@@ -210,6 +210,31 @@ def test_resume_with_another_model_is_refused(photos, local_out, tmp_path):
     assert parts(out) == before
 
 
+@pytest.mark.parametrize("copy_first", [False, True])
+def test_resume_with_a_calibrated_copy_of_the_model_skips_what_is_done(
+    photos, small_model, small_model_file, calibrated_model_file, tmp_path, copy_first
+):
+    """A calibrated copy (`facenet calibrate`: the same weights in another file, so another
+    model id) makes the model's embeddings: a folder written by the model resumes with its copy,
+    and one written by the copy with the model, skipping what is done (it was refused as
+    another model). Each row records the model that wrote it."""
+    from facenet.api import file_digest
+    from facenet.batch import embed_to_folder
+
+    models = [small_model_file, calibrated_model_file][:: -1 if copy_first else 1]
+    done, new = (photos / PEOPLE[0] / f"{PEOPLE[0]}_000{i}.jpg" for i in (1, 2))
+    (tmp_path / "one.csv").write_text(f"path\n{done}\n")
+    (tmp_path / "two.csv").write_text(f"path\n{done}\n{new}\n")
+    out = tmp_path / "out"
+    assert embed_to_folder(tmp_path / "one.csv", out, model=str(models[0])).embedded == 1
+    report = embed_to_folder(tmp_path / "two.csv", out, model=str(models[1]))
+    assert (report.skipped, report.embedded) == (1, 1)
+    faces, _ = rows(out)
+    ids = [faces[str(p)][0]["model_id"] for p in (done, new)]
+    assert ids == [file_digest(m) for m in models]  # each row: the model that wrote it
+    assert {faces[str(p)][0]["embeddings_of"] for p in (done, new)} == {small_model.model_id}
+
+
 def test_cli_unreachable_ray_is_one_line(photos, tmp_path):
     pytest.importorskip("ray")
     import socket

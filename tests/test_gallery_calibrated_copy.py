@@ -5,6 +5,8 @@ is checked is the ids, the records and the thresholds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from facenet.calibrate import Calibration, calibrated_info
@@ -146,3 +148,41 @@ def test_a_gallery_made_with_a_copy_refuses_migrating_to_its_model(tmp_path):
     for model in (original, calibrated_copy(original, 0.2, "sibling")):
         with pytest.raises(GalleryError, match="same embeddings"):
             m.migrate(path, m.Target.of(model))
+
+
+def test_a_rollback_takes_a_calibrated_copy_of_the_previous_model(gallery_path):
+    """The model a rollback needs (for faces enrolled since the switch) may be a calibrated copy
+    of the previous model: it makes that model's embeddings. It was refused (another id); a
+    model that makes other embeddings still is, naming the previous model."""
+    original, other = FakeModel(), FakeModel(name="other")
+    m.migrate(gallery_path, m.Target.of(other))
+    with Gallery.open(gallery_path, other) as g:
+        g.enroll("Bob", [photo((7, 0, 30))])  # not embedded by the previous model yet
+    for stranger in (FakeModel(name="third"), calibrated_copy(other, 0.3)):
+        with pytest.raises(GalleryError, match="the previous model is 'fake'"):
+            m.rollback(gallery_path, stranger)
+    m.rollback(gallery_path, calibrated_copy(original, 0.3))
+    with Gallery.open(gallery_path, original) as g:
+        assert g.model_id == original.model_id  # the previous model's record, not the copy's
+        assert {r[0] for r in g._store.db.execute("SELECT model_id FROM faces")} == {
+            original.model_id
+        }
+        assert g.identify(photo((7, 1, 30)))[0].name == "Bob"
+
+
+def test_retrying_flagged_faces_is_not_taken_for_a_calibrated_copy(tmp_path):
+    """Faces flagged by a switch (their photo was away) are retried by migrating to the same
+    model again once the photo is back; the copy rule refused that as "the same embeddings"."""
+    path = tmp_path / "g.db"
+    with Gallery.create(path, FakeModel()) as g:
+        g.enroll_folder(make_tree(tmp_path / "people", 2, 2), progress=False)
+        face = g.faces()[0]
+        g._store.db.execute("DELETE FROM face_crops WHERE face_id = ?", (face.id,))
+    moved = Path(face.source).rename(Path(face.source).with_suffix(".away"))
+    other = FakeModel(name="other")
+    assert [f["face_id"] for f in m.migrate(path, m.Target.of(other)).flagged] == [face.id]
+    moved.rename(face.source)
+    report = m.migrate(path, m.Target.of(other))  # the retry
+    assert not report.flagged
+    with Gallery.open(path, other) as g:
+        assert {f.model_id for f in g.faces()} == {other.model_id}

@@ -240,7 +240,8 @@ def test_the_server_job_refuses_a_switch_that_would_flag_every_face(
     tmp_path, small_model, second_model_file, caplog
 ):
     """Ready embeddings only: the job fails with the one-line reason (logged without a
-    traceback) and the server keeps serving the gallery on its model."""
+    traceback; reported without the gallery's path) and the server keeps serving the gallery on
+    its model."""
     import numpy as np
 
     from facenet.gallery import Gallery
@@ -256,6 +257,7 @@ def test_the_server_job_refuses_a_switch_that_would_flag_every_face(
         assert r.status_code == 202, r.text
         job = wait(client)
         assert job["state"] == "failed" and "not one of the 2 faces" in job["error"], job
+        assert str(tmp_path) not in job["error"]  # the server's path is no client's business
         assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
     assert not [r for r in caplog.records if r.exc_info]  # a user error: no traceback
     app.state.service.gallery.close()
@@ -286,4 +288,103 @@ def test_a_model_file_named_without_its_folder_is_the_one_beside_the_servers_mod
         assert r.status_code == 202, r.text
         assert r.json()["model"] == str(second_model_file.resolve())
         assert wait(client)["state"] == "done"
+    app.state.service.gallery.close()
+
+
+def test_a_migration_to_a_calibrated_copy_of_the_gallerys_model_is_400_up_front(
+    tmp_path, small_model, calibrated_model_file, photos
+):
+    """A calibrated copy makes the gallery's embeddings: the job refused it at once (202, then a
+    failed job whose error held the gallery's path). It is 400 `invalid_migration`, one line
+    without a path, and no job is started; dry run or not."""
+    from facenet.gallery import Gallery
+    from facenet.server import Settings, create_app
+
+    gallery = Gallery.create(tmp_path / "g.db", small_model)
+    app = create_app(small_model, gallery, Settings())
+    with local_client(app) as client:
+        enrol = {"data": {"name": "Bush"}, "files": files(images=[photos["bush1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201
+        for dry_run in (True, False):
+            body = {"model": calibrated_model_file.name, "dry_run": dry_run}
+            r = client.post(f"{API}/gallery/migrate", json=body)
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "invalid_migration" and "same embeddings" in error["message"]
+            assert "\n" not in error["message"] and "/" not in error["message"]
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(calibrated_model_file)})
+        assert r.status_code == 400 and str(tmp_path) not in r.text
+        r = client.post(f"{API}/gallery/migrate", json={"model": str(small_model.source)})
+        assert r.status_code == 400 and "already uses" in r.text and "/" not in r.text
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+    app.state.service.gallery.close()
+
+
+def test_a_rollback_takes_a_calibrated_copy_of_the_previous_model(
+    tmp_path, small_model, small_model_file, calibrated_model_file, second_model_file, photos
+):
+    """`{"rollback": true, "model": COPY}`, COPY a calibrated copy of the previous model: it
+    makes that model's embeddings, so it embeds the faces enrolled since the switch and the
+    server serves it afterwards (it was 400 "not the previous model")."""
+    from facenet import FaceNet
+    from facenet.api import file_digest
+    from facenet.gallery import Gallery
+    from facenet.gallery import migrate as m
+    from facenet.server import Settings, create_app
+
+    path = tmp_path / "g.db"
+    with Gallery.create(path, small_model, str(small_model_file)) as gallery:
+        gallery.enroll("Bush", [photo_path("bush1")])
+    second = FaceNet.load(second_model_file)
+    m.migrate(path, m.Target.of(second, str(second_model_file)))
+    app = create_app(second, Gallery.open(path, second), Settings())
+    with local_client(app) as client:
+        enrol = {"data": {"name": "Powell"}, "files": files(images=[photos["powell1"]])}
+        assert client.post(f"{API}/people", **enrol).status_code == 201  # needs the model back
+        body = {"rollback": True, "model": calibrated_model_file.name}
+        r = client.post(f"{API}/gallery/migrate", json=body)
+        assert r.status_code == 202, r.text
+        job = wait(client)
+        assert job["state"] == "done" and job["report"]["faces"] == 2, job
+        health = client.get(f"{API}/health").json()
+        assert health["model_id"] == file_digest(calibrated_model_file)
+        r = client.post(f"{API}/identify", files=files(image=photos["powell1"]))
+        best = min(r.json()["faces"], key=lambda f: f["distance"])
+        assert best["matches"][0]["name"] == "Powell" and best["distance"] < 0.01
+    app.state.service.gallery.close()
+    with Gallery.open(path) as gallery:
+        assert gallery.model_id == small_model.model_id  # the previous model's record
+
+
+def test_a_rollback_whose_previous_model_file_is_gone_is_400_up_front(
+    tmp_path, small_model, small_model_file, second_model_file, photos
+):
+    """A rollback without a model loads the previous one from its recorded file (for faces
+    enrolled since the switch, and to serve it after). That file gone, the job failed at once
+    with the gallery's path; it is 400 `invalid_migration` at once, one line without a path,
+    naming the model to give. Given, the previous model rolls back."""
+    from facenet import FaceNet
+    from facenet.gallery import Gallery
+    from facenet.gallery import migrate as m
+    from facenet.server import Settings, create_app
+
+    path, gone = tmp_path / "g.db", tmp_path / "gone.keras"
+    shutil.copy(small_model_file, gone)
+    with Gallery.create(path, small_model, str(gone)) as gallery:
+        gallery.enroll("Bush", [photo_path("bush1")])
+    second = FaceNet.load(second_model_file)
+    m.migrate(path, m.Target.of(second, str(second_model_file)))
+    gone.unlink()
+    app = create_app(second, Gallery.open(path, second), Settings())
+    with local_client(app) as client:
+        r = client.post(f"{API}/gallery/migrate", json={"rollback": True})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["code"] == "invalid_migration" and "'test-small'" in error["message"]
+        assert "\n" not in error["message"] and "/" not in error["message"]
+        assert client.get(f"{API}/gallery/migrate").json()["state"] == "idle"  # no job
+        body = {"rollback": True, "model": small_model_file.name}
+        r = client.post(f"{API}/gallery/migrate", json=body)
+        assert r.status_code == 202 and wait(client)["state"] == "done", r.text
+        assert client.get(f"{API}/health").json()["model_id"] == small_model.model_id
     app.state.service.gallery.close()

@@ -68,7 +68,7 @@ def embed_to_folder(
     paths = list(dict.fromkeys(list_sources(src)))  # a path listed twice is embedded once
     out = _out_folder(out)
     report = BatchReport(total=len(paths))
-    todo = _todo(paths, out, loaded.model_id, report, on_image, retry_failed)
+    todo = _todo(paths, out, loaded, report, on_image, retry_failed)
     if not todo:
         return report
     on_batch = _collect(report, on_image)
@@ -90,7 +90,7 @@ def embed_to_folder(
 def _todo(
     paths: list[str],
     out: Path,
-    model_id: str,
+    model,
     report: BatchReport,
     on_image: Callable[[dict], None] | None,
     retry_failed: bool,
@@ -98,11 +98,13 @@ def _todo(
     """The paths to embed: those OUT does not hold yet (each one it holds is counted as
     skipped, and reported to `on_image`), with `retry_failed` also those it holds as failures
     (their failure rows removed first: `forget_failures`). A killed run's temporary parts are
-    removed; OUT written with another model is refused."""
+    removed; OUT written with a model that makes other embeddings than `model` is refused."""
+    from ..metadata import embedding_origin
     from .records import done_paths, forget_failures, remove_leftovers
 
     remove_leftovers(out)  # a killed run's half-written parts
-    done = done_paths(out, model_id)  # checks the model before any part is rewritten
+    # checks the model before any part is rewritten
+    done = done_paths(out, model.model_id, embedding_origin(model))
     if retry_failed:
         retried = forget_failures(out, done & set(paths))
         done -= retried

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ..errors import FaceNetError, ImageError
 from ..images import load_image
-from ..metadata import embedding_origin
+from ..metadata import embedding_origin, same_embeddings
 
 #: the error of an image read well that shows no face
 NO_FACE = "no face found"
@@ -233,21 +233,30 @@ def read_output(out: str | os.PathLike, columns: list[str] | None = None) -> pa.
     return table
 
 
-def done_paths(out: str | os.PathLike, model_id: str) -> set[str]:
+def done_paths(out: str | os.PathLike, model_id: str, embeddings_of: str | None = None) -> set[str]:
     """The paths an output folder already holds (faces or failures): skipped on resume. A
-    folder written with another model is refused: resuming would mix two embedding spaces."""
+    folder written with a model that makes other embeddings than `model_id` (which records
+    `embeddings_of`) is refused: resuming would mix two embedding spaces. One written by a
+    calibrated copy of the model, or by the model the copy is of, resumes (`same_embeddings`)."""
     done: set[str] = set()
     for f in parts(out):
-        table = read_part(f, ["path", "model", "model_id"])
-        for name, held in zip(table.column("model").to_pylist(),
-                              table.column("model_id").to_pylist(), strict=True):  # fmt: skip
-            if held is not None and held != model_id:
+        table = read_part(f, ["path", "model", "model_id", "embeddings_of"])
+        made = (_values(table, c) for c in ("model", "model_id", "embeddings_of"))
+        for name, held, of in zip(*made, strict=True):
+            if held is not None and not same_embeddings(held, of, model_id, embeddings_of):
                 raise FaceNetError(
                     f"{out} holds embeddings of model {name!r} (id {held}), not of this one "
-                    f"(id {model_id}): write to another folder"
+                    f"(id {model_id}) nor of a calibrated copy of it: write to another folder"
                 )
         done.update(table.column("path").to_pylist())
     return done
+
+
+def _values(table: pa.Table, column: str) -> list:
+    """A column's values; None for each row of a part written before the column existed."""
+    if column not in table.column_names:
+        return [None] * len(table)
+    return table.column(column).to_pylist()
 
 
 def summarise(table: pa.Table) -> pa.Table:

@@ -185,11 +185,11 @@ def migrate(
     check_batch_size(batch_size, MAX_BATCH_SIZE)
     store = open_store(path)
     try:
-        meta = store.meta()
-        if target.model_id == meta["model_id"] and not pending_count(store, target.model_id):
-            # (with faces still on another model, flagged by a migration: retry those)
-            raise GalleryError(f"{path}: the gallery already uses model {target.name!r}")
-        _check_other_embeddings(path, meta, target)
+        model = target.path or target.name
+        hint = f"; to use its threshold: facenet gallery set-threshold {path} --from-model {model}"
+        reason = target_refusal(store, target.model_id, target.embeddings_of, model, hint)
+        if reason is not None:
+            raise GalleryError(f"{path}: {reason}")
         for _ in range(5):  # faces enrolled meanwhile are embedded before the switch
             embed_pending(store, target, batch_size=batch_size, progress=progress, stop=stop)
             report = build_report(store, target)
@@ -208,22 +208,27 @@ def migrate(
         store.close()
 
 
-def _check_other_embeddings(path, meta: dict, target: Target) -> None:
-    """GalleryError unless `target` makes other embeddings than the gallery's model: a
-    calibrated copy of it (or the model it is a copy of) would re-embed every face into the same
-    vectors. The gallery takes such a model as it is (`Gallery.accepts`); its threshold is one
-    set-threshold away. A rollback (its embeddings were kept) is not refused."""
-    if target.model_id == meta.get("previous_model_id"):
-        return
+def target_refusal(
+    store: Store, model_id: str, embeddings_of: str | None, model: str, hint: str = ""
+) -> str | None:
+    """Why a migration to the model `model_id` (recording `embeddings_of`; named `model`) is
+    refused before any face is embedded, or None; without the gallery's path, so that the server
+    answers with it up front. Refused: the model in use with no face flagged by a migration left
+    to retry; a model making the gallery's embeddings (a calibrated copy of its model, or the
+    model it is a copy of: every face would be re-embedded into the same vectors; `hint` follows
+    that reason). The previous model (a rollback: its embeddings were kept) is not refused."""
+    meta = store.meta()
     ours = (meta["model_id"], meta.get("embeddings_of"))
-    if same_embeddings(target.model_id, target.embeddings_of, *ours):
-        model = target.path or target.name
-        raise GalleryError(
-            f"{path}: {model} makes the same embeddings as the gallery's model "
-            f"{meta.get('model_name', '')!r} (a calibrated copy): nothing to re-embed, the gallery "
-            f"takes it as it is; to use its threshold: facenet gallery set-threshold {path} "
-            f"--from-model {model}"
-        )
+    if model_id == ours[0] and not pending_count(store, model_id):
+        return f"the gallery already uses model {model!r}"
+    if model_id in (ours[0], meta.get("previous_model_id")):
+        return None
+    if not same_embeddings(model_id, embeddings_of, *ours):
+        return None
+    return (
+        f"{model} makes the same embeddings as the gallery's model {meta.get('model_name', '')!r} "
+        f"(a calibrated copy): nothing to re-embed, the gallery takes it as it is{hint}"
+    )
 
 
 def refusal(report: MigrationReport) -> str | None:
@@ -260,11 +265,13 @@ def rollback(path: str | Path, model=None, **kwargs) -> MigrationReport:
         store.close()
     if target is None:
         raise GalleryError(f"{path}: nothing to roll back (no previous model is kept)")
-    if model is not None:
-        if model.model_id != target.model_id:
+    if model is not None:  # the previous model, or a calibrated copy of it
+        previous = (target.model_id, target.embeddings_of)
+        if not same_embeddings(model.model_id, embedding_origin(model), *previous):
             raise GalleryError(
                 f"{path}: the previous model is {target.name!r} (id {target.model_id[:12]}); "
-                f"the given model is id {model.model_id[:12]}"
+                f"the given model (id {model.model_id[:12]}) is neither it nor a calibrated copy "
+                "of it"
             )
         target = dataclasses.replace(target, model=model)
     return migrate(path, target, **kwargs)

@@ -90,9 +90,10 @@ def resolve_model(spec: str, service: Service) -> str:
     return str(path)
 
 
-def _model_id(spec: str) -> str:
-    """The id of the model `spec` names (its file's digest, as `FaceNet.load` makes it), or
-    400 `invalid_migration` for a model name or file that does not exist."""
+def _model_record(spec: str) -> tuple[str, str | None]:
+    """(id, the id of the model whose embeddings it makes as its calibration records it, else
+    None) of the model `spec` names (its file's digest, as `FaceNet.load` makes it), or 400
+    `invalid_migration` for a model name or file that does not exist."""
     from ..api import file_digest
     from ..catalog import resolve
 
@@ -100,7 +101,7 @@ def _model_id(spec: str) -> str:
         path = resolve(spec)[0]
         if not path.is_file():
             raise ApiError(400, "invalid_migration", f"{spec}: no such model file")
-        return file_digest(path)
+        return file_digest(path), _recorded_origin(path)
     except FaceNetError as exc:
         raise ApiError(400, "invalid_migration", str(exc)) from None
     except (OSError, ValueError) as exc:  # e.g. a name too long for a file name
@@ -108,38 +109,73 @@ def _model_id(spec: str) -> str:
         raise ApiError(400, "invalid_migration", f"not a usable model ({reason})") from None
 
 
-def check_target(spec: str, service: Service) -> None:
-    """400 `invalid_migration` now, rather than a job that fails at once: a model name or file
-    that does not exist, or the model the gallery already uses with no flagged face left to
-    retry."""
-    from ..gallery.migrate import pending_count
+def _recorded_origin(path: Path) -> str | None:
+    """`ModelInfo.embeddings_of` of the model file `path`, read without loading the network;
+    None when it records none, or when it cannot be read here (the job's load says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".keras":
+            from ..models.files import read_info
+        elif suffix in (".onnx", ".tflite"):
+            from ..runtime import read_exported_info as read_info
+        else:  # weights-only .h5: `facenet calibrate` writes no such copy
+            return None
+        return read_info(path).embeddings_of
+    except (ImportError, FaceNetError, ValueError):
+        return None
 
-    model_id = _model_id(spec)
+
+def check_target(spec: str, service: Service) -> None:
+    """400 `invalid_migration` now, rather than a job that fails at once (`target_refusal`): a
+    model name or file that does not exist, the model the gallery already uses with no flagged
+    face left to retry, or a model making its embeddings (a calibrated copy)."""
+    from ..gallery.migrate import target_refusal
+
+    model_id, origin = _model_record(spec)  # hashes the file: outside the lock
     with service._gallery_lock:
-        gallery = service.gallery
-        if model_id == gallery.model_id and not pending_count(gallery._store, model_id):
-            message = f"the gallery already uses model {spec!r}: nothing to migrate"
-            raise ApiError(400, "invalid_migration", message)
+        reason = target_refusal(service.gallery._store, model_id, origin, Path(spec).name)
+    if reason is not None:
+        raise ApiError(400, "invalid_migration", reason)
 
 
 def check_rollback(service: Service, spec: str | None = None) -> None:
     """400 `invalid_migration` now, rather than a job that fails at once: a rollback of a
-    gallery that keeps no previous model (never switched, or rolled back already), or with a
-    model (`spec`) that is not the previous one."""
+    gallery that keeps no previous model (never switched, or rolled back already), with a
+    model (`spec`) that makes other embeddings than the previous one (it or a calibrated copy
+    of it), or with none when the previous model's recorded file is gone (the server is to
+    serve it afterwards)."""
     from ..gallery.migrate import previous_target
+    from ..metadata import same_embeddings
 
-    model_id = None if spec is None else _model_id(spec)  # hashes the file: outside the lock
+    record = None if spec is None else _model_record(spec)  # hashes the file: outside the lock
     with service._gallery_lock:
         target = previous_target(service.gallery._store)
     if target is None:
         message = "nothing to roll back: the gallery keeps no previous model"
         raise ApiError(400, "invalid_migration", message)
-    if model_id is not None and model_id != target.model_id:
+    if record is None and not _at_hand(target.path):
         message = (
-            f"{Path(spec).name} is not the previous model: a rollback returns to "
-            f"{target.name!r} (id {target.model_id[:12]}); give that model, or none"
+            f"the previous model {target.name!r} is not at hand (its recorded file is gone); "
+            "give it, or a calibrated copy of it, as the model"
         )
         raise ApiError(400, "invalid_migration", message)
+    if record is not None and not same_embeddings(*record, target.model_id, target.embeddings_of):
+        message = (
+            f"{Path(spec).name} is not the previous model: a rollback returns to "
+            f"{target.name!r} (id {target.model_id[:12]}); give that model, a calibrated copy "
+            "of it, or none"
+        )
+        raise ApiError(400, "invalid_migration", message)
+
+
+def _at_hand(reference: str) -> bool:
+    """Whether a recorded model (a bundled model's name, or a file) is there to be loaded."""
+    from ..catalog import resolve
+
+    try:
+        return bool(reference) and resolve(reference)[0].is_file()
+    except (FaceNetError, OSError, ValueError):
+        return False
 
 
 def run_job(service: Service, job: Job) -> None:
@@ -169,7 +205,7 @@ def run_job(service: Service, job: Job) -> None:
         job.state, job.error = "stopped", str(exc)
     except FaceNetError as exc:  # a refusal (e.g. nothing could be re-embedded): one log line
         log.warning("gallery migration refused: %s", exc)
-        job.state, job.error = "failed", str(exc)
+        job.state, job.error = "failed", str(exc).replace(f"{path}: ", "")  # for any client
     except Exception as exc:  # reported through GET, and logged
         log.exception("gallery migration failed")
         job.state, job.error = "failed", str(exc)
@@ -188,7 +224,7 @@ def switch_server(service: Service, model) -> None:
         service.gallery.close()
         gallery = Gallery.open(path)
         gallery.use_lock(service._gallery_lock)
-        if model is None or model.model_id != gallery.model_id:
+        if model is None or not gallery.accepts(model):  # a calibrated copy is served as is
             model = FaceNet.load(gallery.model_path)
         service.model = ServedModel(model, service.settings.max_faces)
         gallery.attach(service.model)
