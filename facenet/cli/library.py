@@ -1,5 +1,5 @@
-"""facenet library add|recluster|people|faces|name|merge|split|move|link|unlink|reject|suggest|
-accept|decline|constraints: the people library (facenet.people.Library) from the shell."""
+"""facenet library add|recluster|settings|people|faces|name|merge|split|move|link|unlink|reject|
+suggest|accept|decline|constraints: the people library (facenet.people.Library) from the shell."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..errors import FaceNetError
 from ..gallery.validation import MAX_ID
 from . import UserError, model_option
 from .conventions import (
+    FiniteRange,
     batch_size_option,
     emit,
     finish,
@@ -101,6 +102,47 @@ def recluster(library_path, as_json):
     if as_json:
         emit(report.to_dict())
     click.echo(report.summary(), err=as_json)
+
+
+@library.command()
+@library_argument
+@click.option(
+    "--threshold", type=FiniteRange(0, 4, min_open=True), default=None, metavar="T",
+    help="Set the library's own threshold (squared L2, in (0, 4]); a migration of the gallery "
+    "to another model puts it aside.",
+)  # fmt: skip
+@click.option(
+    "--from-model", is_flag=True,
+    help="Follow the gallery again: its own threshold, else its model's verification threshold "
+    "(of --model, else the recorded model).",
+)  # fmt: skip
+@click.option("--min-faces", type=click.IntRange(min=2), default=None, metavar="N",
+              help="The smallest cluster (at least 2).")  # fmt: skip
+@model_option
+@json_option
+def settings(library_path, threshold, from_model, min_faces, model_path, as_json):
+    """Show the library's threshold (and where it comes from) and min_faces; with options,
+    change them for every later session. Later adds use them at once; `facenet library
+    recluster LIBRARY` applies them to the existing clusters."""
+    if threshold is not None and from_model:
+        raise UserError("give --threshold or --from-model, not both")
+    change = threshold is not None or from_model or min_faces is not None
+    with_model = from_model and Path(library_path).exists()  # (a missing file: the error)
+    with open_library(library_path, model_path, with_model=with_model) as lib:
+        before = lib.settings()
+        now = lib.configure(threshold=threshold, from_model=from_model, min_faces=min_faces)
+    if as_json:
+        emit({**now.to_dict(), **({"was": before.to_dict()} if change else {})})
+    else:
+        for line in now.describe():
+            click.echo(line)
+    if change:
+        was = f"threshold {before.threshold:.4f}, min_faces {before.min_faces}"
+        click.echo(
+            f"was {was}; later adds use the new settings, `facenet library recluster "
+            f"{library_path}` applies them to the existing clusters",
+            err=True,
+        )
 
 
 @library.command()

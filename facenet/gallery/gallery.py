@@ -132,6 +132,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
                         "model_name": getattr(model.info, "name", ""),
                         "embedding_size": int(model.info.embedding_size),
                         "threshold": open_set_threshold(model),
+                        # (what a migration's report and a people library compare with)
+                        "verification_threshold": float(model.info.verification_threshold),
                         "model_path": _model_reference(source),
                         **({} if index == DEFAULT_BACKEND else {"index_backend": index}),
                         **({"index_uri": uri} if uri else {}),

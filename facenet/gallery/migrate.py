@@ -338,7 +338,10 @@ def _carry_calibration(db, meta: dict, target: Target, report, values: dict) -> 
 
 
 def _switch(store: Store, target: Target, report: MigrationReport) -> bool:
-    """The atomic switch; False when faces were enrolled since the report (embed them first)."""
+    """The atomic switch; False when faces were enrolled since the report (embed them first).
+    A people library's threshold moves with the model (`facenet.people.settings.switch`)."""
+    from ..people.settings import switch as people_switch
+
     with store.transaction() as db:
         if pending_count(store, target.model_id):
             return False
@@ -360,5 +363,8 @@ def _switch(store: Store, target: Target, report: MigrationReport) -> bool:
         db.execute("DELETE FROM face_embeddings WHERE model_id = ?", (target.model_id,))
         values = {**previous, **target.meta(), "last_migration": json.dumps(report.summary())}
         _carry_calibration(db, meta, target, report, values)
-        store.set_meta(db, values)
+        library, report.people_library = people_switch(
+            meta, target, values.get("calibrated_threshold")
+        )
+        store.set_meta(db, {**values, **library})
     return True

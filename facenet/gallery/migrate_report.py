@@ -51,6 +51,9 @@ class MigrationReport:
     from_crop: list[dict] = field(default_factory=list)
     flagged: list[dict] = field(default_factory=list)
     new_identification_threshold: float | None = None
+    #: A people library's threshold, before and after (`facenet.people.settings.switch`), and
+    #: its note; None when the gallery holds no library.
+    people_library: dict | None = None
 
     def summary(self) -> dict:
         return {
@@ -78,6 +81,7 @@ class MigrationReport:
             "duplicates": self.duplicates,
             "from_crop": self.from_crop,
             "flagged_faces": self.flagged,
+            "people_library": self.people_library,
         }
 
     def lines(self) -> list[str]:
@@ -96,6 +100,8 @@ class MigrationReport:
         ]
         if self.new_identification_threshold is not None:
             out.append(f"new identification threshold: {self.new_identification_threshold:.4f}")
+        if self.people_library is not None:
+            out.append(self.people_library["note"])
         out += [f"  merge? {m['person']}: {m['groups']} groups" for m in self.wrong_merges[:20]]
         out += [
             f"  duplicate? {d['people'][0]} / {d['people'][1]}: {d['distance']:.4f}"
@@ -107,8 +113,21 @@ class MigrationReport:
 
 
 def build_report(store, target) -> MigrationReport:
-    """The report for moving `store`'s gallery to `target` (whose embeddings are all made)."""
+    """The report for moving `store`'s gallery to `target` (whose embeddings are all made),
+    with what the switch would do to a people library's threshold."""
+    from ..people.settings import switch
+
     meta = store.meta()
+    report = _measure(store, target, meta)
+    calibrated = report.new_identification_threshold
+    if meta.get("previous_model_id") == target.model_id:  # a rollback restores it exactly
+        calibrated = meta.get("previous_calibrated_threshold")
+    report.people_library = switch(meta, target, calibrated)[1]
+    return report
+
+
+def _measure(store, target, meta: dict) -> MigrationReport:
+    """The faces' part of the report."""
     rows = store.db.execute(
         "SELECT f.id, f.person_id, p.name, f.model_id, f.embedding, e.embedding AS new, "
         "e.origin, e.note FROM faces f JOIN people p ON p.id = f.person_id "

@@ -17,19 +17,22 @@ correction are one transaction each.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery import Gallery
-from . import links
+from . import links, settings
 from .adding import AddMixin
 from .corrections import CorrectionsMixin
 from .quality import GATE
 from .reclustering import recluster
 from .records import Constraint, Face, Person, ReclusterReport, face_from_row
+from .settings import Settings
 
+log = logging.getLogger(__name__)
 #: A low-quality face joins a person only this much closer than a good one (Ente: 0.16/0.24).
 LOW_QUALITY_FACTOR = 0.75
 
@@ -40,12 +43,13 @@ class Library(AddMixin, CorrectionsMixin):
     """Every face of a photo collection, grouped into people (see the module doc).
 
     Open with `Library.open(path, model)`; the model is needed to `add` photos, not to list,
-    correct or re-cluster. `threshold` (squared L2; default: the model's verification threshold)
-    decides whether a face joins a person and whether two faces open a cluster; `min_faces` is
-    the smallest cluster. Both are recorded in the file on creation.
+    correct or re-cluster. `threshold` (squared L2) decides whether a face joins a person and
+    whether two faces open a cluster; `min_faces` is the smallest cluster. Both are recorded in
+    the file (`settings`, `configure`): the threshold follows the gallery (its own threshold,
+    else its model's verification threshold, across migrations) unless one is set.
     """
 
-    def __init__(self, gallery: Gallery, threshold: float, min_faces: int):
+    def __init__(self, gallery: Gallery, threshold: float, min_faces: int, source: str = "set"):
         self.gallery = gallery
         self._store = gallery._store  # the gallery's database: one file, one set of migrations
         #: held while the database or index is read or written, not while photos are read
@@ -54,6 +58,8 @@ class Library(AddMixin, CorrectionsMixin):
         self.threshold = float(threshold)
         self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
         self.min_faces = int(min_faces)
+        #: where the threshold in use comes from (a key of `settings.SOURCES`)
+        self.threshold_source = source
         self.gate = dict(GATE)
 
     @classmethod
@@ -67,14 +73,16 @@ class Library(AddMixin, CorrectionsMixin):
         threshold: float | None = None,
         min_faces: int | None = None,
     ) -> Library:
-        """Open the library (a gallery file) at `path`, creating it when `create` and missing."""
+        """Open the library (a gallery file) at `path`, creating it when `create` and missing.
+        `threshold` and `min_faces` given are recorded when the library is created, else hold
+        for this session only (`configure` records them)."""
         path = Path(path)
         if not path.exists() and create:
             if model is None:
                 raise LibraryError(f"{path}: no such library; creating one needs a model")
             # settings given are checked before a file is made (a refused one leaves none)
-            _settings(path, 1.0 if threshold is None else threshold,
-                      2 if min_faces is None else min_faces)  # fmt: skip
+            settings.check(path, 1.0 if threshold is None else threshold,
+                           2 if min_faces is None else min_faces)  # fmt: skip
             gallery = Gallery.create(path, model, index=index)
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
@@ -88,21 +96,22 @@ class Library(AddMixin, CorrectionsMixin):
     def from_gallery(
         cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
     ) -> Library:
-        """The library in an open gallery (its thresholds recorded in the file on first use).
-        The gallery stays its owner's: a bad threshold or min_faces (given, or recorded in the
-        file) raises LibraryError and leaves it open."""
-        meta = gallery._store.meta()
-        threshold = meta.get("people_threshold") if threshold is None else threshold
-        if threshold is None:
-            model = gallery.model
-            threshold = model.info.verification_threshold if model else gallery._stored_threshold
-        min_faces = meta.get("people_min_faces", 2) if min_faces is None else min_faces
-        threshold, min_faces = _settings(gallery.path, threshold, min_faces)
-        if "people_threshold" not in meta:
-            with gallery._store.transaction() as db:
-                values = {"people_threshold": threshold, "people_min_faces": min_faces}
-                gallery._store.set_meta(db, values)
-        return cls(gallery, threshold, min_faces)
+        """The library in an open gallery (its settings recorded in the file on first use; a
+        `threshold` or `min_faces` given later holds for this session only, and says so in the
+        log). The gallery stays its owner's: a bad threshold or min_faces (given, or recorded
+        in the file) raises LibraryError and leaves it open."""
+        found, writes = settings.resolve(gallery, threshold, min_faces)
+        if writes:
+            with gallery._lock, gallery._store.transaction() as db:
+                gallery._store.set_meta(db, writes)
+        given = threshold is not None or min_faces is not None
+        if given and settings.MIN_FACES not in writes:  # (not the first use, which records them)
+            log.warning(
+                "%s: people threshold %.4f and min_faces %d for this session only (recorded: "
+                "see `facenet library settings`, which changes them)",
+                gallery.path, found.threshold, found.min_faces,
+            )  # fmt: skip
+        return cls(gallery, found.threshold, found.min_faces, found.source)
 
     def close(self) -> None:
         """Save the index and close the database."""
@@ -118,6 +127,51 @@ class Library(AddMixin, CorrectionsMixin):
     def path(self) -> Path:
         """The library's database file."""
         return self.gallery.path
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        """The threshold and min_faces in use, and where the threshold comes from."""
+        recorded, _ = settings.resolve(self.gallery)
+        return Settings(self.threshold, self.threshold_source, self.min_faces, recorded.follows)
+
+    def configure(
+        self,
+        *,
+        threshold: float | None = None,
+        from_model: bool = False,
+        min_faces: int | None = None,
+    ) -> Settings:
+        """Record the library's settings, for this and every later session: a `threshold` of its
+        own (kept until changed; a migration to another model puts it aside), or `from_model`:
+        follow the gallery again (the model in use: its verification threshold). Later adds use
+        them; existing clusters are regrouped by `recluster`. LibraryError for a bad value."""
+        if threshold is not None and from_model:
+            raise LibraryError("give a threshold or from_model, not both")
+        values: dict = {}
+        with self._lock:
+            meta = self._store.meta()
+            if threshold is not None:
+                values = {settings.THRESHOLD: threshold, settings.SOURCE: settings.SET}
+            elif from_model:
+                model = settings.model_threshold(self.gallery, meta, None)
+                values = {settings.THRESHOLD: model, settings.SOURCE: settings.DERIVED}
+            if min_faces is not None:
+                values[settings.MIN_FACES] = min_faces
+            value, count = settings.check(self.path, values.get(settings.THRESHOLD, 1.0),
+                                          values.get(settings.MIN_FACES, 2))  # fmt: skip
+            if settings.THRESHOLD in values:
+                values[settings.THRESHOLD] = value
+            if settings.MIN_FACES in values:
+                values[settings.MIN_FACES] = count
+            if values:
+                with self._store.transaction() as db:
+                    self._store.set_meta(db, values)
+            found, _ = settings.resolve(self.gallery)
+        self.threshold, self.min_faces = found.threshold, found.min_faces
+        self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
+        self.threshold_source = found.source
+        return found
 
     # -- re-clustering ------------------------------------------------------------------------
 
@@ -203,17 +257,3 @@ class Library(AddMixin, CorrectionsMixin):
     def violations(self) -> list[dict]:
         """Stored constraints the current assignment breaks: always empty (a test checks)."""
         return links.violations(self._store.db)
-
-
-def _settings(path: Path, threshold, min_faces) -> tuple[float, int]:
-    """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2."""
-    try:
-        value, count = float(threshold), float(min_faces)
-    except (TypeError, ValueError):
-        value, count = float("nan"), float("nan")
-    if not (0 < value <= 4 and count >= 2 and count.is_integer()):
-        raise LibraryError(
-            f"{path}: people threshold must be in (0, 4] and min_faces an integer of at least 2 "
-            f"(got {threshold!r} and {min_faces!r})"
-        )
-    return value, int(count)

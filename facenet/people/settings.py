@@ -1,0 +1,224 @@
+"""The people library's settings, kept in its gallery file's meta: the threshold (squared L2)
+at which a face joins a person and two faces open a cluster, and the smallest cluster.
+
+The threshold follows the gallery unless the user set one: the gallery's own identification
+threshold where it has one (`facenet gallery calibrate` / `set-threshold`), else its model's
+verification threshold, recorded on first use (the model in use then: a calibrated copy's when
+the library was first opened with one). Distances of another model have another scale, so a
+switch to another model (`facenet gallery migrate`) moves a followed threshold to the new
+model's, and puts a set one aside (chosen on the old model's distances): the library then
+follows the new model, the migration report says so, and a rollback restores it. See
+docs/recognition.md ("People library").
+
+Meta keys: `people_threshold` (the set threshold, or the model's threshold it follows),
+`people_threshold_source` ("set" or "derived"; absent in files written before it was kept,
+decided on open: `_legacy`), `people_min_faces`; `previous_people_threshold(_source)` are the
+ones a switch put aside, for a rollback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import LibraryError
+
+THRESHOLD, SOURCE, MIN_FACES = "people_threshold", "people_threshold_source", "people_min_faces"
+PREVIOUS, PREVIOUS_SOURCE = "previous_people_threshold", "previous_people_threshold_source"
+SET, DERIVED = "set", "derived"
+DEFAULT_MIN_FACES = 2
+
+#: How each source of the threshold in use is described (`Settings.describe`).
+SOURCES = {
+    "set": "set for this library",
+    "gallery": "the gallery's own threshold (facenet gallery calibrate / set-threshold)",
+    "model": "the model's verification threshold",
+    "session": "given for this session only; not recorded",
+    "recorded": "recorded by an older facenet; its origin is decided when opened with its model",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in use: threshold and where it comes from (a key of `SOURCES`), min_faces,
+    and the threshold the library follows when none is set (None: unknown without the model)."""
+
+    threshold: float
+    source: str
+    min_faces: int
+    follows: float | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return asdict(self)
+
+    def describe(self) -> list[str]:
+        """Two lines for people: the threshold and its origin, and min_faces."""
+        line = f"threshold {self.threshold:.4f}: {SOURCES[self.source]}"
+        if self.source in ("set", "session", "recorded") and self.follows is not None:
+            line += f" (following the gallery it would be {self.follows:.4f})"
+        return [line, f"min_faces {self.min_faces}"]
+
+
+def check(path: Path, threshold, min_faces) -> tuple[float, int]:
+    """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2."""
+    try:
+        value, count = float(threshold), float(min_faces)
+    except (TypeError, ValueError):
+        value, count = float("nan"), float("nan")
+    if not (0 < value <= 4 and count >= 2 and count.is_integer()):
+        raise LibraryError(
+            f"{path}: people threshold must be in (0, 4] and min_faces an integer of at least 2 "
+            f"(got {threshold!r} and {min_faces!r})"
+        )
+    return value, int(count)
+
+
+def resolve(gallery, threshold=None, min_faces=None) -> tuple[Settings, dict]:
+    """The settings a library on `gallery` uses, and the meta values to record: all three on
+    first use (a `threshold` given then is set), a legacy file's source once decided. Given on
+    a later open, `threshold` and `min_faces` hold for the session only. LibraryError for a bad
+    value, given or recorded."""
+    meta = gallery._store.meta()
+    first = THRESHOLD not in meta
+    recorded = None if first or threshold is not None else meta[THRESHOLD]
+    count = meta.get(MIN_FACES, DEFAULT_MIN_FACES) if min_faces is None else min_faces
+    count = check(gallery.path, 1.0 if recorded is None else recorded, count)[1]
+    writes: dict = {}
+    if first:
+        source = DERIVED if threshold is None else SET
+        value = model_threshold(gallery, meta) if threshold is None else threshold
+        value, count = check(gallery.path, value, count)
+        writes = {THRESHOLD: value, SOURCE: source, MIN_FACES: count}
+        meta = {**meta, **writes}
+    elif meta.get(SOURCE) not in (SET, DERIVED):
+        decided = _legacy(meta, gallery.model)
+        if decided is not None:
+            writes = {SOURCE: decided[0], THRESHOLD: decided[1]}
+            meta = {**meta, **writes}
+    settings = current(gallery, meta, count)
+    if threshold is not None and not first:
+        value, count = check(gallery.path, threshold, count)
+        settings = Settings(value, "session", count, settings.follows)
+    return settings, writes
+
+
+def current(gallery, meta: dict, min_faces: int) -> Settings:
+    """The settings `meta` (the file's, with writes pending) records, on `gallery` (a bad
+    recorded threshold, which a session's own replaces, reads as NaN)."""
+    calibrated, source = gallery.calibrated_threshold, meta.get(SOURCE)
+    recorded = _number(meta[THRESHOLD])
+    if source == DERIVED:
+        if calibrated is not None:
+            return Settings(calibrated, "gallery", min_faces, calibrated)
+        return Settings(math.nan if recorded is None else recorded, "model", min_faces, recorded)
+    try:
+        follows = calibrated if calibrated is not None else model_threshold(gallery, meta, None)
+    except (LibraryError, ValueError):
+        follows = None
+    named = SET if source == SET else "recorded"
+    return Settings(math.nan if recorded is None else recorded, named, min_faces, follows)
+
+
+def model_threshold(gallery, meta: dict, fallback: object = "stored") -> float:
+    """The model's verification threshold a library follows: the model in use (a calibrated
+    copy's when it is one), else the one the gallery recorded (on a migration), else the one the
+    library recorded while following it; else `fallback` ("stored": the gallery's recorded
+    identification threshold, as first use always did), or LibraryError when it is None."""
+    if gallery.model is not None:
+        return float(gallery.model.info.verification_threshold)
+    if meta.get("verification_threshold"):
+        return float(meta["verification_threshold"])
+    if meta.get(SOURCE) == DERIVED:
+        return float(meta[THRESHOLD])
+    if fallback == "stored":
+        return float(gallery._stored_threshold)
+    raise LibraryError(
+        f"{gallery.path}: the gallery does not record its model's verification threshold; "
+        "open the library with its model to follow it"
+    )
+
+
+def _legacy(meta: dict, model) -> tuple[str, float] | None:
+    """(source, threshold to record) for a file that recorded its threshold before it recorded
+    where it came from: derived when it equals what would be derived now (the gallery's own
+    threshold, else the model's), or the previous model's threshold after a switch (a migration
+    left it behind before switches moved it); else set. None when that needs the model."""
+    recorded = _number(meta[THRESHOLD])
+    if recorded is None:  # a bad one: refused, unless a session gives its own
+        return None
+    if model is not None:
+        current_model = float(model.info.verification_threshold)
+    else:
+        current_model = _number(meta.get("verification_threshold"))
+    calibrated = _number(meta.get("calibrated_threshold"))
+    now = calibrated if calibrated is not None else current_model
+    if now is None:
+        return None
+    if _close(recorded, now):
+        return DERIVED, recorded if current_model is None else current_model
+    stale = (meta.get(f"previous_{k}") for k in ("verification_threshold", "threshold"))
+    if current_model is not None and any(_close(recorded, v) for v in map(_number, stale) if v):
+        return DERIVED, current_model
+    return SET, recorded
+
+
+def switch(meta: dict, target, calibrated: float | None) -> tuple[dict, dict | None]:
+    """The meta values for the library when its gallery (`meta`) switches to `target` (a
+    `facenet.gallery.migrate.Target`), with the gallery's own threshold `calibrated` after the
+    switch, and what changes for the migration report; ({}, None) without a library or when
+    the model stays (a retry of flagged faces). The threshold in use is put aside; a rollback
+    restores the one put aside, any other switch follows the new model."""
+    if THRESHOLD not in meta or meta["model_id"] == target.model_id:
+        return {}, None
+    source, recorded = meta.get(SOURCE), _number(meta[THRESHOLD])
+    if source not in (SET, DERIVED):  # an older file, switching: its model's threshold or set
+        known = (meta.get(k) for k in ("verification_threshold", "threshold"))
+        close = any(_close(recorded or math.nan, v) for v in map(_number, known) if v)
+        source = DERIVED if close else SET
+    values = {PREVIOUS: meta[THRESHOLD], PREVIOUS_SOURCE: source}
+    if target.model_id == meta.get("previous_model_id") and _number(meta.get(PREVIOUS)):
+        new = (float(meta[PREVIOUS]), meta.get(PREVIOUS_SOURCE) or SET)
+    else:
+        new = (float(target.verification_threshold or target.threshold), DERIVED)
+    values.update({THRESHOLD: new[0], SOURCE: new[1]})
+    return values, _change(meta, source, new, calibrated)
+
+
+def _change(meta: dict, old_source: str, new: tuple[float, str], calibrated) -> dict:
+    """What a switch does to the library's threshold, with a note for the migration report."""
+    gallery_own = _number(meta.get("calibrated_threshold"))
+    recorded = _number(meta[THRESHOLD]) or math.nan  # (a bad one: the library refuses it)
+    old = recorded if old_source == SET or gallery_own is None else gallery_own
+    value = new[0] if new[1] == SET or calibrated is None else float(calibrated)
+    if old_source == SET and new[1] == DERIVED:
+        note = (
+            f"people library: its threshold {old:.4f} was set on the old model's distances; "
+            f"put aside (switching back restores it); it follows the new model now: {value:.4f}"
+        )
+    elif new[1] == SET:
+        note = f"people library: its threshold set for this model is restored: {value:.4f}"
+    else:
+        note = f"people library: threshold {old:.4f} -> {value:.4f} (it follows the model)"
+    note += (
+        "; `facenet library recluster` regroups the unnamed clusters at it, "
+        "`facenet library settings` shows or sets it"
+    )
+    source = "set" if new[1] == SET else ("model" if calibrated is None else "gallery")
+    return {"old_threshold": old, "threshold": value, "source": source, "note": note}
+
+
+def _number(value) -> float | None:
+    """A meta value as a float; None when absent or empty."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
