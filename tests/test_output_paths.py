@@ -250,3 +250,85 @@ def test_save_model_onto_a_folder_is_an_output_error(tmp_path):
     folder.mkdir()
     with pytest.raises(OutputError, match="is a folder"):
         save_model(None, ModelInfo(backbone="mobilenet"), folder)
+
+
+# --- a path option's value that looks like an option -----------------------------------------
+
+OPTION_LIKE = [
+    ["serve", "--gallery", "--help"],
+    ["serve", "-g", "-x", "--port", "0"],
+    ["identify", "-g", "--json", "a.png"],
+    ["gallery", "create", "-m", "--help", "G"],
+    ["gallery", "create", "--index-uri", "--help", "G"],
+    ["gallery", "set-threshold", "--from-model", "--clear", "G"],
+    ["embed", "-o", "--no-detect", "a.png"],
+    ["calibrate", "-o", "--force", "m.keras"],
+    ["calibrate", "--cache-dir", "--no-cache", "m.keras", "-o", "c.keras"],
+    ["classify", "train", "-o", "--help", "."],
+    ["classify", "predict", "-c", "--json", "a.png"],
+    ["cluster", "-o", "--json", "a.png"],
+    ["convert", "-o", "--force", "w.h5"],
+    ["evaluate", "lfw", "-o", "--help"],
+    ["evaluate", "pairs", "--cache-dir", "-", "p.tsv"],
+    ["export", "-o", "--force", "m.keras"],
+    ["train", "-o", "--help", "."],
+    ["train", "--align-cache", "-j", "."],
+]
+
+
+@pytest.mark.parametrize("args", OPTION_LIKE, ids=" ".join)
+def test_a_path_option_refuses_a_value_that_looks_like_an_option(tmp_path, monkeypatch, args):
+    """click takes the token after a path option as its value: `serve --gallery --help` served
+    a new gallery file named `--help`. Now a usage error (exit 2, one Error line naming the
+    option), and nothing is created."""
+    import facenet.cli.serve
+
+    def served(*_):
+        raise AssertionError("served: the value was taken for a gallery")
+
+    monkeypatch.setattr(facenet.cli.serve, "_serve", served)  # a regression fails, never hangs
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "looks like an option, not a path" in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_path_option_is_guarded():
+    """The check is given where the `facenet` group hands out a command, so no command, present
+    or future, has a path option without it."""
+    import click
+
+    from facenet.cli import COMMANDS
+    from facenet.cli.conventions import OptionPath
+
+    def options(command: click.Command):
+        yield from (p for p in command.params if isinstance(p, click.Option))
+        for sub in getattr(command, "commands", {}).values():
+            yield from options(sub)
+
+    with click.Context(main) as ctx:
+        paths = [
+            (name, option.name, option.type)
+            for name in COMMANDS
+            for option in options(main.get_command(ctx, name))
+            if isinstance(option.type, click.Path)
+        ]
+    unguarded = [(name, option) for name, option, kind in paths if type(kind) is not OptionPath]
+    assert len(paths) > 20 and unguarded == []
+
+
+def test_option_path_takes_a_dash_only_where_allowed_and_a_dotted_name():
+    import click
+
+    from facenet.cli.conventions import OptionPath
+
+    assert OptionPath(allow_dash=True).convert("-", None, None) == "-"
+    assert OptionPath().convert("./--help", None, None) == "./--help"
+    for value in ("-", "--help", "-o"):
+        with pytest.raises(click.BadParameter, match="looks like an option"):
+            OptionPath().convert(value, None, None)
+    like = OptionPath.like(click.Path(exists=True, dir_okay=False, allow_dash=True))
+    assert (like.exists, like.dir_okay, like.allow_dash) == (True, False, True)

@@ -15,7 +15,7 @@ import sys
 import click
 
 from ..errors import FaceNetError
-from .conventions import EXIT_INTERRUPTED
+from .conventions import EXIT_INTERRUPTED, guard_path_options
 
 #: command name -> (module in facenet.cli, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -62,7 +62,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        return guard_path_options(command)  # path options refuse `-x` values (conventions)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List the commands with their one-line help without importing them."""
@@ -108,6 +109,7 @@ model_option = click.option(
     "-m",
     "model_path",
     default=None,
+    type=click.Path(),  # a path option: `-m --help` is refused (conventions.OptionPath)
     metavar="NAME|PATH",
     help="A bundled model's name (see `facenet models`) or a model file (.keras, .h5, .onnx, "
     ".tflite). Default: the default bundled model.",

@@ -13,6 +13,10 @@
   `--threads`.
 - `--batch-size N`: 1..1024 photos at once, wherever a command takes it (`batch_size_option`).
 - Defaults match the Python API and the REST API (identify: `k` = `DEFAULT_K`).
+- A path-valued option refuses a value that starts with `-` (`serve --gallery --help` would
+  otherwise serve a new gallery file named `--help`): a usage error, exit 2 (`OptionPath`,
+  given to every command by `guard_path_options`). A file so named: `./--help`. A lone `-`
+  (stdin/stdout) passes where the option allows it (`allow_dash`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,42 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+class OptionPath(click.Path):
+    """click's Path for an option's value, refusing one that looks like an option: click takes
+    the token after a path option as its value whatever it is, so a mistyped `-o --force` or
+    `--gallery --help` would create a file of that name."""
+
+    @classmethod
+    def like(cls, path: click.Path) -> OptionPath:
+        """The same checks as `path`, plus this one."""
+        return cls(
+            exists=path.exists, file_okay=path.file_okay, dir_okay=path.dir_okay,
+            readable=path.readable, writable=path.writable, executable=path.executable,
+            resolve_path=path.resolve_path, allow_dash=path.allow_dash, path_type=path.type,
+        )  # fmt: skip
+
+    def convert(self, value, param, ctx):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        if text.startswith("-") and not (text == "-" and self.allow_dash):
+            self.fail(
+                f"{text!r} looks like an option, not a path (a file so named: ./{text}).",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+def guard_path_options(command: click.Command) -> click.Command:
+    """Give every click.Path option of `command` and of its subcommands `OptionPath`'s check;
+    done once, where the `facenet` group hands out a command, so no command can miss it."""
+    for param in command.params:
+        if isinstance(param, click.Option) and type(param.type) is click.Path:
+            param.type = OptionPath.like(param.type)
+    for sub in getattr(command, "commands", {}).values():
+        guard_path_options(sub)
+    return command
 
 
 def threshold_option(f: Callable) -> Callable:

@@ -73,6 +73,7 @@ index_option = click.option(
 index_uri_option = click.option(
     "--index-uri",
     "index_uri",
+    type=click.Path(),  # a Milvus Lite file, or a server's URL (never starts with "-")
     metavar="URI",
     help="Milvus server (http://host:19530) or Milvus Lite file (*.db); default beside GALLERY.",
 )
@@ -303,7 +304,7 @@ def calibrate(gallery_path, far, dry_run, as_json):
 @gallery_argument
 @click.argument("value", required=False, type=FiniteRange(0, 4))
 @click.option(
-    "--from-model", "from_model", metavar="MODEL",
+    "--from-model", "from_model", metavar="MODEL", type=click.Path(),
     help="Take the threshold MODEL carries (the calibrated copy of the gallery's model).",
 )  # fmt: skip
 @click.option("--clear", is_flag=True, help="Drop the gallery's own: the model's applies.")
