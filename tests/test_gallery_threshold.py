@@ -140,3 +140,51 @@ def test_the_server_serves_the_gallery_with_its_models_calibrated_copy(
         assert r.status_code == 200 and r.json()["threshold"] == pytest.approx(0.5), r.text
     with Gallery.open(gallery_file) as g, pytest.raises(GalleryError, match="holds embeddings"):
         create_app(FaceNet.load(unrecorded_copy), g, settings)
+
+
+def test_an_open_gallery_takes_a_threshold_another_process_set(gallery_file, monkeypatch):
+    """A long-lived Gallery (a server's) sees `facenet gallery set-threshold` from elsewhere on
+    its next read, without reopening; while nothing changed, a read costs one `PRAGMA
+    data_version` and never reads the meta table."""
+    with Gallery.open(gallery_file) as g:
+        assert g.threshold == pytest.approx(1.1)
+        reads, meta = [], g._store.meta
+        monkeypatch.setattr(g._store, "meta", lambda: reads.append(1) or meta())
+        assert all(g.threshold == pytest.approx(1.1) for _ in range(100)) and reads == []
+        assert _run("gallery", "set-threshold", gallery_file, "0.25").exit_code == 0
+        assert g.threshold == g.calibrated_threshold == 0.25 and len(reads) == 1
+        assert _run("gallery", "set-threshold", gallery_file, "--clear").exit_code == 0
+        assert g.calibrated_threshold is None and g.threshold == pytest.approx(1.1)
+        g.set_threshold(0.75)  # its own change: taken at once, as before
+        assert g.threshold == 0.75
+    assert g.threshold == 0.75  # closed: the last value, no database read
+
+
+def test_a_running_server_takes_a_threshold_set_from_another_process(
+    gallery_file, calibrated_file, small_model
+):
+    """`facenet gallery set-threshold` beside a running server: its next identification
+    decides at the new threshold, no restart."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from facenet.server import Settings, create_app
+
+    upload = [("image", ("a_1.jpg", PHOTO.read_bytes(), "application/octet-stream"))]
+    with Gallery.open(gallery_file) as g:
+        client = TestClient(create_app(small_model, g, Settings(allowed_hosts=("testserver",))))
+
+        def served() -> float:
+            r = client.post("/api/v1/identify", files=upload)
+            assert r.status_code == 200, r.text
+            return r.json()["threshold"]
+
+        assert served() == pytest.approx(1.1)
+        for args, expected in (
+            (["0.25"], 0.25),
+            (["--from-model", calibrated_file], 0.5),
+            (["--clear"], 1.1),
+        ):
+            r = _run("gallery", "set-threshold", gallery_file, *args)
+            assert r.exit_code == 0, r.output
+            assert served() == pytest.approx(expected), args

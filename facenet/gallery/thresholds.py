@@ -26,6 +26,33 @@ class ThresholdMixin:
     `_lock`, `model`, `path`, `accepts` and the recorded model's fields)."""
 
     @property
+    def calibrated_threshold(self) -> float | None:
+        """The gallery's own identification threshold (`calibrate`, `set_threshold`), None when
+        it has none. Read again from the database when another connection has committed since
+        (`facenet gallery set-threshold` beside a running server): one `PRAGMA data_version`
+        per read, the meta table only when it moved."""
+        self._refresh_threshold()
+        return self._calibrated_threshold
+
+    @calibrated_threshold.setter
+    def calibrated_threshold(self, value: float | None) -> None:
+        self._calibrated_threshold = value
+        self._threshold_version = None  # the next read compares from then on
+
+    def _refresh_threshold(self) -> None:
+        """Take the stored threshold again if another connection committed since it was read
+        (SQLite's data_version moves only for their commits, never for this one's)."""
+        if getattr(self, "_closed", False):
+            return
+        with self._lock:
+            version = self._store.data_version()
+            if version == self._threshold_version:
+                return
+            stored = self._store.meta().get("calibrated_threshold")
+            self._calibrated_threshold = None if stored is None else float(stored)
+            self._threshold_version = version
+
+    @property
     def threshold(self) -> float:
         """Squared-L2 distance at or below which a match is a known person: the gallery's own
         calibration if it has one, else the model's identification threshold."""
