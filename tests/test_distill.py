@@ -83,6 +83,33 @@ def test_relation_loss_scores_the_pairwise_similarities_only():
     assert float(relation_loss(student, teacher)) == pytest.approx((gap**2).sum() / 30, rel=1e-5)
 
 
+def test_relation_neighbours_add_each_faces_nearest_pairs_by_the_teacher():
+    rng = np.random.default_rng(2)
+    teacher = rng.normal(size=(6, 16)).astype(np.float32)
+    student = rng.normal(size=(6, 16)).astype(np.float32)
+    s = student / np.linalg.norm(student, axis=1, keepdims=True)
+    t = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    gap = s @ s.T - t @ t.T
+    similar = t @ t.T - 4.0 * np.eye(6)
+    nearest = np.argsort(-similar, axis=1)[:, :2]
+    extra = np.mean(np.take_along_axis(gap, nearest, axis=1) ** 2)
+    want = (gap**2).sum() / 30 + extra
+    assert float(relation_loss(student, teacher, neighbours=2)) == pytest.approx(want, rel=1e-5)
+    assert float(relation_loss(3.0 * teacher, teacher, neighbours=2)) < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"relation_weight": 1.0, "relation_neighbours": 8}, r"in \[0, 7\]"),
+     ({"relation_weight": 1.0, "relation_neighbours": -1}, r"in \[0, 7\]"),
+     ({"relation_neighbours": 2}, "pass relation_weight")],
+)  # fmt: skip
+def test_relation_neighbours_are_checked_against_the_batch(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), loss="ce", ce_weight=0.0,
+                    teacher=str(tmp_path / "t.keras"), batch_p=4, batch_k=2, **options)  # fmt: skip
+
+
 def test_bad_teacher_files(tmp_path):
     write_teacher(tmp_path / "t.npz", ["a/1.png"], dims=16)
     with pytest.raises(FaceNetError, match="--embedding-size 16"):

@@ -74,7 +74,8 @@ def test_jax_training_with_an_online_teacher_loads_in_tensorflow_and_onnx(tmp_pa
             "--teacher", str(tmp_path / "teacher.keras"), "--input-size", "64",
             "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0.5", "--batch-p", "4",
             "--batch-k", "2", "--steps-per-epoch", "2", "--mixup", "0.5", "--workers", "2",
-            "--lr", "0.01", "--align-mode", "chip"]  # fmt: skip
+            "--lr", "0.01", "--align-mode", "chip", "--relation-weight", "0.1",
+            "--relation-neighbours", "2"]  # fmt: skip
     first = _facenet([*args, "--epochs", "1"], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "trained 1 epochs" in first.stdout
@@ -139,7 +140,8 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
             "--input-size", "64", "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0",
             "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "3", "--workers", "2",
             "--lr", "0.01", "--schedule", "constant", "--align-mode", "chip",
-            "--relation-weight", "0.1", "--pooling", "depthwise"]  # fmt: skip
+            "--relation-weight", "0.1", "--relation-neighbours", "2",
+            "--pooling", "depthwise"]  # fmt: skip
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ["PYTHONPATH"] = str(ROOT)
     # the fourth epoch under a 1 s cap: the first step (with its tracing) outlasts it
@@ -167,4 +169,5 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
         assert json.loads(str(z["state"]))["images"] == 4 * 3 * 8
     model, info = load_keras_model(run / "model.keras")
     assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64
+    assert info.extra["training"]["relation_neighbours"] == 2
     assert model.get_layer("GDC").get_weights()[0].shape == (2, 2, 256, 1)

@@ -167,6 +167,14 @@ from .conventions import FiniteRange
     help="Weight of matching the teacher's pairwise similarities within a batch (views trainer).",
 )
 @click.option(
+    "--relation-neighbours",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Weigh each face's this many nearest others (by the teacher) in the relation term as "
+    "much as all its pairs: the pairs a threshold decides (views trainer).",
+)
+@click.option(
     "--max-seconds",
     default=None,
     type=FiniteRange(min=1),

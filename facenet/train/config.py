@@ -90,6 +90,9 @@ class TrainConfig:
     #: weight of the pairwise-similarity term (distill.relation_loss) beside the regression
     #: onto the teacher's targets (views trainer)
     relation_weight: float = 0.0
+    #: the relation term also over each face's this many nearest others by the teacher
+    #: (distill.relation_loss; views trainer)
+    relation_neighbours: int = 0
     #: stop (checkpoint and model saved) after this many seconds of training (views trainer)
     max_seconds: float | None = None
     #: loader threads (views trainer)
@@ -153,10 +156,22 @@ class TrainConfig:
         if self.val_fraction and self.val_pairs != "split":
             raise ValueError("val_fraction holds identities out for val_pairs='split' only")
 
+    def _check_neighbours(self) -> None:
+        """relation_neighbours: a count of other faces in the batch, with the term it shapes."""
+        batch = self.batch_p * self.batch_k
+        if not 0 <= self.relation_neighbours < batch:
+            raise ValueError(
+                f"relation_neighbours must be in [0, {batch - 1}] (the other faces of a batch of "
+                f"{batch}); got {self.relation_neighbours}"
+            )
+        if self.relation_neighbours and not self.relation_weight:
+            raise ValueError("relation_neighbours shapes the relation term: pass relation_weight")
+
     def _check_backend(self) -> None:
         if not self.uses_views_trainer:
             views_only = {"mixup": self.mixup or None, "max_seconds": self.max_seconds,
-                          "relation_weight": self.relation_weight or None}  # fmt: skip
+                          "relation_weight": self.relation_weight or None,
+                          "relation_neighbours": self.relation_neighbours or None}  # fmt: skip
             used = [k for k, v in views_only.items() if v is not None]
             if used:
                 raise ValueError(f"{', '.join(used)}: only with a teacher or backend='jax'")
@@ -176,6 +191,7 @@ class TrainConfig:
             raise ValueError("the jax backend needs --teacher or a softmax loss (--ce-weight > 0)")
         if self.teacher is None and self.relation_weight:
             raise ValueError("relation_weight matches a teacher's similarities: pass --teacher")
+        self._check_neighbours()
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
 

@@ -121,17 +121,26 @@ def regression_loss(bottleneck, target, weight=None):
     return ops.sum(weight * error) / ops.maximum(ops.sum(weight), 1.0)
 
 
-def relation_loss(embedding, target):
+def relation_loss(embedding, target, neighbours: int = 0):
     """The mean squared difference, over every pair of different images in the batch, between
-    the student's cosine similarity and the teacher's (keras.ops, any backend).
+    the student's cosine similarity and the teacher's (keras.ops, any backend); with
+    `neighbours` K > 0, plus the same mean over each image's K nearest others by the teacher.
 
     Why: the regression weighs an error by the teacher's spread in its direction, so the
     directions with little spread, which still tell people apart, are matched worst; a student
     fitted that way puts different people too close (false accepts). This term scores the
     similarities that verification thresholds directly (relational distillation, Park et al.,
-    CVPR 2019; similarity-preserving, Tung & Mori, ICCV 2019)."""
+    CVPR 2019; similarity-preserving, Tung & Mori, ICCV 2019). Most pairs of a batch are
+    strangers far apart, which no threshold decides; the neighbour term puts as much weight on
+    the few pairs near each face (its own other image and the strangers most like it)."""
     student = ops.normalize(ops.cast(embedding, "float32"))
     teacher = ops.normalize(ops.cast(target, "float32"))
-    gap = student @ ops.transpose(student) - teacher @ ops.transpose(teacher)
+    teacher_sim = teacher @ ops.transpose(teacher)
+    gap = student @ ops.transpose(student) - teacher_sim
     n = ops.cast(ops.shape(gap)[0], "float32")
-    return ops.sum(ops.square(gap)) / ops.maximum(n * (n - 1.0), 1.0)
+    loss = ops.sum(ops.square(gap)) / ops.maximum(n * (n - 1.0), 1.0)
+    if not neighbours:
+        return loss
+    others = teacher_sim - 4.0 * ops.eye(ops.shape(gap)[0], dtype="float32")  # never itself
+    _, nearest = ops.top_k(others, int(neighbours))  # fewer than the batch (TrainConfig)
+    return loss + ops.mean(ops.square(ops.take_along_axis(gap, nearest, axis=1)))

@@ -178,7 +178,7 @@ class _Run:
                 target = ops.stop_gradient(ops.cast(seen, "float32")) @ projection
                 dl = regression_loss(outputs["bottleneck"], target)
             if config.relation_weight and target is not None:
-                rl = relation_loss(outputs["embedding"], target)
+                rl = relation_loss(outputs["embedding"], target, config.relation_neighbours)
             if config.ce_weight:
                 ce = mixed_softmax_loss(batch["labels"], batch["partner_labels"], batch["mix"],
                                         outputs["logits"], config.label_smoothing)  # fmt: skip
@@ -323,7 +323,7 @@ class _Run:
                 "image_steps": self.meta["images"], "epochs_planned": c.epochs,
                 "data": str(c.data), "loss": c.loss, "ce_weight": c.ce_weight,
                 "distill_weight": c.distill_weight, "relation_weight": c.relation_weight,
-                "mixup": c.mixup,
+                "relation_neighbours": c.relation_neighbours, "mixup": c.mixup,
                 "batch": f"{c.batch_p}x{c.batch_k}", "seed": c.seed,
             },
             **c.extra,
