@@ -171,3 +171,44 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
     assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64
     assert info.extra["training"]["relation_neighbours"] == 2
     assert model.get_layer("GDC").get_weights()[0].shape == (2, 2, 256, 1)
+
+
+def test_jax_training_renders_views_on_the_device_on_a_wall_clock_cosine(tmp_path):
+    """--render device (the views drawn inside the jitted step from the crops held on the
+    device) with --schedule cosine-time (the rate falls with the seconds trained, across a
+    resume): the run trains, logs a falling rate and records its seconds."""
+    pytest.importorskip("jax")
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, save_model
+
+    data = _faces(tmp_path / "faces", count=16)
+    teacher = build_facenet("mobilenet", (72, 72, 3), 128, alpha=0.25)
+    save_model(teacher, ModelInfo(input_size=72, alpha=0.25), tmp_path / "teacher.keras")
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "--backend", "jax", "--render", "device",
+            "--teacher", str(tmp_path / "teacher.keras"), "--input-size", "64", "--alpha", "0.25",
+            "--loss", "ce", "--ce-weight", "0", "--batch-p", "4", "--batch-k", "2",
+            "--steps-per-epoch", "2", "--mixup", "0.5", "--workers", "2", "--lr", "0.01",
+            "--align-mode", "chip", "--schedule", "cosine-time",
+            "--max-seconds", "600"]  # fmt: skip
+    first = _facenet([*args, "--epochs", "1"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = _facenet([*args, "--epochs", "3", "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = (run / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, r.split(","), strict=True)) for r in rows[1:]]
+    assert [r["epoch"] for r in table] == ["1", "2", "3"]
+    assert all(
+        np.isfinite(float(r["distill_loss"])) and float(r["distill_loss"]) > 0 for r in table
+    )
+    rates = [float(r["lr"]) for r in table]
+    assert 0 < rates[2] < rates[1] < rates[0] < 0.01  # the cosine over the seconds, resumed
+    with np.load(run / "checkpoint.npz") as z:
+        state = json.loads(str(z["state"]))
+    assert 0 < state["seconds"] < 600 and state["images"] == 3 * 2 * 8
+    teacher_args = ["--teacher", str(tmp_path / "teacher.keras"), "--loss", "ce"]
+    refused = _facenet(["train", str(data), "--out", str(tmp_path / "r2"), "--render", "device",
+                        *teacher_args], tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "backend='jax'" in refused.stderr
+    assert "Traceback" not in refused.stderr

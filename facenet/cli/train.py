@@ -82,9 +82,11 @@ from .conventions import FiniteRange
 @click.option("--warmup-epochs", default=0.0, show_default=True)
 @click.option(
     "--schedule",
-    type=click.Choice(["cosine", "step", "constant"]),
+    type=click.Choice(["cosine", "step", "constant", "cosine-time"]),
     default="cosine",
     show_default=True,
+    help="cosine-time: the cosine over --max-seconds of training instead of the epochs, for a "
+    "machine whose speed is unknown beforehand (--backend jax).",
 )
 @click.option(
     "--val-pairs",
@@ -182,6 +184,14 @@ from .conventions import FiniteRange
     "(views trainer).",
 )
 @click.option("--workers", default=8, show_default=True, help="Loader threads (views trainer).")
+@click.option(
+    "--render",
+    type=click.Choice(["host", "device"]),
+    default="host",
+    show_default=True,
+    help="Where views are rendered: host (PIL, loader threads) or device (inside the JAX step, "
+    "every crop held on the accelerator; --backend jax).",
+)
 @click.option("--seed", default=0, show_default=True)
 def train(data, out, **options):
     """Train on DATA (<identity>/<image> folders): triplet loss with online mining + softmax."""

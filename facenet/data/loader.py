@@ -34,6 +34,7 @@ class ViewLoader:
         workers: int = 4,
         cache: bool = False,
         targets=None,
+        render: bool = True,
     ):
         self.paths = list(paths)
         self.labels = np.asarray(labels, np.int32)
@@ -43,6 +44,9 @@ class ViewLoader:
         #: stored views instead of drawn ones: an object whose `batch(indices, epoch, step)` gives
         #: (rows, {extra arrays}) (`facenet.train.view_targets.ViewTargets`)
         self.targets = targets
+        #: False: batches carry the image indices and view rows only, for a step that renders
+        #: the views itself from `all_crops()` on the device (`facenet.data.views_jax`)
+        self.render = render
         self.pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
         self._assembler = ThreadPoolExecutor(max_workers=1)
         #: decoded crops by index when `cache` (a GPU outruns JPEG decoding; 48 KiB per 128 px face)
@@ -58,23 +62,39 @@ class ViewLoader:
     def batch(
         self, indices: np.ndarray, epoch: int = 0, step: int = 0, rows: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        """{"views": [(B, s, s, 3) float32 per size], "labels", "partner_labels", "mix", "rows"}:
-        the views `rows` (default: those of batch (epoch, step)) of images `indices`."""
+        """{"views": [(B, s, s, 3) float32 per size], "labels", "partner_labels", "mix", "rows",
+        "indices"}: the views `rows` (default: those of batch (epoch, step)) of images `indices`."""
         extra: dict[str, np.ndarray] = {}
         if rows is None and self.targets is not None:
             rows, extra = self.targets.batch(indices, epoch, step)
         rows = self.rows(epoch, step, len(indices)) if rows is None else np.asarray(rows)
-        images = list(self.pool.map(self._render, indices, rows)) if len(indices) else []
+        images = (
+            list(self.pool.map(self._render, indices, rows)) if self.render and len(indices) else []
+        )
         partner = rows[:, COLUMN["partner"]].astype(np.int64)
         own = self.labels[indices]
         return {
-            "views": [np.stack([img[k] for img in images]) for k in range(len(self.sizes))],
+            "views": [np.stack([img[k] for img in images]) for k in range(len(self.sizes))]
+            if images
+            else [],
             "labels": own,
             "partner_labels": np.where(partner >= 0, self.labels[np.maximum(partner, 0)], own),
             "mix": rows[:, COLUMN["mix"]].astype(np.float32),
             "rows": rows,
+            "indices": indices,
             **extra,
         }
+
+    def all_crops(self) -> np.ndarray:
+        """(N, H, W, 3) uint8: every crop, decoded by the pool, for rendering on the device; the
+        crops must share one size (`facenet align --size` gives that)."""
+        crops = list(self.pool.map(self._crop, range(len(self.paths))))
+        shapes = {c.shape for c in crops}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"rendering on the device needs crops of one size; found {sorted(shapes)[:3]}"
+            )
+        return np.stack(crops)
 
     def _crop(self, index: int) -> np.ndarray:
         if self.crops is None:

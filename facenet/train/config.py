@@ -14,7 +14,8 @@ from ..metadata import ALIGNMENT_MODES, POOLING_MODES, PREPROCESSING_MODES, chec
 MINING = ("semi_hard", "batch_hard", "batch_all")
 LOSSES = ("triplet", "ce", "triplet+ce")
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("cosine", "step", "constant")
+SCHEDULES = ("cosine", "step", "constant", "cosine-time")
+RENDER = ("host", "device")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 ALIGN = ("none", "mtcnn")
 BACKENDS = ("tensorflow", "jax")
@@ -97,6 +98,9 @@ class TrainConfig:
     max_seconds: float | None = None
     #: loader threads (views trainer)
     workers: int = 8
+    #: where the views trainer renders views: "host" (PIL in the loader threads) or "device"
+    #: (inside the jitted JAX step, from every crop held on the accelerator)
+    render: str = "host"
     strategy: str = "none"
     mixed_precision: bool = False
     seed: int = 0
@@ -116,6 +120,7 @@ class TrainConfig:
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
         check_choice("backend", self.backend, BACKENDS)
         check_choice("pooling", self.pooling, POOLING_MODES)
+        check_choice("render", self.render, RENDER)
         self._check_backend()
         if self.align == "mtcnn" and self.alignment != "crop":
             raise ValueError(
@@ -192,8 +197,16 @@ class TrainConfig:
         if self.teacher is None and self.relation_weight:
             raise ValueError("relation_weight matches a teacher's similarities: pass --teacher")
         self._check_neighbours()
+        self._check_jax_only()
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
+
+    def _check_jax_only(self) -> None:
+        """Rendering on the device and the wall-clock cosine live in the JAX step."""
+        if self.backend != "jax" and (self.render == "device" or self.schedule == "cosine-time"):
+            raise ValueError("render='device' and schedule='cosine-time' need backend='jax'")
+        if self.schedule == "cosine-time" and not self.max_seconds:
+            raise ValueError("schedule='cosine-time' runs its cosine over max_seconds: pass it")
 
     @property
     def uses_views_trainer(self) -> bool:

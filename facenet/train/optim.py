@@ -5,6 +5,7 @@ only where it is used, so the Keras-on-JAX trainer shares `base_optimizer`."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -114,3 +115,33 @@ def statistics_sync(model, strategy) -> Callable[[], None]:
             variable.value.assign(mean)
 
     return sync
+
+
+class WallClockCosine:
+    """The views trainer's rate for schedule "cosine-time": a linear warm-up over
+    `warmup_epochs` of steps, then a cosine to 0 over `max_seconds` of training counted across
+    resumes (the run's meta["seconds"]), for a machine whose speed is not known beforehand (a
+    lent GPU). Calling it gives the step's rate (None for the other schedules, whose rate the
+    optimiser computes) and keeps meta["seconds"] current for the checkpoint."""
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int, meta: dict):
+        self.active = config.schedule == "cosine-time"
+        self.base, self.max_seconds = float(config.lr), config.max_seconds
+        self.warm = int(config.warmup_epochs * steps_per_epoch)
+        self.steps_per_epoch, self.meta = steps_per_epoch, meta
+        self.done, self.started = float(meta.get("seconds", 0.0)), time.monotonic()
+
+    def deadline(self) -> float | None:
+        """time.monotonic() at which this call's training stops (None: no limit)."""
+        if not self.max_seconds:
+            return None
+        return self.started + (self.max_seconds - self.done if self.active else self.max_seconds)
+
+    def __call__(self) -> float | None:
+        elapsed = self.meta["seconds"] = self.done + time.monotonic() - self.started
+        if not self.active:
+            return None
+        step = self.meta["epoch"] * self.steps_per_epoch + self.meta["step"]
+        warm = min(1.0, (step + 1) / self.warm) if self.warm else 1.0
+        progress = min(elapsed / self.max_seconds, 1.0)
+        return self.base * warm * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -17,11 +17,13 @@ from keras import ops
 Objective = Callable[[dict, object, dict], tuple[object, dict]]
 
 
-def make_step(network, optimizer, teacher, objective: Objective, backend: str):
+def make_step(network, optimizer, teacher, objective: Objective, backend: str, crops=None):
     """The step for `backend` ("jax" or "tensorflow"); call it with a batch, `sync()` before
-    reading or saving the network's variables."""
-    kind = TensorflowStep if backend == "tensorflow" else JaxStep
-    return kind(network, optimizer, teacher, objective)
+    reading or saving the network's variables. `crops` ((N, H, W, 3) uint8, JAX only): the step
+    renders the batch's views itself from its "indices" and "rows" (`facenet.data.views_jax`)."""
+    if backend == "tensorflow":
+        return TensorflowStep(network, optimizer, teacher, objective)
+    return JaxStep(network, optimizer, teacher, objective, crops)
 
 
 def values(variables) -> list:
@@ -32,10 +34,21 @@ def values(variables) -> list:
 class JaxStep:
     """`jax.jit`-ed pure step; the weights live in `state` until `sync()` writes them back."""
 
-    def __init__(self, network, optimizer, teacher, objective: Objective):
+    def __init__(self, network, optimizer, teacher, objective: Objective, crops=None):
         import jax
 
-        def loss_fn(trainable, fixed, teacher_vars, batch):
+        from ..data.views_jax import render_views
+
+        def loss_fn(trainable, fixed, teacher_vars, crops, batch):
+            if crops is not None:  # the views are rendered here, on the device
+                size = int(network.input_shape[1])
+                batch = {
+                    **batch,
+                    "student": render_views(crops, batch["indices"], batch["rows"], size),
+                }
+                if teacher is not None and "target" not in batch:
+                    size = int(teacher.input_shape[1])
+                    batch["teacher"] = render_views(crops, batch["indices"], batch["rows"], size)
             outputs, fixed = network.stateless_call(trainable, fixed, batch["student"],
                                                     training=True)  # fmt: skip
             seen = None
@@ -46,9 +59,13 @@ class JaxStep:
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-        def step(state, teacher_vars, batch):
+        rate = [i for i, v in enumerate(optimizer.variables) if v.path.endswith("learning_rate")]
+
+        def step(state, teacher_vars, crops, batch):
             trainable, fixed, opt_vars = state
-            (_, (fixed, stats)), grads = grad_fn(trainable, fixed, teacher_vars, batch)
+            if "lr" in batch:  # a rate set per step (the wall-clock schedule)
+                opt_vars = [batch["lr"] if i in rate else v for i, v in enumerate(opt_vars)]
+            (_, (fixed, stats)), grads = grad_fn(trainable, fixed, teacher_vars, crops, batch)
             trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
             return (trainable, fixed, opt_vars), stats
 
@@ -61,9 +78,10 @@ class JaxStep:
             if teacher is not None
             else ((), ())
         )
+        self._crops = None if crops is None else jax.device_put(crops)
 
     def __call__(self, batch: dict) -> dict:
-        self._state, stats = self._fn(self._state, self._teacher_vars, batch)
+        self._state, stats = self._fn(self._state, self._teacher_vars, self._crops, batch)
         return stats
 
     def sync(self) -> None:

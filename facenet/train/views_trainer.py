@@ -45,7 +45,7 @@ from ..metadata import ModelInfo
 from ..models import build_facenet, load_keras_model, save_model
 from .config import TrainConfig
 from .distill import regression_loss, relation_loss, target_projection
-from .optim import base_optimizer
+from .optim import WallClockCosine, base_optimizer
 from .runfiles import (
     LossNotFinite,
     TrainResult,
@@ -108,7 +108,7 @@ class _Run:
         spec = ViewSpec(greyscale=config.greyscale, mixup=config.mixup)
         self.loader = ViewLoader(dataset.paths, dataset.labels, sizes, spec=spec,
                                  seed=config.seed, workers=config.workers, cache=True,
-                                 targets=self.stored)  # fmt: skip
+                                 targets=self.stored, render=config.render == "host")  # fmt: skip
         self.meta: dict[str, Any] = {"epoch": 0, "step": 0, "images": 0, "history": []}
         self.projection = None
 
@@ -193,9 +193,11 @@ class _Run:
         from tqdm.auto import tqdm
 
         config, meta = self.config, self.meta
+        crops = self._device_crops()
         step = make_step(self.network, self.optimizer, self.teacher, self._objective(),
-                         config.backend)  # fmt: skip
-        deadline = time.monotonic() + config.max_seconds if config.max_seconds else None
+                         config.backend, crops)  # fmt: skip
+        rate = WallClockCosine(config, self.steps, meta)
+        deadline = rate.deadline()
         try:
             for epoch in range(meta["epoch"], config.epochs):
                 if meta["step"] >= self.steps:  # stopped after the epoch's last step
@@ -215,7 +217,7 @@ class _Run:
                         data = pending.result()
                         if s + 1 < self.steps:
                             pending = self.loader.submit(plan[s + 1], epoch, s + 1)
-                        stats = step(_device_batch(data))
+                        stats = step(_device_batch(data, rate()))
                         meta["step"], meta["images"] = s + 1, meta["images"] + len(plan[s])
                         sums = {k: sums.get(k, 0.0) + v for k, v in stats.items()}
                         bar.update(1)
@@ -226,6 +228,17 @@ class _Run:
             return False
         finally:
             step.sync()
+            rate()  # the seconds trained, for the checkpoint
+
+    def _device_crops(self) -> np.ndarray | None:
+        """Every training crop, for a step that renders the views on the device."""
+        if self.config.render != "device":
+            return None
+        started = time.perf_counter()
+        crops = self.loader.all_crops()
+        log.info("decoded %d crops for the device (%.0f MiB) in %.1f s", len(crops),
+                 crops.nbytes / 2**20, time.perf_counter() - started)  # fmt: skip
+        return crops
 
     def _end_epoch(self, epoch: int, steps_run: int, sums: dict, started: float) -> None:
         row: dict[str, Any] = {"epoch": epoch + 1}
@@ -394,10 +407,16 @@ def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimi
     return base_optimizer(config, lr)
 
 
-def _device_batch(data: dict) -> dict:
-    batch = {"student": data["views"][0], "labels": data["labels"],
-             "partner_labels": data["partner_labels"], "mix": data["mix"]}  # fmt: skip
-    if len(data["views"]) > 1:
-        batch["teacher"] = data["views"][1]
+def _device_batch(data: dict, lr: float | None) -> dict:
+    batch = {"labels": data["labels"], "partner_labels": data["partner_labels"], "mix": data["mix"]}
+    if data["views"]:
+        batch["student"] = data["views"][0]
+        if len(data["views"]) > 1:
+            batch["teacher"] = data["views"][1]
+    else:  # rendered by the step
+        batch["indices"] = data["indices"].astype(np.int32)
+        batch["rows"] = data["rows"].astype(np.float32)
+    if lr is not None:
+        batch["lr"] = np.float32(lr)
     batch.update({k: data[k] for k in ("target", "weight") if k in data})
     return batch

@@ -9,7 +9,10 @@
 # unpack calls and the train call go back to back. Settings (environment, with defaults):
 #   PY=python3  FACES=.faces  RUN=/tmp/facenet-run  TRAIN_SECONDS=420
 #   TEACHER=facenet/weights/dlib-resnet.keras  INIT=facenet/weights/facenet-mobilenet.keras
-#   (INIT=none: start from scratch)  BATCH_P=64 BATCH_K=4  LR=5e-4  WORKERS=14  MIXUP=0.2
+#   (INIT=none: start from scratch)  BATCH_P=128 BATCH_K=4  LR=3e-4  WORKERS=14  MIXUP=0.2
+#   SCHEDULE=cosine-time (the cosine over TRAIN_SECONDS)  WARMUP=0.1 (epochs)  STEPS=500 (a
+#   step's epoch: the checkpoint and model are written at each epoch's end)  RENDER=device (the
+#   views rendered inside the step; host: by PIL in the loader threads)
 #   EXTRA="more facenet train options"
 # $OUT receives: model.keras (the weights, <= 16 MiB), log.csv, train.log, facts.txt and, for the
 # next resume, the checkpoint split into checkpoint.npz.part-aa, -ab... (15 MiB each).
@@ -29,6 +32,9 @@ unpack)
         tar -xf "$part" -C "$FACES" && rm -f "$part"  # a later call carries the next part
         echo "unpacked $part"
     done
+    if [ -d "$FACES/.teacher" ]; then  # the teacher's pieces (stage.py --teacher), kept aside
+        mkdir -p .teacher && mv "$FACES"/.teacher/* .teacher/ && rmdir "$FACES/.teacher"
+    fi
     echo "faces on the machine: $(count_faces)"
     ;;
 train)
@@ -46,6 +52,15 @@ train)
             exit 2
         fi
     fi
+    pieces=$("$PY" -c "import json; print(' '.join(json.load(open('.stage/manifest.json')).get('teacher_pieces', [])))" 2>/dev/null || true)
+    if [ -n "$pieces" ]; then  # the staged teacher, joined from its pieces
+        for piece in $pieces; do
+            [ -f "$piece" ] || { echo "teacher piece $piece missing: unpack every part first" >&2; exit 2; }
+        done
+        name=$(basename "${pieces%% *}"); name=${name%.piece-*}
+        # shellcheck disable=SC2086
+        cat $pieces >"/tmp/$name" && TEACHER=${TEACHER:-/tmp/$name}
+    fi
     init=${INIT:-facenet/weights/facenet-mobilenet.keras}
     init_opt=()
     [ "$init" = none ] || init_opt=(--init "$init")
@@ -60,9 +75,11 @@ train)
     "$PY" -m facenet -v train "$FACES" --out "$RUN" --backend jax \
         --teacher "${TEACHER:-facenet/weights/dlib-resnet.keras}" "${init_opt[@]}" \
         --backbone mobilenet --input-size 112 --alpha 1.0 --embedding-size 128 \
-        --loss ce --ce-weight 0 --batch-p "${BATCH_P:-64}" --batch-k "${BATCH_K:-4}" \
-        --epochs 1000 --lr "${LR:-5e-4}" --warmup-epochs 0 --schedule constant \
-        --mixup "${MIXUP:-0.2}" --align-mode chip --workers "${WORKERS:-14}" \
+        --loss ce --ce-weight 0 --batch-p "${BATCH_P:-128}" --batch-k "${BATCH_K:-4}" \
+        --epochs 1000 --steps-per-epoch "${STEPS:-500}" --lr "${LR:-3e-4}" \
+        --warmup-epochs "${WARMUP:-0.1}" --schedule "${SCHEDULE:-cosine-time}" \
+        --render "${RENDER:-device}" --mixup "${MIXUP:-0.2}" --align-mode chip \
+        --workers "${WORKERS:-14}" \
         --max-seconds "${TRAIN_SECONDS:-420}" ${EXTRA:-} >"$OUT/train.log" 2>&1 || status=$?
     tr '\r' '\n' <"$OUT/train.log" | grep -v '%|' | tail -n 40 || true
     echo "exit status ${status:-0}; wall seconds: $(( $(date +%s) - start ))" | tee -a "$OUT/facts.txt"

@@ -8,11 +8,14 @@ Each SRC is a `facenet align` output: `<identity>/<image>` folders (CelebA), or 
 in it (UTKFace: each becomes its own identity). Every face is re-encoded as a SIZE px JPEG
 (quality Q) under `<prefix>-<identity>/` and packed, in sorted order, into `OUT/faces-NN.tar`
 parts of at most PART MiB (`--part-mib auto`: what a call can carry beside the working tree and
-the wheels in .whl/). `OUT/manifest.json` lists the parts and the face count, which `run.sh`
+the wheels in .whl/). `--teacher FILE` packs the teacher's model file too (it is not in the
+tree), in pieces under `.teacher/` at the front of the parts, which `run.sh` joins again.
+`OUT/manifest.json` lists the parts, the face count and the teacher's pieces, which `run.sh`
 checks before training.
 
     python tools/gpu/stage.py /work/data-cache/celeba-chip-128:celeba \\
-        /work/data-cache/utkface-chip-128:utk --out .stage --part-mib auto
+        /work/data-cache/utkface-chip-128:utk --out .stage --part-mib auto \\
+        --teacher /work/runs/dlib-resnet-noflip.keras
 """
 
 from __future__ import annotations
@@ -69,13 +72,21 @@ def auto_part_bytes(repo: Path) -> int:
     return budget
 
 
-def pack(items, out: Path, part_bytes: int, size: int, quality: int) -> dict:
-    """Write the parts; returns the manifest."""
+def teacher_pieces(path: Path, piece_bytes: int) -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of the teacher file cut into pieces that fit a part."""
+    data = path.read_bytes()
+    step = max(piece_bytes - TAR_OVERHEAD * 4, 2**16)
+    return [(f".teacher/{path.name}.piece-{i // step:03d}", data[i : i + step])
+            for i in range(0, len(data), step)]  # fmt: skip
+
+
+def pack(items, out: Path, part_bytes: int, size: int, quality: int, extra=()) -> dict:
+    """Write the parts (the `extra` (name, bytes) pieces first); returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     parts: list[dict] = []
     tar, used = None, 0
-    for name, path in items:
-        data = encode(path, size, quality)
+    for name, source in [*extra, *items]:
+        data = source if isinstance(source, bytes) else encode(source, size, quality)
         if tar is None or used + len(data) + TAR_OVERHEAD > part_bytes - TAR_OVERHEAD * 2:
             if tar is not None:
                 tar.close()
@@ -86,13 +97,13 @@ def pack(items, out: Path, part_bytes: int, size: int, quality: int) -> dict:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
         used += len(data) + TAR_OVERHEAD
-        parts[-1]["faces"] += 1
+        parts[-1]["faces"] += not isinstance(source, bytes)
     if tar is not None:
         tar.close()
     for part in parts:
         part["bytes"] = (out / part["file"]).stat().st_size
     return {"faces": sum(p["faces"] for p in parts), "size": size, "quality": quality,
-            "parts": parts}  # fmt: skip
+            "parts": parts, "teacher_pieces": [name for name, _ in extra]}  # fmt: skip
 
 
 def main() -> None:
@@ -103,6 +114,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--quality", type=int, default=80)
     parser.add_argument("--limit", type=int, default=None, help="at most N faces per source")
+    parser.add_argument("--teacher", type=Path, default=None, help="a teacher .keras to pack too")
     args = parser.parse_args()
     items = []
     for spec in args.sources:
@@ -118,7 +130,10 @@ def main() -> None:
         part_bytes = int(float(args.part_mib) * 2**20)
     for old in args.out.glob("faces-*.tar"):
         old.unlink()
-    manifest = pack(items, args.out, part_bytes, args.size, args.quality)
+    if args.teacher is not None and not args.teacher.is_file():
+        sys.exit(f"error: {args.teacher}: no such file")
+    extra = teacher_pieces(args.teacher, part_bytes) if args.teacher else []
+    manifest = pack(items, args.out, part_bytes, args.size, args.quality, extra)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     total = sum(p["bytes"] for p in manifest["parts"]) / 2**20
     print(f"{manifest['faces']} faces in {len(manifest['parts'])} parts of <= "
