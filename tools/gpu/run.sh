@@ -7,7 +7,7 @@
 #
 # The machine keeps $FACES between calls only while it stays warm (30 s after a call), so the
 # unpack calls and the train call go back to back. Settings (environment, with defaults):
-#   PY=python3  FACES=.faces  RUN=/tmp/facenet-run  TRAIN_SECONDS=420
+#   PY=python3  FACES=/tmp/faces  RUN=/tmp/facenet-run  TRAIN_SECONDS=420
 #   TEACHER=facenet/weights/dlib-resnet.keras  INIT=facenet/weights/facenet-mobilenet.keras
 #   (INIT=none: start from scratch)  BATCH_P=128 BATCH_K=4  LR=3e-4  WORKERS=14  MIXUP=0.2
 #   SCHEDULE=cosine-time (the cosine over TRAIN_SECONDS)  WARMUP=0.1 (epochs)  STEPS=500 (a
@@ -18,7 +18,8 @@
 # next resume, the checkpoint split into checkpoint.npz.part-aa, -ab... (15 MiB each).
 set -euo pipefail
 PY=${PY:-python3}
-FACES=${FACES:-.faces}
+FACES=${FACES:-/tmp/faces}  # /tmp: kept between the calls of a warm machine
+PIECES=${FACES%/}.teacher
 RUN=${RUN:-/tmp/facenet-run}
 OUT=${OUT:?OUT: the folder whose files come back}
 
@@ -33,7 +34,7 @@ unpack)
         echo "unpacked $part"
     done
     if [ -d "$FACES/.teacher" ]; then  # the teacher's pieces (stage.py --teacher), kept aside
-        mkdir -p .teacher && mv "$FACES"/.teacher/* .teacher/ && rmdir "$FACES/.teacher"
+        mkdir -p "$PIECES" && mv "$FACES"/.teacher/* "$PIECES"/ && rmdir "$FACES/.teacher"
     fi
     echo "faces on the machine: $(count_faces)"
     ;;
@@ -54,12 +55,13 @@ train)
     fi
     pieces=$("$PY" -c "import json; print(' '.join(json.load(open('.stage/manifest.json')).get('teacher_pieces', [])))" 2>/dev/null || true)
     if [ -n "$pieces" ]; then  # the staged teacher, joined from its pieces
+        files=()
         for piece in $pieces; do
-            [ -f "$piece" ] || { echo "teacher piece $piece missing: unpack every part first" >&2; exit 2; }
+            files+=("$PIECES/$(basename "$piece")")
+            [ -f "${files[-1]}" ] || { echo "teacher piece $piece missing: unpack every part first" >&2; exit 2; }
         done
-        name=$(basename "${pieces%% *}"); name=${name%.piece-*}
-        # shellcheck disable=SC2086
-        cat $pieces >"/tmp/$name" && TEACHER=${TEACHER:-/tmp/$name}
+        name=$(basename "${files[0]}"); name=${name%.piece-*}
+        cat "${files[@]}" >"/tmp/$name" && TEACHER=${TEACHER:-/tmp/$name}
     fi
     init=${INIT:-facenet/weights/facenet-mobilenet.keras}
     init_opt=()
