@@ -119,6 +119,12 @@ def test_jax_backend_options_fail_in_one_line(tmp_path):
     out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--backend", "jax",
                     "--loss", "ce", "--relation-weight", "1"], tmp_path)  # fmt: skip
     assert out.returncode == 2 and "relation_weight" in out.stderr and "Traceback" not in out.stderr
+    out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--schedule",
+                    "cosine-time"], tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "backend='jax'" in out.stderr and "Traceback" not in out.stderr
+    out = _facenet(["train", str(data.parent), "--out", str(tmp_path / "r"), "--backend", "jax",
+                    "--loss", "ce", "--schedule", "cosine-time"], tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "max_seconds" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file):

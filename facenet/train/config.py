@@ -173,6 +173,7 @@ class TrainConfig:
             raise ValueError("relation_neighbours shapes the relation term: pass relation_weight")
 
     def _check_backend(self) -> None:
+        self._check_jax_only()
         if not self.uses_views_trainer:
             views_only = {"mixup": self.mixup or None, "max_seconds": self.max_seconds,
                           "relation_weight": self.relation_weight or None,
@@ -197,7 +198,6 @@ class TrainConfig:
         if self.teacher is None and self.relation_weight:
             raise ValueError("relation_weight matches a teacher's similarities: pass --teacher")
         self._check_neighbours()
-        self._check_jax_only()
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
 
