@@ -406,3 +406,27 @@ def test_a_switch_that_would_flag_every_face_is_refused(tmp_path, monkeypatch):
     with Gallery.open(path, old) as g:  # still the old model, identifying as before
         assert g.identify(photo((2, 1, 30)))[0].name == "p2"
         assert g._store.db.execute("SELECT COUNT(*) FROM face_embeddings").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("value", ["--dry-run", "-x"])
+def test_cli_model_value_that_looks_like_an_option_is_refused(tmp_path, monkeypatch, value):
+    """`--model` was plain text: `migrate g.db --model --dry-run` took `--dry-run` for the
+    model (and switched for real, no dry run). Now a path option like every other `--model`:
+    one Error line, exit 2, nothing loaded, the gallery byte for byte as it was."""
+    from click.testing import CliRunner
+
+    import facenet.api
+    from facenet.cli import main
+
+    def loaded(spec=None):
+        raise AssertionError(f"a model was loaded: {spec!r}")
+
+    path = build(tmp_path)
+    before = path.read_bytes()
+    monkeypatch.setattr(facenet.api.FaceNet, "load", staticmethod(loaded))
+    result = CliRunner().invoke(main, ["gallery", "migrate", str(path), "--model", value])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "looks like an option, not a path" in errors[0], result.stderr
+    assert "'--model'" in errors[0] and "Traceback" not in result.output
+    assert path.read_bytes() == before and embedded(path) == 0

@@ -14,6 +14,7 @@ from .conventions import batch_size_option
 @click.argument("gallery_path", metavar="GALLERY", type=click.Path(dir_okay=False))
 @click.option(
     "--model", "-m", "model_path", default=None, metavar="NAME|PATH",
+    type=click.Path(),  # a path option: `-m --dry-run` is refused (conventions.OptionPath)
     help="The model to move to (with --rollback: the previous model, for faces enrolled since).",
 )  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Embed and report; do not switch.")
