@@ -9,8 +9,8 @@ or FaceNet's margin crop) as it would from the photo. The sizes come from
 downscaled; shared 2-core machine): the alignment footprints around the box are at most 1.45
 (chip), 1.60 (similarity) and 1.30 (FaceNet's 160 px margin crop) times its longer side, so 1.8
 leaves room for more tilted faces. At 1.8 and 224 px, re-aligning from the crop instead of the
-photo moved the embedding by squared L2 0.0005-0.0006 on average and 0.0015 at most with
-facenet-mobilenet (112 px; threshold 0.1892), 0.0004 and 0.0011 with dlib-resnet (150 px;
+photo moved the embedding by squared L2 0.0004-0.0005 on average and 0.0012 at most with
+facenet-mobilenet (112 px; threshold 0.1749), 0.0004 and 0.0011 with dlib-resnet (150 px;
 0.1793): under 2% of the thresholds, at 11.5 KB a face; 160 px would save 4 KB a face at two to
 three times the error. `tests/test_gallery_crops.py` keeps it under 2% for every bundled model.
 
