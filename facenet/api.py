@@ -237,7 +237,7 @@ class FaceNet:
         outside it a ValueError).
         """
         check_choice("on_missing", on_missing, ON_MISSING)
-        check_batch_size(batch_size, MAX_BATCH_SIZE)
+        batch_size = check_batch_size(batch_size, MAX_BATCH_SIZE)
         if not detect and self._is_crop_batch(images):  # no per-image copies: slices go in
             return self.embed_crops(images, batch_size=batch_size)
         items = _as_list(images)
@@ -265,7 +265,7 @@ class FaceNet:
         """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched.
         batch_size: 1..1024 (`MAX_BATCH_SIZE`), as for `embed`: outside it an ArgumentError
         (a ValueError), before any crop is embedded."""
-        check_batch_size(batch_size, MAX_BATCH_SIZE)
+        batch_size = check_batch_size(batch_size, MAX_BATCH_SIZE)
         crops = np.asarray(crops)
         size = self.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:

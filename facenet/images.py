@@ -9,6 +9,7 @@ composited over white; 16-bit images keep their most significant byte.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import warnings
@@ -37,8 +38,16 @@ UPLOAD_PREFIX = "upload:"
 
 
 def check_batch_size(batch_size: int, most: int | None = None) -> int:
-    """`batch_size`, or a one-line ArgumentError (a FaceNetError and a ValueError) when it is
-    below 1 (or above `most`): the one check of the API's entry points that take a batch size."""
+    """`batch_size` as an int, or a one-line ArgumentError (a FaceNetError and a ValueError)
+    when it is below 1 (or above `most`) or no integer (2.5, "8", True, None: else a TypeError
+    from deep inside range or NumPy): the one check of the API's entry points that take one."""
+    try:
+        if isinstance(batch_size, bool | np.bool_):
+            raise TypeError("a bool is no batch size")
+        batch_size = operator.index(batch_size)  # a NumPy integer passes, as a plain int
+    except TypeError:
+        bound = "at least 1" if most is None else f"1..{most}"
+        raise ArgumentError(f"batch_size must be an integer {bound}; got {batch_size!r}") from None
     if most is not None and not 1 <= batch_size <= most:
         raise ArgumentError(f"batch_size must be 1..{most}; got {batch_size}")
     if batch_size < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import numpy as np
@@ -53,6 +54,34 @@ def test_embed_batch_size_is_bounded_as_on_the_command_line(small_model):
         with pytest.raises(FaceNetError, match=rf"^batch_size must be 1\.\.1024; got {bad}$"):
             small_model.embed_crops(x, batch_size=bad)
     assert small_model.embed_crops(x, batch_size=MAX_BATCH_SIZE).shape == (3, 128)
+
+
+NOT_INTEGERS = [2.5, "8", True, None, np.float64(4.0), np.True_]
+
+
+@pytest.mark.parametrize("bad", NOT_INTEGERS, ids=repr)
+def test_embed_batch_size_that_is_no_integer_is_refused_at_the_boundary(small_model, bad):
+    """2.5, "8", True, None reached range() or NumPy slicing: a TypeError from deep inside, or,
+    for True, a batch of 1. Now the same one-line ArgumentError (a ValueError) as out of range,
+    naming batch_size, the range and the value, before any photo is read."""
+    from facenet.errors import ArgumentError
+
+    x = crops(3)
+    message = rf"^batch_size must be an integer 1\.\.1024; got {re.escape(repr(bad))}$"
+    for call in (
+        lambda: small_model.embed(x, detect=False, batch_size=bad),
+        lambda: small_model.embed(["absent.jpg"], batch_size=bad),
+        lambda: small_model.embed_crops(x, batch_size=bad),
+    ):
+        with pytest.raises(ArgumentError, match=message):
+            call()
+
+
+def test_embed_batch_size_may_be_a_numpy_integer(small_model):
+    x = crops(3)
+    np.testing.assert_allclose(
+        small_model.embed_crops(x, batch_size=np.int64(2)), small_model.embed_crops(x), atol=1e-5
+    )
 
 
 def test_embed_empty_list(small_model):
