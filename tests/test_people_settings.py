@@ -274,3 +274,62 @@ def test_cli_migration_prints_the_library_note(library, monkeypatch):
     result = run("gallery", "migrate", library, "--model", "other")
     assert result.exit_code == 0, result.output
     assert "people library: threshold 0.8000 -> 0.5000 (it follows the model)" in result.stdout
+
+
+# -- an invalid recorded threshold ------------------------------------------------------------
+
+
+def all_meta(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, value FROM meta").fetchall()
+    db.close()
+    return dict(rows)
+
+
+def corrupt(path: Path, value) -> dict[str, str]:
+    """The threshold as a hand edit or an older facenet may leave it, beside min_faces 3 and
+    a put-aside threshold (settings a repair must keep); the whole meta table after."""
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'people_threshold'", (value,))
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'people_min_faces'")
+        db.execute("INSERT INTO meta VALUES ('previous_people_threshold', '0.6')")
+    db.close()
+    return all_meta(path)
+
+
+@pytest.mark.parametrize("bad", ["-0.5", "nan", "abc", "", "4.5", -1.0])
+def test_an_invalid_recorded_threshold_says_how_to_repair_it_and_can_be(library, bad):
+    """A bad recorded threshold stopped every open with a message naming no way out, and
+    `settings --threshold` could not replace it (it opened the library first). Now one line
+    naming the repair, which works and keeps every other setting."""
+    before = corrupt(library, bad)
+    repair = f"facenet library settings {library} --threshold T"
+    with pytest.raises(LibraryError, match="recorded people threshold") as raised:
+        Library.open(library, create=False)
+    assert repair in str(raised.value) and "\n" not in str(raised.value)
+    for args in ([], ["--min-faces", "4"]):  # showing, or changing only min_faces: refused
+        result = run("library", "settings", library, *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.stderr.count("\n") == 1 and repair in result.stderr, result.stderr
+    assert all_meta(library) == before
+
+    result = run("library", "settings", library, "--threshold", "0.3", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["threshold"], shown["min_faces"], shown["was"]["threshold"]) == (0.3, 3, None)
+    assert "was an invalid threshold, min_faces 3" in result.stderr
+    after = all_meta(library)
+    assert (after.pop("people_threshold"), after.pop("people_threshold_source")) == ("0.3", "set")
+    before.pop("people_threshold"), before.pop("people_threshold_source")
+    assert after == before  # min_faces, the put-aside threshold, the gallery's own: kept
+    assert settings_of(library) == (0.3, "set")
+
+
+def test_an_invalid_recorded_threshold_is_repaired_by_following_the_model(library, monkeypatch):
+    import facenet.cli.gallery
+
+    corrupt(library, "nan")
+    monkeypatch.setattr(facenet.cli.gallery, "load_model", lambda path: FakeModel())
+    result = run("library", "settings", library, "--from-model")
+    assert result.exit_code == 0, result.output
+    assert settings_of(library) == (0.8, "model") and meta(library)["people_min_faces"] == "3"

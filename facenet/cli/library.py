@@ -30,20 +30,28 @@ library_argument = click.argument(
 ID = click.IntRange(1, MAX_ID)
 
 
-def open_library(path: str, model_path: str | None = None, *, with_model: bool = False):
+def open_library(
+    path: str, model_path: str | None = None, *, with_model: bool = False, repair: bool = False
+):
     """The library at `path`; with_model loads --model (or the one the file records), and a
-    missing file is created for it."""
+    missing file is created for it; `repair`: opened although its recorded threshold is
+    invalid, to set a valid one (`settings`)."""
     from ..people import Library
 
     if not with_model:
-        return Library.open(path, create=False)
+        return Library.open(path, create=False, repair=repair)
     if not Path(path).exists():
         from .gallery import load_model
 
         return Library.open(path, load_model(model_path))
     from .gallery import open_gallery
 
-    return Library.from_gallery(open_gallery(path, model_path, with_model=True))
+    gallery = open_gallery(path, model_path, with_model=True)
+    try:
+        return Library.from_gallery(gallery, repair=repair)
+    except BaseException:
+        gallery.close()
+        raise
 
 
 def photo_files(inputs: tuple[str, ...]) -> list[str]:
@@ -128,7 +136,8 @@ def settings(library_path, threshold, from_model, min_faces, model_path, as_json
         raise UserError("give --threshold or --from-model, not both")
     change = threshold is not None or from_model or min_faces is not None
     with_model = from_model and Path(library_path).exists()  # (a missing file: the error)
-    with open_library(library_path, model_path, with_model=with_model) as lib:
+    repair = threshold is not None or from_model  # a bad recorded threshold is replaced
+    with open_library(library_path, model_path, with_model=with_model, repair=repair) as lib:
         before = lib.settings()
         now = lib.configure(threshold=threshold, from_model=from_model, min_faces=min_faces)
     if as_json:
@@ -137,7 +146,9 @@ def settings(library_path, threshold, from_model, min_faces, model_path, as_json
         for line in now.describe():
             click.echo(line)
     if change:
-        was = f"threshold {before.threshold:.4f}, min_faces {before.min_faces}"
+        old = before.to_dict()["threshold"]
+        old = "an invalid threshold" if old is None else f"threshold {old:.4f}"
+        was = f"{old}, min_faces {before.min_faces}"
         click.echo(
             f"was {was}; later adds use the new settings, `facenet library recluster "
             f"{library_path}` applies them to the existing clusters",

@@ -72,10 +72,12 @@ class Library(AddMixin, CorrectionsMixin):
         create: bool = True,
         threshold: float | None = None,
         min_faces: int | None = None,
+        repair: bool = False,
     ) -> Library:
         """Open the library (a gallery file) at `path`, creating it when `create` and missing.
         `threshold` and `min_faces` given are recorded when the library is created, else hold
-        for this session only (`configure` records them)."""
+        for this session only (`configure` records them). `repair`: open it even though its
+        recorded threshold is invalid, to `configure` a valid one."""
         path = Path(path)
         if not path.exists() and create:
             if model is None:
@@ -87,20 +89,28 @@ class Library(AddMixin, CorrectionsMixin):
         else:
             gallery = Gallery.open(path, model, index=None if index == "faiss" else index)
         try:
-            return cls.from_gallery(gallery, threshold=threshold, min_faces=min_faces)
+            return cls.from_gallery(
+                gallery, threshold=threshold, min_faces=min_faces, repair=repair
+            )
         except BaseException:
             gallery.close()  # `open` made this gallery: it closes it (`from_gallery` never does)
             raise
 
     @classmethod
     def from_gallery(
-        cls, gallery: Gallery, *, threshold: float | None = None, min_faces: int | None = None
+        cls,
+        gallery: Gallery,
+        *,
+        threshold: float | None = None,
+        min_faces: int | None = None,
+        repair: bool = False,
     ) -> Library:
         """The library in an open gallery (its settings recorded in the file on first use; a
         `threshold` or `min_faces` given later holds for this session only, and says so in the
         log). The gallery stays its owner's: a bad threshold or min_faces (given, or recorded
-        in the file) raises LibraryError and leaves it open."""
-        found, writes = settings.resolve(gallery, threshold, min_faces)
+        in the file) raises LibraryError and leaves it open; with `repair`, a bad recorded
+        threshold does not, so that `configure` can replace it."""
+        found, writes = settings.resolve(gallery, threshold, min_faces, repair=repair)
         if writes:
             with gallery._lock, gallery._store.transaction() as db:
                 gallery._store.set_meta(db, writes)
@@ -132,7 +142,7 @@ class Library(AddMixin, CorrectionsMixin):
 
     def settings(self) -> Settings:
         """The threshold and min_faces in use, and where the threshold comes from."""
-        recorded, _ = settings.resolve(self.gallery)
+        recorded, _ = settings.resolve(self.gallery, repair=True)  # (only what it follows)
         return Settings(self.threshold, self.threshold_source, self.min_faces, recorded.follows)
 
     def configure(
@@ -158,6 +168,8 @@ class Library(AddMixin, CorrectionsMixin):
                 values = {settings.THRESHOLD: model, settings.SOURCE: settings.DERIVED}
             if min_faces is not None:
                 values[settings.MIN_FACES] = min_faces
+            if settings.THRESHOLD not in values and settings.THRESHOLD in meta:
+                settings.check_recorded(self.path, meta[settings.THRESHOLD])  # before any write
             value, count = settings.check(self.path, values.get(settings.THRESHOLD, 1.0),
                                           values.get(settings.MIN_FACES, 2))  # fmt: skip
             if settings.THRESHOLD in values:

@@ -50,8 +50,13 @@ class Settings:
     follows: float | None
 
     def to_dict(self) -> dict:
-        """JSON-ready fields."""
-        return asdict(self)
+        """JSON-ready fields (an invalid recorded threshold, being repaired, is null: JSON has
+        no NaN)."""
+        return {
+            **asdict(self),
+            "threshold": _valid(self.threshold),
+            "follows": _valid(self.follows),
+        }
 
     def describe(self) -> list[str]:
         """Two lines for people: the threshold and its origin, and min_faces."""
@@ -75,16 +80,32 @@ def check(path: Path, threshold, min_faces) -> tuple[float, int]:
     return value, int(count)
 
 
-def resolve(gallery, threshold=None, min_faces=None) -> tuple[Settings, dict]:
+def check_recorded(path: Path, value) -> float:
+    """The threshold a file records, or a LibraryError saying how to set a valid one: a value
+    written by hand or by an older facenet (negative, NaN, no number) would stop every open."""
+    number = _valid(value)
+    if number is None:
+        raise LibraryError(
+            f"{path}: its recorded people threshold {value!r} is invalid (a people threshold "
+            f"must be in (0, 4]); set a valid one: facenet library settings {path} --threshold T "
+            "(or --from-model)"
+        )
+    return number
+
+
+def resolve(gallery, threshold=None, min_faces=None, *, repair=False) -> tuple[Settings, dict]:
     """The settings a library on `gallery` uses, and the meta values to record: all three on
     first use (a `threshold` given then is set), a legacy file's source once decided. Given on
     a later open, `threshold` and `min_faces` hold for the session only. LibraryError for a bad
-    value, given or recorded."""
+    value, given or recorded; `repair`: a bad recorded threshold reads NaN instead (the library
+    is opened to record a valid one, `Library.configure`)."""
     meta = gallery._store.meta()
     first = THRESHOLD not in meta
     recorded = None if first or threshold is not None else meta[THRESHOLD]
+    if recorded is not None and not repair:
+        check_recorded(gallery.path, recorded)
     count = meta.get(MIN_FACES, DEFAULT_MIN_FACES) if min_faces is None else min_faces
-    count = check(gallery.path, 1.0 if recorded is None else recorded, count)[1]
+    count = check(gallery.path, 1.0 if recorded is None or repair else recorded, count)[1]
     writes: dict = {}
     if first:
         source = DERIVED if threshold is None else SET
@@ -130,7 +151,7 @@ def model_threshold(gallery, meta: dict, fallback: object = "stored") -> float:
         return float(gallery.model.info.verification_threshold)
     if meta.get("verification_threshold"):
         return float(meta["verification_threshold"])
-    if meta.get(SOURCE) == DERIVED:
+    if meta.get(SOURCE) == DERIVED and _valid(meta.get(THRESHOLD)) is not None:
         return float(meta[THRESHOLD])
     if fallback == "stored":
         return float(gallery._stored_threshold)
@@ -218,6 +239,12 @@ def _number(value) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _valid(value) -> float | None:
+    """A meta value as a threshold in (0, 4]; None when it is none."""
+    number = _number(value)
+    return number if number is not None and 0 < number <= 4 else None
 
 
 def _close(a: float, b: float) -> bool:
