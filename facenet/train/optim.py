@@ -145,3 +145,22 @@ class WallClockCosine:
         warm = min(1.0, (step + 1) / self.warm) if self.warm else 1.0
         progress = min(elapsed / self.max_seconds, 1.0)
         return self.base * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def views_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """The views trainer's optimiser: its schedule is a Keras schedule over `total_steps`
+    (the TensorFlow trainer's `WarmupSchedule` needs TensorFlow), a constant rate otherwise
+    (`cosine-time` sets it per step: `WallClockCosine`)."""
+    warm = int(config.warmup_epochs * total_steps / max(config.epochs, 1))
+    if config.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warm else config.lr, max(total_steps - warm, 1),
+            warmup_target=config.lr if warm else None, warmup_steps=warm,
+        )  # fmt: skip
+    elif config.schedule == "step":
+        bounds = [max(total_steps // 2, 1), max(3 * total_steps // 4, 2)]
+        values = [config.lr, config.lr * 0.1, config.lr * 0.01]
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+    else:
+        lr = config.lr
+    return base_optimizer(config, lr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from keras import ops
 
 Objective = Callable[[dict, object, dict], tuple[object, dict]]
@@ -116,3 +117,20 @@ class TensorflowStep:
 
     def sync(self) -> None:
         """Nothing to do: the variables are the state."""
+
+
+def device_batch(data: dict, lr: float | None) -> dict:
+    """The step's input from a loader batch: the rendered views, or the image indices and view
+    rows for a step that renders them; `lr`, when set, the rate of this step."""
+    batch = {"labels": data["labels"], "partner_labels": data["partner_labels"], "mix": data["mix"]}
+    if data["views"]:
+        batch["student"] = data["views"][0]
+        if len(data["views"]) > 1:
+            batch["teacher"] = data["views"][1]
+    else:  # rendered by the step
+        batch["indices"] = data["indices"].astype(np.int32)
+        batch["rows"] = data["rows"].astype(np.float32)
+    if lr is not None:
+        batch["lr"] = np.float32(lr)
+    batch.update({k: data[k] for k in ("target", "weight") if k in data})
+    return batch

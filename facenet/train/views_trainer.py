@@ -45,7 +45,7 @@ from ..metadata import ModelInfo
 from ..models import build_facenet, load_keras_model, save_model
 from .config import TrainConfig
 from .distill import regression_loss, relation_loss, target_projection
-from .optim import WallClockCosine, base_optimizer
+from .optim import WallClockCosine, views_optimizer
 from .runfiles import (
     LossNotFinite,
     TrainResult,
@@ -57,7 +57,7 @@ from .runfiles import (
     write_atomic,
     write_log,
 )
-from .view_steps import make_step, values
+from .view_steps import device_batch, make_step, values
 from .view_targets import ViewTargets
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class _Run:
             **get_backbone(config.backbone).options_from(config),
         )  # fmt: skip
         self.network = _with_bottleneck(self.student, config.backbone)
-        self.optimizer = _optimizer(config, self.steps * config.epochs)
+        self.optimizer = views_optimizer(config, self.steps * config.epochs)
         self.optimizer.build(self.network.trainable_variables)
         sizes = [config.input_size] + ([self.teacher_size] if self.teacher else [])
         spec = ViewSpec(greyscale=config.greyscale, mixup=config.mixup)
@@ -217,7 +217,7 @@ class _Run:
                         data = pending.result()
                         if s + 1 < self.steps:
                             pending = self.loader.submit(plan[s + 1], epoch, s + 1)
-                        stats = step(_device_batch(data, rate()))
+                        stats = step(device_batch(data, rate()))
                         meta["step"], meta["images"] = s + 1, meta["images"] + len(plan[s])
                         sums = {k: sums.get(k, 0.0) + v for k, v in stats.items()}
                         bar.update(1)
@@ -389,34 +389,3 @@ def _with_bottleneck(model, backbone: str):
         return model
     bottleneck = model.get_layer(get_backbone(backbone).bottleneck_bn).output
     return keras.Model(model.input, {"embedding": model.output, "bottleneck": bottleneck})
-
-
-def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    warm = int(config.warmup_epochs * total_steps / max(config.epochs, 1))
-    if config.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warm else config.lr, max(total_steps - warm, 1),
-            warmup_target=config.lr if warm else None, warmup_steps=warm,
-        )  # fmt: skip
-    elif config.schedule == "step":
-        bounds = [max(total_steps // 2, 1), max(3 * total_steps // 4, 2)]
-        values = [config.lr, config.lr * 0.1, config.lr * 0.01]
-        lr = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
-    else:
-        lr = config.lr
-    return base_optimizer(config, lr)
-
-
-def _device_batch(data: dict, lr: float | None) -> dict:
-    batch = {"labels": data["labels"], "partner_labels": data["partner_labels"], "mix": data["mix"]}
-    if data["views"]:
-        batch["student"] = data["views"][0]
-        if len(data["views"]) > 1:
-            batch["teacher"] = data["views"][1]
-    else:  # rendered by the step
-        batch["indices"] = data["indices"].astype(np.int32)
-        batch["rows"] = data["rows"].astype(np.float32)
-    if lr is not None:
-        batch["lr"] = np.float32(lr)
-    batch.update({k: data[k] for k in ("target", "weight") if k in data})
-    return batch
