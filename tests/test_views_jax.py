@@ -61,3 +61,27 @@ def test_a_wrong_geometry_would_show():
     want = _pil(crops, np.arange(2), rows, 112)
     got = np.asarray(render_views(jnp.asarray(crops), jnp.arange(2), jnp.asarray(mirrored), 112))
     assert np.abs(got - want).mean() > 5.0
+
+
+def test_device_rendering_refuses_faces_of_mixed_sizes_in_one_line(tmp_path):
+    """Every crop goes into one array on the device: faces of several sizes (a folder that was
+    not aligned) are refused with the command that fixes it."""
+    from PIL import Image
+
+    from facenet.data.loader import ViewLoader
+    from facenet.errors import FaceNetError
+
+    paths = []
+    for i, side in enumerate((64, 64, 80)):
+        paths.append(tmp_path / f"{i}.jpg")
+        Image.new("RGB", (side, side), (i * 40, 90, 120)).save(paths[-1])
+    loader = ViewLoader([str(p) for p in paths], [0, 0, 1], [32], workers=2, render=False)
+    try:
+        with pytest.raises(FaceNetError, match="facenet align") as refused:
+            loader.all_crops()
+        assert "\n" not in str(refused.value) and "64x64, 80x80" in str(refused.value)
+        same = ViewLoader([str(p) for p in paths[:2]], [0, 0], [32], workers=2, render=False)
+        assert same.all_crops().shape == (2, 64, 64, 3)
+        same.close()
+    finally:
+        loader.close()

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from ..errors import FaceNetError
 from ..images import load_image
 from .views import COLUMN, ViewSpec, draw_views, render_view
 
@@ -91,8 +92,10 @@ class ViewLoader:
         crops = list(self.pool.map(self._crop, range(len(self.paths))))
         shapes = {c.shape for c in crops}
         if len(shapes) > 1:
-            raise ValueError(
-                f"rendering on the device needs crops of one size; found {sorted(shapes)[:3]}"
+            sizes = ", ".join(f"{w}x{h}" for h, w, _ in sorted(shapes)[:3])
+            raise FaceNetError(
+                f"rendering on the device needs training faces of one size (found {sizes}): "
+                "align them with `facenet align DATA OUT --size N` first"
             )
         return np.stack(crops)
 
