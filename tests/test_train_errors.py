@@ -109,3 +109,21 @@ def test_a_checkpoint_given_as_init_is_named_for_what_it_is(tmp_path):
     code, out = train(data, "--out", tmp_path / "run", *TINY, "--init", checkpoint)
     assert code == 2 and "checkpoint.npz: a NumPy archive" in out and "--resume" in out
     assert "facenet convert" not in out
+
+
+def test_init_from_a_file_with_layers_this_network_lacks_is_refused(tmp_path):
+    """--init from a file pooled by a learnt depthwise convolution into a network built without
+    --pooling depthwise would silently drop that layer's weights: refused, naming the option."""
+    from facenet.metadata import ModelInfo
+    from facenet.models import build_facenet, save_model
+
+    data = _data(tmp_path / "data")
+    source = build_facenet("mobilenet", (32, 32, 3), 128, alpha=0.25, pooling="depthwise")
+    save_model(source, ModelInfo(input_size=32, alpha=0.25), tmp_path / "gdc.keras")
+    code, out = train(data, "--out", tmp_path / "run", *TINY, "--init", tmp_path / "gdc.keras")
+    assert code == 2 and "GDC" in out and "--pooling depthwise" in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+    code, out = train(data, "--out", tmp_path / "run2", *TINY, "--pooling", "depthwise",
+                      "--init", tmp_path / "gdc.keras")  # fmt: skip
+    assert code == 0, out

@@ -106,12 +106,21 @@ def sigterm_as_interrupt() -> Callable[[], None]:
 
 def init_from(model, path: str) -> None:
     """Start from a trained model's weights (e.g. to continue the bundled model's training):
-    every layer of the source found here by name must match in shape; new heads stay fresh."""
+    every layer of the source must be found here by name and match in shape (a weight left
+    behind, such as a learnt pooling built without --pooling depthwise, would silently change
+    the network); new heads stay fresh."""
     from ..errors import FaceNetError
     from ..models import load_keras_model
 
     source, _ = load_keras_model(path)
     names = {layer.name for layer in model.layers}
+    missing = [layer.name for layer in source.layers if layer.weights and layer.name not in names]
+    if missing:
+        hint = " (it pools with --pooling depthwise)" if "GDC" in missing else ""
+        raise FaceNetError(
+            f"{path}: its layers {', '.join(missing[:4])} are not in this network{hint}: build it "
+            "with the options that file was trained with"
+        )
     copied = 0
     for layer in source.layers:
         if layer.weights and layer.name in names:

@@ -13,7 +13,8 @@
 #   SCHEDULE=cosine-time (the cosine over TRAIN_SECONDS)  WARMUP=0.1 (epochs)  STEPS=500 (a
 #   step's epoch: the checkpoint and model are written at each epoch's end)  RENDER=device (the
 #   views rendered inside the step; host: by PIL in the loader threads)
-#   EXTRA="more facenet train options"
+#   EXTRA="more facenet train options" (default: the shipped file's recipe, --pooling depthwise
+#   --relation-weight 100; EXTRA="" for none)
 # $OUT receives: model.keras (the weights, <= 16 MiB), log.csv, train.log, facts.txt and, for the
 # next resume, the checkpoint split into checkpoint.npz.part-aa, -ab... (15 MiB each).
 set -euo pipefail
@@ -82,7 +83,7 @@ train)
         --warmup-epochs "${WARMUP:-0.1}" --schedule "${SCHEDULE:-cosine-time}" \
         --render "${RENDER:-device}" --mixup "${MIXUP:-0.2}" --align-mode chip \
         --workers "${WORKERS:-14}" \
-        --max-seconds "${TRAIN_SECONDS:-420}" ${EXTRA:-} >"$OUT/train.log" 2>&1 || status=$?
+        --max-seconds "${TRAIN_SECONDS:-420}" ${EXTRA---pooling depthwise --relation-weight 100} >"$OUT/train.log" 2>&1 || status=$?
     tr '\r' '\n' <"$OUT/train.log" | grep -v '%|' | tail -n 40 || true
     echo "exit status ${status:-0}; wall seconds: $(( $(date +%s) - start ))" | tee -a "$OUT/facts.txt"
     [ "${status:-0}" -eq 0 ] || exit "$status"
