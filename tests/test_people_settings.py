@@ -333,3 +333,68 @@ def test_an_invalid_recorded_threshold_is_repaired_by_following_the_model(librar
     result = run("library", "settings", library, "--from-model")
     assert result.exit_code == 0, result.output
     assert settings_of(library) == (0.8, "model") and meta(library)["people_min_faces"] == "3"
+
+
+# -- an invalid recorded min_faces ------------------------------------------------------------
+
+
+def corrupt_min_faces(path: Path, value) -> dict[str, str]:
+    """A bad min_faces beside settings a repair must keep; the whole meta table after."""
+    with Library.open(path, create=False) as lib:
+        lib.configure(threshold=0.3)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'people_min_faces'", (value,))
+        db.execute("INSERT INTO meta VALUES ('previous_people_threshold', '0.6')")
+    db.close()
+    return all_meta(path)
+
+
+@pytest.mark.parametrize("bad", ["0", -3, "2.5", "abc", "", "inf"])
+def test_an_invalid_recorded_min_faces_says_how_to_repair_it_and_can_be(library, bad):
+    """A bad recorded min_faces stopped every open, `settings --min-faces` included, with a
+    message naming no way out. Now one line naming the repair, which keeps every other setting."""
+    before = corrupt_min_faces(library, bad)
+    repair = f"facenet library settings {library} --min-faces N"
+    with pytest.raises(LibraryError, match="recorded people min_faces") as raised:
+        Library.open(library, create=False)
+    assert repair in str(raised.value) and "\n" not in str(raised.value)
+    for args in ([], ["--threshold", "0.4"]):  # showing, or changing only the threshold
+        result = run("library", "settings", library, *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.stderr.count("\n") == 1 and repair in result.stderr, result.stderr
+    assert all_meta(library) == before
+
+    result = run("library", "settings", library, "--min-faces", "4", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert (shown["threshold"], shown["min_faces"], shown["was"]["min_faces"]) == (0.3, 4, None)
+    assert "was threshold 0.3000, an invalid min_faces" in result.stderr
+    after = all_meta(library)
+    assert after.pop("people_min_faces") == "4"
+    before.pop("people_min_faces")
+    assert after == before  # the set threshold, the put-aside one, the gallery's own: kept
+    with Library.open(library, create=False) as lib:
+        assert (lib.threshold, lib.threshold_source, lib.min_faces) == (0.3, "set", 4)
+
+
+def test_both_invalid_name_both_repairs_and_a_half_repair_is_refused(library, monkeypatch):
+    corrupt_min_faces(library, "1")
+    with sqlite3.connect(library) as db:
+        db.execute("UPDATE meta SET value = 'nan' WHERE key = 'people_threshold'")
+    db.close()
+    before = all_meta(library)
+    with pytest.raises(LibraryError, match="threshold .* and min_faces '1' are invalid") as raised:
+        Library.open(library, create=False)
+    assert f"facenet library settings {library} --threshold T --min-faces N" in str(raised.value)
+    with Library.open(library, create=False, repair=True) as lib:  # opened to repair, not used
+        assert (lib.settings().to_dict()["threshold"], lib.min_faces) == (None, None)
+        with pytest.raises(LibraryError, match="--min-faces N"):
+            lib.recluster()
+        with pytest.raises(LibraryError, match="min_faces '1' is invalid"):
+            lib.configure(threshold=0.5)  # would keep the bad min_faces
+    assert all_meta(library) == before
+    result = run("library", "settings", library, "--threshold", "0.5", "--min-faces", "3")
+    assert result.exit_code == 0, result.output
+    assert "was an invalid threshold, an invalid min_faces" in result.stderr
+    with Library.open(library, create=False) as lib:
+        assert (lib.threshold, lib.threshold_source, lib.min_faces) == (0.5, "set", 3)

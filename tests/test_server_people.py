@@ -409,6 +409,42 @@ def test_a_bad_library_threshold_leaves_the_served_gallery_open(make_app):
         assert "people threshold must be in (0, 4]" in r.json()["error"]["message"]
 
 
+def test_library_settings_changed_by_another_process_are_used_at_once(make_app, photos):
+    """`facenet library settings` beside a running server: its next recluster uses them, no
+    restart; an invalid value written meanwhile answers the one-line error naming the repair."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from facenet.cli import main
+
+    app = make_app()
+    path = app.state.service.gallery.path
+
+    def settings(*args):
+        result = CliRunner().invoke(main, ["library", "settings", str(path), *args])
+        assert result.exit_code == 0, result.output
+
+    def clusters() -> int:
+        assert client.post(f"{LIB}/recluster").status_code == 200
+        return client.get(LIB).json()["clusters"]
+
+    with TestClient(app, headers=CLIENT_HEADER) as client:
+        names = [f"{k}.jpg" for k in EXAMPLE_PEOPLE]  # two photos of two people, one of one
+        assert client.post(f"{LIB}/photos", files=uploads(photos, names)).status_code == 200
+        assert clusters() >= 1
+        settings("--min-faces", "5")
+        assert clusters() == 0
+        with sqlite3.connect(path) as db:
+            db.execute("UPDATE meta SET value = '2.5' WHERE key = 'people_min_faces'")
+        db.close()
+        r = client.post(f"{LIB}/recluster")
+        assert error_of(r, 400) == "library_error"
+        assert f"facenet library settings {path} --min-faces N" in r.json()["error"]["message"]
+        settings("--min-faces", "2")
+        assert clusters() >= 1
+
+
 def test_upload_limits(make_app, photos):
     names = list(photos)[:3]
     with TestClient(make_app(max_files=2), headers=CLIENT_HEADER) as client:

@@ -34,8 +34,8 @@ def open_library(
     path: str, model_path: str | None = None, *, with_model: bool = False, repair: bool = False
 ):
     """The library at `path`; with_model loads --model (or the one the file records), and a
-    missing file is created for it; `repair`: opened although its recorded threshold is
-    invalid, to set a valid one (`settings`)."""
+    missing file is created for it; `repair`: opened although its recorded threshold or
+    min_faces is invalid, to set a valid one (`settings`)."""
     from ..people import Library
 
     if not with_model:
@@ -136,7 +136,7 @@ def settings(library_path, threshold, from_model, min_faces, model_path, as_json
         raise UserError("give --threshold or --from-model, not both")
     change = threshold is not None or from_model or min_faces is not None
     with_model = from_model and Path(library_path).exists()  # (a missing file: the error)
-    repair = threshold is not None or from_model  # a bad recorded threshold is replaced
+    repair = change  # a bad recorded setting is replaced (`configure` refuses to keep one)
     with open_library(library_path, model_path, with_model=with_model, repair=repair) as lib:
         before = lib.settings()
         now = lib.configure(threshold=threshold, from_model=from_model, min_faces=min_faces)
@@ -146,9 +146,9 @@ def settings(library_path, threshold, from_model, min_faces, model_path, as_json
         for line in now.describe():
             click.echo(line)
     if change:
-        old = before.to_dict()["threshold"]
+        old, count = before.to_dict()["threshold"], before.min_faces
         old = "an invalid threshold" if old is None else f"threshold {old:.4f}"
-        was = f"{old}, min_faces {before.min_faces}"
+        was = f"{old}, " + ("an invalid min_faces" if count is None else f"min_faces {count}")
         click.echo(
             f"was {was}; later adds use the new settings, `facenet library recluster "
             f"{library_path}` applies them to the existing clusters",

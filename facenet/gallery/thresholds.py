@@ -25,6 +25,9 @@ class ThresholdMixin:
     """The threshold, its calibration and its setting, for `Gallery` (which provides `_store`,
     `_lock`, `model`, `path`, `accepts` and the recorded model's fields)."""
 
+    _threshold_version: int | None = None  # the data_version the threshold was read at
+    _meta_generation = 0  # moves each time the meta table is read again (`meta_generation`)
+
     @property
     def calibrated_threshold(self) -> float | None:
         """The gallery's own identification threshold (`calibrate`, `set_threshold`), None when
@@ -51,6 +54,15 @@ class ThresholdMixin:
             stored = self._store.meta().get("calibrated_threshold")
             self._calibrated_threshold = None if stored is None else float(stored)
             self._threshold_version = version
+            self._meta_generation += 1
+
+    def meta_generation(self) -> int:
+        """A number that moves when the meta table may have changed since it was last asked:
+        another connection committed, or this gallery changed its threshold. Other settings
+        kept there (the people library's) are read again when it moves, as the threshold is:
+        one `PRAGMA data_version` per call, shared with the threshold's check."""
+        self._refresh_threshold()
+        return self._meta_generation
 
     @property
     def threshold(self) -> float:

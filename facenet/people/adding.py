@@ -60,6 +60,7 @@ class AddMixin:
         label only, never opened as a file. batch_size: 1..1024 (`MAX_BATCH_SIZE`)."""
         step = check_batch_size(batch_size, MAX_BATCH_SIZE)
         model = self.gallery._require_model()
+        self._decision()  # settings made invalid elsewhere: refused before reading any photo
         if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
             photos = [photos]
         items = list(photos)
@@ -189,8 +190,7 @@ class AddMixin:
         existing = self._existing(ids, set(new_ids))
         sums = self._sums({e.person_id for e in existing.values() if not e.free} - {None})
         decisions = assign_batch(
-            vectors, low, [r[3] for r in rows], existing, sums,
-            self.threshold, self.low_threshold, self.min_faces,
+            vectors, low, [r[3] for r in rows], existing, sums, *self._decision()
         )  # fmt: skip
         self._write_places(new_ids, decisions, existing, report)
         report.low_quality += int(low.sum())

@@ -175,7 +175,7 @@ class CorrectionsMixin:
     ) -> list[Suggestion]:
         """The unassigned faces nearest to a person (mean squared L2 to their faces), nearest
         first, leaving out faces cannot-linked to them or from a photo they are in already."""
-        limit = 1.5 * self.threshold if max_distance is None else float(max_distance)
+        limit = 1.5 * self._decision()[0] if max_distance is None else float(max_distance)
         db = self._store.db
         _person_row(db, person_id)
         mine = db.execute(

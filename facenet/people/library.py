@@ -18,6 +18,7 @@ correction are one transaction each.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -46,20 +47,25 @@ class Library(AddMixin, CorrectionsMixin):
     correct or re-cluster. `threshold` (squared L2) decides whether a face joins a person and
     whether two faces open a cluster; `min_faces` is the smallest cluster. Both are recorded in
     the file (`settings`, `configure`): the threshold follows the gallery (its own threshold,
-    else its model's verification threshold, across migrations) unless one is set.
+    else its model's verification threshold, across migrations) unless one is set. A long-lived
+    library (a server's) takes the file's settings changed by another process at its next use.
     """
 
-    def __init__(self, gallery: Gallery, threshold: float, min_faces: int, source: str = "set"):
+    def __init__(
+        self, gallery: Gallery, threshold: float, min_faces: int | None, source: str = "set"
+    ):
         self.gallery = gallery
         self._store = gallery._store  # the gallery's database: one file, one set of migrations
         #: held while the database or index is read or written, not while photos are read
         #: (the gallery's: a server's own lock when it serves the gallery, `Gallery.use_lock`)
         self._lock = gallery._lock
-        self.threshold = float(threshold)
-        self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
-        self.min_faces = int(min_faces)
-        #: where the threshold in use comes from (a key of `settings.SOURCES`)
-        self.threshold_source = source
+        count = None if min_faces is None else int(min_faces)
+        #: the settings in use, as of `_seen` (`Gallery.meta_generation`): read again when the
+        #: file's change (`_current`); `_given` (threshold, min_faces) hold for the session
+        self._in_use = Settings(float(threshold), source, count, None)
+        self._seen = gallery.meta_generation()
+        self._given: tuple[float | None, int | None] = (None, None)
+        self._repair = False  # opened to repair an invalid recorded setting (`from_gallery`)
         self.gate = dict(GATE)
 
     @classmethod
@@ -77,7 +83,7 @@ class Library(AddMixin, CorrectionsMixin):
         """Open the library (a gallery file) at `path`, creating it when `create` and missing.
         `threshold` and `min_faces` given are recorded when the library is created, else hold
         for this session only (`configure` records them). `repair`: open it even though its
-        recorded threshold is invalid, to `configure` a valid one."""
+        recorded threshold or min_faces is invalid, to `configure` a valid one."""
         path = Path(path)
         if not path.exists() and create:
             if model is None:
@@ -109,7 +115,8 @@ class Library(AddMixin, CorrectionsMixin):
         `threshold` or `min_faces` given later holds for this session only, and says so in the
         log). The gallery stays its owner's: a bad threshold or min_faces (given, or recorded
         in the file) raises LibraryError and leaves it open; with `repair`, a bad recorded
-        threshold does not, so that `configure` can replace it."""
+        threshold or min_faces does not, so that `configure` can replace it."""
+        seen = gallery.meta_generation()  # before reading: a change meanwhile is read again
         found, writes = settings.resolve(gallery, threshold, min_faces, repair=repair)
         if writes:
             with gallery._lock, gallery._store.transaction() as db:
@@ -121,7 +128,10 @@ class Library(AddMixin, CorrectionsMixin):
                 "see `facenet library settings`, which changes them)",
                 gallery.path, found.threshold, found.min_faces,
             )  # fmt: skip
-        return cls(gallery, found.threshold, found.min_faces, found.source)
+        library = cls(gallery, found.threshold, found.min_faces, found.source)
+        library._in_use, library._seen = found, seen
+        library._given, library._repair = (threshold, min_faces), repair
+        return library
 
     def close(self) -> None:
         """Save the index and close the database."""
@@ -140,10 +150,56 @@ class Library(AddMixin, CorrectionsMixin):
 
     # -- settings -----------------------------------------------------------------------------
 
+    @property
+    def threshold(self) -> float:
+        """Squared-L2 distance at or below which a face joins a person (`settings`)."""
+        return self._current().threshold
+
+    @property
+    def low_threshold(self) -> float:
+        """The stricter threshold a low-quality face joins a person at."""
+        return self.threshold * LOW_QUALITY_FACTOR
+
+    @property
+    def min_faces(self) -> int | None:
+        """The smallest cluster (None: the file records an invalid one, being repaired)."""
+        return self._current().min_faces
+
+    @property
+    def threshold_source(self) -> str:
+        """Where the threshold in use comes from (a key of `settings.SOURCES`)."""
+        return self._current().source
+
     def settings(self) -> Settings:
         """The threshold and min_faces in use, and where the threshold comes from."""
+        found = self._current()
         recorded, _ = settings.resolve(self.gallery, repair=True)  # (only what it follows)
-        return Settings(self.threshold, self.threshold_source, self.min_faces, recorded.follows)
+        return Settings(found.threshold, found.source, found.min_faces, recorded.follows)
+
+    def _current(self) -> Settings:
+        """The settings in use, read again from the file when it may have changed since (another
+        process's `facenet library settings` beside a running server): one `PRAGMA
+        data_version` per call, the meta table only when it moved, as the gallery's own
+        threshold (`Gallery.meta_generation`). An invalid value read raises the one-line
+        LibraryError naming the repair, unless the library was opened to repair it."""
+        with self._lock:
+            seen = self.gallery.meta_generation()
+            if seen != self._seen:
+                found, _ = settings.resolve(self.gallery, *self._given, repair=self._repair)
+                self._in_use, self._seen = found, seen
+            return self._in_use
+
+    def _decision(self) -> tuple[float, float, int]:
+        """(threshold, low_threshold, min_faces) that an add, re-clustering or suggestion decides
+        at; the LibraryError naming the repair while the file's are invalid (a library opened
+        to repair them and not yet `configure`d)."""
+        found = self._current()
+        if math.isnan(found.threshold) or found.min_faces is None:
+            keys = (settings.THRESHOLD, settings.MIN_FACES)
+            given = [key for key, value in zip(keys, self._given, strict=True) if value is not None]
+            settings.check_meta(self.path, self._store.meta(), given)
+            raise LibraryError(f"{self.path}: its people settings are invalid")  # (not reached)
+        return found.threshold, found.threshold * LOW_QUALITY_FACTOR, found.min_faces
 
     def configure(
         self,
@@ -160,6 +216,7 @@ class Library(AddMixin, CorrectionsMixin):
             raise LibraryError("give a threshold or from_model, not both")
         values: dict = {}
         with self._lock:
+            seen = self.gallery.meta_generation()  # (before reading, as `from_gallery`)
             meta = self._store.meta()
             if threshold is not None:
                 values = {settings.THRESHOLD: threshold, settings.SOURCE: settings.SET}
@@ -168,8 +225,7 @@ class Library(AddMixin, CorrectionsMixin):
                 values = {settings.THRESHOLD: model, settings.SOURCE: settings.DERIVED}
             if min_faces is not None:
                 values[settings.MIN_FACES] = min_faces
-            if settings.THRESHOLD not in values and settings.THRESHOLD in meta:
-                settings.check_recorded(self.path, meta[settings.THRESHOLD])  # before any write
+            settings.check_meta(self.path, meta, values)  # a bad one kept: before any write
             value, count = settings.check(self.path, values.get(settings.THRESHOLD, 1.0),
                                           values.get(settings.MIN_FACES, 2))  # fmt: skip
             if settings.THRESHOLD in values:
@@ -180,9 +236,7 @@ class Library(AddMixin, CorrectionsMixin):
                 with self._store.transaction() as db:
                     self._store.set_meta(db, values)
             found, _ = settings.resolve(self.gallery)
-        self.threshold, self.min_faces = found.threshold, found.min_faces
-        self.low_threshold = self.threshold * LOW_QUALITY_FACTOR
-        self.threshold_source = found.source
+            self._in_use, self._seen, self._given = found, seen, (None, None)
         return found
 
     # -- re-clustering ------------------------------------------------------------------------
@@ -192,7 +246,7 @@ class Library(AddMixin, CorrectionsMixin):
         constraint; named people keep their faces and may gain some (see `reclustering.py`)."""
         start = time.monotonic()
         with self._lock:
-            report = recluster(self._store, self.threshold, self.low_threshold, self.min_faces)
+            report = recluster(self._store, *self._decision())
         report.seconds = time.monotonic() - start
         return report
 

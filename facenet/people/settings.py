@@ -28,6 +28,11 @@ THRESHOLD, SOURCE, MIN_FACES = "people_threshold", "people_threshold_source", "p
 PREVIOUS, PREVIOUS_SOURCE = "previous_people_threshold", "previous_people_threshold_source"
 SET, DERIVED = "set", "derived"
 DEFAULT_MIN_FACES = 2
+#: What a recorded setting must be, and the option of `facenet library settings` that sets it.
+RULES = {
+    THRESHOLD: ("a people threshold must be in (0, 4]", "--threshold T"),
+    MIN_FACES: ("min_faces must be an integer of at least 2", "--min-faces N"),
+}
 
 #: How each source of the threshold in use is described (`Settings.describe`).
 SOURCES = {
@@ -42,11 +47,12 @@ SOURCES = {
 @dataclass(frozen=True)
 class Settings:
     """The settings in use: threshold and where it comes from (a key of `SOURCES`), min_faces,
-    and the threshold the library follows when none is set (None: unknown without the model)."""
+    and the threshold the library follows when none is set (None: unknown without the model).
+    An invalid recorded threshold, being repaired, is NaN, an invalid min_faces None."""
 
     threshold: float
     source: str
-    min_faces: int
+    min_faces: int | None
     follows: float | None
 
     def to_dict(self) -> dict:
@@ -63,7 +69,7 @@ class Settings:
         line = f"threshold {self.threshold:.4f}: {SOURCES[self.source]}"
         if self.source in ("set", "session", "recorded") and self.follows is not None:
             line += f" (following the gallery it would be {self.follows:.4f})"
-        return [line, f"min_faces {self.min_faces}"]
+        return [line, f"min_faces {'invalid' if self.min_faces is None else self.min_faces}"]
 
 
 def check(path: Path, threshold, min_faces) -> tuple[float, int]:
@@ -83,35 +89,55 @@ def check(path: Path, threshold, min_faces) -> tuple[float, int]:
 def check_recorded(path: Path, value) -> float:
     """The threshold a file records, or a LibraryError saying how to set a valid one: a value
     written by hand or by an older facenet (negative, NaN, no number) would stop every open."""
-    number = _valid(value)
-    if number is None:
-        raise LibraryError(
-            f"{path}: its recorded people threshold {value!r} is invalid (a people threshold "
-            f"must be in (0, 4]); set a valid one: facenet library settings {path} --threshold T "
-            "(or --from-model)"
-        )
-    return number
+    check_meta(path, {THRESHOLD: value})
+    return float(value)
+
+
+def check_meta(path: Path, meta: dict, replacing=()) -> None:
+    """A LibraryError naming the repair (`facenet library settings`) when `meta` records an
+    invalid threshold or min_faces (by hand, or an older facenet) that is not among the keys
+    `replacing` replaces: without it, every open would stop with no way out."""
+    bad = [
+        key for key, valid in ((THRESHOLD, _valid), (MIN_FACES, _count))
+        if key in meta and key not in replacing and valid(meta[key]) is None
+    ]  # fmt: skip
+    if not bad:
+        return
+    got = " and ".join(f"{key.removeprefix('people_')} {meta[key]!r}" for key in bad)
+    rules = ", ".join(RULES[key][0] for key in bad)
+    fix = " ".join(RULES[key][1] for key in bad)
+    fix += " (or --from-model)" if THRESHOLD in bad else ""
+    verb, one = ("is", "a valid one") if len(bad) == 1 else ("are", "valid ones")
+    raise LibraryError(
+        f"{path}: its recorded people {got} {verb} invalid ({rules}); set {one}: "
+        f"facenet library settings {path} {fix}"
+    )
 
 
 def resolve(gallery, threshold=None, min_faces=None, *, repair=False) -> tuple[Settings, dict]:
     """The settings a library on `gallery` uses, and the meta values to record: all three on
     first use (a `threshold` given then is set), a legacy file's source once decided. Given on
     a later open, `threshold` and `min_faces` hold for the session only. LibraryError for a bad
-    value, given or recorded; `repair`: a bad recorded threshold reads NaN instead (the library
-    is opened to record a valid one, `Library.configure`)."""
+    value, given, or recorded and not replaced by one given (naming the repair: `check_meta`);
+    `repair`: a bad recorded threshold reads NaN and a bad min_faces None instead (the library
+    is opened to record valid ones, `Library.configure`)."""
     meta = gallery._store.meta()
     first = THRESHOLD not in meta
-    recorded = None if first or threshold is not None else meta[THRESHOLD]
-    if recorded is not None and not repair:
-        check_recorded(gallery.path, recorded)
-    count = meta.get(MIN_FACES, DEFAULT_MIN_FACES) if min_faces is None else min_faces
-    count = check(gallery.path, 1.0 if recorded is None or repair else recorded, count)[1]
+    given = [k for k, v in ((THRESHOLD, threshold), (MIN_FACES, min_faces)) if v is not None]
+    if not repair:
+        check_meta(gallery.path, meta, given)
+    count = _count(meta.get(MIN_FACES, DEFAULT_MIN_FACES))
+    if min_faces is not None:  # (shown beside the recorded threshold, or the one given)
+        shown = (_valid(meta.get(THRESHOLD)) or 1.0) if threshold is None else threshold
+        count = check(gallery.path, shown, min_faces)[1]
     writes: dict = {}
     if first:
         source = DERIVED if threshold is None else SET
         value = model_threshold(gallery, meta) if threshold is None else threshold
-        value, count = check(gallery.path, value, count)
-        writes = {THRESHOLD: value, SOURCE: source, MIN_FACES: count}
+        value = check(gallery.path, value, count or DEFAULT_MIN_FACES)[0]
+        writes = {THRESHOLD: value, SOURCE: source}
+        if count is not None:  # (an invalid one, being repaired, is left to the repair)
+            writes[MIN_FACES] = count
         meta = {**meta, **writes}
     elif meta.get(SOURCE) not in (SET, DERIVED):
         decided = _legacy(meta, gallery.model)
@@ -120,12 +146,12 @@ def resolve(gallery, threshold=None, min_faces=None, *, repair=False) -> tuple[S
             meta = {**meta, **writes}
     settings = current(gallery, meta, count)
     if threshold is not None and not first:
-        value, count = check(gallery.path, threshold, count)
+        value = check(gallery.path, threshold, count or DEFAULT_MIN_FACES)[0]
         settings = Settings(value, "session", count, settings.follows)
     return settings, writes
 
 
-def current(gallery, meta: dict, min_faces: int) -> Settings:
+def current(gallery, meta: dict, min_faces: int | None) -> Settings:
     """The settings `meta` (the file's, with writes pending) records, on `gallery` (a bad
     recorded threshold, which a session's own replaces, reads as NaN)."""
     calibrated, source = gallery.calibrated_threshold, meta.get(SOURCE)
@@ -245,6 +271,12 @@ def _valid(value) -> float | None:
     """A meta value as a threshold in (0, 4]; None when it is none."""
     number = _number(value)
     return number if number is not None and 0 < number <= 4 else None
+
+
+def _count(value) -> int | None:
+    """A meta value as a min_faces (an integer of at least 2); None when it is none."""
+    number = _number(value)
+    return int(number) if number is not None and number >= 2 and number.is_integer() else None
 
 
 def _close(a: float, b: float) -> bool:
