@@ -7,7 +7,10 @@
    model) and takes the squared-L2 threshold that maximises accuracy on all 2,200 pairs (View 1 is
    the development view: View 2 is never used to choose anything): `facenet.calibrate`, the
    code behind `facenet calibrate`.
-2. Writes `<out>/facenet-mobilenet.keras` with that threshold and the calibration figures in its
+2. Takes the identification threshold as `tools/ship_models.py` does for `dlib-resnet`: the
+   people named in pairsDevTrain, those with two or more photos enrolled with their first photo,
+   those with one photo strangers; the threshold keeps 1% of strangers named (per probe).
+3. Writes `<out>/facenet-mobilenet.keras` with both thresholds and the calibration figures in its
    ModelInfo, and `<out>/facenet-mobilenet.onnx` (the runtime `FaceNet.load(name)` prefers),
    checking the two agree.
 """
@@ -19,6 +22,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ship_models import identification_threshold
 
 from facenet import FaceNet
 from facenet.calibrate import calibrate, calibrated_info
@@ -40,8 +44,13 @@ def main() -> None:
     print(f"View 1 DevTrain: best accuracy {calibration.accuracy:.4f} at threshold "
           f"{calibration.threshold:.4f}")  # fmt: skip
 
+    identification = identification_threshold(FaceNet.load(args.model), args.lfw_dir)
+    print(f"View 1 DevTrain people: identification threshold {identification['threshold']:.4f} "
+          f"({identification['rule']})")  # fmt: skip
     network, info = load_keras_model(args.model)
-    info = calibrated_info(info, calibration, name=args.name)
+    chosen = round(identification["threshold"], 4)
+    info = calibrated_info(info, calibration, name=args.name, identification_threshold=chosen)
+    info.extra["calibration"]["identification"] = identification
     args.out.mkdir(parents=True, exist_ok=True)
     keras_path = save_model(network, info, args.out / "facenet-mobilenet.keras")
     onnx_path = export_onnx(network, info, args.out / "facenet-mobilenet.onnx")
