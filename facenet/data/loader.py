@@ -88,8 +88,9 @@ class ViewLoader:
 
     def all_crops(self) -> np.ndarray:
         """(N, H, W, 3) uint8: every crop, decoded by the pool, for rendering on the device; the
-        crops must share one size (`facenet align --size` gives that)."""
-        crops = list(self.pool.map(self._crop, range(len(self.paths))))
+        crops must share one size (`facenet align --size` gives that). Not kept in the per-crop
+        cache too: the batches of a device-rendering run never decode."""
+        crops = list(self.pool.map(load_image, self.paths))
         shapes = {c.shape for c in crops}
         if len(shapes) > 1:
             sizes = ", ".join(f"{w}x{h}" for h, w, _ in sorted(shapes)[:3])

@@ -92,9 +92,10 @@ def _lowres(img, factor, size: int):
 def _resize_matrix(out_size, in_size, out_index, in_index):
     """(B, n, n) weights of PIL's bilinear resize from in_size to out_size pixels (each a scalar
     or a (B,) array); rows beyond out_size and columns beyond in_size are zero."""
-    out_size = jnp.broadcast_to(jnp.asarray(out_size, jnp.float32), jnp.shape(out_size) or (1,))
-    in_size = jnp.broadcast_to(jnp.asarray(in_size, jnp.float32), jnp.shape(in_size) or (1,))
-    out_size, in_size = jnp.broadcast_arrays(out_size, in_size)
+    out_size, in_size = jnp.broadcast_arrays(
+        jnp.atleast_1d(jnp.asarray(out_size, jnp.float32)),
+        jnp.atleast_1d(jnp.asarray(in_size, jnp.float32)),
+    )
     scale = (in_size / out_size)[:, None, None]
     support = jnp.maximum(scale, 1.0)  # antialias when shrinking
     centre = (out_index[None, :, None] + 0.5) * scale

@@ -86,13 +86,6 @@ def check(path: Path, threshold, min_faces) -> tuple[float, int]:
     return value, int(count)
 
 
-def check_recorded(path: Path, value) -> float:
-    """The threshold a file records, or a LibraryError saying how to set a valid one: a value
-    written by hand or by an older facenet (negative, NaN, no number) would stop every open."""
-    check_meta(path, {THRESHOLD: value})
-    return float(value)
-
-
 def check_meta(path: Path, meta: dict, replacing=()) -> None:
     """A LibraryError naming the repair (`facenet library settings`) when `meta` records an
     invalid threshold or min_faces (by hand, or an older facenet) that is not among the keys
