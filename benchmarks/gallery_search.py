@@ -17,7 +17,8 @@ indexed and serves every row and its segment layout, printed, has been stable fo
 `--milvus-settle` seconds: no compaction or index build left running), one row per
 `--milvus-index` index type, labelled "mv-default" (the gallery's rule: FLAT up to 200k
 faces, IVF_FLAT above; HNSW on a server), "mv-flat", "mv-ivf_flat", "mv-hnsw", ...
-(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256"). Milvus Lite
+(`--milvus-ef` searches one HNSW build at several beam widths: "mv-hnsw/256", `--milvus-nprobe`
+an IVF_FLAT or SCANN build with several numbers of lists probed: "mv-scann/205"). Milvus Lite
 builds segment indexes in a background thread after a flush; the build time includes waiting
 for it (a diagnostic reach into milvus_lite).
 `benchmarks/milvus_lite_profile.py` breaks Milvus Lite's search time down,
@@ -178,6 +179,10 @@ def main() -> None:
         help="HNSW beam widths to search a Milvus HNSW index with (default: the gallery's)",
     )  # fmt: skip
     parser.add_argument(
+        "--milvus-nprobe", type=int, nargs="*", default=[],
+        help="IVF lists to probe in a Milvus IVF_FLAT or SCANN index (default: the gallery's)",
+    )  # fmt: skip
+    parser.add_argument(
         "--milvus-config", nargs="*", default=[], metavar="KEY=VALUE",
         help="settings of the 'embedded' server over milvus_embedded.SERVER_CONFIG",
     )  # fmt: skip
@@ -247,6 +252,17 @@ def expand(kind: str, args) -> list[str]:
     return [f"mv-{t.lower()}" for t in args.milvus_index] if kind == "milvus" else [kind]
 
 
+def search_knob(kind: str, index, args) -> tuple[str | None, list]:
+    """(search parameter, values) to sweep for a Milvus index: HNSW's beam (`--milvus-ef`),
+    an IVF-type index's lists probed (`--milvus-nprobe`); else the index's own setting."""
+    if kind.startswith("mv-"):
+        if index.kind == "hnsw" and args.milvus_ef:
+            return "ef", args.milvus_ef
+        if "nprobe" in index.search_params and args.milvus_nprobe:
+            return "nprobe", args.milvus_nprobe
+    return None, [None]
+
+
 def measure(kind: str, base, queries, batched, folder: str, args) -> list[dict]:
     """Build `kind` over `base` and time single and batched queries: printable rows, one per
     `--milvus-ef` for a Milvus HNSW index (searched with each beam width), else one."""
@@ -258,14 +274,12 @@ def measure(kind: str, base, queries, batched, folder: str, args) -> list[dict]:
     seconds = time.perf_counter() - t0
     grown = rss_mb() - before
     server_grown = rss_mb(server) - server_before if server else np.nan
-    settings = [None]
-    if kind.startswith("mv-") and index.kind == "hnsw" and args.milvus_ef:
-        settings = args.milvus_ef
+    knob, settings = search_knob(kind, index, args)
     rows = []
-    for ef in settings:
+    for value in settings:
         label = kind
-        if ef is not None:
-            index.search_params["ef"], label = ef, f"{kind}/{ef}"
+        if value is not None:
+            index.search_params[knob], label = value, f"{kind}/{value}"
         single, found = time_queries(index, queries, args.k)
         batch, _ = time_queries(index, batched, args.k, args.batch)
         p = np.percentile

@@ -63,6 +63,7 @@ INSERT_BATCH = 10_000
 INDEX_PARAMS: dict[str, tuple[dict, dict]] = {
     "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 205}),
     "HNSW": ({"M": 32, "efConstruction": 200}, {"ef": 256}),
+    "SCANN": ({"nlist": 1024, "with_raw_data": True}, {"nprobe": 205, "reorder_k": 50}),
 }
 
 
