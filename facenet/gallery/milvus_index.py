@@ -59,7 +59,8 @@ INSERT_BATCH = 10_000
 #: faces (its own compaction merges smaller segments; milvus_embedded.SERVER_CONFIG seals
 #: them at that size at once): there M 16 found the nearest face for 0.890 of queries at
 #: ef 256 (0.973 at ef 512), M 32 for 0.993 at ef 256, p50 3.2 ms (docs/deploy.md).
-#: Other types get the server's defaults.
+#: SCANN (a fixed `index_type` only): one query alone is not faster than HNSW on a server
+#: (docs/deploy.md), batches are. Other types get the server's defaults.
 INDEX_PARAMS: dict[str, tuple[dict, dict]] = {
     "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 205}),
     "HNSW": ({"M": 32, "efConstruction": 200}, {"ef": 256}),
