@@ -165,4 +165,5 @@ def test_reads_its_own_writes_and_deletes_at_once(milvus):
 def test_embedded_server_command_usage():
     from facenet.gallery.milvus_embedded import main
 
-    assert main([]) == 2 and main(["a", "b"]) == 2
+    assert main([]) == 2 and main(["a", "b"]) == 2 and main(["--data"]) == 2
+    assert main(["--help"]) == 0 and main(["-h"]) == 0  # the usage, no server in `--help/`

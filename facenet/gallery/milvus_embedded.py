@@ -159,10 +159,14 @@ class EmbeddedMilvus:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a server in the folder given until interrupted: exit 0 when stopped, 1 when it
-    fails to start or exits by itself, 2 on a usage error."""
+    fails to start or exits by itself, 2 on a usage error (`-h` prints the usage)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m facenet.gallery.milvus_embedded DATA_DIR", file=sys.stderr)
+    usage = "usage: python -m facenet.gallery.milvus_embedded DATA_DIR"
+    if args in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(args) != 1 or args[0].startswith("-"):  # not a server in a folder named `--help`
+        print(usage, file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the server on kill too
     server = EmbeddedMilvus(args[0])
