@@ -48,7 +48,8 @@ class GalleryError(FaceNetError):
 
 class GalleryChangedError(GalleryError):
     """The gallery was closed, or moved to another model, while photos were being read for it
-    (a server's model migration switched it meanwhile): nothing of the batch was stored.
+    (a server's model migration switched it meanwhile), or the person they were read for was
+    removed or renamed (`Gallery.enroll(person_id=...)`): nothing of the batch was stored.
 
     `str()` names the gallery's file (for the command line); `reason` is the same message
     without it, what a server tells its clients (they never see server paths)."""

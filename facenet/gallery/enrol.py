@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import GalleryError, ImageError
+from ..errors import GalleryChangedError, GalleryError, ImageError
 from ..images import (
     IMAGE_SUFFIXES,
     MAX_BATCH_SIZE,
@@ -49,6 +49,7 @@ class EnrolMixin:
         progress: bool = False,
         on_batch: Callable[[EnrollReport], None] | None = None,
         labels: Sequence[str] | None = None,
+        person_id: int | None = None,
     ) -> EnrollReport:
         """Enrol the most prominent face of each photo as `name` (created if new; `metadata` is
         merged into theirs). Photos already in the gallery (same content hash), photos with no
@@ -56,7 +57,10 @@ class EnrolMixin:
         far)` runs after each batch is stored, so a caller can report as it goes (an interrupted
         enrolment has then reported every face it kept). `labels` name in-memory photos (a
         server's uploads by file name): recorded as `upload:LABEL` (`images.describe`), a
-        label only, never opened as a file. batch_size: 1..1024 (`MAX_BATCH_SIZE`)."""
+        label only, never opened as a file. batch_size: 1..1024 (`MAX_BATCH_SIZE`). `person_id`:
+        only into that existing person, never a new one: a batch is not stored, and
+        GalleryChangedError raised, once `name` is no longer theirs (removed or renamed while
+        the photos were read, by a server's concurrent request)."""
         check_batch_size(batch_size, MAX_BATCH_SIZE)
         name = check_name(name)
         metadata = check_metadata(metadata)
@@ -64,7 +68,10 @@ class EnrolMixin:
             images = [images]
         items = [(name, source) for source in images]
         metadata_by_name = {name: metadata} if metadata else {}
-        return self._enroll(items, metadata_by_name, batch_size, progress, on_batch, labels)
+        expected = None if person_id is None else (name, person_id)
+        return self._enroll(
+            items, metadata_by_name, batch_size, progress, on_batch, labels, expected
+        )
 
     def enroll_folder(
         self,
@@ -179,6 +186,7 @@ class EnrolMixin:
         progress: bool,
         on_batch: Callable[[EnrollReport], None] | None = None,
         labels: Sequence[str] | None = None,
+        expected: tuple[str, int] | None = None,
     ) -> EnrollReport:
         if labels is not None and len(labels) != len(items):
             raise GalleryError(f"{len(items)} photos but {len(labels)} labels")
@@ -206,6 +214,8 @@ class EnrolMixin:
                         bar.update(1)
                 with self._lock:  # read outside it: check what may have changed meanwhile
                     self._check_current(model)
+                    if expected is not None:
+                        self._check_person(*expected)
                     pending = self._unstored(pending, report)
                     if pending:
                         self._insert(pending, metadata, self.index, report)
@@ -248,6 +258,17 @@ class EnrolMixin:
         seen.add(digest)
         face = most_prominent(faces, image.shape)
         return digest, face, len(faces), cut_crop(image, face.box), photo
+
+    def _check_person(self, name: str, person_id: int) -> None:
+        """Before storing photos read for person `person_id` (call under the lock): `name` is
+        still theirs, else GalleryChangedError (storing would make a new person of that name)."""
+        row = self._store.person(name)
+        if row is None or row["id"] != person_id:
+            raise GalleryChangedError(
+                f"{name!r} was removed or renamed while photos were being read for them; "
+                "enrol them again",
+                self.path,
+            )
 
     def _unstored(self, pending: list, report: EnrollReport) -> list:
         """`pending` less the photos another call stored while these were read (skipped as

@@ -295,8 +295,8 @@ async def enroll_more(
     service = _service(request)
     name = (await _io(service.person, person_id))["name"]
     probes = await _read(request, images)
-    enroll = _decoded(request, _service(request).enroll, lazy=False)
-    return await _infer(request, enroll, name, probes)
+    enroll = _decoded(request, service.enroll, lazy=False)
+    return await _infer(request, enroll, name, probes, person_id)
 
 
 @writer.patch("/people/{person_id}", response_model=schemas.PersonOut, tags=["gallery"])

@@ -245,11 +245,14 @@ class Service:
                 )
         return {**_size(upload), **cap, "threshold": threshold, "faces": out}
 
-    def enroll(self, name: str, uploads: list[Upload]) -> dict:
+    def enroll(self, name: str, uploads: list[Upload], person_id: int | None = None) -> dict:
+        """Enrol uploads as `name` (created if new), or into person `person_id` only (never
+        a new person of their old name when a concurrent request renamed or removed them)."""
         gallery = self._require_gallery()
         try:  # detects and embeds outside the gallery's lock (`Gallery.use_lock`)
             labels = [u.filename for u in uploads]  # recorded as `upload:NAME`, never opened
-            report = gallery.enroll(name, [u.rgb for u in uploads], labels=labels)
+            images = [u.rgb for u in uploads]
+            report = gallery.enroll(name, images, labels=labels, person_id=person_id)
         except GalleryChangedError as exc:  # its reason: the message without the server's path
             raise ApiError(409, "gallery_changed", exc.reason) from None
         except GalleryError as exc:
@@ -270,8 +273,12 @@ class Service:
                 reasons = "; ".join(f"{s['filename']}: {s['reason']}" for s in skipped)
                 raise ApiError(422, "nothing_enrolled", f"no face was enrolled ({reasons})")
             person_name = report.enrolled[0].person
-            person_id = self._person_id_by_name(person_name)
-            if person_id is None or not all(gallery.has_face(e.face_id) for e in report.enrolled):
+            if person_id is None:
+                person_id = self._person_id_by_name(person_name)
+            named = {p.id for p in self._named_people()}
+            if person_id not in named or not all(
+                gallery.has_face(e.face_id) for e in report.enrolled
+            ):
                 # removed (or renamed, or a face removed) by a request between the enrolment's
                 # commit and this lock: what it enrolled is not there to answer with
                 message = f"{person_name!r} was removed or changed meanwhile; enrol again"

@@ -1,0 +1,100 @@
+"""The server against a hostile or unlucky client: requests racing each other on the same
+person, and requests the HTTP layer refuses. Each test pins one defect found by an audit of
+the running server (the request, and what it answered before).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_server_support import (  # noqa: F401  (fixtures)
+    CLIENT_HEADER,
+    client_fixture,
+    files,
+    gallery_fixture,
+    make_app_fixture,
+    photos_fixture,
+)
+
+pytest.importorskip("fastapi")
+
+API = "/api/v1"
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]["code"]
+
+
+def _enrolled(client, name: str, photo: bytes) -> int:
+    r = client.post(f"{API}/people", data={"name": name}, files=files(images=[photo]))
+    assert r.status_code == 201, r.text
+    return r.json()["person"]["id"]
+
+
+def _while_photos_are_read(client, monkeypatch, change) -> None:
+    """Run `change()` (another request's gallery change) once the next upload's faces are
+    found, before they are stored: the gallery lock is not held while photos are read."""
+    model = client.app.state.service.gallery.model
+    real_represent = model.represent
+
+    def represent_then_changed(image):
+        faces = real_represent(image)
+        monkeypatch.setattr(model, "represent", real_represent)
+        change()
+        return faces
+
+    monkeypatch.setattr(model, "represent", represent_then_changed)
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+def test_adding_faces_to_a_person_renamed_or_removed_meanwhile_makes_no_new_person(
+    client, photos, monkeypatch, change
+):
+    """POST /people/{id}/faces racing PATCH or DELETE /people/{id} answered 201 with a new
+    person under the old name (another id: the removed person came back, or the renamed one
+    got a namesake); it is 409 `gallery_changed`, nothing stored, and no new person."""
+    service = client.app.state.service
+    person_id = _enrolled(client, "Bush", photos["bush1"])
+
+    def concurrent_change():
+        if change == "rename":
+            service.rename(person_id, "George")
+        else:
+            service.remove_person(person_id)
+
+    _while_photos_are_read(client, monkeypatch, concurrent_change)
+    r = client.post(f"{API}/people/{person_id}/faces", files=files(images=[photos["bush2"]]))
+    assert error_of(r, 409) == "gallery_changed"
+    people = {p["name"]: p for p in client.get(f"{API}/people").json()}
+    assert "Bush" not in people, people
+    assert [p["faces"] for p in people.values()] == ([1] if change == "rename" else [])
+    again = client.post(f"{API}/people/{person_id}/faces", files=files(images=[photos["bush2"]]))
+    if change == "rename":
+        assert again.status_code == 201 and again.json()["person"]["name"] == "George"
+    else:
+        assert error_of(again, 404) == "person_not_found"
+
+
+def test_adding_faces_answers_the_person_renamed_after_they_were_stored(client, photos):
+    """A rename between the faces' commit and the answer: the faces are the person's, under
+    their new name (it was 409 "enrol again", and enrolling again found only duplicates)."""
+    service = client.app.state.service
+    person_id = _enrolled(client, "Bush", photos["bush1"])
+    real_enroll = service.gallery.enroll
+
+    def enroll_then_renamed(name, images, **options):
+        report = real_enroll(name, images, **options)
+        service.rename(person_id, "George")
+        return report
+
+    service.gallery.enroll = enroll_then_renamed
+    try:
+        r = client.post(f"{API}/people/{person_id}/faces", files=files(images=[photos["bush2"]]))
+    finally:
+        del service.gallery.enroll
+    assert r.status_code == 201, r.text
+    assert (r.json()["person"]["id"], r.json()["person"]["name"]) == (person_id, "George")
+    assert r.json()["person"]["faces"] == 2
