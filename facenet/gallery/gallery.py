@@ -161,6 +161,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery (create it with `facenet gallery create`)")
+        _check_database_file(path)
+        store = None
         try:
             store = Store(path)
             if not store.is_gallery():
@@ -169,6 +171,8 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
             if "model_id" not in store.meta():
                 raise GalleryError(f"{path}: gallery records no model (incomplete creation?)")
         except Exception as exc:
+            if store is not None:
+                store.close()
             if isinstance(exc, GalleryError):
                 raise
             raise GalleryError(f"{path}: cannot open gallery ({exc})") from None
@@ -303,6 +307,23 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
 
 
 # -- module helpers -------------------------------------------------------------------------
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_database_file(path: Path) -> None:
+    """A GalleryError unless `path` starts as a SQLite database does. Checked before SQLite
+    opens it: SQLite takes an empty file for a new database and writes its header into it
+    (opening `photo.jpg` of 0 bytes as a gallery turned it into a 4 KiB database file)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise GalleryError(f"{path}: cannot open gallery ({exc.strerror or exc})") from None
+    if header != _SQLITE_HEADER:
+        raise GalleryError(f"{path}: not a facenet gallery")
 
 
 def _catalog_name(model) -> str | None:
