@@ -141,6 +141,8 @@ def _open(path: Path, name: str) -> Image.Image:
         raise ImageError(f"{name}: not an image file (unrecognised format)") from None
     except ImageError:
         raise
+    except PermissionError as exc:  # not the photo's fault: say so, as a gallery's hashing does
+        raise ImageError(f"{name}: cannot read ({exc.strerror})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
     return image

@@ -12,6 +12,7 @@ from .conventions import (
     finish,
     input_failed,
     json_option,
+    photo_path,
     progress_option,
     want_progress,
     warn_uncalibrated,
@@ -64,7 +65,7 @@ def train(root, out, kind, neighbors, model_path, progress):
 
 
 @classify.command()
-@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.argument("photos", nargs=-1, required=True, type=photo_path())
 @click.option(
     "--classifier", "-c", "classifier_path", required=True, type=click.Path(dir_okay=False),
     help="A file from `facenet classify train` (a pickle: load only files you trust).",

@@ -10,6 +10,7 @@ from .conventions import (
     emit,
     finish,
     json_option,
+    photo_path,
     progress_option,
     want_progress,
     warn_uncalibrated,
@@ -18,7 +19,7 @@ from .gallery import load_model
 
 
 @click.command()
-@click.argument("inputs", metavar="PHOTOS_OR_DIRS...", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", metavar="PHOTOS_OR_DIRS...", nargs=-1, required=True, type=photo_path())
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
     "--method",

@@ -16,6 +16,7 @@ from .conventions import (
     emit,
     finish,
     json_option,
+    photo_path,
     progress_option,
     threshold_option,
     want_progress,
@@ -30,7 +31,7 @@ def _load(model_path: str | None):
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=photo_path())
 @model_option
 @click.option(
     "--out", "-o", required=True, type=click.Path(),
@@ -143,8 +144,8 @@ def _embed_or_nan(model, images: list[str], options: dict, progress: bool):
 
 
 @click.command()
-@click.argument("first", type=click.Path(dir_okay=False))
-@click.argument("second", type=click.Path(dir_okay=False))
+@click.argument("first", type=photo_path(dir_okay=False))
+@click.argument("second", type=photo_path(dir_okay=False))
 @model_option
 @threshold_option
 @click.option("--no-detect", is_flag=True, help="Inputs are aligned face crops: skip detection.")

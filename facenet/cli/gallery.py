@@ -18,6 +18,7 @@ from .conventions import (
     finish,
     input_failed,
     json_option,
+    photo_path,
     progress_option,
     threshold_option,
     want_progress,
@@ -99,7 +100,7 @@ def create(gallery_path, model_path, index, index_uri):
 
 @gallery.command()
 @gallery_argument
-@click.argument("photos", nargs=-1, type=click.Path())
+@click.argument("photos", nargs=-1, type=photo_path())
 @click.option("--name", "-n", default=None, help="The person shown in PHOTOS.")
 @click.option(
     "--folder", type=click.Path(file_okay=False), default=None,
@@ -330,7 +331,7 @@ def set_threshold(gallery_path, value, from_model, clear):
 
 
 @click.command()
-@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.argument("photos", nargs=-1, required=True, type=photo_path())
 @click.option("--gallery", "-g", "gallery_path", required=True, type=click.Path(dir_okay=False))
 @model_option
 @click.option(

@@ -17,6 +17,7 @@ from .conventions import (
     finish,
     input_failed,
     json_option,
+    photo_path,
     progress_option,
     want_progress,
 )
@@ -76,7 +77,7 @@ def library() -> None:
 
 @library.command()
 @library_argument
-@click.argument("photos", nargs=-1, type=click.Path())
+@click.argument("photos", nargs=-1, type=photo_path())
 @model_option
 @batch_size_option(16)
 @progress_option

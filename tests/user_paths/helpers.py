@@ -44,13 +44,16 @@ def env(cache: Path) -> dict[str, str]:
     return out
 
 
-def facenet(*args: str, cwd: Path | None = None, timeout: float = 300) -> Run:
+def facenet(
+    *args: str, cwd: Path | None = None, timeout: float = 300, wrap: tuple[str, ...] = ()
+) -> Run:
     """`facenet ARGS` as a user runs it (this checkout's package), stdin closed; from the
-    repository root unless `cwd` (the embedding cache never lands in the checkout)."""
+    repository root unless `cwd` (the embedding cache never lands in the checkout); `wrap`:
+    a command that runs it (e.g. `setpriv ...`)."""
     cache = Path(tempfile.gettempdir()) / "facenet-user-paths-cache" if cwd is None else None
     cwd = Path(cwd or REPO)
     done = subprocess.run(
-        [sys.executable, "-m", "facenet", *map(str, args)],
+        [*wrap, sys.executable, "-m", "facenet", *map(str, args)],
         cwd=cwd,
         env=env(cache or cwd / ".facenet-cache"),
         capture_output=True,

@@ -4,6 +4,9 @@ subprocesses, the bundled model, LFW photos."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from ..conftest import lfw_image
@@ -26,3 +29,38 @@ def test_an_empty_file_named_as_a_gallery_is_refused_untouched(tmp_path, command
     assert result.stderr.strip() == f"Error: {empty}: not a facenet gallery"
     assert empty.stat().st_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]  # no -wal, -shm
+
+
+def unprivileged() -> tuple[str, ...]:
+    """A prefix under which a file's permissions bite: none for a plain user; as root (who reads
+    any file), setpriv without the capabilities that bypass them; else the test is skipped."""
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a chmod 000 file stays readable")
+    caps = "-dac_override,-dac_read_search"
+    return ("setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}")
+
+
+def test_an_unreadable_photo_is_one_failed_input(tmp_path):
+    """A photo without read permission was a usage error (`Path ... is not readable`, exit 2)
+    that dropped every other photo given, or inside a folder "corrupt or truncated image
+    ([Errno 13] ...)". Now it is one failed input, named with its reason: exit 1."""
+    good = lfw_image("Colin_Powell")
+    locked = tmp_path / "people" / "locked.jpg"
+    locked.parent.mkdir()
+    shutil.copy(lfw_image("Colin_Powell", 2), locked)
+    locked.chmod(0)
+    reason = f"{locked}: cannot read (Permission denied)"
+
+    result = facenet("embed", locked, good, "-o", tmp_path / "e.npz", "--on-missing", "nan",
+                     "--json", wrap=unprivileged())  # fmt: skip
+    assert result.code == 1, result.stderr
+    assert result.json_lines() == [
+        {"path": str(locked), "row": 0, "error": reason},
+        {"path": str(good), "row": 1},
+    ]
+    result = facenet("cluster", locked.parent, "-o", tmp_path / "out", "--json",
+                     wrap=unprivileged())  # fmt: skip
+    assert result.code == 2  # its only photo failed
+    assert result.json_lines() == [{"photo": str(locked), "error": reason}]
