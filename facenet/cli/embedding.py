@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from ..batch import DEFAULT_WORKERS
+from ..errors import ImageError, NoFaceError
 from ..outputs import check_output_file, write_file
 from ..text import plural
 from . import model_option
@@ -119,8 +120,6 @@ def _embed_or_nan(model, images: list[str], options: dict, progress: bool):
     (the error kept for the report), so one bad file does not lose the others' work. The API
     raises on an unreadable image; only then are the images embedded chunk by chunk, and a
     failing chunk one image at a time."""
-    from ..errors import ImageError
-
     try:
         return model.embed(images, **options, show_progress=progress), {}
     except ImageError:
@@ -158,13 +157,22 @@ def _embed_or_nan(model, images: list[str], options: dict, progress: bool):
 @json_option
 def verify(first, second, model_path, threshold, no_detect, all_faces, as_json):
     """Say whether two photos show the same person; say which face was used when a photo has
-    several."""
+    several.
+
+    Exit status 0 when compared, same person or not; 2 when a photo cannot be read or shows no
+    face (one Error line; with --json, also its JSON line: FIRST, SECOND and "error").
+    """
     model = _load(model_path)
     warn_uncalibrated(model, threshold)
-    if no_detect:
-        result, used = model.verify(first, second, threshold=threshold, detect=False), {}
-    else:
-        result, used = compare_faces(model, first, second, threshold, all_faces)
+    try:
+        if no_detect:
+            result, used = model.verify(first, second, threshold=threshold, detect=False), {}
+        else:
+            result, used = compare_faces(model, first, second, threshold, all_faces)
+    except (ImageError, NoFaceError) as exc:
+        if as_json:  # stdout stays the one JSON object --json promises
+            emit({"first": first, "second": second, "error": str(exc)})
+        raise
     if as_json:
         emit({"first": first, "second": second, **result.to_dict(), "faces": used})
         return
@@ -184,7 +192,6 @@ def compare_faces(model, first: str, second: str, threshold: float | None, all_f
     """Verification between the most prominent faces of two photos, or (all_faces) the closest
     pair of faces; with, per photo, how many faces were found and which one was used."""
     from ..detect import most_prominent
-    from ..errors import NoFaceError
     from ..images import load_image
     from ..types import Verification
 

@@ -64,3 +64,16 @@ def test_an_unreadable_photo_is_one_failed_input(tmp_path):
                      wrap=unprivileged())  # fmt: skip
     assert result.code == 2  # its only photo failed
     assert result.json_lines() == [{"photo": str(locked), "error": reason}]
+
+
+def test_verify_json_stays_json_when_a_photo_fails(tmp_path):
+    """`verify --json` printed nothing on stdout when a photo could not be read or showed no
+    face (`facenet verify --json a b | jq` read nothing); now its one JSON object says why."""
+    text = tmp_path / "text.jpg"
+    text.write_text("not a photo")
+    good = str(lfw_image("Colin_Powell"))
+    result = facenet("verify", "--json", text, good)
+    assert result.code == 2
+    reason = f"{text}: not an image file (unrecognised format)"
+    assert result.json_lines() == [{"first": str(text), "second": good, "error": reason}]
+    assert result.stderr.strip() == f"Error: {reason}"
