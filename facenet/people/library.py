@@ -85,6 +85,9 @@ class Library(AddMixin, CorrectionsMixin):
         for this session only (`configure` records them). `repair`: open it even though its
         recorded threshold or min_faces is invalid, to `configure` a valid one."""
         path = Path(path)
+        if not path.exists() and not create:  # not Gallery.open's advice (`gallery create`)
+            hint = f"`facenet library add {path} PHOTOS` makes one"
+            raise LibraryError(f"{path}: no such library ({hint})")
         if not path.exists() and create:
             if model is None:
                 raise LibraryError(f"{path}: no such library; creating one needs a model")

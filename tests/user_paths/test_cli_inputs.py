@@ -77,3 +77,15 @@ def test_verify_json_stays_json_when_a_photo_fails(tmp_path):
     reason = f"{text}: not an image file (unrecognised format)"
     assert result.json_lines() == [{"first": str(text), "second": good, "error": reason}]
     assert result.stderr.strip() == f"Error: {reason}"
+
+
+def test_a_missing_library_names_the_command_that_makes_one(tmp_path):
+    """`facenet library people MISSING` advised `facenet gallery create`; a library is made by
+    `facenet library add`."""
+    missing = tmp_path / "photos.db"
+    result = facenet("library", "people", missing)
+    assert result.code == 2
+    assert result.stderr.strip() == (
+        f"Error: {missing}: no such library (`facenet library add {missing} PHOTOS` makes one)"
+    )
+    assert not missing.exists()
