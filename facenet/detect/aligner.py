@@ -100,8 +100,9 @@ def _job(src, size: int, margin: float, mode: str, keep_fallback: bool, pad_retr
         raise ValueError(f"size must be positive; got {size!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0; got {margin!r}")
-    if not Path(src).is_dir():
-        raise FaceNetError(f"{src}: no such folder")
+    if not Path(src).is_dir():  # a photo given as SRC exists: "no such folder" misled
+        what = "not a folder (SRC is a dataset folder)" if Path(src).exists() else "no such folder"
+        raise FaceNetError(f"{src}: {what}")
     return {
         "size": int(size),
         "margin": float(margin),

@@ -89,3 +89,12 @@ def test_a_missing_library_names_the_command_that_makes_one(tmp_path):
         f"Error: {missing}: no such library (`facenet library add {missing} PHOTOS` makes one)"
     )
     assert not missing.exists()
+
+
+def test_align_given_a_photo_as_src_says_it_wants_a_folder(tmp_path):
+    """`facenet align photo.jpg OUT` said "photo.jpg: no such folder" of a file that exists."""
+    photo = lfw_image("Colin_Powell")
+    result = facenet("align", photo, tmp_path / "out")
+    assert result.code == 2
+    assert result.stderr.strip() == f"Error: {photo}: not a folder (SRC is a dataset folder)"
+    assert not (tmp_path / "out").exists()
