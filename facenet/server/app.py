@@ -6,6 +6,7 @@ them (a route, request validation, an unknown URL, an oversized body).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -141,6 +142,7 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
     app.state.service = Service(model, gallery, settings)
     app.state.settings = settings
     app.state.inference = ThreadPoolExecutor(settings.workers, thread_name_prefix="facenet-infer")
+    app.state.admission = asyncio.Semaphore(settings.workers)  # requests reading photos at once
     app.state.idle_trim = IdleTrim()
     app.include_router(routes.router, prefix=API_PREFIX)
     app.include_router(migration.router, prefix=API_PREFIX)

@@ -16,7 +16,17 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, Up
 
 from . import library_schemas as s
 from .library_service import LibraryService
-from .routes import ERRORS, WRITE_ERRORS, _decoded, _infer, _io, _read, read_access, write_access
+from .routes import (
+    ERRORS,
+    WRITE_ERRORS,
+    _admitted,
+    _decoded,
+    _infer,
+    _io,
+    _read,
+    read_access,
+    write_access,
+)
 
 PersonId = Annotated[int, Path(ge=1, le=2**62)]
 FaceId = Annotated[int, Path(ge=1, le=2**62)]
@@ -122,9 +132,10 @@ async def add_photos(
 ):
     """Detect and embed every face of the photos, then assign each to a person or cluster, open
     a new cluster, or leave it unassigned; what exists is not re-clustered."""
-    probes = await _read(request, images)
     add = _decoded(request, _library(request).add)
-    return await _infer(request, add, probes, tuple(p.filename for p in probes))
+    async with _admitted(request):
+        probes = await _read(request, images)
+        return await _infer(request, add, probes, tuple(p.filename for p in probes))
 
 
 @writer.post("/recluster", response_model=s.ReclusterOut)

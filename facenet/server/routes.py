@@ -4,6 +4,7 @@ event loop and returns its JSON."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 from typing import Annotated, Literal
@@ -128,6 +129,15 @@ async def _io(function, *args):
     return await anyio.to_thread.run_sync(functools.partial(function, *args))
 
 
+@contextlib.asynccontextmanager
+async def _admitted(request: Request):
+    """Hold one of `--threads` places while a request's photos are read and run: the others
+    wait with their uploads as the form parser spooled them (1 MB each in memory, the rest on
+    disk), so memory does not grow with the number of clients sending photos at once."""
+    async with request.app.state.admission:
+        yield
+
+
 async def _read(request: Request, files: list[UploadFile]) -> list[Probe]:
     """Read the uploads and check their headers against the limits; decode nothing (the
     inference call decodes each photo when it needs it, one at a time)."""
@@ -207,8 +217,9 @@ async def model_info(request: Request):
 @reader.post("/embed", response_model=schemas.EmbedOut, tags=["faces"])
 async def embed(request: Request, image: Annotated[UploadFile, File(description="A photo.")]):
     """Every face in a photo: box, score, landmarks and unit embedding."""
-    (probe,) = await _read(request, [image])
-    return await _infer(request, _decoded(request, _service(request).embed), probe)
+    async with _admitted(request):
+        (probe,) = await _read(request, [image])
+        return await _infer(request, _decoded(request, _service(request).embed), probe)
 
 
 @reader.post("/verify", response_model=schemas.VerifyOut, tags=["faces"])
@@ -219,9 +230,10 @@ async def verify(
     threshold: Threshold = None,
 ):
     """Whether two photos show the same person (their most prominent faces are compared)."""
-    first, second = await _read(request, [image1, image2])
     verify = _decoded(request, _service(request).verify)
-    return await _infer(request, verify, first, second, threshold)
+    async with _admitted(request):
+        first, second = await _read(request, [image1, image2])
+        return await _infer(request, verify, first, second, threshold)
 
 
 @reader.post("/identify", response_model=schemas.IdentifyOut, tags=["gallery"])
@@ -232,9 +244,10 @@ async def identify(
     threshold: Threshold = None,
 ):
     """Every face in a photo with who it is: a gallery name, or "unknown"."""
-    (probe,) = await _read(request, [image])
     identify = _decoded(request, _service(request).identify)
-    return await _infer(request, identify, probe, k, threshold)
+    async with _admitted(request):
+        (probe,) = await _read(request, [image])
+        return await _infer(request, identify, probe, k, threshold)
 
 
 @reader.post("/cluster", response_model=schemas.ClusterOut, tags=["faces"])
@@ -251,9 +264,10 @@ async def cluster(
     min_size: Annotated[int, Form(ge=1, le=1000, description="Smaller clusters are noise.")] = 1,
 ):
     """Group every face of a set of photos by person (labels: 0 the largest group, -1 noise)."""
-    probes = await _read(request, images)
     cluster = _decoded(request, _service(request).cluster)
-    return await _infer(request, cluster, probes, threshold, method, min_size)
+    async with _admitted(request):
+        probes = await _read(request, images)
+        return await _infer(request, cluster, probes, threshold, method, min_size)
 
 
 # -- gallery ----------------------------------------------------------------------------------
@@ -278,9 +292,10 @@ async def enroll(
 ):
     """Enrol photos of a person (created if new): the most prominent face of each photo.
     Photos without a face or already enrolled are skipped and listed."""
-    probes = await _read(request, images)
     enroll = _decoded(request, _service(request).enroll, lazy=False)
-    return await _infer(request, enroll, name, probes)
+    async with _admitted(request):
+        probes = await _read(request, images)
+        return await _infer(request, enroll, name, probes)
 
 
 @writer.post(
@@ -294,9 +309,10 @@ async def enroll_more(
     """Enrol more photos of an existing person."""
     service = _service(request)
     name = (await _io(service.person, person_id))["name"]
-    probes = await _read(request, images)
     enroll = _decoded(request, service.enroll, lazy=False)
-    return await _infer(request, enroll, name, probes, person_id)
+    async with _admitted(request):
+        probes = await _read(request, images)
+        return await _infer(request, enroll, name, probes, person_id)
 
 
 @writer.patch("/people/{person_id}", response_model=schemas.PersonOut, tags=["gallery"])
