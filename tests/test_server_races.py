@@ -145,3 +145,41 @@ def test_requests_past_threads_wait_before_their_photos_are_read(make_app, photo
         second.join(30)
     assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
     assert len(probed) == 2
+
+
+def test_an_upload_that_stops_arriving_is_408_not_a_hang(make_app):
+    """A client that sends its headers and part of the body, then nothing (a stalled or
+    hostile uploader), was waited for without end, its connection and spooled upload held;
+    after `body_timeout` seconds without a byte it is 408 `request_timeout`."""
+    import asyncio
+
+    app = make_app(body_timeout=0.3)
+    body = b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": f"{API}/embed", "raw_path": f"{API}/embed".encode(),
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"), (b"content-length", b"100000"),
+            (b"content-type", b"multipart/form-data; boundary=xx"),
+        ],
+    }  # fmt: skip
+    sent = []
+
+    async def run():
+        chunks = [{"type": "http.request", "body": body, "more_body": True}]
+
+        async def receive():
+            if chunks:
+                return chunks.pop()
+            await asyncio.sleep(3600)  # the client sends nothing more
+
+        async def send(message):
+            sent.append(message)
+
+        await asyncio.wait_for(app(scope, receive, send), 10)
+
+    asyncio.run(run())
+    assert sent[0]["status"] == 408
+    assert b'"request_timeout"' in b"".join(m.get("body", b"") for m in sent[1:])

@@ -109,6 +109,13 @@ def _served_hosts(host: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     help="Requests handled at once; detection runs for one per core at a time, their embedder "
     "calls are merged (one process: the model is loaded once).",
 )
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=FiniteRange(min=0, min_open=True),
+    help="Seconds a request body may go without a byte arriving (then 408).",
+)
 def serve(
     gallery_path,
     model_path,
@@ -127,6 +134,7 @@ def serve(
     max_faces,
     max_files,
     workers,
+    body_timeout,
 ):
     """Serve the face-recognition API (/api/v1) and web page (/) over HTTP."""
     try:
@@ -150,6 +158,7 @@ def serve(
             max_faces=max_faces,
             max_files=max_files,
             workers=workers,
+            body_timeout=body_timeout,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

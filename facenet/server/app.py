@@ -34,6 +34,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
     422: "validation_error",
 }
@@ -50,13 +51,22 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body too large (the limit is {limit / 2**20:g} MB)")
 
 
+class BodyTimeout(HTTPException):
+    """Raised when a request body stops arriving for longer than the server waits."""
+
+    def __init__(self, seconds: float):
+        super().__init__(408, f"the request body stopped arriving (nothing for {seconds:g} s)")
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over `limit` bytes: by Content-Length before reading anything, and
-    while reading (chunked uploads), so an oversized upload is never held in full."""
+    while reading (chunked uploads), so an oversized upload is never held in full; and bodies
+    that stop arriving for `timeout` seconds (408), so a stalled client holds nothing for good."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, limit: int, timeout: float):
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -71,15 +81,21 @@ class BodyLimitMiddleware:
                 exc = BodyTooLarge(self.limit)
                 response = error_response(413, "payload_too_large", exc.detail)
                 return await response(scope, receive, send)
-        received = 0
+        received, complete = 0, False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: a wait for the client's disconnect, unbounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                raise BodyTimeout(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise BodyTooLarge(self.limit)
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -168,7 +184,9 @@ def create_app(model, gallery=None, settings: Settings | None = None) -> FastAPI
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "X-API-Key", "X-Requested-With"],
         )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_upload_bytes, timeout=settings.body_timeout
+    )
     return app
 
 

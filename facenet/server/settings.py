@@ -33,6 +33,8 @@ class Settings:
     workers: requests handled at once (decoded and run through the model); detection runs for
         one of them per core at a time, their embedder calls are merged (`batching.py`).
     thumbnail_size: side in pixels of the face thumbnails (cut from the crops the gallery keeps).
+    body_timeout: seconds a request body may go without a byte arriving before the request is
+        refused (408): a stalled upload would otherwise hold its connection for good.
     """
 
     api_key: str | None = None
@@ -47,6 +49,7 @@ class Settings:
     max_files: int = 50
     workers: int = 8
     thumbnail_size: int = 112
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.api_key_all and not self.api_key:
@@ -68,6 +71,8 @@ class Settings:
             raise ValueError(f"max_files must be at most {PARSER_MAX_FILES}; got {self.max_files}")
         if self.max_side < 160:
             raise ValueError(f"max_side must be at least 160; got {self.max_side}")
+        if not 0 < self.body_timeout < float("inf"):
+            raise ValueError(f"body_timeout must be a positive number; got {self.body_timeout}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1; got {self.workers}")
         object.__setattr__(self, "cors_origins", tuple(map(_origin, self.cors_origins)))
