@@ -18,6 +18,7 @@ from .test_server_support import (  # noqa: F401  (fixtures)
     CLIENT_HEADER,
     blank_png_fixture,
     client_fixture,
+    error_of,
     files,
     gallery_fixture,
     make_app_fixture,
@@ -30,14 +31,6 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 API = "/api/v1"
-
-
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"]
-    return body["error"]["code"]
 
 
 def enroll(client, name, *images, headers=None):

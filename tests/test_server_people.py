@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from .conftest import lfw_image
-from .test_server_support import CLIENT_HEADER, png_bytes
+from .test_server_support import CLIENT_HEADER, error_of, png_bytes
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -51,14 +51,6 @@ def uploads(photos: dict[str, tuple[str, bytes]], names=None):
         ("images", (name, photos[name][1], "application/octet-stream"))
         for name in (names or photos)
     ]
-
-
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert "\n" not in body["error"]["message"]
-    return body["error"]["code"]
 
 
 @pytest.fixture(scope="module")

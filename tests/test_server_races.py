@@ -10,6 +10,7 @@ import pytest
 from .test_server_support import (  # noqa: F401  (fixtures)
     CLIENT_HEADER,
     client_fixture,
+    error_of,
     files,
     gallery_fixture,
     make_app_fixture,
@@ -19,13 +20,6 @@ from .test_server_support import (  # noqa: F401  (fixtures)
 pytest.importorskip("fastapi")
 
 API = "/api/v1"
-
-
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]["code"]
 
 
 def _enrolled(client, name: str, photo: bytes) -> int:

@@ -20,6 +20,7 @@ from PIL import Image
 from .test_server_support import (  # noqa: F401  (fixtures)
     CLIENT_HEADER,
     client_fixture,
+    error_of,
     files,
     gallery_fixture,
     make_app_fixture,
@@ -45,11 +46,6 @@ def load_benchmark():
 
 
 bench = load_benchmark()
-
-
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    return response.json()["error"]["code"]
 
 
 def enroll(client, name: str, photo: bytes, headers=None):

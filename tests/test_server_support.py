@@ -100,3 +100,14 @@ def files(**uploads: bytes | list[bytes]) -> list[tuple[str, tuple[str, bytes, s
         for i, data in enumerate(value if isinstance(value, list) else [value]):
             out.append((field, (f"{field}{i}.jpg", data, "application/octet-stream")))
     return out
+
+
+def error_of(response, status: int) -> str:
+    """The error code of a JSON error answer, checking its status and its shape: only
+    `error.code` and a one-line `error.message`."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    message = body["error"]["message"]
+    assert message and "\n" not in message, body
+    return body["error"]["code"]
