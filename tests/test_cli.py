@@ -102,7 +102,7 @@ def test_non_finite_or_out_of_range_numbers_are_usage_errors(runner, tmp_path, a
     assert not (tmp_path / "out").exists()
 
 
-def test_ctrl_c_exits_130_in_one_line(runner, small_model_file, monkeypatch):
+def test_ctrl_c_exits_130_in_one_line(runner, small_model_file, monkeypatch, tmp_path):
     """Ctrl-C in any command: one line and exit status 130, not click's "Aborted!" and 1 (which
     means "some inputs failed")."""
     import facenet.api
@@ -113,9 +113,12 @@ def test_ctrl_c_exits_130_in_one_line(runner, small_model_file, monkeypatch):
     monkeypatch.setattr(facenet.api.FaceNet, "embed", interrupted)
     a = str(lfw_image("Aaron_Eckhart"))
     result = runner.invoke(main, ["embed", a, "--model", str(small_model_file), "--no-detect",
-                                  "--out", "x.npz"])  # fmt: skip
+                                  "--out", str(tmp_path / "x.npz")])  # fmt: skip
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "Aborted" not in result.output
+    # the line promises nothing the command did not do (`embed -o x.npz` writes at the end)
+    assert "nothing half-written" in result.output and "is kept" not in result.output
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_embed_nan_keeps_the_others_when_one_file_is_unreadable(runner, small_model_file, tmp_path):

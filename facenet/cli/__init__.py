@@ -73,15 +73,22 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Run a command; a FaceNetError becomes a one-line error with exit status 2, Ctrl-C one
-        line and exit status 130 (the commands keep what they finished)."""
+        line and exit status 130 (nothing half-written is left)."""
         try:
             return super().invoke(ctx)
         except FaceNetError as exc:
             raise UserError(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: what was finished is kept; run the command again to resume",
-                       err=True)  # fmt: skip
+            click.echo(INTERRUPTED, err=True)
             ctx.exit(EXIT_INTERRUPTED)
+
+
+#: What Ctrl-C prints: true of every command (`embed -o x.npz` writes its file only at the end,
+#: so "what was finished is kept" was not), and where to look for resuming.
+INTERRUPTED = (
+    "interrupted: nothing half-written is left; commands that work in parts (their --help "
+    "says) resume when run again"
+)
 
 
 class UserError(click.ClickException):

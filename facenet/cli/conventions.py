@@ -3,8 +3,9 @@
 - Exit status: 0 every input done; 1 some inputs failed (each listed on stderr, or as a JSON
   line with "error"); 2 usage error, or nothing done (every input failed, no input at all), or
   an output that cannot be written (`facenet.outputs.writing`: one line, `cannot write PATH
-  (reason)`, nothing half-written left); 130 interrupted (Ctrl-C; what was finished is kept, a
-  re-run resumes). Except `serve`: Ctrl-C and SIGTERM are its stop, a graceful shutdown, exit 0.
+  (reason)`, nothing half-written left); 130 interrupted (Ctrl-C; nothing half-written is
+  left; commands that work in parts, as their --help says, resume when run again). Except
+  `serve`: Ctrl-C and SIGTERM are its stop, a graceful shutdown, exit 0.
 - `--progress/--no-progress`: a progress bar on stderr; by default only when stderr is a
   terminal, so pipes and logs stay clean.
 - `--json`: stdout carries only JSON lines, one object per input (one object in all for
