@@ -192,15 +192,21 @@ class FaceNet:
         server lists every face it found), so detection is not run twice.
         """
         from .detect.crops import aligned, face_crops
+        from .images import decoded_groups
 
         check_choice("on_missing", on_missing, CROPS_ON_MISSING)
         items = _as_list(images)
         names = [describe(item, offset + i) for i, item in enumerate(items)]
-        rgbs = [load_image(item, name) for item, name in zip(items, names, strict=True)]
         info = self.info
         cut = aligned(info.input_size, info.alignment, info.margin)
         fallback = info.input_size if on_missing == "center" else None
-        faces = face_crops(rgbs, self.detector, cut, fallback, detections)
+        if detections is not None:  # the caller decoded and detected them already
+            rgbs = [load_image(item, name) for item, name in zip(items, names, strict=True)]
+            faces = face_crops(rgbs, self.detector, cut, fallback, detections)
+        else:  # decoded a group at a time: only the crops outlive their photos
+            faces = []
+            for rgbs in decoded_groups(items, names):
+                faces += face_crops(rgbs, self.detector, cut, fallback)
         if on_missing == "raise":
             for face, name in zip(faces, names, strict=True):
                 if face is None:

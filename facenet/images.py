@@ -13,7 +13,7 @@ import operator
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,9 @@ IMAGE_SUFFIXES = (
 )  # fmt: skip
 #: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
 MAX_PIXELS = 150_000_000
+#: Decoded pixels detected together at most (`decoded_groups`): 48 Mpx, four 12 Mpx phone photos
+#: or 768 LFW-sized ones.
+DECODED_PIXELS = 48_000_000
 #: Photos per batch at most wherever a command takes --batch-size: a batch's photos are decoded
 #: and held in memory at once.
 MAX_BATCH_SIZE = 1024
@@ -117,8 +120,25 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
     )
 
 
-def load_images(sources: Iterable[ImageInput]) -> list[np.ndarray]:
-    return [load_image(s, describe(s, i)) for i, s in enumerate(sources)]
+def decoded_groups(
+    sources: Iterable[ImageInput], names: Iterable[str], budget: int | None = None
+) -> Iterator[list[np.ndarray]]:
+    """The sources decoded (`load_image`) in order, in groups of at most `budget` pixels (a
+    larger photo alone): a batch of 32 camera photos is then never held decoded at once (a
+    12000 x 9000 photo costs ~0.5 GB through detection), while small photos still go to the
+    detector together. budget: `DECODED_PIXELS` by default."""
+    budget = DECODED_PIXELS if budget is None else budget
+    group: list[np.ndarray] = []
+    pixels = 0
+    for source, name in zip(sources, names, strict=True):
+        rgb = load_image(source, name)
+        if group and pixels + rgb.shape[0] * rgb.shape[1] > budget:
+            yield group
+            group, pixels = [], 0
+        group.append(rgb)
+        pixels += rgb.shape[0] * rgb.shape[1]
+    if group:
+        yield group
 
 
 def _open(path: Path, name: str) -> Image.Image:

@@ -73,3 +73,30 @@ def test_cli_no_face_is_a_user_error(small_model_file, tmp_path):
     )
     assert result.exit_code == 2
     assert "wall.png: no face found" in result.output
+
+
+def test_photos_are_decoded_and_detected_in_groups_bounded_by_pixels(small_model, monkeypatch):
+    """A batch of large photos is never held decoded at once: the detector gets groups of at
+    most `DECODED_PIXELS` (a larger photo alone), and the embeddings do not depend on them."""
+    import facenet.images
+    from facenet.images import decoded_groups
+
+    photos = [lfw_image(name) for name in ("Aaron_Eckhart", "Colin_Powell", "Tony_Blair")]
+    sizes = [len(g) for g in decoded_groups([blank(100), blank(100), blank(200)], "abc", 25_000)]
+    assert sizes == [2, 1]  # 10k + 10k fit, 40k alone; order kept
+    together = small_model.embed(photos)
+    groups = []
+    detect_batch = small_model.detector.detect_batch
+
+    def counted(images):
+        groups.append(len(images))
+        return detect_batch(images)
+
+    monkeypatch.setattr(small_model.detector, "detect_batch", counted)
+    monkeypatch.setattr(facenet.images, "DECODED_PIXELS", 250 * 250)  # one LFW photo each
+    np.testing.assert_allclose(small_model.embed(photos), together, atol=1e-6)
+    assert groups == [1, 1, 1]
+    monkeypatch.setattr(facenet.images, "DECODED_PIXELS", 2 * 250 * 250)
+    groups.clear()
+    small_model.embed(photos)
+    assert groups == [2, 1]
