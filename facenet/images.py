@@ -13,13 +13,16 @@ import operator
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ArgumentError, ImageError
+
+T = TypeVar("T")
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -123,20 +126,30 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
 def decoded_groups(
     sources: Iterable[ImageInput], names: Iterable[str], budget: int | None = None
 ) -> Iterator[list[np.ndarray]]:
-    """The sources decoded (`load_image`) in order, in groups of at most `budget` pixels (a
-    larger photo alone): a batch of 32 camera photos is then never held decoded at once (a
-    12000 x 9000 photo costs ~0.5 GB through detection), while small photos still go to the
-    detector together. budget: `DECODED_PIXELS` by default."""
+    """The sources decoded (`load_image`) in order, in groups of at most `budget` pixels
+    (`pixel_groups`)."""
+    decoded = (load_image(s, n) for s, n in zip(sources, names, strict=True))
+    return pixel_groups(decoded, budget)
+
+
+def pixel_groups(
+    images: Iterable[T], budget: int | None = None, array: Callable[[T], np.ndarray] | None = None
+) -> Iterator[list[T]]:
+    """`images` (decoded as they are drawn, or items holding a decoded image: `array` finds it)
+    in order, in groups of at most `budget` pixels (`DECODED_PIXELS` by default; a larger photo
+    alone): a batch of 32 camera photos is then never held decoded at once (a 12000 x 9000
+    photo costs ~0.5 GB through detection), while small photos still reach the detector
+    together."""
     budget = DECODED_PIXELS if budget is None else budget
-    group: list[np.ndarray] = []
+    group: list[T] = []
     pixels = 0
-    for source, name in zip(sources, names, strict=True):
-        rgb = load_image(source, name)
-        if group and pixels + rgb.shape[0] * rgb.shape[1] > budget:
+    for item in images:
+        shape = (item if array is None else array(item)).shape
+        if group and pixels + shape[0] * shape[1] > budget:
             yield group
             group, pixels = [], 0
-        group.append(rgb)
-        pixels += rgb.shape[0] * rgb.shape[1]
+        group.append(item)
+        pixels += shape[0] * shape[1]
     if group:
         yield group
 

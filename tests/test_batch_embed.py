@@ -763,3 +763,32 @@ def test_enroll_from_parquet_takes_a_calibrated_copys_embeddings_both_ways(local
         with pytest.raises(GalleryError, match="embedded by model id"):
             enroll_from_parquet(g, old)  # a copy's id, and no record of its origin
         assert len(enroll_from_parquet(g, by_copy).enrolled) == 10
+
+
+def test_a_batch_is_decoded_in_pixel_groups_with_the_same_rows(photos, monkeypatch):
+    """`embed_batch` decodes and detects its photos a group of `DECODED_PIXELS` at a time (large
+    photos are never held all at once); the rows, failures and their order do not change."""
+    import facenet.images
+    from facenet import FaceNet
+    from facenet.batch.records import embed_batch
+
+    model = FaceNet.load()
+    paths = sorted(str(p) for p in photos.rglob("*") if p.is_file())
+    whole = embed_batch(model, paths).to_pylist()
+    sizes = []
+    detect_batch = model.detector.detect_batch
+
+    def counted(images):
+        sizes.append(len(images))
+        return detect_batch(images)
+
+    monkeypatch.setattr(model.detector, "detect_batch", counted)
+    monkeypatch.setattr(facenet.images, "DECODED_PIXELS", 250 * 250)  # one LFW photo a group
+    grouped = embed_batch(model, paths).to_pylist()
+    assert sizes == [1] * 11  # 10 LFW photos and the blank one; the corrupt one never decodes
+    assert [(r["path"], r["face"], r["error"]) for r in grouped] == [
+        (r["path"], r["face"], r["error"]) for r in whole
+    ]
+    for a, b in zip(grouped, whole, strict=True):
+        if a["error"] is None:
+            assert np.abs(np.asarray(a["embedding"]) - np.asarray(b["embedding"])).max() <= 1e-6

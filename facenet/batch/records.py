@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import FaceNetError, ImageError
-from ..images import load_image
+from ..images import load_image, pixel_groups
 from ..metadata import embedding_origin, same_embeddings
 
 #: the error of an image read well that shows no face
@@ -78,40 +78,48 @@ def decode(path: str) -> np.ndarray:
 def embed_batch(model, paths: Sequence[str], src_folder: str | None = None) -> pa.Table:
     """Decode, detect, align and embed a batch of image paths: a table of face rows and of
     failure rows (unreadable image, no face), in the order of `paths`; every row records
-    `src_folder`, the folder SRC they were listed from (None for a path list)."""
-    from ..detect import most_prominent
+    `src_folder`, the folder SRC they were listed from (None for a path list). Photos are
+    decoded and detected a group at a time (`images.pixel_groups`): only crops outlive them."""
     from ..detect.crops import aligned
 
-    images, failures = {}, {}
-    for path in paths:
-        try:
-            images[path] = decode(path)
-        except (FaceNetError, OSError) as exc:
-            failures[path] = str(exc)
-    found = dict(zip(images, model.detector.detect_batch(list(images.values())), strict=True))
     info = model.info
     cut = aligned(info.input_size, info.alignment, info.margin)  # the model's own crops
-    crops, rows = [], []
-    for path in paths:
-        faces = found.get(path)
-        if path in images and not faces:
-            failures[path] = NO_FACE
-        rgb = images.get(path)
-        best = most_prominent(faces, rgb.shape) if faces else None
-        for k, face in enumerate(faces or []):
-            crops.append(cut(rgb, face))
-            rows.append(_face_row(path, k, faces, rgb.shape, face is best))
-        if path in failures:
-            rows.append({"path": path, "error": failures[path]})
-    vectors = model.embed_crops(np.stack(crops)) if crops else []
-    faces_rows = iter(vectors)
+    rows_of: dict[str, list[dict]] = {}  # decode failures are recorded as they are met
+    crops_of: dict[str, list[np.ndarray]] = {}
+    for group in pixel_groups(_decoded(paths, rows_of), array=lambda item: item[1]):
+        detected = model.detector.detect_batch([rgb for _, rgb in group])
+        for (path, rgb), faces in zip(group, detected, strict=True):
+            rows_of[path], crops_of[path] = _faces_of(path, rgb, faces, cut)
+    rows = [row for path in paths for row in rows_of[path]]
+    crops = [crop for path in paths for crop in crops_of.get(path, [])]
+    vectors = iter(model.embed_crops(np.stack(crops)) if crops else [])
     shared = {"src_folder": src_folder, "model": model.name or info.name}
     shared["model_id"], shared["embeddings_of"] = model.model_id, embedding_origin(model)
     for row in rows:
         if row.get("error") is None:
-            row["embedding"] = next(faces_rows)
+            row["embedding"] = next(vectors)
         row.update(shared)
     return pa.Table.from_pylist(rows, schema=schema(model.embedding_size))
+
+
+def _decoded(paths: Sequence[str], rows_of: dict) -> Iterator[tuple[str, np.ndarray]]:
+    """(path, RGB) of each path that decodes; a failure row in `rows_of` for each that does not."""
+    for path in paths:
+        try:
+            yield path, decode(path)
+        except (FaceNetError, OSError) as exc:
+            rows_of[path] = [{"path": path, "error": str(exc)}]
+
+
+def _faces_of(path: str, rgb: np.ndarray, faces, cut) -> tuple[list[dict], list[np.ndarray]]:
+    """(rows, crops) of one photo's detected faces; a failure row when there is none."""
+    from ..detect import most_prominent
+
+    if not faces:
+        return [{"path": path, "error": NO_FACE}], []
+    best = most_prominent(faces, rgb.shape)
+    rows = [_face_row(path, k, faces, rgb.shape, face is best) for k, face in enumerate(faces)]
+    return rows, [cut(rgb, face) for face in faces]
 
 
 def _face_row(path: str, k: int, faces, shape, prominent: bool) -> dict:
