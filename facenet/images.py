@@ -36,8 +36,8 @@ MAX_PIXELS = 150_000_000
 #: Decoded pixels detected together at most (`decoded_groups`): 48 Mpx, four 12 Mpx phone photos
 #: or 768 LFW-sized ones.
 DECODED_PIXELS = 48_000_000
-#: Photos per batch at most wherever a command takes --batch-size: a batch's photos are decoded
-#: and held in memory at once.
+#: Photos per batch at most wherever a command takes --batch-size (their crops are held at once;
+#: the photos are decoded in `pixel_groups`).
 MAX_BATCH_SIZE = 1024
 #: How an in-memory photo with a name (a server upload) is recorded: `upload:NAME` (`describe`).
 UPLOAD_PREFIX = "upload:"
