@@ -21,6 +21,19 @@ def lfw_image(name: str, index: int = 1) -> Path:
     return path
 
 
+def count_detect_batches(monkeypatch, detector) -> list[int]:
+    """Record how many images each `detector.detect_batch` call gets (it still detects)."""
+    sizes: list[int] = []
+    detect_batch = detector.detect_batch
+
+    def counted(images):
+        sizes.append(len(images))
+        return detect_batch(images)
+
+    monkeypatch.setattr(detector, "detect_batch", counted)
+    return sizes
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FACENET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from facenet.cli import main
 
-from .conftest import lfw_image
+from .conftest import count_detect_batches, lfw_image
 
 pa = pytest.importorskip("pyarrow")
 
@@ -775,14 +775,7 @@ def test_a_batch_is_decoded_in_pixel_groups_with_the_same_rows(photos, monkeypat
     model = FaceNet.load()
     paths = sorted(str(p) for p in photos.rglob("*") if p.is_file())
     whole = embed_batch(model, paths).to_pylist()
-    sizes = []
-    detect_batch = model.detector.detect_batch
-
-    def counted(images):
-        sizes.append(len(images))
-        return detect_batch(images)
-
-    monkeypatch.setattr(model.detector, "detect_batch", counted)
+    sizes = count_detect_batches(monkeypatch, model.detector)
     monkeypatch.setattr(facenet.images, "DECODED_PIXELS", 250 * 250)  # one LFW photo a group
     grouped = embed_batch(model, paths).to_pylist()
     assert sizes == [1] * 11  # 10 LFW photos and the blank one; the corrupt one never decodes

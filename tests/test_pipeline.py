@@ -10,7 +10,7 @@ from facenet import NoFaceError
 from facenet.cli import main
 from facenet.images import load_image
 
-from .conftest import lfw_image
+from .conftest import count_detect_batches, lfw_image
 
 pytest.importorskip("keras")
 
@@ -85,14 +85,7 @@ def test_photos_are_decoded_and_detected_in_groups_bounded_by_pixels(small_model
     sizes = [len(g) for g in decoded_groups([blank(100), blank(100), blank(200)], "abc", 25_000)]
     assert sizes == [2, 1]  # 10k + 10k fit, 40k alone; order kept
     together = small_model.embed(photos)
-    groups = []
-    detect_batch = small_model.detector.detect_batch
-
-    def counted(images):
-        groups.append(len(images))
-        return detect_batch(images)
-
-    monkeypatch.setattr(small_model.detector, "detect_batch", counted)
+    groups = count_detect_batches(monkeypatch, small_model.detector)
     monkeypatch.setattr(facenet.images, "DECODED_PIXELS", 250 * 250)  # one LFW photo each
     np.testing.assert_allclose(small_model.embed(photos), together, atol=1e-6)
     assert groups == [1, 1, 1]
