@@ -192,7 +192,7 @@ class FaceNet:
         server lists every face it found), so detection is not run twice.
         """
         from .detect.crops import aligned, face_crops
-        from .images import decoded_groups
+        from .images import pixel_groups
 
         check_choice("on_missing", on_missing, CROPS_ON_MISSING)
         items = _as_list(images)
@@ -205,7 +205,8 @@ class FaceNet:
             faces = face_crops(rgbs, self.detector, cut, fallback, detections)
         else:  # decoded a group at a time: only the crops outlive their photos
             faces = []
-            for rgbs in decoded_groups(items, names):
+            decoded = (load_image(item, name) for item, name in zip(items, names, strict=True))
+            for rgbs in pixel_groups(decoded):
                 faces += face_crops(rgbs, self.detector, cut, fallback)
         if on_missing == "raise":
             for face, name in zip(faces, names, strict=True):

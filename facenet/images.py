@@ -33,7 +33,7 @@ IMAGE_SUFFIXES = (
 )  # fmt: skip
 #: Images with more pixels than this are refused (a decompression-bomb guard); 10000 x 10000 passes.
 MAX_PIXELS = 150_000_000
-#: Decoded pixels detected together at most (`decoded_groups`): 48 Mpx, four 12 Mpx phone photos
+#: Decoded pixels detected together at most (`pixel_groups`): 48 Mpx, four 12 Mpx phone photos
 #: or 768 LFW-sized ones.
 DECODED_PIXELS = 48_000_000
 #: Photos per batch at most wherever a command takes --batch-size (their crops are held at once;
@@ -121,15 +121,6 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
         f"{name}: unsupported input type {type(source).__name__} "
         "(expected a path, a PIL image or a NumPy array)"
     )
-
-
-def decoded_groups(
-    sources: Iterable[ImageInput], names: Iterable[str], budget: int | None = None
-) -> Iterator[list[np.ndarray]]:
-    """The sources decoded (`load_image`) in order, in groups of at most `budget` pixels
-    (`pixel_groups`)."""
-    decoded = (load_image(s, n) for s, n in zip(sources, names, strict=True))
-    return pixel_groups(decoded, budget)
 
 
 def pixel_groups(

@@ -79,10 +79,10 @@ def test_photos_are_decoded_and_detected_in_groups_bounded_by_pixels(small_model
     """A batch of large photos is never held decoded at once: the detector gets groups of at
     most `DECODED_PIXELS` (a larger photo alone), and the embeddings do not depend on them."""
     import facenet.images
-    from facenet.images import decoded_groups
+    from facenet.images import pixel_groups
 
     photos = [lfw_image(name) for name in ("Aaron_Eckhart", "Colin_Powell", "Tony_Blair")]
-    sizes = [len(g) for g in decoded_groups([blank(100), blank(100), blank(200)], "abc", 25_000)]
+    sizes = [len(g) for g in pixel_groups([blank(100), blank(100), blank(200)], 25_000)]
     assert sizes == [2, 1]  # 10k + 10k fit, 40k alone; order kept
     together = small_model.embed(photos)
     groups = count_detect_batches(monkeypatch, small_model.detector)
