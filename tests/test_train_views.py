@@ -144,7 +144,7 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
     run = tmp_path / "run"
     args = ["train", str(data), "--out", str(run), "--teacher", str(tmp_path / "views.npz"),
             "--input-size", "64", "--alpha", "0.25", "--loss", "ce", "--ce-weight", "0",
-            "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "3", "--workers", "2",
+            "--batch-p", "4", "--batch-k", "2", "--steps-per-epoch", "20", "--workers", "2",
             "--lr", "0.01", "--schedule", "constant", "--align-mode", "chip",
             "--relation-weight", "0.1", "--relation-neighbours", "2",
             "--pooling", "depthwise"]  # fmt: skip
@@ -163,16 +163,16 @@ def test_stored_views_train_on_tensorflow_and_resume(tmp_path, small_model_file)
             assert "--resume" in done.stderr.splitlines()[-1]
             with np.load(run / "checkpoint.npz") as z:
                 state = json.loads(str(z["state"]))
-                assert state["epoch"] == 3 and 1 <= state["step"] < 3
+                assert state["epoch"] == 3 and 1 <= state["step"] < 20
     rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
     column = rows[0].index("distill_loss")
     losses = [float(r[column]) for r in rows[1:]]
     assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4"] and all(np.isfinite(losses))
     relation = [float(r[rows[0].index("relation_loss")]) for r in rows[1:]]
     assert all(np.isfinite(relation)) and min(relation) > 0  # the pairwise term is logged
-    assert losses[-1] < losses[0]  # lr 0.01 on 24 faces: the regression loss falls
+    assert losses[-1] < 0.9 * losses[0]  # 80 steps at lr 0.01 on 24 faces: the loss falls
     with np.load(run / "checkpoint.npz") as z:
-        assert json.loads(str(z["state"]))["images"] == 4 * 3 * 8
+        assert json.loads(str(z["state"]))["images"] == 4 * 20 * 8
     model, info = load_keras_model(run / "model.keras")
     assert info.extra["training"]["backend"] == "tensorflow" and info.input_size == 64
     assert info.extra["training"]["relation_neighbours"] == 2
