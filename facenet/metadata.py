@@ -7,10 +7,12 @@ No TensorFlow here: the light runtime reads it too.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .backbones import backbone_names
+from .errors import ArgumentError
 
 #: Pixel scalings a FaceNet network's Preprocessing layer applies.
 PREPROCESSING_MODES = ("fixed", "prewhiten", "unit")
@@ -128,17 +130,22 @@ DEFAULT_K = 3
 
 def check_threshold(threshold: float | None, default: float) -> float:
     """The threshold to decide with: `default` when None, else a squared-L2 distance in
-    [0, 4] (ValueError otherwise: NaN compares false with everything, so it would silently
-    call every pair different)."""
+    [0, 4]; otherwise an ArgumentError (a ValueError): NaN compares false with everything, so
+    it would silently call every pair different, and "x" or [1] failed deep inside float()."""
     if threshold is None:
         return default
-    value = float(threshold)
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
     if not 0.0 <= value <= 4.0:  # NaN fails this too
-        raise ValueError(f"threshold must be a squared-L2 distance in [0, 4]; got {threshold}")
+        shown = str(threshold)[:40]
+        raise ArgumentError(f"threshold must be a squared-L2 distance in [0, 4]; got {shown}")
     return value
 
 
 def check_choice(option: str, value: str, valid: tuple[str, ...]) -> None:
-    """ValueError naming the valid choices when `value` is not one of them."""
-    if value not in valid:
-        raise ValueError(f"{option} must be one of {', '.join(valid)}; got {value!r}")
+    """ArgumentError (a ValueError, and a FaceNetError as every bad argument) naming the valid
+    choices when `value` is not one of them."""
+    if not isinstance(value, str) or value not in valid:
+        raise ArgumentError(f"{option} must be one of {', '.join(valid)}; got {value!r:.40}")

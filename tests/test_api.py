@@ -350,3 +350,23 @@ def test_whole_photos_in_chunks_detected_ahead_match_one_chunk(small_model, tmp_
     assert np.isnan(chunked[len(photos)]).all() and np.isfinite(chunked[-1]).all()
     with pytest.raises(ImageError, match="absent.jpg: no such file"):
         small_model.embed([*photos, tmp_path / "absent.jpg"], batch_size=2)
+
+
+def test_bad_thresholds_and_choices_are_argument_errors(small_model):
+    """A threshold that is no number ("x", [1]) failed deep inside float(), and one out of
+    range or a bad on_missing / alignment was a plain ValueError that `except FaceNetError`
+    missed: now each is one line, an ArgumentError (still a ValueError)."""
+    from facenet.errors import ArgumentError
+
+    x = crops(2)
+    for bad in (-1.0, float("nan"), 4.5, "x", [1], object()):
+        with pytest.raises(ArgumentError, match=r"^threshold must be a squared-L2 distance"):
+            small_model.verify(x[0], x[1], detect=False, threshold=bad)
+    with pytest.raises(ArgumentError, match="^on_missing must be one of raise, nan; got 'skip'$"):
+        small_model.embed(x, on_missing="skip")
+    with pytest.raises(ArgumentError, match="^on_missing must be one of raise, none"):
+        small_model.align(x, on_missing="center")
+    with pytest.raises(ArgumentError, match="^on_missing must be one of"):
+        small_model.crops(x, on_missing=["none"])
+    with pytest.raises(ArgumentError, match="^alignment must be one of crop, similarity, chip"):
+        small_model.with_alignment("foo")
