@@ -93,6 +93,7 @@ def test_lfw_parser_small_and_errors(tmp_path):
         ("-1 -1\nA 1 2\nA 1 B 2\n", "at least one fold and one pair"),
         ("1 1\nA 1 -2\nA 1 B 2\n", "pairs.txt:2: image numbers start at 1"),
         ("1 1\nA 1 2\nA 1 B 0\n", "pairs.txt:3: image numbers start at 1"),
+        ("1 1\nA 1 2\nA 1 B\x00 2\n", "pairs.txt:3: image path holds a NUL byte"),
     ],
 )
 def test_lfw_header_and_image_numbers_must_be_positive(tmp_path, text, message):
@@ -136,6 +137,7 @@ def test_tsv_round_trip_and_format(tmp_path):
         ("99999999999999999999\t1\ta.jpg\tb.jpg", "fold must be an integer"),  # OverflowError
         ("0\tyes\ta.jpg\tb.jpg", "label must be 1"),
         ("0\t1\t\tb.jpg", "empty image path"),
+        ("0\t1\ta.jpg\tb\x00.jpg", "image path holds a NUL byte"),  # was a traceback in open()
     ],
 )
 def test_tsv_errors(tmp_path, line, message):

@@ -192,7 +192,15 @@ def _lfw_pair(path: Path, lineno: int, parts: list[str], same: bool) -> tuple[st
     if min(values) < 1:  # `Name_-001.jpg` would only be reported missing, later
         raise PairListError(f"{path}:{lineno}: image numbers start at 1")
     a, b = (lfw_image_path(p, n) for p, n in zip(people, values, strict=True))
+    _check_no_nul(path, lineno, a + b)
     return a, b
+
+
+def _check_no_nul(path: Path, lineno: int, text: str) -> None:
+    """PairListError for a NUL byte in an image path: no file name holds one, and opening it
+    would fail inside the OS call (a ValueError, not a failed image)."""
+    if "\0" in text:
+        raise PairListError(f"{path}:{lineno}: image path holds a NUL byte")
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int) -> np.ndarray:
@@ -270,6 +278,7 @@ def read_pair_tsv(path: str | os.PathLike, root: str | os.PathLike | None = None
             )
         if not a or not b:
             raise PairListError(f"{path}:{lineno}: empty image path")
+        _check_no_nul(path, lineno, a + b)
         paths_a.append(a)
         paths_b.append(b)
         labels.append(label == "1")
