@@ -249,11 +249,9 @@ class FaceClassifier:
         return classifier
 
 
-def training_set(model, root: str | os.PathLike, *, progress: bool = False) -> TrainingSet:
-    """Embed the most prominent face of every photo of a folder-per-identity tree. Photos
-    without a face, or unreadable, are skipped and listed."""
-    from .detect.align import most_prominent
-
+def training_items(root: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(person, photo) for every photo of a folder-per-identity tree, listed without opening
+    any: what `training_set` embeds, and what an output file must not replace."""
     root = Path(root)
     if not root.is_dir():
         raise ClassifierError(f"{root}: not a directory")
@@ -265,6 +263,15 @@ def training_set(model, root: str | os.PathLike, *, progress: bool = False) -> T
     ]
     if not items:
         raise ClassifierError(f"{root}: no images found in its sub-folders (one per person)")
+    return items
+
+
+def training_set(model, root: str | os.PathLike, *, progress: bool = False) -> TrainingSet:
+    """Embed the most prominent face of every photo of a folder-per-identity tree. Photos
+    without a face, or unreadable, are skipped and listed."""
+    from .detect.align import most_prominent
+
+    items = training_items(root)
     if progress:
         from tqdm.auto import tqdm
 

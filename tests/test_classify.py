@@ -96,3 +96,19 @@ def test_a_calibrated_copy_of_the_training_model_is_taken_and_others_refused(tmp
         for other in (FakeModel(name="other"), calibrated_copy(FakeModel(name="other"), 0.3)):
             with pytest.raises(ClassifierError, match="retrain"):
                 FaceClassifier.load(tmp_path / "c.joblib", other)
+
+
+def test_cli_train_refuses_an_out_that_is_one_of_its_photos(tmp_path, monkeypatch):
+    """`-o` naming a training photo (a slip of the shell) used to replace the photo with the
+    pickle; it is refused before any photo is embedded, the photo kept."""
+    import facenet.cli.classify as cli_module
+
+    loaded = []
+    monkeypatch.setattr(cli_module, "load_model", lambda path: loaded.append(path) or FakeModel())
+    root = make_tree(tmp_path / "people", people=2, photos=2)
+    victim = root / "person_01" / "000.png"
+    before = victim.read_bytes()
+    result = CliRunner().invoke(main, ["classify", "train", str(root), "-o", str(victim)])
+    assert result.exit_code == 2, result.output
+    assert "is one of the inputs" in result.output and victim.read_bytes() == before
+    assert loaded == []  # refused before the model loads, not after embedding every photo

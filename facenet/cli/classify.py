@@ -48,7 +48,11 @@ def train(root, out, kind, neighbors, model_path, progress):
     """Train on ROOT, a folder with one sub-folder of photos per person. Photos without a
     face or unreadable are skipped and listed (exit status 1)."""
     from ..classify import train as train_classifier
+    from ..classify import training_items
+    from ..outputs import check_output_file
 
+    photos = [file for _, file in training_items(root)]
+    out = check_output_file(out, inputs=photos)  # never one of the photos; before embedding
     model = load_model(model_path)
     classifier, data = train_classifier(
         model, root, kind=kind, neighbors=neighbors, progress=want_progress(progress)
