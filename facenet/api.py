@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 
 from .catalog import resolve
 from .errors import ModelError, ModelNotFoundError, NoFaceError
-from .images import MAX_BATCH_SIZE, ImageInput, check_batch_size, describe, load_image, resize
+from .images import (
+    MAX_BATCH_SIZE,
+    ImageInput,
+    check_batch_size,
+    describe,
+    image_list,
+    load_image,
+    resize,
+)
 from .metadata import ModelInfo, check_choice, check_threshold
 from .types import Face, Verification
 
@@ -195,7 +203,7 @@ class FaceNet:
         from .images import pixel_groups
 
         check_choice("on_missing", on_missing, CROPS_ON_MISSING)
-        items = _as_list(images)
+        items = image_list(images)
         names = [describe(item, offset + i) for i, item in enumerate(items)]
         info = self.info
         cut = aligned(info.input_size, info.alignment, info.margin)
@@ -247,7 +255,7 @@ class FaceNet:
         batch_size = check_batch_size(batch_size, MAX_BATCH_SIZE)
         if not detect and self._is_crop_batch(images):  # no per-image copies: slices go in
             return self.embed_crops(images, batch_size=batch_size)
-        items = _as_list(images)
+        items = image_list(images)
         out = np.full((len(items), self.embedding_size), np.nan, dtype=np.float32)
         if show_progress is None:
             show_progress = log.isEnabledFor(logging.INFO) and len(items) > batch_size
@@ -357,16 +365,6 @@ def _ahead(function, args: Iterable) -> Iterator:
             pending = future
         if pending is not None:
             yield pending.result()
-
-
-def _as_list(images: Iterable[ImageInput] | ImageInput) -> list[ImageInput]:
-    if isinstance(images, (str, os.PathLike)):
-        return [images]
-    if isinstance(images, np.ndarray):
-        return list(images) if images.ndim == 4 else [images]
-    if hasattr(images, "mode") and hasattr(images, "size"):  # a PIL image
-        return [images]
-    return list(images)
 
 
 def default_model_path() -> Path:

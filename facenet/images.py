@@ -61,6 +61,30 @@ def check_batch_size(batch_size: int, most: int | None = None) -> int:
     return batch_size
 
 
+def image_list(images: ImageInput | Iterable[ImageInput]) -> list[ImageInput]:
+    """`images` as a list: a path, PIL image or image array is a list of one, a 4-D array its
+    images, any other iterable its items. The one rule of `FaceNet.embed`/`crops`, `Gallery.enroll`
+    and `Library.add`; ImageError for what is neither (None or a number failed inside list(),
+    and bytes were taken for a list of numbers)."""
+    if isinstance(images, (str, os.PathLike)):
+        return [images]
+    if isinstance(images, np.ndarray):
+        return list(images) if images.ndim == 4 else [images]
+    if hasattr(images, "mode") and hasattr(images, "size"):  # a PIL image
+        return [images]
+    if isinstance(images, (bytes, bytearray, memoryview)):
+        raise ImageError(
+            f"{type(images).__name__}: encoded image data is not an input; pass a path, or "
+            "PIL.Image.open(io.BytesIO(data))"
+        )
+    if not isinstance(images, Iterable):
+        raise ImageError(
+            f"unsupported input type {type(images).__name__} (expected a path, a PIL image, "
+            "a NumPy array or a list of them)"
+        )
+    return list(images)
+
+
 def describe(source: ImageInput, index: int | None = None, label: str | None = None) -> str:
     """A short human name for an input, used in error messages and reports. An in-memory photo
     given a `label` (a server upload's file name) is `upload:LABEL`, the label made safe
@@ -70,7 +94,10 @@ def describe(source: ImageInput, index: int | None = None, label: str | None = N
         return str(source)
     if label is not None:
         return UPLOAD_PREFIX + safe_label(label)
-    kind = "PIL image" if isinstance(source, Image.Image) else "array"
+    if isinstance(source, Image.Image):
+        kind = "PIL image"
+    else:  # (an unsupported input, None or a number, is no array: "input")
+        kind = "array" if isinstance(source, np.ndarray) else "input"
     return f"{kind} #{index}" if index is not None else kind
 
 

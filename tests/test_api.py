@@ -370,3 +370,18 @@ def test_bad_thresholds_and_choices_are_argument_errors(small_model):
         small_model.crops(x, on_missing=["none"])
     with pytest.raises(ArgumentError, match="^alignment must be one of crop, similarity, chip"):
         small_model.with_alignment("foo")
+
+
+def test_what_is_no_image_nor_list_of_images_is_one_image_error(small_model):
+    """`embed(None)` or `embed(5)` failed inside list() with a TypeError, `embed(b"...")` took
+    the bytes for a list of numbers, and an unsupported item was called an "array"."""
+    for bad in (None, 5, 2.5):
+        for call in (small_model.embed, small_model.crops, small_model.align):
+            with pytest.raises(ImageError, match="^unsupported input type .*a list of them"):
+                call(bad)
+    data = (lfw_image("Colin_Powell")).read_bytes()
+    for call in (small_model.embed, small_model.crops):
+        with pytest.raises(ImageError, match=r"^bytes: .*PIL\.Image\.open\(io\.BytesIO"):
+            call(data)
+    with pytest.raises(ImageError, match="^input #1: unsupported input type NoneType"):
+        small_model.embed([crops(1)[0], None], detect=False)

@@ -530,3 +530,17 @@ def test_index_backend_choice_uri_and_switch(tmp_path, model, monkeypatch):
         Gallery.create(tmp_path / "a.db", model, index="absent")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db", "g.db.faiss", "g.db.faiss.json",
         "g.db.milvus.json", "shared.db"]  # fmt: skip
+
+
+def test_enroll_of_no_photos_at_all_is_one_image_error(tmp_path, model):
+    """`enroll("Ada", None)` failed inside iteration with a TypeError; now an ImageError, and
+    no person is created. A 4-D array is its photos, as for `FaceNet.embed`."""
+    from facenet.errors import ImageError
+
+    with Gallery.create(tmp_path / "g.db", model) as g:
+        for bad in (None, 7, b"\xff\xd8"):
+            with pytest.raises(ImageError):
+                g.enroll("Ada", bad)
+        assert g.people() == []
+        batch = np.stack([photo((1, v, 30)) for v in range(2)])
+        assert len(g.enroll("Ada", batch).enrolled) == 2

@@ -259,3 +259,15 @@ def test_a_correction_made_between_storing_and_placing_is_kept(lib, monkeypatch)
     assert lib.violations() == []
     pending = lib._store.db.execute("SELECT COUNT(*) FROM faces WHERE pending = 1").fetchone()
     assert pending[0] == 0
+
+
+def test_add_of_no_photos_at_all_is_one_image_error(tmp_path):
+    """`Library.add(None)` failed inside list() with a TypeError; now an ImageError, nothing
+    stored."""
+    from facenet.errors import ImageError
+
+    with Library.open(tmp_path / "lib.db", memo_model()) as library:
+        for bad in (None, 3, b"\xff\xd8"):
+            with pytest.raises(ImageError):
+                library.add(bad)
+        assert library.faces() == []

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import GalleryChangedError, GalleryError, ImageError
 from ..images import (
@@ -24,6 +23,7 @@ from ..images import (
     ImageInput,
     check_batch_size,
     describe,
+    image_list,
     load_image,
     require_utf8_path,
 )
@@ -64,9 +64,7 @@ class EnrolMixin:
         check_batch_size(batch_size, MAX_BATCH_SIZE)
         name = check_name(name)
         metadata = check_metadata(metadata)
-        if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
-            images = [images]
-        items = [(name, source) for source in images]
+        items = [(name, source) for source in image_list(images)]
         metadata_by_name = {name: metadata} if metadata else {}
         expected = None if person_id is None else (name, person_id)
         return self._enroll(

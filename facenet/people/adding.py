@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import GalleryError, ImageError
 from ..gallery.crops import cut_crop
@@ -31,6 +30,7 @@ from ..images import (
     ImageInput,
     check_batch_size,
     describe,
+    image_list,
     load_image,
     require_utf8_path,
 )
@@ -61,9 +61,7 @@ class AddMixin:
         step = check_batch_size(batch_size, MAX_BATCH_SIZE)
         model = self.gallery._require_model()
         self._decision()  # settings made invalid elsewhere: refused before reading any photo
-        if isinstance(photos, (str, os.PathLike, Image.Image, np.ndarray)):
-            photos = [photos]
-        items = list(photos)
+        items = image_list(photos)
         if labels is not None and len(labels) != len(items):
             raise GalleryError(f"{len(items)} photos but {len(labels)} labels")
         report = AddReport()
