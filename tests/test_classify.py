@@ -112,3 +112,19 @@ def test_cli_train_refuses_an_out_that_is_one_of_its_photos(tmp_path, monkeypatc
     assert result.exit_code == 2, result.output
     assert "is one of the inputs" in result.output and victim.read_bytes() == before
     assert loaded == []  # refused before the model loads, not after embedding every photo
+
+
+def test_cli_train_lists_the_skipped_photos_when_training_then_fails(tmp_path, monkeypatch):
+    """Two people, one whose photos all fail: the error ("needs at least two people") used to
+    come alone, as if ROOT held one person; the skipped photos are listed before it."""
+    import facenet.cli.classify as cli_module
+
+    monkeypatch.setattr(cli_module, "load_model", lambda path: FakeModel())
+    root = make_tree(tmp_path / "people", people=1, photos=2)
+    save(root / "person_02" / "blank.png", np.zeros((20, 20, 3), np.uint8))
+    (root / "person_02" / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "c.joblib"
+    result = CliRunner().invoke(main, ["classify", "train", str(root), "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists(), result.output
+    assert "blank.png: no face found" in result.output and "broken.jpg: unreadable" in result.output
+    assert result.output.rstrip().endswith("a classifier needs at least two people")

@@ -47,19 +47,19 @@ def classify() -> None:
 def train(root, out, kind, neighbors, model_path, progress):
     """Train on ROOT, a folder with one sub-folder of photos per person. Photos without a
     face or unreadable are skipped and listed (exit status 1)."""
-    from ..classify import train as train_classifier
-    from ..classify import training_items
+    from ..classify import FaceClassifier, training_items, training_set
     from ..outputs import check_output_file
 
     photos = [file for _, file in training_items(root)]
     out = check_output_file(out, inputs=photos)  # never one of the photos; before embedding
     model = load_model(model_path)
-    classifier, data = train_classifier(
-        model, root, kind=kind, neighbors=neighbors, progress=want_progress(progress)
+    data = training_set(model, root, progress=want_progress(progress))
+    for source, reason in data.skipped:  # before fitting: they explain why it may fail
+        click.echo(f"skipped {source}: {reason}", err=True)
+    classifier = FaceClassifier.fit(
+        data.embeddings, data.labels, kind=kind, model=model, neighbors=neighbors
     )
     classifier.save(out)
-    for source, reason in data.skipped:
-        click.echo(f"skipped {source}: {reason}", err=True)
     click.echo(
         f"trained a {kind} on {plural(len(data.labels), 'face')} of "
         f"{plural(len(classifier.classes), 'person', 'people')}; "
