@@ -205,7 +205,8 @@ class FaceClassifier:
             raise ClassifierError(
                 f"this classifier was trained on embeddings of model {self.model_name!r} "
                 f"(id {self.model_id[:12]}); the given model is "
-                f"{getattr(model.info, 'name', '?')!r} (id {model.model_id[:12]}): retrain it"
+                f"{getattr(model.info, 'name', '?')!r} (id {model.model_id[:12]}): use the model "
+                "it was trained with (--model), or retrain it"
             )
 
     def save(self, path: str | os.PathLike) -> Path:

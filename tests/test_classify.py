@@ -128,3 +128,23 @@ def test_cli_train_lists_the_skipped_photos_when_training_then_fails(tmp_path, m
     assert result.exit_code == 2 and not out.exists(), result.output
     assert "blank.png: no face found" in result.output and "broken.jpg: unreadable" in result.output
     assert result.output.rstrip().endswith("a classifier needs at least two people")
+
+
+def test_cli_predict_with_another_model_says_to_pass_the_training_model(tmp_path, monkeypatch):
+    """A classifier trained with `--model X` and used without it: the error used to say only
+    "retrain it", when giving the model it was trained with is the fix."""
+    import facenet.cli.classify as cli_module
+
+    models = {"trained": FakeModel(), "other": FakeModel(name="other")}
+    monkeypatch.setattr(cli_module, "load_model", lambda path: models[path or "other"])
+    root = make_tree(tmp_path / "people", people=2, photos=2)
+    out = tmp_path / "c.joblib"
+    runner = CliRunner()
+    args = ["classify", "train", str(root), "-o", str(out), "--kind", "knn", "-m", "trained"]
+    assert runner.invoke(main, args).exit_code == 0
+    query = save(tmp_path / "q.png", photo((2, 7, 30)))
+    result = runner.invoke(main, ["classify", "predict", str(query), "-c", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "'fake'" in result.output and "use the model it was trained with (--model)" in (
+        result.output
+    )
