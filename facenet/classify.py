@@ -139,7 +139,8 @@ class FaceClassifier:
                 lonely = sorted(k for k, v in counts.items() if v < 2)[:5]
                 raise ClassifierError(
                     f"the SVM needs at least 2 photos per person to calibrate its "
-                    f"probabilities ({', '.join(lonely)} ... have 1); use kind='knn' or add photos"
+                    f"probabilities ({', '.join(lonely)} ... have 1); use kind 'knn' (--kind "
+                    "knn) or add photos"
                 )
             estimator = CalibratedClassifierCV(
                 SVC(kernel="linear", C=1.0, random_state=seed),

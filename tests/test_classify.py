@@ -148,3 +148,15 @@ def test_cli_predict_with_another_model_says_to_pass_the_training_model(tmp_path
     assert "'fake'" in result.output and "use the model it was trained with (--model)" in (
         result.output
     )
+
+
+def test_cli_train_svm_with_one_photo_of_someone_names_the_option(tmp_path, monkeypatch):
+    """The SVM's "at least 2 photos per person" error named the API's `kind='knn'`; on the
+    command line the way out is `--kind knn`."""
+    import facenet.cli.classify as cli_module
+
+    monkeypatch.setattr(cli_module, "load_model", lambda path: FakeModel())
+    root = make_tree(tmp_path / "people", people=2, photos=1)
+    result = CliRunner().invoke(main, ["classify", "train", str(root), "-o", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "at least 2 photos per person" in result.output
+    assert "--kind knn" in result.output
