@@ -271,3 +271,40 @@ def test_add_of_no_photos_at_all_is_one_image_error(tmp_path):
             with pytest.raises(ImageError):
                 library.add(bad)
         assert library.faces() == []
+
+
+def test_ids_that_are_no_integers_are_refused_not_truncated(lib):
+    """int() turned 2.7 into 2 and True into 1, so a correction silently hit another face;
+    "x" or None failed inside int(), and an id past SQLite's integers inside SQLite. Now an
+    ArgumentError, or not found, and nothing changes."""
+    from facenet.errors import ArgumentError
+
+    person, faces = biggest(lib)
+    before = [(f.id, f.person_id) for f in lib.faces()]
+    calls = [
+        (lib.face, lambda x: (x,)),
+        (lib.move, lambda x: (x, None)),
+        (lib.reject, lambda x: (x,)),
+        (lib.must_link, lambda x: (faces[1], x)),
+        (lib.name, lambda x: (x, "Ada")),
+        (lib.person, lambda x: (x,)),
+        (lib.merge, lambda x: ([person.id, x],)),
+        (lib.split, lambda x: (person.id, [x])),
+        (lib.gallery.remove_faces, lambda x: ([x],)),
+    ]
+    for bad in (faces[0] + 0.5, True, "x", None):
+        for call, args in calls:
+            with pytest.raises(ArgumentError, match=r"^a (face|person) id must be an integer"):
+                call(*args(bad))
+    with pytest.raises(ArgumentError, match="^person ids must be a list of integers"):
+        lib.merge(None)
+    for call in (
+        lambda: lib.face(2**70),
+        lambda: lib.move(2**70, None),
+        lambda: lib.name(2**70, "A"),
+    ):
+        with pytest.raises(LibraryNotFoundError):
+            call()
+    assert lib.gallery.thumbnail(2**70) is None and not lib.gallery.has_face(2**70)
+    assert [(f.id, f.person_id) for f in lib.faces()] == before
+    assert lib.face(np.int64(faces[0])).id == faces[0]  # a NumPy integer is an integer

@@ -11,7 +11,7 @@ import json
 from ..errors import GalleryError
 from .crops import StoredCrop
 from .results import FaceRecord, Person, face_record_from_row, person_from_row
-from .validation import MAX_ID, check_metadata, check_name
+from .validation import MAX_ID, check_ids, check_metadata, check_name, known_id
 
 
 class EditingMixin:
@@ -46,14 +46,16 @@ class EditingMixin:
 
     def has_face(self, face_id: int) -> bool:
         """True when a face with this id is enrolled."""
-        return self._store.face(int(face_id)) is not None
+        number = known_id(face_id)
+        return number is not None and self._store.face(number) is not None
 
     def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
         """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
         no such face, or it was enrolled before crops were kept (and not migrated since)."""
         if not 1 <= int(size) <= 4096:
             raise ValueError(f"thumbnail size must be 1-4096 px; got {size}")
-        row = self._store.crop(face_id)
+        number = known_id(face_id)
+        row = None if number is None else self._store.crop(number)
         if row is None:
             return None
         crop = StoredCrop.from_row(row["image"], row["geometry"])
@@ -120,7 +122,7 @@ class EditingMixin:
         """Delete several faces (as `remove_face`), all or nothing: one id with no face raises
         GalleryError naming every such id, and nothing is removed, so a typo in a list never
         leaves the gallery half edited. A repeated id counts once."""
-        wanted = list(dict.fromkeys(int(f) for f in face_ids))
+        wanted = list(dict.fromkeys(check_ids(face_ids)))
         with self._lock:
             index = self.index
             with self._store.transaction() as db:

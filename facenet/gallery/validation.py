@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import unicodedata
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from ..errors import GalleryError
+from ..errors import ArgumentError, GalleryError
 from ..images import ImageInput
 from ..types import Face
 
@@ -65,6 +67,30 @@ def check_name(name: object) -> str:
     if name.lower() == UNKNOWN:
         raise GalleryError(f"{name!r} is reserved for faces that match nobody")
     return name
+
+
+def check_id(value: object, kind: str = "face") -> int:
+    """A face or person id as an int; ArgumentError for what is no integer: int() turned 2.7
+    or True into another id (silently the wrong face), and "x" or None failed inside it."""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        try:
+            return operator.index(value)  # a NumPy integer passes, as a plain int
+        except TypeError:
+            pass
+    raise ArgumentError(f"a {kind} id must be an integer; got {value!r:.40}")
+
+
+def check_ids(values: object, kind: str = "face") -> list[int]:
+    """`check_id` of each of `values`; ArgumentError for one id or None where a list is due."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ArgumentError(f"{kind} ids must be a list of integers; got {values!r:.40}")
+    return [check_id(value, kind) for value in values]
+
+
+def known_id(value: object, kind: str = "face") -> int | None:
+    """`check_id`, or None for an integer no SQLite row can have (a query with it overflowed)."""
+    number = check_id(value, kind)
+    return number if 0 < number <= MAX_ID else None
 
 
 def check_metadata(metadata: object) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery.store import drop_empty_clusters, now
-from ..gallery.validation import check_name
+from ..gallery.validation import check_id, check_ids, check_name, known_id
 from . import links
 from .records import Face, Person, Suggestion
 
@@ -39,15 +39,17 @@ class CorrectionsMixin:
         with self._lock, self._store.transaction() as db:
             _person_row(db, person_id)
             other = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if name is not None and other is not None and other[0] != int(person_id):
+            if name is not None and other is not None and other[0] != check_id(person_id, "person"):
                 raise LibraryError(f"{name!r} is already person {other[0]} (merge the two instead)")
-            db.execute("UPDATE people SET name = ? WHERE id = ?", (name, int(person_id)))
+            db.execute(
+                "UPDATE people SET name = ? WHERE id = ?", (name, check_id(person_id, "person"))
+            )
         return self.person(person_id)
 
     def merge(self, person_ids: Sequence[int]) -> int:
         """Merge people/clusters into one; returns the survivor (the first named one, else the
         first given). Their faces become one must-link group."""
-        ids = list(dict.fromkeys(int(p) for p in person_ids))
+        ids = list(dict.fromkeys(check_ids(person_ids, "person")))
         if len(ids) < 2:
             raise LibraryError("merge needs at least two different people or clusters")
         with self._lock, self._store.transaction() as db:
@@ -66,7 +68,7 @@ class CorrectionsMixin:
     def split(self, person_id: int, face_ids: Sequence[int]) -> int:
         """Move `face_ids` (faces of `person_id`) to a new unnamed cluster; returns its id. Each
         part becomes a must-link group, cannot-linked to the other."""
-        part = sorted({int(f) for f in face_ids})
+        part = sorted(set(check_ids(face_ids)))
         with self._lock, self._store.transaction() as db:
             _person_row(db, person_id)
             faces = set(_face_ids(db, person_id))
@@ -92,13 +94,18 @@ class CorrectionsMixin:
         """Move one face to a person (None: to nobody): cannot-linked to the faces it leaves,
         must-linked to the person it joins."""
         with self._lock, self._store.transaction() as db:
-            _move(db, int(face_id), None if person_id is None else int(person_id), "move")
+            _move(
+                db,
+                check_id(face_id),
+                None if person_id is None else check_id(person_id, "person"),
+                "move",
+            )
         return self.face(face_id)
 
     def accept(self, person_id: int, face_id: int) -> Face:
         """Accept a suggestion: the face is `person_id`'s (as `move`)."""
         with self._lock, self._store.transaction() as db:
-            _move(db, int(face_id), int(person_id), "accept")
+            _move(db, check_id(face_id), check_id(person_id, "person"), "accept")
         return self.face(face_id)
 
     def decline(self, person_id: int, face_id: int) -> Face:
@@ -107,33 +114,33 @@ class CorrectionsMixin:
         with self._lock, self._store.transaction() as db:
             row = _face_row(db, face_id)
             _person_row(db, person_id)
-            if row["person_id"] == int(person_id):
-                links.detach(db, int(face_id), "decline")
-                _assign(db, [int(face_id)], None)
-            others = [f for f in _face_ids(db, person_id) if f != int(face_id)]
-            links.add_links(db, "cannot", [(int(face_id), f) for f in others], "decline")
+            if row["person_id"] == check_id(person_id, "person"):
+                links.detach(db, check_id(face_id), "decline")
+                _assign(db, [check_id(face_id)], None)
+            others = [f for f in _face_ids(db, person_id) if f != check_id(face_id)]
+            links.add_links(db, "cannot", [(check_id(face_id), f) for f in others], "decline")
         return self.face(face_id)
 
     def must_link(self, face_a: int, face_b: int) -> None:
         """Faces a and b are the same person: their groups join (and their person, when one of
         them has one); refused when it would put a cannot-linked pair together."""
         with self._lock, self._store.transaction() as db:
-            _must_link(db, int(face_a), int(face_b))
+            _must_link(db, check_id(face_a), check_id(face_b))
 
     def cannot_link(self, face_a: int, face_b: int) -> None:
         """Faces a and b are different people; if they are together, b's group leaves."""
         with self._lock, self._store.transaction() as db:
             a, b = _face_row(db, face_a), _face_row(db, face_b)
-            if int(face_a) == int(face_b):
+            if check_id(face_a) == check_id(face_b):
                 raise LibraryError("a face cannot be cannot-linked to itself")
             groups = links.must_groups(db)
-            if groups.find(int(face_a)) == groups.find(int(face_b)):
+            if groups.find(check_id(face_a)) == groups.find(check_id(face_b)):
                 raise LibraryError(
                     f"faces {face_a} and {face_b} are must-linked (unlink them first)"
                 )
-            links.add_links(db, "cannot", [(int(face_a), int(face_b))], "user")
+            links.add_links(db, "cannot", [(check_id(face_a), check_id(face_b))], "user")
             if a["person_id"] is not None and a["person_id"] == b["person_id"]:
-                _assign(db, links.group_of(db, int(face_b)), None)
+                _assign(db, links.group_of(db, check_id(face_b)), None)
 
     def unlink(self, face_a: int, face_b: int) -> int:
         """Forget the links between two faces; returns how many were removed."""
@@ -152,11 +159,11 @@ class CorrectionsMixin:
             raise LibraryError(f"reason must be one of {', '.join(REJECT_REASONS)}; got {reason!r}")
         with self._lock, self._store.transaction() as db:
             old = _face_row(db, face_id)["person_id"]
-            links.detach(db, int(face_id), "reject")
+            links.detach(db, check_id(face_id), "reject")
             db.execute(
                 "UPDATE faces SET rejected = ?, person_id = NULL, assigned_by = 'user' "
                 "WHERE id = ?",
-                (reason, int(face_id)),
+                (reason, check_id(face_id)),
             )
             drop_empty_clusters(db, [] if old is None else [old])
         return self.face(face_id)
@@ -167,7 +174,7 @@ class CorrectionsMixin:
         with self._lock, self._store.transaction() as db:
             if _face_row(db, face_id)["rejected"] is None:
                 raise LibraryError(f"face {face_id} is not rejected")
-            db.execute("UPDATE faces SET rejected = NULL WHERE id = ?", (int(face_id),))
+            db.execute("UPDATE faces SET rejected = NULL WHERE id = ?", (check_id(face_id),))
         return self.face(face_id)
 
     def suggestions(
@@ -179,7 +186,8 @@ class CorrectionsMixin:
         db = self._store.db
         _person_row(db, person_id)
         mine = db.execute(
-            "SELECT id, embedding, content_hash FROM faces WHERE person_id = ?", (int(person_id),)
+            "SELECT id, embedding, content_hash FROM faces WHERE person_id = ?",
+            (check_id(person_id, "person"),),
         ).fetchall()
         if not mine:
             return []
@@ -196,21 +204,27 @@ class CorrectionsMixin:
         x = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
         d = 2.0 - 2.0 * (x @ mean)
         order = [i for i in np.argsort(d, kind="stable") if d[i] <= limit][: max(0, int(k))]
-        return [Suggestion(int(person_id), int(rows[i][0]), float(d[i])) for i in order]
+        return [
+            Suggestion(check_id(person_id, "person"), int(rows[i][0]), float(d[i])) for i in order
+        ]
 
 
 # -- helpers (inside a transaction) -------------------------------------------------------------
 
 
 def _face_row(db: sqlite3.Connection, face_id) -> sqlite3.Row:
-    row = db.execute("SELECT * FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+    number = known_id(face_id)
+    query = "SELECT * FROM faces WHERE id = ?"
+    row = None if number is None else db.execute(query, (number,)).fetchone()
     if row is None:
         raise LibraryNotFoundError(f"no face with id {face_id}", "face")
     return row
 
 
 def _person_row(db: sqlite3.Connection, person_id) -> sqlite3.Row:
-    row = db.execute("SELECT id, name FROM people WHERE id = ?", (int(person_id),)).fetchone()
+    number = known_id(person_id, "person")
+    query = "SELECT id, name FROM people WHERE id = ?"
+    row = None if number is None else db.execute(query, (number,)).fetchone()
     if row is None:
         raise LibraryNotFoundError(f"no person or cluster with id {person_id}", "person")
     return row
@@ -220,7 +234,7 @@ def _face_ids(db: sqlite3.Connection, person_id) -> list[int]:
     return [
         r[0]
         for r in db.execute(
-            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (int(person_id),)
+            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (check_id(person_id, "person"),)
         )
     ]
 

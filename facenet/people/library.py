@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery import Gallery
+from ..gallery.validation import check_id, known_id
 from . import links, settings
 from .adding import AddMixin
 from .corrections import CorrectionsMixin
@@ -269,7 +270,7 @@ class Library(AddMixin, CorrectionsMixin):
     def person(self, person_id: int) -> Person:
         """One person or cluster (LibraryError when there is none)."""
         for p in self.people():
-            if p.id == int(person_id):
+            if p.id == check_id(person_id, "person"):
                 return p
         raise LibraryNotFoundError(f"no person or cluster with id {person_id}", "person")
 
@@ -278,7 +279,7 @@ class Library(AddMixin, CorrectionsMixin):
         if person_id is not None:
             self.person(person_id)
             rows = self._store.db.execute(
-                FACE_SQL + " WHERE f.person_id = ? ORDER BY f.id", (int(person_id),)
+                FACE_SQL + " WHERE f.person_id = ? ORDER BY f.id", (check_id(person_id, "person"),)
             )
         elif unassigned:
             rows = self._store.db.execute(
@@ -290,14 +291,16 @@ class Library(AddMixin, CorrectionsMixin):
 
     def face(self, face_id: int) -> Face:
         """One face (LibraryError when there is none)."""
-        row = self._store.db.execute(FACE_SQL + " WHERE f.id = ?", (int(face_id),)).fetchone()
+        number = known_id(face_id)
+        query = FACE_SQL + " WHERE f.id = ?"
+        row = None if number is None else self._store.db.execute(query, (number,)).fetchone()
         if row is None:
             raise LibraryNotFoundError(f"no face with id {face_id}", "face")
         return face_from_row(row)
 
     def thumbnail(self, face_id: int, size: int = 112) -> bytes:
         """A square JPEG of the face, cut from the crop kept with it."""
-        data = self.gallery.thumbnail(int(face_id), size)
+        data = self.gallery.thumbnail(face_id, size)
         if data is None:
             raise LibraryNotFoundError(f"no face with id {face_id} (or no crop kept for it)")
         return data
