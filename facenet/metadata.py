@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -126,6 +127,19 @@ DEFAULT_THRESHOLD = 1.1
 
 #: Nearest people listed per identified face: one default for Python, the CLI and the REST API.
 DEFAULT_K = 3
+
+
+def check_k(k: object) -> int:
+    """How many nearest people to list: an integer of at least 1, else an ArgumentError (k=2.5
+    listed every match found, "3" or None failed inside a comparison)."""
+    if not isinstance(k, bool) and type(k).__name__ != "bool_":
+        try:
+            k = operator.index(k)  # a NumPy integer passes, as a plain int
+        except TypeError:
+            pass
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+        return k
+    raise ArgumentError(f"k must be an integer of at least 1; got {k!r:.40}")
 
 
 def check_threshold(threshold: float | None, default: float) -> float:

@@ -544,3 +544,24 @@ def test_enroll_of_no_photos_at_all_is_one_image_error(tmp_path, model):
         assert g.people() == []
         batch = np.stack([photo((1, v, 30)) for v in range(2)])
         assert len(g.enroll("Ada", batch).enrolled) == 2
+
+
+def test_k_that_is_no_positive_integer_is_one_argument_error(tmp_path, model):
+    """k=2.5 listed every person found (the count never equalled it), "3" or None failed
+    inside a comparison with a TypeError, 0 was a plain ValueError; embeddings that are no
+    numbers failed inside NumPy."""
+    from facenet.errors import ArgumentError
+
+    with Gallery.create(tmp_path / "g.db", model) as g:
+        for person in (1, 2, 3):
+            g.enroll(f"P{person}", [photo((person, 0, 30))])
+        probe = photo((1, 1, 30))
+        assert len(g.identify(probe, k=2)[0].matches) == 2
+        assert len(g.identify(probe, k=np.int64(2))[0].matches) == 2
+        for bad in (2.5, "3", None, 0, -1, True):
+            with pytest.raises(ArgumentError, match="^k must be an integer of at least 1"):
+                g.identify(probe, k=bad)
+            with pytest.raises(ArgumentError, match="^k must be an integer of at least 1"):
+                g.search(np.ones(DIM), k=bad, per_person=False)
+        with pytest.raises(GalleryError, match="do not fit this gallery"):
+            g.search("abc")

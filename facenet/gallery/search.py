@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import GalleryError
 from ..images import ImageInput
-from ..metadata import DEFAULT_K, check_threshold
+from ..metadata import DEFAULT_K, check_k, check_threshold
 from .results import UNKNOWN, IdentifiedFace, Match
 
 
@@ -20,6 +20,7 @@ class SearchMixin:
         """Every face in the photo with its `k` nearest people (distinct, nearest face each) and
         a decision: the best match's name if its distance <= threshold, else "unknown"."""
         threshold = check_threshold(threshold, self.threshold)
+        k = check_k(k)
         model = self._require_model()
         faces = model.represent(image)
         if not faces:
@@ -48,7 +49,11 @@ class SearchMixin:
         per_person: k distinct people, each with their nearest face (default); else the k
         nearest faces, whoever they belong to.
         """
-        queries = np.asarray(embeddings, dtype=np.float32)
+        k = check_k(k)
+        try:
+            queries = np.asarray(embeddings, dtype=np.float32)
+        except (TypeError, ValueError):  # strings, ragged rows
+            queries = np.zeros((0, 0), np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
         if queries.ndim != 2 or queries.shape[1] != self.embedding_size:
@@ -59,8 +64,6 @@ class SearchMixin:
         if not np.all(np.isfinite(queries)):
             raise GalleryError("embeddings contain NaN or infinite values")
         queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        if k < 1:
-            raise ValueError(f"k must be at least 1; got {k}")
         with self._lock:
             index = self.index
             total = len(index)
