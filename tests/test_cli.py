@@ -58,6 +58,17 @@ def test_info(runner, small_model_file):
         assert expected in result.output
 
 
+def test_info_with_both_a_model_argument_and_model_option_is_a_usage_error(runner):
+    """`facenet info A --model B` described A and silently dropped B: which one the user meant
+    is a guess, so neither is described."""
+    result = runner.invoke(main, ["info", "facenet-mobilenet", "--model", "dlib-resnet"])
+    assert result.exit_code == 2, result.output
+    assert (
+        "give the model as PATH or as --model, not both" in result.output
+        and "file " not in result.output
+    )
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -230,6 +230,8 @@ def compare_faces(model, first: str, second: str, threshold: float | None, all_f
 @json_option
 def info(model_path, path, as_json):
     """Describe a model file: backbone, parameters, input size, preprocessing, threshold."""
+    if path and model_path:  # one would be dropped silently: which is meant is a guess
+        raise click.UsageError("give the model as PATH or as --model, not both")
     model = _load(path or model_path)
     i = model.info
     parameters = _parameters(model)
