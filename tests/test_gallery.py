@@ -565,3 +565,15 @@ def test_k_that_is_no_positive_integer_is_one_argument_error(tmp_path, model):
                 g.search(np.ones(DIM), k=bad, per_person=False)
         with pytest.raises(GalleryError, match="do not fit this gallery"):
             g.search("abc")
+
+
+def test_add_embeddings_of_nan_or_zeros_says_so_and_stores_nothing(tmp_path, model):
+    """A NaN row was reported as "the model returned an embedding of shape (128,); expected
+    (128,)" and a zero row as "the model returned a zero embedding": the caller gave them."""
+    with Gallery.create(tmp_path / "g.db", model) as g:
+        good = fake_embedding(1, 0)
+        with pytest.raises(GalleryError, match="^embeddings contain NaN or infinite values$"):
+            g.add_embeddings("Ada", np.stack([good, np.full(DIM, np.nan)]))
+        with pytest.raises(GalleryError, match=r"^embedding 1 is all zeros \(not a face vector\)$"):
+            g.add_embeddings("Ada", np.stack([good, np.zeros(DIM)]))
+        assert g.people() == [] and len(g) == 0

@@ -160,6 +160,11 @@ class EnrolMixin:
             )
         if not len(vectors):
             return vectors
+        if not np.all(np.isfinite(vectors)):  # (not "the model returned" one: the caller did)
+            raise GalleryError("embeddings contain NaN or infinite values")
+        zero = np.flatnonzero(~np.any(vectors, axis=1))
+        if len(zero):
+            raise GalleryError(f"embedding {int(zero[0])} is all zeros (not a face vector)")
         return np.stack([_unit(v, self.embedding_size) for v in vectors])
 
     def _ready_row(self, vector: np.ndarray, source: str | None, face: Face | None) -> tuple:
