@@ -282,3 +282,29 @@ def test_cluster_outputs_inside_the_photo_folder_are_not_inputs(tmp_path):
     assert again.exit_code == 0 and "3 faces from 3 photos" in again.output, again.output
     same = CliRunner().invoke(main, ["cluster", str(photos), "-o", str(photos / "clusters")])
     assert same.exit_code == 2 and "not empty" in same.output  # an earlier output is kept
+
+
+def test_bad_arguments_are_one_argument_error():
+    """None or a number as embeddings, a threshold or min_size that is no number, a model name
+    for `model`, or a string seed failed with a TypeError, AttributeError or ValueError from
+    inside float(), NumPy or a comparison; 0 sweeps left every face alone. Each is now one
+    line, an ArgumentError (still a ValueError, as documented)."""
+    from facenet.errors import ArgumentError
+
+    x = np.ones((3, 8))
+    cases = [
+        ({"embeddings": None}, "^embeddings must be an n x d array; got NoneType"),
+        ({"embeddings": 5}, "^embeddings must be an n x d array; got int"),
+        ({"threshold": "x"}, r"^threshold must be a squared-L2 distance in \(0, 4\]; got x"),
+        ({"min_size": "2"}, "^min_size must be an integer of at least 1; got '2'"),
+        ({"min_size": None}, "^min_size must be an integer of at least 1"),
+        ({"min_size": float("nan")}, "^min_size must be an integer of at least 1"),
+        ({"model": "dlib-resnet"}, "^model must be the FaceNet that made the embeddings; got str"),
+        ({"method": "chinese_whispers", "seed": "x"}, "^seed must be an integer of at least 0"),
+        ({"method": "chinese_whispers", "iterations": 0}, "^iterations must be an integer"),
+    ]
+    for options, message in cases:
+        options = {"embeddings": x, **options}
+        with pytest.raises(ArgumentError, match=message):
+            cluster(options.pop("embeddings"), **options)
+    assert list(cluster(x, threshold=0.5, min_size=np.int64(2))) == [0, 0, 0]

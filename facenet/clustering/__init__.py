@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..metadata import check_choice
 from ..types import Face
 
@@ -64,16 +65,13 @@ def cluster(
         int array of n labels: 0 is the largest cluster, -1 is noise.
 
     Raises:
-        ValueError: for a bad option, or rows that are not face vectors (NaN, infinite, all
-            zeros); rows of any non-zero length are normalised.
+        ArgumentError (a ValueError): for a bad option, or rows that are not face vectors
+            (NaN, infinite, all zeros); rows of any non-zero length are normalised.
     """
     check_choice("method", method, METHODS)
     x = _as_matrix(embeddings)
     threshold = _threshold(threshold, model)
-    if not 0 < threshold <= 4:
-        raise ValueError(f"threshold must be a squared-L2 distance in (0, 4]; got {threshold}")
-    if not min_size >= 1:  # NaN too
-        raise ValueError(f"min_size must be at least 1; got {min_size}")
+    _check_counts(min_size=min_size, iterations=iterations, seed=seed)
     n = len(x)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -115,13 +113,37 @@ def chinese_whispers(
 
 
 def _threshold(threshold: float | None, model) -> float:
+    """The threshold given, else `model`'s, else the default model's: in (0, 4], or an
+    ArgumentError (a string failed inside float(), a model name had no `info`)."""
     if threshold is not None:
-        return float(threshold)
-    if model is not None:
-        return float(model.info.verification_threshold)
-    from ..catalog import default_model_info
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = float("nan")
+    elif model is not None:
+        if not hasattr(model, "info"):
+            raise ArgumentError(
+                f"model must be the FaceNet that made the embeddings; got {type(model).__name__}"
+            )
+        value = float(model.info.verification_threshold)
+    else:
+        from ..catalog import default_model_info
 
-    return float(default_model_info().verification_threshold)
+        value = float(default_model_info().verification_threshold)
+    if not 0 < value <= 4:  # NaN too
+        shown = str(threshold if threshold is not None else value)[:40]
+        raise ArgumentError(f"threshold must be a squared-L2 distance in (0, 4]; got {shown}")
+    return value
+
+
+def _check_counts(**counts) -> None:
+    """ArgumentError unless each count is an integer (seed at least 0, the others at least 1):
+    a NaN min_size made everything noise, 0 sweeps left every face alone, "2" or None failed
+    inside a comparison."""
+    for option, value in counts.items():
+        low = 0 if option == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ArgumentError(f"{option} must be an integer of at least {low}; got {value!r:.40}")
 
 
 def average_linkage(
@@ -217,27 +239,32 @@ def _as_matrix(embeddings) -> np.ndarray:
     if isinstance(embeddings, np.ndarray):
         x = embeddings
     else:
-        items = list(embeddings)
+        try:
+            items = list(embeddings)
+        except TypeError:  # None, a number
+            raise ArgumentError(
+                f"embeddings must be an n x d array; got {type(embeddings).__name__}"
+            ) from None
         if any(isinstance(f, Face) for f in items):
             if not all(isinstance(f, Face) and f.embedding is not None for f in items):
-                raise ValueError("every Face must carry an embedding (use model.represent)")
+                raise ArgumentError("every Face must carry an embedding (use model.represent)")
             items = [f.embedding for f in items]
         x = items
     try:
         x = np.asarray(x, dtype=np.float32)
     except (ValueError, TypeError) as exc:  # ragged rows, strings
-        raise ValueError(f"embeddings must be an n x d array of numbers ({exc})") from None
+        raise ArgumentError(f"embeddings must be an n x d array of numbers ({exc})") from None
     if x.ndim != 2:
         if x.size == 0:
             return np.zeros((0, 1), np.float32)
-        raise ValueError(f"embeddings must be an n x d array; got shape {x.shape}")
+        raise ArgumentError(f"embeddings must be an n x d array; got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("embeddings contain NaN or infinite values")
+        raise ArgumentError("embeddings contain NaN or infinite values")
     if len(x) and x.shape[1] == 0:
-        raise ValueError(f"embeddings must have at least one dimension; got shape {x.shape}")
+        raise ArgumentError(f"embeddings must have at least one dimension; got shape {x.shape}")
     norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)  # no over/underflow
     if np.any(norms == 0):  # no direction: it would sit at distance 2 from everything
-        raise ValueError(f"embedding {int(np.argmin(norms))} is all zeros (not a face vector)")
+        raise ArgumentError(f"embedding {int(np.argmin(norms))} is all zeros (not a face vector)")
     return (x / norms).astype(np.float32)
 
 
