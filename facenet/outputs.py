@@ -15,6 +15,7 @@ exit status 2 on the command line).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -86,6 +87,9 @@ def write_files(files: Mapping[Path, Callable[[BinaryIO], object]]) -> None:
     file beside it, then all moved into place. An OS error (disk full, a read-only folder) is
     a one-line OutputError naming the file, and leaves the old files as they were, none of the
     new ones and no temporary file."""
+    for path in files:  # a folder in the way fails its rename: before any file has moved
+        if path.is_dir() and not path.is_symlink():
+            raise OutputError(f"cannot write {path} ({os.strerror(errno.EISDIR)})")
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in files.items():

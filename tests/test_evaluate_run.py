@@ -502,6 +502,26 @@ def test_an_unwritable_output_is_one_line_and_keeps_the_old_ones(tmp_path, monke
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temporary either
 
 
+def test_a_folder_where_a_plot_goes_writes_none_of_the_outputs(tmp_path):
+    """A folder named roc.png in --out failed at its rename, after report.json had been moved
+    into place: a new report beside the old distances.png, not "all or none". Now refused
+    before anything moves: one line, exit 2, --out as it was."""
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "AB" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    out = tmp_path / "o"
+    (out / "roc.png").mkdir(parents=True)
+    (out / "distances.png").write_bytes(b"previous")
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--embeddings", str(tmp_path / "e.npz"),
+            "--out", str(out)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output == f"Error: cannot write {out / 'roc.png'} (Is a directory)\n"
+    assert sorted(p.name for p in out.iterdir()) == ["distances.png", "roc.png"]  # no report
+    assert (out / "distances.png").read_bytes() == b"previous"
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv
