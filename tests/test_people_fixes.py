@@ -308,3 +308,28 @@ def test_ids_that_are_no_integers_are_refused_not_truncated(lib):
     assert lib.gallery.thumbnail(2**70) is None and not lib.gallery.has_face(2**70)
     assert [(f.id, f.person_id) for f in lib.faces()] == before
     assert lib.face(np.int64(faces[0])).id == faces[0]  # a NumPy integer is an integer
+
+
+def test_a_bad_setting_is_named_alone(tmp_path):
+    """`configure(min_faces=1)` said "threshold must be in (0, 4] and min_faces an integer of
+    at least 2 (got 1.0 and 1)": a threshold of 1.0 the user never gave; `configure(threshold=
+    "x")` blamed a min_faces of 2 too. Each message now names only the bad value."""
+    path = tmp_path / "lib.db"
+    with Library.open(path, memo_model()) as library:
+        before = library.settings()
+        with pytest.raises(
+            LibraryError, match=r"min_faces must be an integer of at least 2 \(got 1\)$"
+        ):
+            library.configure(min_faces=1)
+        with pytest.raises(
+            LibraryError, match=r"people threshold must be in \(0, 4\] \(got 'x'\)$"
+        ):
+            library.configure(threshold="x")
+        with pytest.raises(LibraryError, match=r"and min_faces an .* \(got 5 and 1\)$"):
+            library.configure(threshold=5, min_faces=1)
+        assert library.settings() == before
+    with pytest.raises(
+        LibraryError, match=r"min_faces must be an integer of at least 2 \(got 0\)$"
+    ):
+        Library.open(tmp_path / "new.db", memo_model(), min_faces=0)
+    assert not (tmp_path / "new.db").exists()

@@ -73,17 +73,32 @@ class Settings:
 
 
 def check(path: Path, threshold, min_faces) -> tuple[float, int]:
-    """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2."""
-    try:
-        value, count = float(threshold), float(min_faces)
-    except (TypeError, ValueError):
-        value, count = float("nan"), float("nan")
-    if not (0 < value <= 4 and count >= 2 and count.is_integer()):
+    """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2. The
+    LibraryError names only the bad one: callers pass a valid stand-in for one not given, and
+    "got 1.0 and 1" blamed a threshold the user never gave."""
+    value, count = _float(threshold), _float(min_faces)
+    bad_threshold = not 0 < value <= 4  # NaN too
+    bad_count = not (count >= 2 and count.is_integer())
+    if bad_threshold and bad_count:
         raise LibraryError(
             f"{path}: people threshold must be in (0, 4] and min_faces an integer of at least 2 "
             f"(got {threshold!r} and {min_faces!r})"
         )
+    if bad_threshold:
+        raise LibraryError(f"{path}: people threshold must be in (0, 4] (got {threshold!r})")
+    if bad_count:
+        raise LibraryError(
+            f"{path}: min_faces must be an integer of at least 2 (got {min_faces!r})"
+        )
     return value, int(count)
+
+
+def _float(value) -> float:
+    """`value` as a float; NaN when it is no number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def check_meta(path: Path, meta: dict, replacing=()) -> None:
