@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .catalog import resolve
-from .errors import ModelError, ModelNotFoundError, NoFaceError
+from .errors import ArgumentError, ModelError, ModelNotFoundError, NoFaceError
 from .images import (
     MAX_BATCH_SIZE,
     ImageInput,
@@ -278,13 +278,13 @@ class FaceNet:
 
     def embed_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Embed aligned uint8 crops (n, S, S, 3) at the model's input size, batched.
-        batch_size: 1..1024 (`MAX_BATCH_SIZE`), as for `embed`: outside it an ArgumentError
-        (a ValueError), before any crop is embedded."""
+        batch_size: 1..1024 (`MAX_BATCH_SIZE`), as for `embed`: outside it, or crops of another
+        shape or dtype, an ArgumentError (a ValueError), before any crop is embedded."""
         batch_size = check_batch_size(batch_size, MAX_BATCH_SIZE)
         crops = np.asarray(crops)
         size = self.input_size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
-            raise ValueError(
+            raise ArgumentError(
                 f"crops must be uint8 of shape (n, {size}, {size}, 3); "
                 f"got {crops.dtype} {crops.shape}"
             )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError
+from .errors import ArgumentError, ModelNotFoundError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MEASUREMENTS = WEIGHTS_DIR / "models.json"
@@ -75,7 +75,12 @@ def resolve(name_or_path: str | os.PathLike | None) -> tuple[Path, str | None]:
     """(model file, catalog name or None) for a model name, a path, or None (the default)."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
-    key = os.fspath(name_or_path)
+    try:
+        key = os.fspath(name_or_path)
+    except TypeError:  # FaceNet.load(5): not os.fspath's traceback
+        raise ArgumentError(
+            f"a model is a name or a path; got {type(name_or_path).__name__}"
+        ) from None
     path = Path(key)
     if not path.exists() and path.parent.name == "weights" and path.name in LEGACY_FILES:
         key = LEGACY_FILES[path.name]  # a gallery made before models had names

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import operator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -65,6 +66,13 @@ class ModelInfo:
         check_choice("preprocessing", self.preprocessing, MODEL_PREPROCESSING)
         check_choice("alignment", self.alignment, ALIGNMENT_MODES)
         check_choice("backbone", self.backbone, (*backbone_names(), *CONVERTED_ARCHITECTURES))
+        margin = self.margin  # (with_alignment("crop", "x") failed deep inside the cut)
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, numbers.Real)
+            or not math.isfinite(margin)
+        ):
+            raise ArgumentError(f"margin must be a number of pixels; got {margin!r:.40}")
         unknown = set(self.detection) - set(DETECTION_SETTINGS)
         if unknown:
             raise ValueError(f"unknown detection setting(s): {', '.join(sorted(unknown))}")

@@ -385,3 +385,22 @@ def test_what_is_no_image_nor_list_of_images_is_one_image_error(small_model):
             call(data)
     with pytest.raises(ImageError, match="^input #1: unsupported input type NoneType"):
         small_model.embed([crops(1)[0], None], detect=False)
+
+
+def test_the_rest_of_the_bad_arguments_are_argument_errors(small_model):
+    """`crops(detections=)` of another length failed inside zip(), `embed_crops` of the wrong
+    shape was a plain ValueError, `with_alignment("crop", "x")` failed deep inside the cut and
+    `FaceNet.load(5)` inside os.fspath: each is now a one-line ArgumentError."""
+    from facenet.errors import ArgumentError
+
+    x = crops(2)
+    with pytest.raises(ArgumentError, match="^detections: 1 lists of faces for 2 images$"):
+        small_model.crops(list(x), detections=[[]])
+    with pytest.raises(ArgumentError, match=r"^crops must be uint8 of shape \(n, 64, 64, 3\)"):
+        small_model.embed_crops(crops(2, size=10))
+    for bad in ("x", [1], float("nan"), float("inf")):
+        with pytest.raises(ArgumentError, match="^margin must be a number of pixels"):
+            small_model.with_alignment("crop", bad)
+    assert small_model.with_alignment("crop", 20).info.margin == 20
+    with pytest.raises(ArgumentError, match="^a model is a name or a path; got int$"):
+        FaceNet.load(5)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..types import Face
 from .align import align_face, center_crop, most_prominent
 
@@ -60,6 +61,10 @@ def face_crops(
         return []
     if detections is None:
         detections = detector.detect_batch(list(images))
+    elif len(detections) != len(images):  # (zip's ValueError named no argument)
+        raise ArgumentError(
+            f"detections: {len(detections)} lists of faces for {len(images)} images"
+        )
     return [
         crop_face(image, faces, cut, fallback_size)
         for image, faces in zip(images, detections, strict=True)
