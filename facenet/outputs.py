@@ -33,7 +33,7 @@ def check_output_file(
 ) -> Path:
     """`path` as a file to write, or an OutputError saying why not; with `replace=False` an
     existing file is refused too (its message names `--force`)."""
-    path = Path(path)
+    path = _not_empty(path)
     _check_ancestors(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name")
@@ -53,7 +53,7 @@ def check_output_folder(
     `replace=False` an existing folder is refused (its message names `--force`); with `marker`,
     an existing folder must hold that file: only a folder this kind of output made is
     replaced, never, say, a folder of photos."""
-    path = Path(path)
+    path = _not_empty(path)
     _check_ancestors(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: not a folder")
@@ -140,6 +140,14 @@ def write_temporary(path: Path, write: Callable[[BinaryIO], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _not_empty(path: str | os.PathLike) -> Path:
+    """`path` as a Path, or an OutputError when it is "": Path("") is the current folder, so
+    `-o "$OUT"` with OUT unset would write there."""
+    if os.fspath(path) == "":
+        raise OutputError("the output path is empty (an unset shell variable?)")
+    return Path(path)
 
 
 def _check_ancestors(path: Path) -> None:

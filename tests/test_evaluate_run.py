@@ -522,6 +522,24 @@ def test_a_folder_where_a_plot_goes_writes_none_of_the_outputs(tmp_path):
     assert (out / "distances.png").read_bytes() == b"previous"
 
 
+def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, monkeypatch):
+    """`--out "$OUT"` with OUT unset: "" is Path("."), so the report and plots went into the
+    current folder, replacing a report.json there. Now one line, exit 2, nothing written."""
+    rng = np.random.default_rng(5)
+    vectors = {f"{n}/{n}_{i:04d}.jpg": rng.normal(size=8) for n in "AB" for i in (1, 2)}
+    np.savez(tmp_path / "e.npz", **vectors)
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    args = ["evaluate", "lfw", "--lfw-dir", str(tmp_path), "--embeddings", str(tmp_path / "e.npz"),
+            "--out", ""]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert r.output == "Error: the output path is empty (an unset shell variable?)\n"
+    assert list(here.iterdir()) == []
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv
