@@ -577,3 +577,19 @@ def test_add_embeddings_of_nan_or_zeros_says_so_and_stores_nothing(tmp_path, mod
         with pytest.raises(GalleryError, match=r"^embedding 1 is all zeros \(not a face vector\)$"):
             g.add_embeddings("Ada", np.stack([good, np.zeros(DIM)]))
         assert g.people() == [] and len(g) == 0
+
+
+def test_thumbnail_size_and_calibration_rate_that_are_no_numbers(tmp_path, model):
+    """`thumbnail(id, "x")` failed inside int(), 2.5 was taken as 2 px and 0 was a plain
+    ValueError; `calibrate(far="x")` failed inside a comparison with a TypeError."""
+    from facenet.errors import ArgumentError
+
+    with Gallery.create(tmp_path / "g.db", model) as g:
+        (face,) = g.enroll("Ada", [photo((1, 0, 30))]).enrolled
+        assert g.thumbnail(face.face_id, np.int64(32)).startswith(b"\xff\xd8")
+        for bad in ("x", 2.5, 0, 5000, True, None):
+            with pytest.raises(ArgumentError, match="^thumbnail size must be an integer of 1-4096"):
+                g.thumbnail(face.face_id, bad)
+        for bad in ("x", None, float("nan"), 0, 1):
+            with pytest.raises(GalleryError, match="^the false-accept rate must be in"):
+                g.calibrate(far=bad)

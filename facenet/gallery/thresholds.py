@@ -86,8 +86,13 @@ class ThresholdMixin:
         an artefact of the nearest pair."""
         from ..evaluate.openset import calibrate_gallery
 
-        if not 0 < far < 1:
-            raise GalleryError(f"the false-accept rate must be in (0, 1); got {far}")
+        try:  # ("x" failed inside a comparison with a TypeError)
+            rate = float(far)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not 0 < rate < 1:
+            raise GalleryError(f"the false-accept rate must be in (0, 1); got {far!s:.40}")
+        far = rate
         vectors, labels = self._named_faces()
         if len(set(labels.tolist())) < 2:
             raise GalleryError(f"{self.path}: calibration needs at least two named people")
