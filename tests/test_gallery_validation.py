@@ -129,3 +129,23 @@ def test_cli_refuses_deep_metadata_and_hostile_names(tmp_path, fake):  # noqa: F
     assert result.exit_code == 2 and "at most 200 characters" in result.output
     listing = run("gallery", "list", g, "--json").output
     assert [json.loads(line)["name"] for line in listing.splitlines()] == ["Ada"]
+
+
+def test_names_that_draw_nothing_are_refused():
+    """A zero-width joiner, a lone combining mark, a Hangul filler or the blank Braille pattern
+    passed as a name: `gallery list` and every match then showed a blank where a name was."""
+    for blank in ("\u200d", "\u0308", "\u200c\u200d", "\u3164", "\u2800", "\u115f\u0301"):
+        with pytest.raises(GalleryError, match="^a person's name needs a visible character"):
+            check_name(blank)
+    for name in ("Zoe\u0308", "\u0627\u200c\u0628", "😀", "李", "A\u3164B"):
+        assert check_name(name)
+
+
+def test_a_blank_name_is_refused_by_enroll_and_rename(tmp_path):
+    with Gallery.create(tmp_path / "g.db", FakeModel()) as g:
+        with pytest.raises(GalleryError, match="visible character"):
+            g.enroll("\u200d", [photo((1, 0, 30))])
+        g.enroll("Ada", [photo((1, 0, 30))])
+        with pytest.raises(GalleryError, match="visible character"):
+            g.rename("Ada", "\u2800")
+        assert [p.name for p in g.people()] == ["Ada"]

@@ -37,6 +37,8 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 #: Zero-width space, word joiner, BOM: invisible and of no use in a name (unlike ZWJ and ZWNJ,
 #: which some scripts need, and are allowed).
 INVISIBLE = frozenset("\u200b\u2060\ufeff")
+#: Letters drawn as nothing (Hangul fillers, the blank Braille pattern).
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def _control(text: str) -> str | None:
@@ -64,6 +66,8 @@ def check_name(name: object) -> str:
         raise GalleryError(
             f"a person's name cannot contain control characters (found U+{ord(bad):04X})"
         )
+    if not any(_visible(c) for c in name):  # a listing or a match would show a blank
+        raise GalleryError(f"a person's name needs a visible character; got {name!a:.80}")
     if name.lower() == UNKNOWN:
         raise GalleryError(f"{name!r} is reserved for faces that match nobody")
     return name
@@ -91,6 +95,12 @@ def known_id(value: object, kind: str = "face") -> int | None:
     """`check_id`, or None for an integer no SQLite row can have (a query with it overflowed)."""
     number = check_id(value, kind)
     return number if 0 < number <= MAX_ID else None
+
+
+def _visible(c: str) -> bool:
+    """Whether `c` draws something on its own: not a combining mark, joiner or other format
+    character, space, or blank letter."""
+    return unicodedata.category(c) not in ("Mn", "Mc", "Me", "Cf", "Zs") and c not in BLANK_LETTERS
 
 
 def check_metadata(metadata: object) -> dict:
