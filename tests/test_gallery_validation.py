@@ -149,3 +149,21 @@ def test_a_blank_name_is_refused_by_enroll_and_rename(tmp_path):
         with pytest.raises(GalleryError, match="visible character"):
             g.rename("Ada", "\u2800")
         assert [p.name for p in g.people()] == ["Ada"]
+
+
+def test_a_gallery_path_that_is_no_path(tmp_path, monkeypatch):
+    """`Gallery.create(None, model)`, `Gallery.open(b"g.db")` and `Library.open(None)` failed
+    inside pathlib with a TypeError; now one ArgumentError, and no file is made."""
+    from facenet.errors import ArgumentError
+    from facenet.people import Library
+
+    monkeypatch.chdir(tmp_path)
+    for call in (
+        lambda: Gallery.create(None, FakeModel()),
+        lambda: Gallery.create(b"g.db", FakeModel()),
+        lambda: Gallery.open(5),
+        lambda: Library.open(None, FakeModel()),
+    ):
+        with pytest.raises(ArgumentError, match="^a gallery path is a str or a Path; got "):
+            call()
+    assert list(tmp_path.iterdir()) == []

@@ -34,7 +34,7 @@ from .index import DEFAULT_BACKEND, Index, open_index
 from .search import SearchMixin
 from .store import Store
 from .thresholds import ThresholdMixin, open_set_threshold
-from .validation import EmbeddingModel, check_model
+from .validation import EmbeddingModel, check_model, gallery_path
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
         that the CLI can reload it later; so are the `index` backend when it is not the default
         and its server's `uri` (Milvus; none: Milvus Lite in a file beside the gallery).
         """
-        path = Path(path)
+        path = gallery_path(path)
         if path.exists():
             raise GalleryError(f"{path}: already exists (open it, or choose another path)")
         if not path.parent.exists():
@@ -158,7 +158,7 @@ class Gallery(EditingMixin, EnrolMixin, SearchMixin, ThresholdMixin):
         """Open an existing gallery; with `model`, check it is the gallery's model and load the
         index (repairing or rebuilding it from the database if needed). `index` and `uri`
         override the backend (and its server) the gallery records."""
-        path = Path(path)
+        path = gallery_path(path)
         if not path.is_file():
             raise GalleryError(f"{path}: no such gallery (create it with `facenet gallery create`)")
         _check_database_file(path)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import unicodedata
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ArgumentError, GalleryError
@@ -71,6 +73,14 @@ def check_name(name: object) -> str:
     if name.lower() == UNKNOWN:
         raise GalleryError(f"{name!r} is reserved for faces that match nobody")
     return name
+
+
+def gallery_path(path: object) -> Path:
+    """A gallery file's path; ArgumentError for what is none (None or bytes failed inside
+    pathlib with a TypeError)."""
+    if not isinstance(path, str | os.PathLike) or isinstance(os.fspath(path), bytes):
+        raise ArgumentError(f"a gallery path is a str or a Path; got {type(path).__name__}")
+    return Path(path)
 
 
 def check_id(value: object, kind: str = "face") -> int:

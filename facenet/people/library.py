@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery import Gallery
-from ..gallery.validation import check_id, known_id
+from ..gallery.validation import check_id, gallery_path, known_id
 from . import links, settings
 from .adding import AddMixin
 from .corrections import CorrectionsMixin
@@ -85,7 +85,7 @@ class Library(AddMixin, CorrectionsMixin):
         `threshold` and `min_faces` given are recorded when the library is created, else hold
         for this session only (`configure` records them). `repair`: open it even though its
         recorded threshold or min_faces is invalid, to `configure` a valid one."""
-        path = Path(path)
+        path = gallery_path(path)
         if not path.exists() and not create:  # not Gallery.open's advice (`gallery create`)
             hint = f"`facenet library add {path} PHOTOS` makes one"
             raise LibraryError(f"{path}: no such library ({hint})")
