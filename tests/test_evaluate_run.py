@@ -540,6 +540,23 @@ def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, monkeypatch):
     assert list(here.iterdir()) == []
 
 
+def test_a_run_that_fails_leaves_no_out_folder_behind(tmp_path):
+    """--out is made at the start (a bad one fails before the embedding), but a run that then
+    failed (no such model, an unusable embeddings file) left that new, empty folder, and its
+    new parents, behind. Now they go again; an --out that was there stays."""
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nA 1 B 2\n")
+    np.savez(tmp_path / "other.npz", **{"Z/Z_0001.jpg": np.ones(8)})
+    lfw = ["evaluate", "lfw", "--lfw-dir", str(tmp_path)]
+    for bad in (["--model", str(tmp_path / "absent.onnx")],
+                ["--embeddings", str(tmp_path / "other.npz")]):  # fmt: skip
+        r = CliRunner().invoke(main, [*lfw, *bad, "--out", str(tmp_path / "new" / "deep" / "o")])
+        assert r.exit_code == 2 and "\nError: " in "\n" + r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "new").exists()
+        (tmp_path / "kept").mkdir(exist_ok=True)
+        r = CliRunner().invoke(main, [*lfw, *bad, "--out", str(tmp_path / "kept")])
+        assert r.exit_code == 2 and (tmp_path / "kept").is_dir(), r.output
+
+
 def test_a_pair_list_saved_with_a_byte_order_mark_reads(tmp_path):
     """Windows editors start UTF-8 files with a BOM; it is not part of the first field."""
     from facenet.evaluate.protocols import read_pair_tsv

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -211,16 +213,50 @@ def _run(
     as_json,
     progress,
 ):
-    from ..evaluate.protocols import balanced_subset
-    from ..evaluate.run import evaluate_pairs
-
     if embeddings_file:
         _refuse_model_options(model_path, flip, alignment, no_face_wrong, cache_dir, no_cache)
     elif raw:  # a model's embeddings are always L2-normalised
         raise click.UsageError("--raw needs --embeddings (a model's vectors are always normalised)")
+    options = {"distance": distance, "flip": flip, "alignment": alignment,
+               "no_face_wrong": no_face_wrong, "normalize": not raw, "batch_size": batch_size,
+               "cache_dir": cache_dir, "use_cache": not no_cache,
+               "progress": want_progress(progress)}  # fmt: skip
+    with _out_folder(out_dir):  # a bad --out fails now, not after the embedding
+        report = _evaluate(pairs, embeddings_file, model_path, limit, threshold, out_dir, options)
+    if as_json:
+        emit(json.loads(Path(out_dir, "report.json").read_text(encoding="utf-8")))
+    else:
+        click.echo(report["summary"])
+        click.echo(f"wrote {', '.join(report['files'].values())}", err=True)
+    failed = sorted(report["failures"]["failed_images"])
+    finish(report["timing"]["n_images"] - len(failed), failed, "image")
+
+
+@contextlib.contextmanager
+def _out_folder(out_dir: str) -> Iterator[None]:
+    """Make --out (and its parents) now; when the run then fails or is interrupted, remove
+    again the folders it made, if still empty: an error leaves nothing behind."""
     from ..outputs import check_output_folder, make_folder
 
-    make_folder(check_output_folder(out_dir))  # a bad --out fails now, not after the embedding
+    path = check_output_folder(out_dir).absolute()
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    make_folder(path)
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or gone: leave it
+                break
+        raise
+
+
+def _evaluate(pairs, embeddings_file, model_path, limit, threshold, out_dir, options: dict):
+    """The report of one run (written to `out_dir`), after the warnings about the pairs."""
+    from ..evaluate.protocols import balanced_subset
+    from ..evaluate.run import evaluate_pairs
+
     if limit is not None:
         pairs = balanced_subset(pairs, limit)
     if pairs.labels.size and pairs.labels.all() == pairs.labels.any():
@@ -235,19 +271,8 @@ def _run(
             err=True,
         )
     model = None if embeddings_file is not None else _load_model(model_path, threshold)
-    report = evaluate_pairs(
-        pairs, model=model, embeddings_file=embeddings_file, distance=distance, flip=flip,
-        alignment=alignment, no_face_wrong=no_face_wrong, threshold=threshold,
-        normalize=not raw, batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache,
-        out_dir=out_dir, progress=want_progress(progress),
-    )  # fmt: skip
-    if as_json:
-        emit(json.loads(Path(out_dir, "report.json").read_text(encoding="utf-8")))
-    else:
-        click.echo(report["summary"])
-        click.echo(f"wrote {', '.join(report['files'].values())}", err=True)
-    failed = sorted(report["failures"]["failed_images"])
-    finish(report["timing"]["n_images"] - len(failed), failed, "image")
+    return evaluate_pairs(pairs, model=model, embeddings_file=embeddings_file,
+                          threshold=threshold, out_dir=out_dir, **options)  # fmt: skip
 
 
 def _load_model(model_path, threshold):
