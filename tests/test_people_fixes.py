@@ -333,3 +333,18 @@ def test_a_bad_setting_is_named_alone(tmp_path):
     ):
         Library.open(tmp_path / "new.db", memo_model(), min_faces=0)
     assert not (tmp_path / "new.db").exists()
+
+
+def test_suggestions_with_a_limit_or_count_that_is_no_number(lib):
+    """`suggestions(p, max_distance=float("nan"))` silently suggested nothing, "x" failed
+    inside float(), and k=2.5 or "x" inside int(); now an ArgumentError each."""
+    from facenet.errors import ArgumentError
+
+    person, _ = biggest(lib)
+    assert len(lib.suggestions(person.id, np.int64(1), max_distance=4)) <= 1
+    for bad in (float("nan"), "x", -0.1, 5):
+        with pytest.raises(ArgumentError, match="^max_distance must be a squared-L2 distance"):
+            lib.suggestions(person.id, max_distance=bad)
+    for bad in (2.5, "x", 0, None):
+        with pytest.raises(ArgumentError, match="^k must be an integer of at least 1"):
+            lib.suggestions(person.id, bad)
