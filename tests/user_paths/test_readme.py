@@ -8,6 +8,7 @@ command, a comment or an output line; a new kind of line fails here until it get
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -81,6 +82,12 @@ def test_readme_python_block_runs(tmp_path):
     lines = done.stdout.splitlines()
     distance, threshold, same = lines[0].split()
     assert (same == "True") == (float(distance) <= float(threshold))
+    # the identify line prints what its comment shows (it printed a multi-line repr of every
+    # IdentifiedFace, landmark arrays and all): a name and a distance, give or take a unit
+    shown = ast.literal_eval(code.split("])\n# ", 1)[1].split(":", 1)[0])
+    got = ast.literal_eval(lines[1])
+    assert [n for n, _ in got] == [n for n, _ in shown], (shown, lines[1])
+    assert abs(got[0][1] - shown[0][1]) <= 0.0015, (shown, lines[1])
 
 
 def table_commands() -> list[list[str]]:
