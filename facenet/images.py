@@ -212,6 +212,10 @@ def _check_size(size: tuple[int, int], name: str) -> None:
 
 def _pil_to_rgb(image: Image.Image, name: str) -> np.ndarray:
     _check_size(image.size, name)
+    try:  # a PIL image given lazily opened (`Image.open`) decodes here: a truncated one, or one
+        image.load()  # closed since, failed inside Pillow with an OSError or a ValueError
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: corrupt, truncated or closed image ({exc})") from None
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # a malformed EXIF block must not make a readable image unusable

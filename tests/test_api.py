@@ -404,3 +404,19 @@ def test_the_rest_of_the_bad_arguments_are_argument_errors(small_model):
     assert small_model.with_alignment("crop", 20).info.margin == 20
     with pytest.raises(ArgumentError, match="^a model is a name or a path; got int$"):
         FaceNet.load(5)
+
+
+def test_a_lazily_opened_pil_image_that_cannot_decode(small_model, tmp_path):
+    """`embed(Image.open(path))` of a truncated photo failed inside Pillow with an OSError, and
+    of a PIL image closed since with a ValueError; now the ImageError a path gets."""
+    data = lfw_image("Colin_Powell").read_bytes()
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 3])
+    closed = Image.open(lfw_image("Colin_Powell"))
+    closed.close()
+    for image, why in ((Image.open(truncated), "truncated"), (closed, "closed image")):
+        with pytest.raises(
+            ImageError, match=rf"^PIL image #0: corrupt, truncated or closed .*{why}"
+        ):
+            small_model.embed([image], detect=False)
+    assert small_model.embed(Image.open(lfw_image("Colin_Powell")), detect=False).shape == (1, 128)
