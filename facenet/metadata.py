@@ -137,17 +137,24 @@ DEFAULT_THRESHOLD = 1.1
 DEFAULT_K = 3
 
 
+def as_integer(value: object) -> int | None:
+    """`value` as an int when it is an integer (a NumPy integer too), else None: a bool, 2.5,
+    "3" or None is no count and no id (int() would take 2.5 as 2 and True as 1)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_k(k: object) -> int:
     """How many nearest people to list: an integer of at least 1, else an ArgumentError (k=2.5
     listed every match found, "3" or None failed inside a comparison)."""
-    if not isinstance(k, bool) and type(k).__name__ != "bool_":
-        try:
-            k = operator.index(k)  # a NumPy integer passes, as a plain int
-        except TypeError:
-            pass
-    if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
-        return k
-    raise ArgumentError(f"k must be an integer of at least 1; got {k!r:.40}")
+    number = as_integer(k)
+    if number is None or number < 1:
+        raise ArgumentError(f"k must be an integer of at least 1; got {k!r:.40}")
+    return number
 
 
 def check_threshold(threshold: float | None, default: float) -> float:

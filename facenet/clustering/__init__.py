@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ArgumentError
-from ..metadata import check_choice
+from ..metadata import as_integer, check_choice
 from ..types import Face
 
 METHODS = ("agglomerative", "dbscan", "chinese_whispers")
@@ -142,7 +142,8 @@ def _check_counts(**counts) -> None:
     inside a comparison."""
     for option, value in counts.items():
         low = 0 if option == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        number = as_integer(value)
+        if number is None or number < low:
             raise ArgumentError(f"{option} must be an integer of at least {low}; got {value!r:.40}")
 
 

@@ -7,9 +7,9 @@ model, so they read on their own; every change is one transaction, then the inde
 from __future__ import annotations
 
 import json
-import numbers
 
 from ..errors import ArgumentError, GalleryError
+from ..metadata import as_integer
 from .crops import StoredCrop
 from .results import FaceRecord, Person, face_record_from_row, person_from_row
 from .validation import MAX_ID, check_ids, check_metadata, check_name, known_id
@@ -53,7 +53,7 @@ class EditingMixin:
     def thumbnail(self, face_id: int, size: int = 112) -> bytes | None:
         """A square JPEG of an enrolled face, cut from the crop kept with it; None when there is
         no such face, or it was enrolled before crops were kept (and not migrated since)."""
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 0 < size <= 4096:
+        if not 0 < (as_integer(size) or 0) <= 4096:
             raise ArgumentError(f"thumbnail size must be an integer of 1-4096 px; got {size!r:.40}")
         number = known_id(face_id)
         row = None if number is None else self._store.crop(number)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import os
 import unicodedata
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import ArgumentError, GalleryError
 from ..images import ImageInput
+from ..metadata import as_integer
 from ..types import Face
 
 #: The name `identify` gives a face whose best match is farther than the threshold.
@@ -86,12 +86,10 @@ def gallery_path(path: object) -> Path:
 def check_id(value: object, kind: str = "face") -> int:
     """A face or person id as an int; ArgumentError for what is no integer: int() turned 2.7
     or True into another id (silently the wrong face), and "x" or None failed inside it."""
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
-        try:
-            return operator.index(value)  # a NumPy integer passes, as a plain int
-        except TypeError:
-            pass
-    raise ArgumentError(f"a {kind} id must be an integer; got {value!r:.40}")
+    number = as_integer(value)
+    if number is None:
+        raise ArgumentError(f"a {kind} id must be an integer; got {value!r:.40}")
+    return number
 
 
 def check_ids(values: object, kind: str = "face") -> list[int]:
