@@ -157,10 +157,11 @@ def check_k(k: object) -> int:
     return number
 
 
-def check_threshold(threshold: float | None, default: float) -> float:
+def check_threshold(threshold: float | None, default: float, option: str = "threshold") -> float:
     """The threshold to decide with: `default` when None, else a squared-L2 distance in
-    [0, 4]; otherwise an ArgumentError (a ValueError): NaN compares false with everything, so
-    it would silently call every pair different, and "x" or [1] failed deep inside float()."""
+    [0, 4]; otherwise an ArgumentError (a ValueError) naming `option`: NaN compares false with
+    everything, so it would silently call every pair different (or suggest nothing), and "x"
+    or [1] failed deep inside float()."""
     if threshold is None:
         return default
     try:
@@ -169,7 +170,7 @@ def check_threshold(threshold: float | None, default: float) -> float:
         value = math.nan
     if not 0.0 <= value <= 4.0:  # NaN fails this too
         shown = str(threshold)[:40]
-        raise ArgumentError(f"threshold must be a squared-L2 distance in [0, 4]; got {shown}")
+        raise ArgumentError(f"{option} must be a squared-L2 distance in [0, 4]; got {shown}")
     return value
 
 

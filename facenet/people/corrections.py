@@ -15,16 +15,15 @@ An unnamed cluster a correction leaves with no face is deleted in the same trans
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import ArgumentError, LibraryError, LibraryNotFoundError
+from ..errors import LibraryError, LibraryNotFoundError
 from ..gallery.store import drop_empty_clusters, now
 from ..gallery.validation import check_id, check_ids, check_name, known_id
-from ..metadata import check_k
+from ..metadata import check_k, check_threshold
 from . import links
 from .records import Face, Person, Suggestion
 
@@ -185,7 +184,7 @@ class CorrectionsMixin:
         """The unassigned faces nearest to a person (mean squared L2 to their faces), nearest
         first, leaving out faces cannot-linked to them or from a photo they are in already."""
         k = check_k(k)
-        limit = 1.5 * self._decision()[0] if max_distance is None else _max_distance(max_distance)
+        limit = check_threshold(max_distance, 1.5 * self._decision()[0], "max_distance")
         db = self._store.db
         _person_row(db, person_id)
         mine = db.execute(
@@ -210,20 +209,6 @@ class CorrectionsMixin:
         return [
             Suggestion(check_id(person_id, "person"), int(rows[i][0]), float(d[i])) for i in order
         ]
-
-
-def _max_distance(value: object) -> float:
-    """A suggestions limit: a squared-L2 distance in [0, 4], else an ArgumentError ("x" failed
-    inside float(); NaN silently suggested nothing)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not 0 <= number <= 4:  # NaN too
-        raise ArgumentError(
-            f"max_distance must be a squared-L2 distance in [0, 4]; got {value!s:.40}"
-        )
-    return number
 
 
 # -- helpers (inside a transaction) -------------------------------------------------------------
