@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,23 @@ def test_init_from_a_file_with_layers_this_network_lacks_is_refused(tmp_path):
     code, out = train(data, "--out", tmp_path / "run2", *TINY, "--pooling", "depthwise",
                       "--init", tmp_path / "gdc.keras")  # fmt: skip
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("backend", "blocked", "said"),
+    [("tensorflow", "tensorflow", "needs tensorflow: pip install 'facenet-keras[tf]'"),
+     ("tensorflow", "keras", "needs keras: pip install 'facenet-keras[tf]'"),
+     ("jax", "jax", "needs jax: pip install 'facenet-keras[jax]'")],
+)  # fmt: skip
+def test_a_backend_not_installed_is_one_line_naming_its_extra(
+    tmp_path, monkeypatch, backend, blocked, said
+):
+    """The light install has no TensorFlow or Keras: `facenet train` said so in a
+    ModuleNotFoundError traceback (exit status 1) from inside the trainer."""
+    monkeypatch.setitem(sys.modules, blocked, None)  # as absent as in a light install
+    softmax = ("--loss", "ce", "--ce-weight", "1") if backend == "jax" else ()  # jax: softmax
+    args = ("--backend", backend, *softmax)
+    code, out = train(tmp_path, "--out", tmp_path / "run", *TINY, *args)
+    assert code == 2 and "Traceback" not in out
+    assert out.strip().splitlines() == [f"Error: training with --backend {backend} {said}"]
+    assert not (tmp_path / "run").exists()

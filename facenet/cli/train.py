@@ -13,6 +13,7 @@ import click
 
 from ..backbones import backbone_names
 from ..metadata import ALIGNMENT_MODES, POOLING_MODES
+from . import UserError
 from .conventions import FiniteRange
 
 
@@ -204,12 +205,7 @@ def train(data, out, **options):
                              **options)  # fmt: skip
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if config.backend == "jax":
-        missing = [m for m in ("jax", "keras") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise click.UsageError(
-                f"--backend jax needs {' and '.join(missing)}: pip install 'facenet-keras[jax]'"
-            )
+    _require_backend(config.backend)
     if config.uses_views_trainer:
         if os.environ.get("KERAS_BACKEND", "tensorflow") != config.backend:
             # Keras reads KERAS_BACKEND once, when first imported: train in a child process
@@ -242,6 +238,22 @@ def train(data, out, **options):
         f"trained {result.epochs_done} epochs; best validation accuracy "
         f"{result.best_accuracy:.4f} (epoch {result.best_epoch}); model: {result.model_path}"
     )
+
+
+#: backend -> (the modules it imports, the extra that installs them)
+BACKEND_NEEDS = {"tensorflow": (("tensorflow", "keras"), "tf"), "jax": (("jax", "keras"), "jax")}
+
+
+def _require_backend(backend: str) -> None:
+    """One line naming the extra to install when the backend's packages are absent (the light
+    install has neither), rather than an ImportError traceback from inside the trainer."""
+    modules, extra = BACKEND_NEEDS[backend]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(
+            f"training with --backend {backend} needs {' and '.join(missing)}: "
+            f"pip install 'facenet-keras[{extra}]'"
+        )
 
 
 def _wait(child: subprocess.Popen) -> int:
