@@ -532,6 +532,17 @@ def test_index_backend_choice_uri_and_switch(tmp_path, model, monkeypatch):
         "g.db.milvus.json", "shared.db"]  # fmt: skip
 
 
+def test_a_missing_index_backend_names_this_packages_extra(tmp_path, monkeypatch):
+    """The hint said `pip install 'facenet[milvus]'`: another project's name on PyPI."""
+    from facenet.gallery import index as index_module
+
+    monkeypatch.setitem(index_module.BACKENDS, "absent", "facenet_absent_module:Index")
+    with pytest.raises(GalleryError) as caught:
+        index_module.open_index("absent", tmp_path / "g.db", 128)
+    assert str(caught.value).endswith("needs facenet_absent_module: pip install "
+                                      "'facenet-keras[absent]'")  # fmt: skip
+
+
 def test_enroll_of_no_photos_at_all_is_one_image_error(tmp_path, model):
     """`enroll("Ada", None)` failed inside iteration with a TypeError; now an ImageError, and
     no person is created. A 4-D array is its photos, as for `FaceNet.embed`."""

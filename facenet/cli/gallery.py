@@ -68,7 +68,7 @@ index_option = click.option(
     "--index",
     "index",
     metavar="NAME",
-    help="Search index backend: faiss (default), or milvus (facenet[milvus]; Milvus Lite by "
+    help="Search index backend: faiss (default), or milvus (facenet-keras[milvus]; Milvus Lite by "
     "default); an existing gallery uses the one it records.",
 )
 index_uri_option = click.option(

@@ -111,7 +111,8 @@ def open_index(backend: str, gallery_path: Path, dim: int, uri: str | None = Non
             factory = getattr(importlib.import_module(module), attribute)
         except ImportError as exc:
             raise GalleryError(
-                f"index backend {backend!r} needs {exc.name}: pip install 'facenet[{backend}]'"
+                f"index backend {backend!r} needs {exc.name}: "
+                f"pip install 'facenet-keras[{backend}]'"
             ) from None
     if not uri:
         return factory(Path(gallery_path), int(dim))
