@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,23 @@ def test_convert_upper_case_keras_suffix_is_one_line_error(small_h5, tmp_path):
     result = CliRunner().invoke(_cli(), ["convert", str(small_h5), "-o", str(out), *H5_OPTIONS])
     assert result.exit_code == 2 and ".keras" in result.output, result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(("name", "extra"), [("m.keras", "tf"), ("m.onnx", "tf,export")])
+def test_convert_without_tensorflow_is_one_line_naming_the_extra(tmp_path, name, extra):
+    """On the light install convert died in a ModuleNotFoundError traceback (exit status 1)
+    from deep inside the converter; now one line, exit status 2, before any weights are read."""
+    (tmp_path / "w.h5").write_bytes(b"not read")
+    block = "import sys\nsys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+    code = block + "from facenet.cli import main\nmain(prog_name='facenet')\n"
+    args = ["convert", "w.h5", "-o", name, "--preprocessing", "prewhiten"]
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip() == (
+        f"Error: converting needs tensorflow and keras: pip install 'facenet-keras[{extra}]'"
+    )
+    assert not (tmp_path / name).exists()
 
 
 # --- facenet-pytorch ---------------------------------------------------------------------------

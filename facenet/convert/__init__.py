@@ -12,6 +12,7 @@ names it. Needs TensorFlow.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def convert(
     check_choice("source", source, SOURCES)
     if not test_time_flip and source != "dlib":
         raise ModelError(f"{src}: leaving out the test-time flip applies to dlib's model only")
+    require_tensorflow(out)
     if source == "dlib":
         from .dlib import convert_dlib
 
@@ -93,6 +95,18 @@ def convert(
         )
     write_model(model, info, out)
     return model, info
+
+
+def require_tensorflow(out: Path) -> None:
+    """One line naming the extra when TensorFlow or Keras is absent (the light install), before
+    any weights are read: the converters build Keras networks, an `.onnx` output also needs
+    tf2onnx."""
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        extra = "tf,export" if out.suffix.lower() == ".onnx" else "tf"
+        raise ModelError(
+            f"converting needs {' and '.join(missing)}: pip install 'facenet-keras[{extra}]'"
+        )
 
 
 def output_path(src: Path, out: str | os.PathLike, *, force: bool = False) -> Path:
