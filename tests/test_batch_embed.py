@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -785,3 +786,18 @@ def test_a_batch_is_decoded_in_pixel_groups_with_the_same_rows(photos, monkeypat
     for a, b in zip(grouped, whole, strict=True):
         if a["error"] is None:
             assert np.abs(np.asarray(a["embedding"]) - np.asarray(b["embedding"])).max() <= 1e-6
+
+
+def test_enroll_from_parquet_without_pyarrow_names_its_option(tmp_path, monkeypatch):
+    """Without pyarrow (the light install) `gallery enroll --from-parquet` said "--engine local
+    needs pyarrow", an option the user never gave."""
+    from facenet import FaceNet, Gallery
+
+    path = str(tmp_path / "g.db")
+    Gallery.create(path, FaceNet.load()).close()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as on the light install
+    args = ["gallery", "enroll", path, "--from-parquet", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    said = "Error: --from-parquet needs pyarrow: pip install 'facenet-keras[ray]'\n"
+    assert result.output == said

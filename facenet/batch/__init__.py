@@ -183,13 +183,15 @@ def _refuse_non_utf8(
     return kept
 
 
-def require_extra(engine: str) -> None:
-    """A one-line error, not an ImportError, when the [ray] extra is missing."""
+def require_extra(engine: str, option: str | None = None) -> None:
+    """A one-line error, not an ImportError, when the [ray] extra is missing; it names `option`
+    (default `--engine ENGINE`), the option the user gave."""
     import importlib.util
 
     needed = ["pyarrow"] + (["ray"] if engine == "ray" else [])
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
         raise FaceNetError(
-            f"--engine {engine} needs {', '.join(missing)}: pip install 'facenet-keras[ray]'"
+            f"{option or f'--engine {engine}'} needs {', '.join(missing)}: "
+            "pip install 'facenet-keras[ray]'"
         )

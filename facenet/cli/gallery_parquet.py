@@ -16,7 +16,7 @@ def enroll_parquet(
     from ..batch import require_extra
     from ..gallery import Gallery
 
-    require_extra("local")  # pyarrow
+    require_extra("local", "--from-parquet")  # pyarrow: not "--engine local", never given
     from ..batch.enroll import enroll_from_parquet
 
     with Gallery.open(gallery_path) as g:
