@@ -5,6 +5,7 @@ dependency lists and the commands with those packages made unimportable."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -67,3 +68,15 @@ def test_extras_missing_say_what_to_install(tmp_path):
     result = without_heavy(tmp_path, "classify", "train", "p", "--out", "x.clf")
     assert result.returncode == 2 and "facenet-keras[classify]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readme_light_install_names_the_extras_it_needs():
+    """The README said `pip install .` alone evaluates with `.tflite` models; those need
+    `[litert]` (without it: "pip install 'facenet-keras[litert]'"), ONNX export `[export]`."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("`pip install .` alone is the light install")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    named = set(re.findall(r"`\[([a-z-]+)\]`", paragraph))
+    assert named <= set(extras["optional-dependencies"]), named
+    assert "litert" in named and "export" in named
