@@ -168,3 +168,15 @@ def test_a_report_that_cannot_be_written_is_one_line(dataset, tmp_path, monkeypa
     assert result.output.strip().splitlines()[-1] == (
         f"Error: cannot write {dst / 'align_report.json'} (No space left on device)"
     )
+
+
+def test_a_source_without_images_says_so(tmp_path):
+    """An empty SRC (or one of notes only) is 'nothing done', exit 2, with a line saying why,
+    not a bare exit status after '0 of 0 images aligned'."""
+    src = tmp_path / "src"
+    (src / "empty_person").mkdir(parents=True)
+    (src / "notes.txt").write_text("not an image\n")
+    result = run(str(src), str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert f"Error: no images under {src} (1 other file ignored)" in result.stderr
+    assert all(json.loads(line) for line in result.stdout.splitlines())

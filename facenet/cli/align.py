@@ -82,4 +82,11 @@ def align(
             f"({counts['fallback']} centre-crop fallbacks, {counts['no_face']} without a face, "
             f"{counts['unreadable']} unreadable); report {Path(dst) / 'align_report.json'}"
         )
-    finish(counts["aligned"] + counts["fallback"], [str(f) for f in failed], "image")
+    ignored = counts.get("ignored_files", 0)
+    others = f" ({plural(ignored, 'other file')} ignored)" if ignored else ""
+    finish(
+        counts["aligned"] + counts["fallback"],
+        [str(f) for f in failed],
+        "image",
+        nothing=f"no images under {src}{others}",
+    )
