@@ -14,6 +14,7 @@ only for a `.tflite` model (its flatbuffer tools).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import zipfile
@@ -26,6 +27,13 @@ from .outputs import check_output_file, write_file
 
 #: model files whose ModelInfo can be rewritten in a copy
 CALIBRATED_SUFFIXES = (".keras", ".onnx", ".tflite")
+#: what writing a calibrated copy of a format needs beyond the light install: (module, error)
+WRITER_NEEDS = {
+    ".onnx": ("onnx", "calibrating an .onnx model needs the onnx package: "
+              "pip install 'facenet-keras[export]'"),
+    ".tflite": ("tensorflow", "calibrating a .tflite model needs TensorFlow: "
+                "pip install 'facenet-keras[tf]'"),
+}  # fmt: skip
 #: how the threshold is chosen (recorded in the model)
 RULE = "squared-L2 threshold maximising accuracy on all pairs, whole pipeline"
 #: LFW's View 2 list: the test view
@@ -144,7 +152,8 @@ def check_calibration_paths(model: str | os.PathLike, out: str | os.PathLike, *,
                             force: bool = False) -> Path:  # fmt: skip
     """`out` as the calibrated copy of the model file `model`, checked before any work: the
     same suffix, one of CALIBRATED_SUFFIXES, never `model` itself, an existing file only with
-    `force` (CalibrationError or OutputError otherwise)."""
+    `force` (CalibrationError or OutputError otherwise), and the package that writes that
+    format installed (ModelError: WRITER_NEEDS)."""
     model, out = Path(model), Path(out)
     suffix = model.suffix.lower()
     if suffix not in CALIBRATED_SUFFIXES:
@@ -156,6 +165,9 @@ def check_calibration_paths(model: str | os.PathLike, out: str | os.PathLike, *,
         raise CalibrationError(
             f"{out}: the calibrated copy of a {suffix} model must end in {suffix}"
         )
+    module, missing = WRITER_NEEDS.get(suffix, (None, ""))
+    if module and importlib.util.find_spec(module) is None:  # not after minutes of embedding
+        raise ModelError(missing)
     return check_output_file(out, inputs=[model], replace=force)
 
 
@@ -191,9 +203,7 @@ def _onnx_bytes(model: Path, info: ModelInfo) -> bytes:
     try:
         import onnx
     except ImportError:
-        raise ModelError(
-            "calibrating an .onnx model needs the onnx package: pip install 'facenet-keras[export]'"
-        ) from None
+        raise ModelError(WRITER_NEEDS[".onnx"][1]) from None
     from .export import set_onnx_metadata
 
     try:
@@ -217,8 +227,6 @@ def _tflite_bytes(model: Path, info: ModelInfo) -> bytes:
 
         return add_tflite_metadata(content, METADATA_KEY, info.to_json().encode())
     except ImportError:
-        raise ModelError(
-            "calibrating a .tflite model needs TensorFlow: pip install 'facenet-keras[tf]'"
-        ) from None
+        raise ModelError(WRITER_NEEDS[".tflite"][1]) from None
     except Exception as exc:  # the flatbuffer reader raises many types for a damaged file
         raise ModelError(f"{model}: not a valid TFLite model ({exc})") from None

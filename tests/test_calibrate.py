@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,3 +208,33 @@ def test_a_bundled_model_by_name(pair_list, tmp_path):
     record = read_exported_info(out).extra["calibration"]
     assert record["n_pairs"] == 5 and record["calibrated_from"] == "facenet-mobilenet"
     assert record["embeddings_of"] == file_digest(bundled)  # the bundled file's model id
+
+
+@pytest.mark.parametrize(
+    ("model", "blocked", "said"),
+    [("facenet-mobilenet", "onnx", "an .onnx model needs the onnx package: "
+      "pip install 'facenet-keras[export]'"),
+     ("model.tflite", "tensorflow", "a .tflite model needs TensorFlow: "
+      "pip install 'facenet-keras[tf]'")],
+)  # fmt: skip
+def test_a_missing_writer_package_is_said_before_any_embedding(
+    tmp_path, pair_list, monkeypatch, model, blocked, said
+):
+    """On the light install (no onnx, no TensorFlow) calibrate embedded every pair, minutes for
+    LFW View 1, and only then said the copy could not be written."""
+    from facenet.api import FaceNet
+    from facenet.catalog import resolve
+
+    def never(*_, **__):
+        raise AssertionError("the model was loaded before the missing package was named")
+
+    monkeypatch.setitem(sys.modules, blocked, None)  # as absent as in the light install
+    monkeypatch.setattr(FaceNet, "load", never)
+    if model.endswith(".tflite"):
+        (tmp_path / model).write_bytes(b"not read")
+        model = str(tmp_path / model)
+    out = tmp_path / f"c{resolve(model)[0].suffix}"
+    r = _invoke(model, "--pairs", pair_list, "--root", EXAMPLES, "-o", out)
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [f"Error: calibrating {said}"]
+    assert not out.exists()
