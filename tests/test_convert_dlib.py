@@ -133,3 +133,17 @@ def test_converted_keras_file_loads_in_a_fresh_process(dat, tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "dlib_resnet" and "[1.0, 1.0]" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "option", [["--input-size", "64"], ["--backbone", "mobilenet"], ["--preprocessing", "fixed"]]
+)
+def test_options_dlibs_file_cannot_take_are_refused(dat, tmp_path, option):
+    """dlib's network is 150 px, its own backbone and scaling: `--input-size 64` wrote a 150 px
+    model and said nothing. Refused in one line, before any work, nothing written."""
+    out = tmp_path / "m.keras"
+    result = CliRunner().invoke(main, ["convert", str(dat), "--out", str(out), *option])
+    assert result.exit_code == 2, result.output
+    assert f"{option[0]} does not apply to dlib's model" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

@@ -35,7 +35,10 @@ from ..metadata import PREPROCESSING_MODES
     "for the Keras FaceNet h5 and 2017 checkpoints, fixed for 2018 checkpoints and "
     "facenet-pytorch (the default for PyTorch only).",
 )  # fmt: skip
-@click.option("--input-size", default=160, show_default=True, type=click.IntRange(min=32))
+@click.option(
+    "--input-size", default=None, type=click.IntRange(min=32),
+    help="Input side in px [default: 160; dlib's model: 150, fixed].",
+)  # fmt: skip
 @click.option(
     "--embedding-size", default=None, type=click.IntRange(min=1), help="Check: must match."
 )

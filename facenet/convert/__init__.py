@@ -24,6 +24,7 @@ from .base import check_embedding_size
 SOURCES = ("h5", "checkpoint", "pytorch", "dlib")
 PYTORCH_SUFFIXES = (".pt", ".pth", ".bin", ".npz")
 CHECKPOINT_MARKERS = (".index", ".meta", ".ckpt")
+DEFAULT_INPUT_SIZE = 160
 
 
 def detect_source(path: str | os.PathLike) -> str:
@@ -58,7 +59,7 @@ def convert(
     source: str | None = None,
     backbone: str | None = None,
     preprocessing: str | None = None,
-    input_size: int = 160,
+    input_size: int | None = None,
     embedding_size: int | None = None,
     name: str | None = None,
     test_time_flip: bool = True,
@@ -74,6 +75,9 @@ def convert(
     preprocessing: required for h5 files and checkpoints ("prewhiten" for the Keras FaceNet
     h5 and 2017 checkpoints, "fixed" for 2018 ones); "fixed" by default for facenet-pytorch;
     dlib's file needs none (its scaling is folded into the network).
+
+    input_size: 160 by default; dlib's network is 150 px and takes no backbone, preprocessing
+    or other size (refused, not silently replaced).
     """
     src = Path(src)
     if not src.exists() and not Path(f"{src}.index").is_file():
@@ -87,11 +91,13 @@ def convert(
     if source == "dlib":
         from .dlib import convert_dlib
 
+        _refuse_dlib_options(backbone=backbone, preprocessing=preprocessing, input_size=input_size)
         model, info = convert_dlib(src, name=name, flip=test_time_flip)
         check_embedding_size(src, info.embedding_size, embedding_size)
     else:
+        size = DEFAULT_INPUT_SIZE if input_size is None else input_size
         model, info = _convert_facenet(
-            src, source, backbone, preprocessing, input_size, embedding_size, name
+            src, source, backbone, preprocessing, size, embedding_size, name
         )
     write_model(model, info, out)
     return model, info
@@ -107,6 +113,20 @@ def require_tensorflow(out: Path) -> None:
         raise ModelError(
             f"converting needs {' and '.join(missing)}: pip install 'facenet-keras[{extra}]'"
         )
+
+
+def _refuse_dlib_options(**given) -> None:
+    """dlib's network fixes its size, backbone and scaling: a value given for one of them would
+    otherwise be dropped without a word (`--input-size 64` wrote a 150 px model)."""
+    from .dlib_format import CHIP_SIZE
+
+    for option, value in given.items():
+        if value is not None and not (option == "input_size" and value == CHIP_SIZE):
+            flag = "--" + option.replace("_", "-")
+            raise ModelError(
+                f"{flag} does not apply to dlib's model ({CHIP_SIZE} px, its own backbone and "
+                "scaling); leave it out"
+            )
 
 
 def output_path(src: Path, out: str | os.PathLike, *, force: bool = False) -> Path:
