@@ -180,3 +180,26 @@ def test_a_source_without_images_says_so(tmp_path):
     assert result.exit_code == 2
     assert f"Error: no images under {src} (1 other file ignored)" in result.stderr
     assert all(json.loads(line) for line in result.stdout.splitlines())
+
+
+def test_a_dst_of_other_files_is_refused(dataset, tmp_path):
+    """A DST that holds files but no align_report.json is not a folder align made: a user's
+    own A/A_0001.png there was counted 'aligned' (never a crop), and an align of SRC/A into
+    SRC's parent mixed crops with the dataset. Refused, one line, nothing written; the
+    report is written before the first crop, so an interrupted run still resumes."""
+    dst = tmp_path / "mine"
+    person = PEOPLE[0]
+    (dst / person).mkdir(parents=True)
+    own = dst / person / f"{person}_0001.png"
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(own)
+    before = own.read_bytes()
+    result = run(str(dataset), str(dst))
+    assert result.exit_code == 2, result.output
+    assert f"Error: {dst}: holds files but no align_report.json" in result.stderr
+    assert own.read_bytes() == before
+    assert sorted(p.name for p in dst.rglob("*")) == [person, own.name]
+
+    tree = sorted(dataset.rglob("*"))
+    parent = run(str(dataset / person), str(dataset))
+    assert parent.exit_code == 2 and "no align_report.json" in parent.stderr
+    assert sorted(dataset.rglob("*")) == tree

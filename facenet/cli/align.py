@@ -47,7 +47,8 @@ def align(
     as_json,
 ):  # fmt: skip
     """Align the images under SRC (folder per identity, or flat) into DST as PNG face crops.
-    DST must lie outside SRC, or later runs would take the crops as images.
+    DST must lie outside SRC, or later runs would take the crops as images, and be new, empty
+    or an earlier align's output (it holds align_report.json).
 
     Resumable: images already aligned are skipped. Writes DST/align_report.json and prints
     its counts (with --json: one line per image that was not aligned, then the counts).

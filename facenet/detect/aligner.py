@@ -71,6 +71,7 @@ def align_dataset(
     src, dst = Path(src), _destination(src, dst)
     detector = detector or make_detector()
     settings = _settings(job, detector)
+    _refuse_foreign(dst)
     make_folder(dst)
     images, ignored = _scan(src, dst)
     status, todo = _resume(src, dst, images, _previous_report(dst, settings), keep_fallback)
@@ -80,6 +81,7 @@ def align_dataset(
     def report(done: int) -> dict:
         return _report(src, dst, settings, images, ignored, status, done, skipped)
 
+    _write_report(dst / REPORT_NAME, report(0))  # before any crop: DST is ours from now on
     done = 0
     try:
         for results in _run(todo, job, detector, workers, progress):
@@ -120,6 +122,23 @@ def _destination(src, dst) -> Path:
     if where == src or src in where.parents:
         raise OutputError(f"{dst}: the output folder must be outside the source folder {src}")
     return check_output_folder(dst)
+
+
+def _refuse_foreign(dst: Path) -> None:
+    """A DST holding files but no report is not a folder align made: its files would count as
+    crops already done (a user's own X.png taken for a crop of X.jpg), or crops would land among
+    a dataset's images (DST a parent of SRC). Hidden files (.DS_Store) do not count."""
+    if (dst / REPORT_NAME).exists() or not dst.is_dir():
+        return
+    try:
+        foreign = any(not entry.name.startswith(".") for entry in dst.iterdir())
+    except OSError:
+        return  # unreadable: make_folder and the writes report it
+    if foreign:
+        raise OutputError(
+            f"{dst}: holds files but no {REPORT_NAME}, so it is no folder `facenet align` "
+            "made; give a new or empty output folder"
+        )
 
 
 def _settings(job: dict, detector: MTCNN) -> dict:
