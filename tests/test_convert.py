@@ -249,6 +249,18 @@ def test_convert_refuses_an_existing_output_without_force(small_h5, tmp_path, na
     assert out.read_bytes() != b"someone's model"
 
 
+@pytest.mark.parametrize("name", ["m.keras", "m.onnx"])
+def test_convert_into_an_unwritable_place_is_one_line_error(small_h5, name):
+    """/proc takes no new file: `convert -o /proc/m.keras` ended in save_model's traceback
+    (FileNotFoundError from mkstemp), exit 1, after the whole conversion."""
+    out = f"/proc/facenet-test-{name}"
+    result = CliRunner().invoke(_cli(), ["convert", str(small_h5), "-o", out, *H5_OPTIONS])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot write {out} (No such file or directory)"
+    ], result.output
+
+
 def test_convert_upper_case_keras_suffix_is_one_line_error(small_h5, tmp_path):
     """`-o M.KERAS` passed the suffix check, then save_model raised a ValueError traceback."""
     out = tmp_path / "M.KERAS"

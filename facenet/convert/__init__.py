@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import ModelError, ModelNotFoundError
 from ..metadata import ModelInfo, check_choice
-from ..outputs import check_output_file
+from ..outputs import check_output_file, writing
 from .base import check_embedding_size
 
 SOURCES = ("h5", "checkpoint", "pytorch", "dlib")
@@ -146,7 +146,8 @@ def write_model(model, info: ModelInfo, out: Path) -> Path:
         return export_onnx(model, info, out)
     from ..models import save_model
 
-    return save_model(model, info, out)
+    with writing(out):  # a place that takes no file (/proc, a full disk): one line, exit 2
+        return save_model(model, info, out)
 
 
 def _convert_facenet(src, source, backbone, preprocessing, input_size, embedding_size, name):
