@@ -203,3 +203,19 @@ def test_a_dst_of_other_files_is_refused(dataset, tmp_path):
     parent = run(str(dataset / person), str(dataset))
     assert parent.exit_code == 2 and "no align_report.json" in parent.stderr
     assert sorted(dataset.rglob("*")) == tree
+
+
+def test_an_empty_src_or_dst_is_refused_not_the_current_folder(dataset, tmp_path, monkeypatch):
+    """`facenet align "$SRC" "$DST"` with DST unset aligned into the current folder (click's
+    Path turned "" into "."), and with SRC unset aligned the current folder: one line, exit 2."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = run(str(dataset), "")
+    assert result.exit_code == 2, result.output
+    assert "Error: the output path is empty" in result.stderr
+    assert not list(here.iterdir())
+    result = run("", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert "Error: the source path is empty" in result.stderr
+    assert not (tmp_path / "out").exists()

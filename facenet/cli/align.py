@@ -12,8 +12,8 @@ from .conventions import FiniteRange, emit, finish, json_option, progress_option
 
 
 @click.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
+@click.argument("src", type=click.Path())  # str: click's Path type would turn "" into "."
+@click.argument("dst", type=click.Path())
 @click.option(
     "--size", default=160, show_default=True, type=click.IntRange(8, 4096), help="Crop side (px)."
 )

@@ -102,6 +102,8 @@ def _job(src, size: int, margin: float, mode: str, keep_fallback: bool, pad_retr
         raise ValueError(f"size must be positive; got {size!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0; got {margin!r}")
+    if os.fspath(src) == "":  # Path("") is the current folder: "$SRC" with SRC unset
+        raise FaceNetError("the source path is empty (an unset shell variable?)")
     if not Path(src).is_dir():  # a photo given as SRC exists: "no such folder" misled
         what = "not a folder (SRC is a dataset folder)" if Path(src).exists() else "no such folder"
         raise FaceNetError(f"{src}: {what}")
@@ -117,11 +119,11 @@ def _job(src, size: int, margin: float, mode: str, keep_fallback: bool, pad_retr
 def _destination(src, dst) -> Path:
     """`dst`, checked: not `src` nor inside it (symlinks resolved), where the crops would be
     taken as source images by every later run; not a file nor under one."""
-    src, dst = Path(src).resolve(), Path(dst)
-    where = dst.resolve()
+    src, checked = Path(src).resolve(), check_output_folder(dst)  # checked first: "" is no "."
+    where = checked.resolve()
     if where == src or src in where.parents:
         raise OutputError(f"{dst}: the output folder must be outside the source folder {src}")
-    return check_output_folder(dst)
+    return checked
 
 
 def _refuse_foreign(dst: Path) -> None:
