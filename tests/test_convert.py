@@ -396,3 +396,20 @@ def test_unreadable_npz_is_a_one_line_error(tmp_path, content):
     assert result.exit_code == 2, result.output
     assert "not a readable .npz" in result.output and "Aborted" not in result.output
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["", "-o", "m.keras"], "Error: the weights path is empty"),
+        (["weights.h5", "-o", ""], "Error: the output path is empty"),
+    ],
+)
+def test_convert_empty_paths_are_named_as_such(tmp_path, monkeypatch, args, message):
+    """An empty SRC ("$SRC" unset) was taken as the current folder: 'Error: .: the file does
+    not record its preprocessing'; an empty --out: 'Error: .: the output must be a .keras'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.h5").write_bytes(b"not read")
+    result = CliRunner().invoke(_cli(), ["convert", *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [message + " (an unset shell variable?)"]

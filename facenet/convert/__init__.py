@@ -79,6 +79,8 @@ def convert(
     input_size: 160 by default; dlib's network is 150 px and takes no backbone, preprocessing
     or other size (refused, not silently replaced).
     """
+    if os.fspath(src) == "":  # Path("") is the current folder, read as a checkpoint folder
+        raise ModelNotFoundError("the weights path is empty (an unset shell variable?)")
     src = Path(src)
     if not src.exists() and not Path(f"{src}.index").is_file():
         raise ModelNotFoundError(f"{src}: no such weights file")
@@ -132,10 +134,10 @@ def _refuse_dlib_options(**given) -> None:
 def output_path(src: Path, out: str | os.PathLike, *, force: bool = False) -> Path:
     """`out` checked as a converted model's path: named .keras (lower case: Keras reads no
     other) or .onnx, not `src`, and not an existing file unless `force`."""
-    out = Path(out)
+    out = check_output_file(out, inputs=[src], replace=force)  # first: "" is no "."
     if out.suffix != ".keras" and out.suffix.lower() != ".onnx":
         raise ModelError(f"{out}: the output must be a .keras (lower case) or .onnx file")
-    return check_output_file(out, inputs=[src], replace=force)
+    return out
 
 
 def write_model(model, info: ModelInfo, out: Path) -> Path:
