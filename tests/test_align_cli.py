@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -219,3 +220,16 @@ def test_an_empty_src_or_dst_is_refused_not_the_current_folder(dataset, tmp_path
     assert result.exit_code == 2, result.output
     assert "Error: the source path is empty" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_in_the_tree_is_ignored_not_waited_on(dataset, tmp_path):
+    """A FIFO called face.jpg under SRC blocked align forever in open(), every run again; a
+    dangling link stays an unreadable image (a photo that went missing)."""
+    os.mkfifo(dataset / PEOPLE[0] / "pipe.jpg")
+    (dataset / PEOPLE[0] / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    result = run(str(dataset), str(tmp_path / "out"), "-j", "1")
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "out" / "align_report.json").read_text())
+    assert f"{PEOPLE[0]}/pipe.jpg" in report["ignored_files"]
+    assert f"{PEOPLE[0]}/gone.jpg" in [e["path"] for e in report["unreadable"]]

@@ -286,8 +286,13 @@ def _scan(src: Path, dst: Path) -> tuple[list[str], list[str]]:
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            rel = (here / name).relative_to(src).as_posix()
-            (images if Path(name).suffix.lower() in IMAGE_SUFFIXES else ignored).append(rel)
+            path = here / name
+            rel = path.relative_to(src).as_posix()
+            # a FIFO, socket or device is no photo (open() on a FIFO waits forever); a dangling
+            # link stays an image, reported unreadable
+            special = path.exists() and not path.is_file()
+            image = Path(name).suffix.lower() in IMAGE_SUFFIXES and not special
+            (images if image else ignored).append(rel)
     return images, ignored
 
 
