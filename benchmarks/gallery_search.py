@@ -9,7 +9,7 @@ instead (the worst case for ANN recall).
 
 The index kinds are the ones `facenet.gallery.index` builds: "flat" (exact inner product),
 "ivf" (IVF-Flat, nlist ~ sqrt(n), nprobe as in the gallery) and, for comparison, "hnsw";
-"milvus" is the gallery's Milvus backend (`facenet[milvus]`): Milvus Lite in a temporary
+"milvus" is the gallery's Milvus backend (`facenet-keras[milvus]`): Milvus Lite in a temporary
 folder (in-process, so its memory is counted), or the server at `--milvus-uri` (`embedded`:
 one started here, `facenet/gallery/milvus_embedded.py`, with its `SERVER_CONFIG` and
 `--milvus-config`, its memory growth in "srv +MB"; the build waits until the server has

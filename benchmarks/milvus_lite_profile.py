@@ -1,6 +1,6 @@
 """Where Milvus Lite's search time goes: the client round trip, the engine, the vector index.
 
-For a collection of `--n` random unit 128-d vectors in Milvus Lite 3 (the `facenet[milvus]`
+For a collection of `--n` random unit 128-d vectors in Milvus Lite 3 (the `facenet-keras[milvus]`
 default, a pure-Python engine behind an in-process gRPC server), one query at a time:
 
   client     `MilvusClient.search` as `MilvusIndex.search` calls it (gRPC + engine)

@@ -101,7 +101,7 @@ def second_model_file(small_model_file) -> Path:
 @pytest.fixture(scope="session")
 def milvus_server_uri(tmp_path_factory) -> str:
     """A Milvus server for the session: $FACENET_TEST_MILVUS_URI, else an embedded one (the
-    `milvus` package, facenet[milvus-server]) in a temporary folder, stopped at the end.
+    `milvus` package, facenet-keras[milvus-server]) in a temporary folder, stopped at the end.
     Skipped without the package, or when the machine already runs an embedded server (only
     one starts per machine: point $FACENET_TEST_MILVUS_URI at it instead), unless
     $FACENET_REQUIRE_MILVUS_SERVER is set (CI): then those are failures. Writes reach
@@ -117,7 +117,7 @@ def milvus_server_uri(tmp_path_factory) -> str:
     except ImportError as exc:
         if required:
             raise
-        pytest.skip(f"a Milvus server needs facenet[milvus-server] ({exc.name} missing)")
+        pytest.skip(f"a Milvus server needs facenet-keras[milvus-server] ({exc.name} missing)")
     from facenet.gallery.milvus_embedded import TEST_CONFIG, EmbeddedMilvus
 
     server = EmbeddedMilvus(tmp_path_factory.mktemp("milvus-server"), **TEST_CONFIG)

@@ -111,7 +111,7 @@ def backend(request) -> dict:
     Milvus Lite and on a Milvus server (one per session, each gallery its own collection)."""
     if request.param == "faiss":
         return {"index": "faiss"}
-    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet-keras[milvus]")
     if request.param == "milvus":
         return {"index": "milvus"}
     return {"index": "milvus", "uri": request.getfixturevalue("milvus_server_uri")}
@@ -514,7 +514,7 @@ def test_add_embeddings(gallery):
 def test_index_backend_choice_uri_and_switch(tmp_path, model, monkeypatch):
     from facenet.gallery import index as index_module
 
-    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet-keras[milvus]")
     path, shared = tmp_path / "g.db", tmp_path / "shared.db"
     with Gallery.create(path, model, index="milvus", uri=str(shared)) as g:
         g.enroll("Ada", [photo((1, v, 30)) for v in range(2)])

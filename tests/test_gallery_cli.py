@@ -121,7 +121,7 @@ def test_cluster_output_that_cannot_be_written_is_one_line(tmp_path, fake, monke
 
 
 def test_create_with_an_index_backend(tmp_path, fake):
-    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+    pytest.importorskip("pymilvus", reason="the milvus backend needs facenet-keras[milvus]")
     g, shared = tmp_path / "g.db", tmp_path / "elsewhere" / "faces.db"
     shared.parent.mkdir()
     result = run("gallery", "create", g, "--index", "milvus", "--index-uri", shared)

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("pymilvus", reason="the milvus backend needs facenet[milvus]")
+pytest.importorskip("pymilvus", reason="the milvus backend needs facenet-keras[milvus]")
 
 from facenet.gallery import index as index_module  # noqa: E402
 from facenet.gallery import milvus_index  # noqa: E402
@@ -95,7 +95,7 @@ def test_server_rebuild_seals_its_rows(tmp_path, milvus_server_uri, monkeypatch)
 
 def test_embedded_server_settings(tmp_path):
     """Every embedded server gets SERVER_CONFIG in its milvus.yaml; a caller's settings win."""
-    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    pytest.importorskip("milvus", reason="needs facenet-keras[milvus-server]")
     from facenet.gallery.milvus_embedded import SERVER_CONFIG, EmbeddedMilvus
 
     server = EmbeddedMilvus(tmp_path, **{"dataCoord.segment.sealProportion": 0.3})
@@ -110,7 +110,7 @@ def test_embedded_server_settings(tmp_path):
 def test_embedded_server_settings_outside_the_template_go_to_its_environment(tmp_path):
     """The package rewrites only the milvus.yaml keys its template has; any other setting
     reaches the server as its environment variable, not silently nowhere."""
-    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    pytest.importorskip("milvus", reason="needs facenet-keras[milvus-server]")
     from facenet.gallery.milvus_embedded import EmbeddedMilvus
 
     settings = {"queryNode.gchelper.maximumGoGC": 400, "proxy.timeTickInterval": 50}
@@ -123,7 +123,7 @@ def test_embedded_server_settings_outside_the_template_go_to_its_environment(tmp
 
 def test_embedded_server_starts_on_its_cpus_with_its_environment(tmp_path, monkeypatch):
     """The server process inherits `cpus` and `env` at its fork; this process keeps its own."""
-    pytest.importorskip("milvus", reason="needs facenet[milvus-server]")
+    pytest.importorskip("milvus", reason="needs facenet-keras[milvus-server]")
     from facenet.gallery.milvus_embedded import EmbeddedMilvus
 
     mine, cpu = os.sched_getaffinity(0), min(os.sched_getaffinity(0))

@@ -80,7 +80,7 @@ class EmbeddedMilvus:
         (it rewrites only the keys it has, dropping others silently) goes to the server as
         its environment variable instead (`queryNode.gchelper.maximumGoGC` ->
         `QUERYNODE_GCHELPER_MAXIMUMGOGC`), which Milvus reads over its milvus.yaml."""
-        from milvus import MilvusServer  # the `milvus` package: facenet[milvus-server]
+        from milvus import MilvusServer  # the `milvus` package: facenet-keras[milvus-server]
 
         self.folder = Path(folder)
         self.cpus = set(cpus) if cpus is not None else None
