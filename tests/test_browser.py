@@ -141,3 +141,20 @@ def test_enroll_identify_remove_and_cluster(page):
     page.wait_for_selector("#cluster-status:has-text('group(s)')")
     assert page.locator("#clusters canvas").count() >= 4
     screenshot(page, "cluster-page.png")
+
+
+def test_double_click_enrol_enrols_once(page):
+    """A user who double-clicks Enrol (or clicks again while it runs) enrols the photos once:
+    the button is disabled while the request runs, and usable again afterwards."""
+    import httpx
+
+    page.click(".tab[data-tab=gallery]")
+    page.fill("#enroll-name", "George W Bush")
+    page.set_input_files("#enroll-images", [str(photo_path("bush1"))])
+    page.dblclick("#enroll-form button[type=submit]")
+    page.wait_for_selector("#enroll-form button[type=submit]:enabled")
+    page.wait_for_selector(".person[data-name='George W Bush']")
+    page.wait_for_timeout(500)  # a second request, if one was sent, has ended by now
+    assert "of George W Bush" in page.inner_text("#gallery-status")
+    people = httpx.get(page.url_root + "/api/v1/people").json()
+    assert [(p["name"], p["faces"]) for p in people] == [("George W Bush", 1)]

@@ -39,6 +39,21 @@ function status(id, text, isError = false) {
   el.classList.toggle("error", isError);
 }
 
+// A form's submit handler that keeps the form's buttons disabled while `work` runs, so a double
+// click (or a click while a request runs) sends one request, not two.
+function whileBusy(work) {
+  return async (event) => {
+    event.preventDefault();
+    const buttons = [...event.currentTarget.querySelectorAll("button")].filter((b) => !b.disabled);
+    for (const button of buttons) button.disabled = true;
+    try {
+      await work(event);
+    } finally {
+      for (const button of buttons) button.disabled = false;
+    }
+  };
+}
+
 // Show a photo with face boxes positioned in percent of its size (so they follow any scaling).
 function showPhoto(figure, file, result, faces, decorate) {
   figure.replaceChildren();
@@ -78,8 +93,7 @@ for (const tab of document.querySelectorAll(".tab")) {
 
 // -- verify -------------------------------------------------------------------------------------
 
-$("verify-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("verify-form").addEventListener("submit", whileBusy(async (event) => {
   const a = $("verify-a").files[0];
   const b = $("verify-b").files[0];
   const form = new FormData();
@@ -105,12 +119,11 @@ $("verify-form").addEventListener("submit", async (event) => {
   } catch (err) {
     status("verify-status", err.message, true);
   }
-});
+}));
 
 // -- identify -----------------------------------------------------------------------------------
 
-$("identify-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("identify-form").addEventListener("submit", whileBusy(async (event) => {
   const file = $("identify-image").files[0];
   const form = new FormData();
   form.append("image", file);
@@ -142,7 +155,7 @@ $("identify-form").addEventListener("submit", async (event) => {
   } catch (err) {
     status("identify-status", err.message, true);
   }
-});
+}));
 
 // -- gallery ------------------------------------------------------------------------------------
 
@@ -215,8 +228,7 @@ async function personCard(person) {
   return card;
 }
 
-$("enroll-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("enroll-form").addEventListener("submit", whileBusy(async (event) => {
   const form = new FormData();
   form.append("name", $("enroll-name").value);
   for (const file of $("enroll-images").files) form.append("images", file);
@@ -233,7 +245,7 @@ $("enroll-form").addEventListener("submit", async (event) => {
   } catch (err) {
     status("gallery-status", err.message, true);
   }
-});
+}));
 
 // -- cluster ------------------------------------------------------------------------------------
 
@@ -248,8 +260,7 @@ async function faceCanvas(bitmap, box) {
   return canvas;
 }
 
-$("cluster-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("cluster-form").addEventListener("submit", whileBusy(async (event) => {
   const files = [...$("cluster-images").files];
   const form = new FormData();
   for (const file of files) form.append("images", file);
@@ -278,7 +289,7 @@ $("cluster-form").addEventListener("submit", async (event) => {
   } catch (err) {
     status("cluster-status", err.message, true);
   }
-});
+}));
 
 // -- start --------------------------------------------------------------------------------------
 
@@ -312,15 +323,14 @@ async function watchMigration() {
   }
 }
 
-$("migrate-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+$("migrate-form").addEventListener("submit", whileBusy(async () => {
   try {
     await call("POST", "/gallery/migrate", { model: $("migrate-model").value.trim(), dry_run: $("migrate-dry-run").checked });
     watchMigration();
   } catch (err) {
     status("migrate-status", err.message, true);
   }
-});
+}));
 
 async function loadModel() {
   try {
