@@ -340,3 +340,36 @@ def test_an_add_that_bridges_two_clusters_says_so(page, served):
     add_photos(page, [blair[n] for n in C], "2 regrouped")
     assert list(api.groups().values()) == [["Tony_Blair"] * 6]
     wait_until(page, "document.querySelectorAll('.lib-card').length === 1")
+
+
+def test_double_clicks_act_once(page, served):
+    """A double-clicked Add photos adds the photos once (not a second '2 already in the
+    library' report), and a double-clicked Merge merges once (not a second request's error):
+    the button is disabled while its request runs."""
+    from .test_people_regroup import A, B
+
+    url, _ = served
+    blair = {n: lfw_image("Tony_Blair", n) for n in (*A, *B)}
+    api = Api(url, {p.name: "Tony_Blair" for p in blair.values()})
+    page.click(".tab[data-tab=library]")
+    page.wait_for_selector("#lib-status:has-text('the library is empty')")
+    page.set_input_files("#lib-add-images", [str(blair[n]) for n in A])
+    page.dblclick("#lib-add-form button[type=submit]")
+    page.wait_for_selector("#lib-add-form button[type=submit]:enabled")
+    time.sleep(0.5)  # a second request, if one was sent, has ended by now
+    assert "already in the library" not in page.inner_text("#lib-status")
+    assert "added 2 faces from 2 photos" in page.inner_text("#lib-status")
+    add_photos(page, [blair[n] for n in B], "from 2 photos")
+    assert len(api.groups()) == 2, api.groups()  # the premise: two clusters
+    wait_until(page, "document.querySelectorAll('.lib-card').length === 2")
+    for box in page.locator(".lib-card input[type=checkbox]").all():
+        box.check()
+    merges = []
+    page.on("request", lambda r: merges.append(r.url) if r.url.endswith("/merge") else None)
+    page.dblclick("#lib-merge")
+    page.wait_for_selector("#lib-status:has-text('merged 2 into')")
+    time.sleep(0.5)
+    assert not page.locator("#lib-status.error").count(), page.inner_text("#lib-status")
+    assert "merged 2 into" in page.inner_text("#lib-status")
+    assert len(api.groups()) == 1
+    assert len(merges) == 1, merges

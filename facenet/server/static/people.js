@@ -83,6 +83,22 @@
     }
   }
 
+  // A click handler that keeps its button disabled while `work` runs, so a double click acts
+  // once; the buttons that depend on a selection then take the state it gives them.
+  function busyClick(work) {
+    return async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        await work();
+      } finally {
+        button.disabled = false;
+        updateMerge();
+        updateFaceActions();
+      }
+    };
+  }
+
   // -- overview: the grid of people and clusters ------------------------------------------------
 
   async function loadLibrary() {
@@ -147,16 +163,15 @@
     $("lib-merge").textContent = n >= 2 ? `Merge ${n} selected` : "Merge selected";
   }
 
-  $("lib-merge").addEventListener("click", () => {
+  $("lib-merge").addEventListener("click", busyClick(() => {
     const people = [...libState.selectedPeople];
-    libChange(async () => {
+    return libChange(async () => {
       const merged = await call("POST", `${LIB}/merge`, { people });
       return `merged ${people.length} into ${personTitle(merged)} (${plural(merged.face_count, "face")})`;
     });
-  });
+  }));
 
-  $("lib-add-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  $("lib-add-form").addEventListener("submit", whileBusy(async (event) => {
     const form = new FormData();
     const files = [...$("lib-add-images").files];
     for (const file of files) form.append("images", file);
@@ -176,15 +191,15 @@
     } catch (err) {
       libStatus(err.message, true);
     }
-  });
+  }));
 
-  $("lib-recluster").addEventListener("click", () => {
+  $("lib-recluster").addEventListener("click", busyClick(() => {
     libStatus("re-clustering…");
-    libChange(async () => {
+    return libChange(async () => {
       const r = await call("POST", `${LIB}/recluster`);
       return `re-clustered ${plural(r.faces, "face")}: ${plural(r.clusters, "unnamed cluster")}, ${r.unassigned} unassigned`;
     });
-  });
+  }));
 
   // -- one person (or the unassigned faces): faces, rename, split, move, suggestions ------------
 
@@ -289,10 +304,10 @@
     const distance = document.createElement("span");
     distance.className = "muted";
     distance.textContent = `distance ${suggestion.distance.toFixed(3)}`;
-    const answer = (verb, path) => () => libChange(async () => {
+    const answer = (verb, path) => busyClick(() => libChange(async () => {
       await call("POST", `${LIB}/people/${person.id}/${path}`, { face: suggestion.face_id });
       return `face ${suggestion.face_id} ${verb} ${personTitle(person)}`;
-    });
+    }));
     tile.append(
       libThumbnail(suggestion.face_id),
       distance,
@@ -305,7 +320,7 @@
   // Apply `path(face)` with `body` to every selected face, one request each.
   function eachSelected(path, body, message) {
     const faces = [...libState.selectedFaces];
-    libChange(async () => {
+    return libChange(async () => {
       for (const face of faces) await call("POST", `${LIB}/faces/${face}/${path}`, body);
       return `${plural(faces.length, "face")} ${message}`;
     });
@@ -321,37 +336,34 @@
     openUnassigned();
   });
 
-  $("lib-rename-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  $("lib-rename-form").addEventListener("submit", whileBusy(() => {
     const name = $("lib-rename-input").value;
-    libChange(async () => {
+    return libChange(async () => {
       const person = await call("PATCH", `${LIB}/people/${libState.view}`, { name });
       return `named ${person.name}`;
     });
-  });
+  }));
 
-  $("lib-split").addEventListener("click", () => {
+  $("lib-split").addEventListener("click", busyClick(() => {
     const faces = [...libState.selectedFaces];
-    libChange(async () => {
+    return libChange(async () => {
       const r = await call("POST", `${LIB}/people/${libState.view}/split`, { faces });
       return `split ${plural(faces.length, "face")} into a new cluster (#${r.person.id})`;
     });
-  });
+  }));
 
-  $("lib-unassign").addEventListener("click", () => {
-    eachSelected("move", { person: null }, "taken out of this person");
-  });
+  $("lib-unassign").addEventListener("click", busyClick(() =>
+    eachSelected("move", { person: null }, "taken out of this person")));
 
-  $("lib-reject").addEventListener("click", () => {
-    eachSelected("reject", { reason: "not_a_face" }, "marked as not a face");
-  });
+  $("lib-reject").addEventListener("click", busyClick(() =>
+    eachSelected("reject", { reason: "not_a_face" }, "marked as not a face")));
 
-  $("lib-move").addEventListener("click", () => {
+  $("lib-move").addEventListener("click", busyClick(() => {
     const target = $("lib-move-target");
     const person = target.value === "" ? null : Number(target.value);
     const label = target.selectedOptions.length ? target.selectedOptions[0].textContent : "";
-    eachSelected("move", { person }, `moved to ${label}`);
-  });
+    return eachSelected("move", { person }, `moved to ${label}`);
+  }));
 
   for (const tab of document.querySelectorAll(".tab[data-tab=library]")) {
     tab.addEventListener("click", () => loadLibrary());
