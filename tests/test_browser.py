@@ -158,3 +158,32 @@ def test_double_click_enrol_enrols_once(page):
     assert "of George W Bush" in page.inner_text("#gallery-status")
     people = httpx.get(page.url_root + "/api/v1/people").json()
     assert [(p["name"], p["faces"]) for p in people] == [("George W Bush", 1)]
+
+
+def test_typing_the_key_reloads_the_open_tab(browser, make_app, photos):
+    """With --api-key-all, a user opens the Gallery (or People) tab, reads 'this request needs
+    an API key', and types the key: the open tab loads again with it, not only the model line
+    (the key-needed error used to stay up over an empty list until the tab was clicked again)."""
+    from facenet.server.background import BackgroundServer
+
+    with BackgroundServer(make_app(api_key="k3y", api_key_all=True)) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        for tab, status, loaded in (
+            ("gallery", "#gallery-status", "#gallery-status:has-text('the gallery is empty')"),
+            ("library", "#lib-status", "#lib-summary:has-text('0 faces')"),
+        ):
+            page.fill("#api-key", "")
+            page.press("#api-key", "Tab")
+            page.click(f".tab[data-tab={tab}]")
+            page.wait_for_selector(f"{status}.error:has-text('needs an API key')")
+            page.fill("#api-key", "k3y")
+            page.press("#api-key", "Tab")
+            page.wait_for_selector("#model-info:has-text('threshold')")
+            page.wait_for_selector(loaded)
+            assert not page.locator(f"{status}.error").count(), page.inner_text(status)
+        context.close()
+    assert not errors, errors

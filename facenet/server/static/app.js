@@ -297,6 +297,12 @@ $("api-key").value = sessionStorage.getItem("facenet-api-key") || "";
 $("api-key").addEventListener("change", () => {
   sessionStorage.setItem("facenet-api-key", apiKey());
   loadModel();
+  if (!$("gallery").hidden) {
+    // the open tab loads again with the new key (not the old key's error over an empty list)
+    status("gallery-status", "");
+    loadPeople();
+    watchMigration();
+  }
 });
 
 // -- model migration (a background job: POST starts it, GET reports it) -----------------------

@@ -365,6 +365,13 @@
     return eachSelected("move", { person }, `moved to ${label}`);
   }));
 
+  // A new API key: the open tab loads again with it (not the old key's error over an empty grid).
+  $("api-key").addEventListener("change", () => {
+    if ($("library").hidden) return;
+    libStatus("");
+    refresh();
+  });
+
   for (const tab of document.querySelectorAll(".tab[data-tab=library]")) {
     tab.addEventListener("click", () => loadLibrary());
   }
