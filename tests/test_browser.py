@@ -187,3 +187,25 @@ def test_typing_the_key_reloads_the_open_tab(browser, make_app, photos):
             assert not page.locator(f"{status}.error").count(), page.inner_text(status)
         context.close()
     assert not errors, errors
+
+
+def test_a_stopped_server_is_named_as_such(browser, make_app, photos):
+    """The server stops while the page is open: Compare says the server cannot be reached
+    (not the browser's bare 'Failed to fetch'), and the button is usable again."""
+    from facenet.server.background import BackgroundServer
+
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with BackgroundServer(make_app()) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#model-info:has-text('threshold')")
+    page.set_input_files("#verify-a", str(photo_path("bush1")))
+    page.set_input_files("#verify-b", str(photo_path("bush2")))
+    page.click("#verify-form button[type=submit]")
+    page.wait_for_selector("#verify-status.error")
+    assert "cannot reach the server" in page.inner_text("#verify-status")
+    assert page.locator("#verify-form button[type=submit]").is_enabled()
+    context.close()
+    assert not errors, errors

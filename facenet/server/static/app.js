@@ -16,7 +16,13 @@ async function call(method, path, body) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(body);
   }
-  const response = await fetch(API + path, { method, headers, body });
+  let response;
+  try {
+    response = await fetch(API + path, { method, headers, body });
+  } catch (err) {
+    // fetch rejects only when no answer came: say so, not the browser's bare "Failed to fetch"
+    throw new Error(`cannot reach the server (is it running?): ${err.message}`);
+  }
   const type = response.headers.get("Content-Type") || "";
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
