@@ -373,3 +373,39 @@ def test_double_clicks_act_once(page, served):
     assert "merged 2 into" in page.inner_text("#lib-status")
     assert len(api.groups()) == 1
     assert len(merges) == 1, merges
+
+
+def test_an_error_partway_shows_what_was_done(page, served):
+    """Two faces selected, 'Not a face': the first is rejected, the second's request fails.
+    The page says why and shows the person as it now is (one face left), not the stale list
+    with the already rejected face still in it and still selected."""
+    from .test_people_regroup import A
+
+    url, _ = served
+    blair = {n: lfw_image("Tony_Blair", n) for n in A}
+    api = Api(url, {p.name: "Tony_Blair" for p in blair.values()})
+    page.click(".tab[data-tab=library]")
+    page.wait_for_selector("#lib-status:has-text('the library is empty')")
+    add_photos(page, list(blair.values()), "from 2 photos")
+    [(person, faces)] = api.groups().items()
+    assert len(faces) == 2  # the premise: one cluster of both
+    open_person(page, person)
+    tiles = page.locator("#lib-faces .lib-face")
+    tiles.nth(0).click()
+    tiles.nth(1).click()
+    calls = []
+
+    def second_fails(route):
+        calls.append(route.request.url)
+        if len(calls) == 1:
+            return route.continue_()
+        body = '{"error": {"code": "conflict", "message": "the face changed meanwhile"}}'
+        return route.fulfill(status=409, content_type="application/json", body=body)
+
+    page.route("**/api/v1/library/faces/*/reject", second_fails)
+    page.click("#lib-reject")
+    page.wait_for_selector("#lib-status.error:has-text('the face changed meanwhile')")
+    wait_until(page, "document.querySelectorAll('#lib-faces .lib-face').length === 1")
+    assert page.locator("#lib-faces .lib-face.selected").count() == 0
+    assert page.inner_text("#lib-person-count") == "1 face"
+    assert "the face changed meanwhile" in page.inner_text("#lib-status")

@@ -72,13 +72,15 @@
     return openPerson(libState.view);
   }
 
-  // Run a change, refresh what is shown, then report it; an error goes to the status line.
+  // Run a change, refresh what is shown, then report it; an error goes to the status line, after
+  // a refresh too: part of the change may be made (one face of several), and the list not stale.
   async function libChange(work) {
     try {
       const message = await work();
       await refresh();
       libStatus(message || "");
     } catch (err) {
+      await refresh();
       libStatus(err.message, true);
     }
   }
