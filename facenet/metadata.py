@@ -148,6 +148,15 @@ def as_integer(value: object) -> int | None:
         return None
 
 
+def as_float(value: object) -> float:
+    """`value` as a float, NaN when it is no number ("x", None, [1]): the caller's range check
+    then refuses it in its own words, not float()'s TypeError from deep inside."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def check_k(k: object) -> int:
     """How many nearest people to list: an integer of at least 1, else an ArgumentError (k=2.5
     listed every match found, "3" or None failed inside a comparison)."""
@@ -164,10 +173,7 @@ def check_threshold(threshold: float | None, default: float, option: str = "thre
     or [1] failed deep inside float()."""
     if threshold is None:
         return default
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = math.nan
+    value = as_float(threshold)
     if not 0.0 <= value <= 4.0:  # NaN fails this too
         shown = str(threshold)[:40]
         raise ArgumentError(f"{option} must be a squared-L2 distance in [0, 4]; got {shown}")

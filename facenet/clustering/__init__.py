@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ArgumentError
-from ..metadata import as_integer, check_choice
+from ..metadata import as_float, as_integer, check_choice
 from ..types import Face
 
 METHODS = ("agglomerative", "dbscan", "chinese_whispers")
@@ -116,10 +116,7 @@ def _threshold(threshold: float | None, model) -> float:
     """The threshold given, else `model`'s, else the default model's: in (0, 4], or an
     ArgumentError (a string failed inside float(), a model name had no `info`)."""
     if threshold is not None:
-        try:
-            value = float(threshold)
-        except (TypeError, ValueError):
-            value = float("nan")
+        value = as_float(threshold)
     elif model is not None:
         if not hasattr(model, "info"):
             raise ArgumentError(

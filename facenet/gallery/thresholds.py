@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..errors import GalleryError
-from ..metadata import DEFAULT_THRESHOLD, check_threshold
+from ..metadata import DEFAULT_THRESHOLD, as_float, check_threshold
 from .validation import EmbeddingModel, check_model
 
 
@@ -86,10 +86,7 @@ class ThresholdMixin:
         an artefact of the nearest pair."""
         from ..evaluate.openset import calibrate_gallery
 
-        try:  # ("x" failed inside a comparison with a TypeError)
-            rate = float(far)
-        except (TypeError, ValueError):
-            rate = math.nan
+        rate = as_float(far)  # ("x" failed inside a comparison with a TypeError)
         if not 0 < rate < 1:
             raise GalleryError(f"the false-accept rate must be in (0, 1); got {far!s:.40}")
         far = rate

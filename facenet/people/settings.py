@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import LibraryError
+from ..metadata import as_float
 
 THRESHOLD, SOURCE, MIN_FACES = "people_threshold", "people_threshold_source", "people_min_faces"
 PREVIOUS, PREVIOUS_SOURCE = "previous_people_threshold", "previous_people_threshold_source"
@@ -76,7 +77,7 @@ def check(path: Path, threshold, min_faces) -> tuple[float, int]:
     """(threshold, min_faces) checked: a number in (0, 4] and an integer of at least 2. The
     LibraryError names only the bad one: callers pass a valid stand-in for one not given, and
     "got 1.0 and 1" blamed a threshold the user never gave."""
-    value, count = _float(threshold), _float(min_faces)
+    value, count = as_float(threshold), as_float(min_faces)
     bad_threshold = not 0 < value <= 4  # NaN too
     bad_count = not (count >= 2 and count.is_integer())
     if bad_threshold and bad_count:
@@ -91,14 +92,6 @@ def check(path: Path, threshold, min_faces) -> tuple[float, int]:
             f"{path}: min_faces must be an integer of at least 2 (got {min_faces!r})"
         )
     return value, int(count)
-
-
-def _float(value) -> float:
-    """`value` as a float; NaN when it is no number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def check_meta(path: Path, meta: dict, replacing=()) -> None:
